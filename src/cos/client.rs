@@ -1,0 +1,719 @@
+//! The HTTP implementation of [`ObjectClient`]: one `reqwest::Client` (one
+//! connection pool) per process, every request signed at send time with the
+//! credentials current at that moment and re-signed on each retry.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::Bytes;
+use log::{debug, warn};
+use md5::{Digest, Md5};
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+
+use super::endpoint::Endpoint;
+use super::retry::RetryPolicy;
+use super::sign::{self, KeyTime, StringToSign};
+use super::xml::{self, unquote_etag};
+use super::{
+    CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
+    META_PREFIX, MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult,
+    UploadInfo, UserMeta, crc64,
+};
+use crate::creds::CredentialStore;
+
+/// How the client connects and retries.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Where the bucket lives.
+    pub endpoint: Endpoint,
+    /// Retry policy for retryable failures.
+    pub retry: RetryPolicy,
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Deadline of one attempt, from sending to the last body byte.
+    pub request_timeout: Duration,
+    /// Send requests for the endpoint's host to this address instead of
+    /// resolving it (tests, private gateways).
+    pub resolve: Option<std::net::SocketAddr>,
+}
+
+impl ClientConfig {
+    /// Defaults for an endpoint: 6 attempts, 10 s connect, 60 s per attempt.
+    pub fn new(endpoint: Endpoint) -> ClientConfig {
+        ClientConfig {
+            endpoint,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            resolve: None,
+        }
+    }
+}
+
+/// Counters of what the client sent, for benches and diagnostics.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// Attempts sent, retries included.
+    pub requests: AtomicU64,
+    /// Attempts that were retries.
+    pub retries: AtomicU64,
+}
+
+/// COS over HTTP(S).
+pub struct HttpClient {
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    creds: Arc<CredentialStore>,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+    /// Seconds to add to the local clock, learned from RequestTimeTooSkewed.
+    clock_offset: AtomicI64,
+    stats: ClientStats,
+}
+
+/// One logical request, sent possibly several times.
+struct Call<'a> {
+    op: &'static str,
+    method: Method,
+    key: Option<&'a str>,
+    params: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    /// The answer is an XML document that may be `<Error>` even with 200.
+    xml_result: bool,
+}
+
+impl<'a> Call<'a> {
+    fn new(op: &'static str, method: Method, key: Option<&'a str>) -> Call<'a> {
+        Call {
+            op,
+            method,
+            key,
+            params: Vec::new(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            xml_result: false,
+        }
+    }
+
+    fn param(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.params.push((name.to_string(), value.into()));
+        self
+    }
+
+    fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    fn attrs(mut self, attrs: &ObjectAttrs) -> Self {
+        if let Some(ct) = &attrs.content_type {
+            self.headers.push(("content-type".into(), ct.clone()));
+        }
+        for (k, v) in &attrs.meta {
+            self.headers.push((format!("{META_PREFIX}{k}"), v.clone()));
+        }
+        self
+    }
+
+    fn body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
+    fn xml(mut self) -> Self {
+        self.xml_result = true;
+        self
+    }
+}
+
+/// A successful answer.
+struct Reply {
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl HttpClient {
+    /// Builds the client and its connection pool.
+    pub fn new(config: ClientConfig, creds: Arc<CredentialStore>) -> CosResult<HttpClient> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(50))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .user_agent(concat!("cosmount/", env!("CARGO_PKG_VERSION")));
+        if let Some(addr) = config.resolve {
+            let domain = config.endpoint.host.split(':').next().unwrap_or_default().to_string();
+            builder = builder.resolve(&domain, addr);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| CosError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
+        Ok(HttpClient {
+            http,
+            endpoint: config.endpoint,
+            creds,
+            retry: config.retry,
+            request_timeout: config.request_timeout,
+            clock_offset: AtomicI64::new(0),
+            stats: ClientStats::default(),
+        })
+    }
+
+    /// The endpoint requests go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+
+    /// Sends a call, retrying what is worth retrying.
+    async fn execute(&self, call: &Call<'_>) -> CosResult<Reply> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        let mut skew_fixed = false;
+        loop {
+            attempt += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if attempt > 1 {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let err = match self.attempt(call).await {
+                Ok(reply) => return Ok(reply),
+                Err(err) => err,
+            };
+            if let Some(server_time) = err.skew.filter(|_| !skew_fixed) {
+                skew_fixed = true;
+                self.learn_clock_offset(server_time);
+                continue;
+            }
+            let err = err.error;
+            if !err.is_retryable() || attempt >= self.retry.max_attempts {
+                if err.is_retryable() {
+                    warn!(
+                        "{} {:?} failed after {attempt} attempts in {:?}: {err}",
+                        call.op,
+                        call.key.unwrap_or("/"),
+                        started.elapsed()
+                    );
+                }
+                return Err(err);
+            }
+            let delay = self.retry.delay(attempt);
+            debug!("{} {:?} attempt {attempt} failed ({err}); retrying in {delay:?}", call.op, call.key.unwrap_or("/"));
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn learn_clock_offset(&self, server_time: SystemTime) {
+        let server = unix_seconds(server_time) as i64;
+        let local = unix_seconds(SystemTime::now()) as i64;
+        warn!("the local clock differs from COS's by {} s; signing with COS's time", server - local);
+        self.clock_offset.store(server - local, Ordering::Relaxed);
+    }
+
+    fn key_time(&self) -> KeyTime {
+        let now = unix_seconds(SystemTime::now()) as i64 + self.clock_offset.load(Ordering::Relaxed);
+        let now = now.max(60) as u64;
+        KeyTime {
+            start: now - 60,
+            end: now + 3600,
+        }
+    }
+
+    /// One attempt: sign with the current credentials, send, read the body.
+    async fn attempt(&self, call: &Call<'_>) -> Result<Reply, AttemptError> {
+        let (url, signed_path) = match call.key {
+            Some(key) => (self.endpoint.object_url(key)?, self.endpoint.signed_path(key)),
+            None => (self.endpoint.bucket_url(), self.endpoint.bucket_path()),
+        };
+        let url = with_query(url, &call.params);
+        let mut headers = call.headers.clone();
+        headers.push(("host".into(), self.endpoint.host.clone()));
+        if call.method == Method::PUT || call.method == Method::POST {
+            headers.push(("content-length".into(), call.body.len().to_string()));
+        }
+        let creds = self.creds.snapshot();
+        if let Some(token) = creds.as_ref().and_then(|c| c.session_token.as_ref()) {
+            headers.push(("x-cos-security-token".into(), token.clone()));
+        }
+        let mut req = self
+            .http
+            .request(call.method.clone(), &url)
+            .timeout(self.request_timeout);
+        for (name, value) in &headers {
+            if name != "host" && name != "content-length" {
+                req = req.header(name.as_str(), value.as_str());
+            }
+        }
+        if let Some(creds) = &creds {
+            let signed: Vec<(String, String)> = headers.iter().filter(|(n, _)| is_signed_header(n)).cloned().collect();
+            let to_sign = StringToSign {
+                method: call.method.as_str(),
+                path: &signed_path,
+                params: &call.params,
+                headers: &signed,
+            };
+            let sig = sign::sign(&to_sign, &creds.secret_id, &creds.secret_key, self.key_time());
+            req = req.header("authorization", sig.authorization);
+        }
+        if !call.body.is_empty() || call.method == Method::PUT || call.method == Method::POST {
+            req = req.body(call.body.clone());
+        }
+        let started = Instant::now();
+        let resp = req.send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let resp_headers = resp.headers().clone();
+        let body = resp.bytes().await.map_err(transport_error)?;
+        debug!(
+            "{} {} {:?} -> {status} ({} bytes, {:?})",
+            call.op,
+            call.method,
+            call.key.unwrap_or("/"),
+            body.len(),
+            started.elapsed()
+        );
+        if status >= 300 || (call.xml_result && xml::is_error_body(&body)) {
+            return Err(service_error(status, &resp_headers, &body).into());
+        }
+        check_length(&resp_headers, &body, &call.method)?;
+        Ok(Reply { headers: resp_headers, body })
+    }
+
+    async fn put_like(&self, call: Call<'_>, local_crc: u64) -> CosResult<PutResult> {
+        let reply = self.execute(&call).await?;
+        let crc64 = header_u64(&reply.headers, "x-cos-hash-crc64ecma");
+        verify_crc(call.key.unwrap_or("/"), crc64, local_crc)?;
+        Ok(PutResult {
+            etag: etag(&reply.headers),
+            crc64,
+        })
+    }
+
+    /// Complete was sent before and its answer lost: if the object now has a
+    /// multipart ETag with the same part count, the first attempt won.
+    async fn completed_earlier(&self, key: &str, parts: &[PartInfo]) -> Option<PutResult> {
+        let info = self.head(key).await.ok()?;
+        info.etag
+            .ends_with(&format!("-{}", parts.len()))
+            .then_some(PutResult { etag: info.etag, crc64: info.crc64 })
+    }
+}
+
+/// A failed attempt; `skew` carries the server's time when it said our
+/// clock is off.
+struct AttemptError {
+    error: CosError,
+    skew: Option<SystemTime>,
+}
+
+impl From<CosError> for AttemptError {
+    fn from(error: CosError) -> Self {
+        AttemptError { error, skew: None }
+    }
+}
+
+fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> AttemptError {
+    let request_id = header_str(headers, "x-cos-request-id");
+    let parsed: Option<xml::ErrorBody> = if body.is_empty() { None } else { xml::from_xml(body).ok() };
+    let (code, message) = match parsed {
+        Some(e) => (e.code, e.message),
+        None => (String::new(), reason(status).to_string()),
+    };
+    let error = CosError::Service {
+        status,
+        code,
+        message,
+        request_id,
+    };
+    let skew = if error.is_clock_skew() {
+        header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok())
+    } else {
+        None
+    };
+    AttemptError { error, skew }
+}
+
+fn reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
+}
+
+fn transport_error(e: reqwest::Error) -> AttemptError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    CosError::Transport {
+        message,
+        timeout: e.is_timeout(),
+    }
+    .into()
+}
+
+/// A body shorter or longer than Content-Length is damaged, never used.
+fn check_length(headers: &HeaderMap, body: &Bytes, method: &Method) -> CosResult<()> {
+    if *method == Method::HEAD {
+        return Ok(());
+    }
+    match header_u64(headers, "content-length") {
+        Some(n) if n != body.len() as u64 => Err(CosError::Integrity(format!(
+            "body has {} bytes, Content-Length says {n}",
+            body.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn verify_crc(key: &str, remote: Option<u64>, local: u64) -> CosResult<()> {
+    match remote {
+        Some(remote) if remote != local => Err(CosError::Integrity(format!(
+            "CRC64 of {key:?} is {remote} at COS but {local} locally"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Headers we sign: host, the content headers, range and every `x-cos-*`.
+fn is_signed_header(name: &str) -> bool {
+    matches!(
+        name,
+        "host" | "content-type" | "content-length" | "content-md5" | "range"
+    ) || name.starts_with("x-cos-")
+}
+
+fn with_query(mut url: String, params: &[(String, String)]) -> String {
+    for (i, (name, value)) in params.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(&sign::url_encode(name));
+        url.push('=');
+        url.push_str(&sign::url_encode(value));
+    }
+    url
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    header_str(headers, name).and_then(|v| v.trim().parse().ok())
+}
+
+fn etag(headers: &HeaderMap) -> String {
+    header_str(headers, "etag").map(|e| unquote_etag(&e)).unwrap_or_default()
+}
+
+/// Reads object attributes from HEAD/GET headers; `size` is the object's.
+fn object_info(headers: &HeaderMap, size: u64) -> ObjectInfo {
+    let last_modified = header_str(headers, "last-modified")
+        .and_then(|d| httpdate::parse_http_date(&d).ok())
+        .unwrap_or(UNIX_EPOCH);
+    let meta: UserMeta = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let suffix = name.as_str().strip_prefix(META_PREFIX)?;
+            Some((suffix.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    ObjectInfo {
+        size,
+        etag: etag(headers),
+        last_modified,
+        crc64: header_u64(headers, "x-cos-hash-crc64ecma"),
+        content_type: header_str(headers, "content-type"),
+        meta,
+    }
+}
+
+/// Total object size from `Content-Range: bytes a-b/total`.
+fn content_range_total(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, "content-range")?.rsplit('/').next()?.parse().ok()
+}
+
+impl ObjectClient for HttpClient {
+    async fn head_bucket(&self) -> CosResult<()> {
+        self.execute(&Call::new("head_bucket", Method::HEAD, None)).await.map(|_| ())
+    }
+
+    async fn head(&self, key: &str) -> CosResult<ObjectInfo> {
+        let reply = self.execute(&Call::new("head", Method::HEAD, Some(key))).await?;
+        let size = header_u64(&reply.headers, "content-length").unwrap_or(0);
+        Ok(object_info(&reply.headers, size))
+    }
+
+    async fn get(&self, key: &str, opts: &GetOptions) -> CosResult<GetObject> {
+        let mut call = Call::new("get", Method::GET, Some(key));
+        if let Some(r) = &opts.range {
+            if r.start >= r.end {
+                return Err(CosError::InvalidRequest(format!("empty range {r:?}")));
+            }
+            call = call.header("range", format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        if let Some(etag) = &opts.if_match {
+            call = call.header("if-match", format!("\"{etag}\""));
+        }
+        let reply = self.execute(&call).await?;
+        let mut body = reply.body;
+        let size = content_range_total(&reply.headers).unwrap_or(body.len() as u64);
+        let info = object_info(&reply.headers, size);
+        match &opts.range {
+            Some(r) if content_range_total(&reply.headers).is_none() => {
+                // The server ignored Range and sent the whole object.
+                let end = r.end.min(body.len() as u64) as usize;
+                body = body.slice((r.start as usize).min(end)..end);
+            }
+            Some(r) => {
+                let expected = r.end.min(size).saturating_sub(r.start);
+                if body.len() as u64 != expected {
+                    return Err(CosError::Integrity(format!(
+                        "range {r:?} of {key:?} returned {} bytes, expected {expected}",
+                        body.len()
+                    )));
+                }
+            }
+            None => {
+                if let Some(remote) = info.crc64 {
+                    verify_crc(key, Some(remote), crc64::checksum(&body))?;
+                }
+            }
+        }
+        Ok(GetObject { info, body })
+    }
+
+    async fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> CosResult<PutResult> {
+        let local = crc64::checksum(&body);
+        let call = Call::new("put", Method::PUT, Some(key)).attrs(attrs).body(body);
+        self.put_like(call, local).await
+    }
+
+    async fn delete(&self, key: &str) -> CosResult<()> {
+        match self.execute(&Call::new("delete", Method::DELETE, Some(key))).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> CosResult<Vec<DeleteFailure>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = xml::DeleteRequest {
+            quiet: true,
+            object: keys.iter().map(|k| xml::DeleteObject { key: k.clone() }).collect(),
+        };
+        let body = Bytes::from(xml::to_xml(&request));
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
+        let call = Call::new("delete_many", Method::POST, None)
+            .param("delete", "")
+            .header("content-type", "application/xml")
+            .header("content-md5", md5)
+            .body(body);
+        let reply = self.execute(&call).await?;
+        let result: xml::DeleteResult = xml::from_xml(&reply.body)?;
+        Ok(result
+            .error
+            .into_iter()
+            .map(|e| DeleteFailure {
+                key: e.key,
+                code: e.code,
+                message: e.message,
+            })
+            .collect())
+    }
+
+    async fn list_page(&self, req: &ListRequest) -> CosResult<ListPage> {
+        let call = Call::new("list", Method::GET, None)
+            .param("prefix", req.prefix.clone())
+            .param("delimiter", req.delimiter.clone().unwrap_or_default())
+            .param("marker", req.marker.clone())
+            .param("max-keys", req.max_keys.clamp(1, 1000).to_string())
+            .param("encoding-type", "url");
+        let reply = self.execute(&call).await?;
+        xml::from_xml::<xml::ListBucketResult>(&reply.body)?.into_page()
+    }
+
+    async fn copy(
+        &self,
+        src: &str,
+        dst: &str,
+        directive: MetadataDirective,
+        attrs: &ObjectAttrs,
+    ) -> CosResult<PutResult> {
+        let mut call = Call::new("copy", Method::PUT, Some(dst))
+            .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
+            .xml();
+        call = match directive {
+            MetadataDirective::Copy => call.header("x-cos-metadata-directive", "Copy"),
+            MetadataDirective::Replaced => call.header("x-cos-metadata-directive", "Replaced").attrs(attrs),
+        };
+        let reply = self.execute(&call).await?;
+        let result: xml::CopyObjectResult = xml::from_xml(&reply.body)?;
+        let crc64 = header_u64(&reply.headers, "x-cos-hash-crc64ecma")
+            .or_else(|| result.crc64.and_then(|c| c.parse().ok()));
+        Ok(PutResult {
+            etag: unquote_etag(&result.etag),
+            crc64,
+        })
+    }
+
+    async fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> CosResult<String> {
+        let call = Call::new("create_multipart", Method::POST, Some(key))
+            .param("uploads", "")
+            .attrs(attrs)
+            .xml();
+        let reply = self.execute(&call).await?;
+        let result: xml::InitiateMultipartUploadResult = xml::from_xml(&reply.body)?;
+        Ok(result.upload_id)
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Bytes) -> CosResult<PartInfo> {
+        let size = body.len() as u64;
+        let local = crc64::checksum(&body);
+        let call = Call::new("upload_part", Method::PUT, Some(key))
+            .param("partNumber", part_number.to_string())
+            .param("uploadId", upload_id)
+            .body(body);
+        let put = self.put_like(call, local).await?;
+        Ok(PartInfo {
+            part_number,
+            etag: put.etag,
+            size,
+            crc64: Some(local),
+        })
+    }
+
+    async fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        src: &str,
+        range: std::ops::Range<u64>,
+    ) -> CosResult<PartInfo> {
+        let call = Call::new("upload_part_copy", Method::PUT, Some(key))
+            .param("partNumber", part_number.to_string())
+            .param("uploadId", upload_id)
+            .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
+            .header("x-cos-copy-source-range", format!("bytes={}-{}", range.start, range.end - 1))
+            .xml();
+        let reply = self.execute(&call).await?;
+        let result: xml::CopyPartResult = xml::from_xml(&reply.body)?;
+        Ok(PartInfo {
+            part_number,
+            etag: unquote_etag(&result.etag),
+            size: range.end - range.start,
+            crc64: header_u64(&reply.headers, "x-cos-hash-crc64ecma"),
+        })
+    }
+
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartInfo]) -> CosResult<PutResult> {
+        let request = xml::CompleteMultipartUpload {
+            part: parts
+                .iter()
+                .map(|p| xml::CompletePart {
+                    part_number: p.part_number,
+                    etag: format!("\"{}\"", p.etag),
+                })
+                .collect(),
+        };
+        let call = Call::new("complete_multipart", Method::POST, Some(key))
+            .param("uploadId", upload_id)
+            .header("content-type", "application/xml")
+            .body(Bytes::from(xml::to_xml(&request)))
+            .xml();
+        let result = match self.execute(&call).await {
+            Ok(reply) => {
+                let body: xml::CompleteMultipartUploadResult = xml::from_xml(&reply.body)?;
+                PutResult {
+                    etag: unquote_etag(&body.etag),
+                    crc64: header_u64(&reply.headers, "x-cos-hash-crc64ecma"),
+                }
+            }
+            Err(e) if e.code() == "NoSuchUpload" => match self.completed_earlier(key, parts).await {
+                Some(result) => result,
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
+        if let Some(expected) = combined_crc(parts) {
+            verify_crc(key, result.crc64, expected)?;
+        }
+        Ok(result)
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
+        let call = Call::new("abort_multipart", Method::DELETE, Some(key)).param("uploadId", upload_id);
+        match self.execute(&call).await {
+            Err(e) if e.code() != "NoSuchUpload" => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    async fn list_parts(&self, key: &str, upload_id: &str) -> CosResult<Vec<PartInfo>> {
+        let mut parts = Vec::new();
+        let mut marker = 0;
+        loop {
+            let call = Call::new("list_parts", Method::GET, Some(key))
+                .param("uploadId", upload_id)
+                .param("part-number-marker", marker.to_string());
+            let reply = self.execute(&call).await?;
+            let page: xml::ListPartsResult = xml::from_xml(&reply.body)?;
+            parts.extend(page.parts());
+            if !page.is_truncated || page.next_part_number_marker <= marker {
+                return Ok(parts);
+            }
+            marker = page.next_part_number_marker;
+        }
+    }
+
+    async fn list_uploads(&self, prefix: &str) -> CosResult<Vec<UploadInfo>> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut id_marker) = (String::new(), String::new());
+        loop {
+            let call = Call::new("list_uploads", Method::GET, None)
+                .param("uploads", "")
+                .param("prefix", prefix)
+                .param("key-marker", key_marker.clone())
+                .param("upload-id-marker", id_marker.clone())
+                .param("encoding-type", "url");
+            let reply = self.execute(&call).await?;
+            let page: xml::ListMultipartUploadsResult = xml::from_xml(&reply.body)?;
+            uploads.extend(page.uploads()?);
+            match (page.is_truncated, page.next_key_marker, page.next_upload_id_marker) {
+                (true, Some(k), Some(u)) if (k.clone(), u.clone()) != (key_marker.clone(), id_marker.clone()) => {
+                    key_marker = super::path::decode(&k)?;
+                    id_marker = u;
+                }
+                _ => return Ok(uploads),
+            }
+        }
+    }
+}
+
+/// The CRC64 of the whole object from its parts' CRCs, when all are known.
+fn combined_crc(parts: &[PartInfo]) -> Option<u64> {
+    let mut iter = parts.iter();
+    let first = iter.next()?;
+    let mut crc = first.crc64?;
+    for p in iter {
+        crc = crc64::combine(crc, p.crc64?, p.size);
+    }
+    Some(crc)
+}

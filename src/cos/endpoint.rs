@@ -1,0 +1,159 @@
+//! Where a bucket lives: base URL, Host and how keys map onto paths.
+//! Virtual-hosted (`<bucket>.cos.<region>.myqcloud.com`, the default),
+//! path-style (`cos.<region>.myqcloud.com/<bucket>`), a custom URL (a private
+//! gateway or `cosmount serve`), the accelerate domain, and the static-website
+//! domain (read-only).
+
+use super::{CosError, path};
+
+/// How the bucket is addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// The bucket is in the Host (or the URL already names the bucket).
+    VirtualHosted,
+    /// The bucket is the first path segment.
+    PathStyle,
+}
+
+/// The resolved location of one bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host and optional port, as sent in `Host`.
+    pub host: String,
+    /// Bucket `name-appid`.
+    pub bucket: String,
+    /// Region (used in copy sources).
+    pub region: String,
+    /// Addressing style.
+    pub style: Style,
+    /// True for the static-website domain: GET/HEAD only, no listing.
+    pub read_only: bool,
+}
+
+impl Endpoint {
+    /// The default virtual-hosted domain `<bucket>.cos.<region>.myqcloud.com`.
+    pub fn virtual_hosted(bucket: &str, region: &str, https: bool) -> Endpoint {
+        Endpoint::new(https, format!("{bucket}.cos.{region}.myqcloud.com"), bucket, region, Style::VirtualHosted)
+    }
+
+    /// Path-style `cos.<region>.myqcloud.com/<bucket>`.
+    pub fn path_style(bucket: &str, region: &str, https: bool) -> Endpoint {
+        Endpoint::new(https, format!("cos.{region}.myqcloud.com"), bucket, region, Style::PathStyle)
+    }
+
+    /// The global accelerate domain.
+    pub fn accelerate(bucket: &str, region: &str, https: bool) -> Endpoint {
+        Endpoint::new(https, format!("{bucket}.cos.accelerate.myqcloud.com"), bucket, region, Style::VirtualHosted)
+    }
+
+    /// The static-website domain: read-only, anonymous browsing.
+    pub fn website(bucket: &str, region: &str, https: bool) -> Endpoint {
+        let mut e = Endpoint::new(
+            https,
+            format!("{bucket}.cos-website.{region}.myqcloud.com"),
+            bucket,
+            region,
+            Style::VirtualHosted,
+        );
+        e.read_only = true;
+        e
+    }
+
+    /// A custom endpoint URL such as `http://127.0.0.1:9000`. With
+    /// [`Style::VirtualHosted`] the URL itself is the bucket's address;
+    /// with [`Style::PathStyle`] the bucket follows as the first segment.
+    pub fn custom(url: &str, bucket: &str, region: &str, style: Style) -> Result<Endpoint, CosError> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| CosError::InvalidRequest(format!("endpoint {url:?} must start with http:// or https://")))?;
+        if scheme != "http" && scheme != "https" {
+            return Err(CosError::InvalidRequest(format!(
+                "endpoint {url:?} must use http or https"
+            )));
+        }
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(CosError::InvalidRequest(format!(
+                "endpoint {url:?} must be a scheme and host[:port] only"
+            )));
+        }
+        Ok(Endpoint::new(scheme == "https", host.to_string(), bucket, region, style))
+    }
+
+    fn new(https: bool, host: String, bucket: &str, region: &str, style: Style) -> Endpoint {
+        Endpoint {
+            scheme: if https { "https" } else { "http" }.to_string(),
+            host,
+            bucket: bucket.to_string(),
+            region: region.to_string(),
+            style,
+            read_only: false,
+        }
+    }
+
+    /// The path of the bucket itself (`/` or `/<bucket>/`), unencoded, as signed.
+    pub fn bucket_path(&self) -> String {
+        match self.style {
+            Style::VirtualHosted => "/".to_string(),
+            Style::PathStyle => format!("/{}/", self.bucket),
+        }
+    }
+
+    /// The path of an object as signed: raw, not percent-encoded.
+    pub fn signed_path(&self, key: &str) -> String {
+        format!("{}{key}", self.bucket_path())
+    }
+
+    /// The URL of an object, without a query string.
+    pub fn object_url(&self, key: &str) -> Result<String, CosError> {
+        Ok(format!("{}{}", self.bucket_url(), path::encode_key(key)?))
+    }
+
+    /// The URL of the bucket (ends with `/`).
+    pub fn bucket_url(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.host, self.bucket_path())
+    }
+
+    /// The `x-cos-copy-source` value for a key of this bucket, in the
+    /// documented `<bucket>.cos.<region>.myqcloud.com/<key>` form.
+    pub fn copy_source(&self, key: &str) -> Result<String, CosError> {
+        Ok(format!(
+            "{}.cos.{}.myqcloud.com/{}",
+            self.bucket,
+            self.region,
+            path::encode_key(key)?
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_each_style() {
+        let v = Endpoint::virtual_hosted("b-125", "ap-beijing", true);
+        assert_eq!(v.object_url("a b/./c").unwrap(), "https://b-125.cos.ap-beijing.myqcloud.com/a%20b/.%2Fc");
+        assert_eq!(v.signed_path("a b"), "/a b");
+        let p = Endpoint::path_style("b-125", "ap-beijing", false);
+        assert_eq!(p.object_url("k").unwrap(), "http://cos.ap-beijing.myqcloud.com/b-125/k");
+        assert_eq!(p.signed_path("k"), "/b-125/k");
+        assert_eq!(p.bucket_url(), "http://cos.ap-beijing.myqcloud.com/b-125/");
+        let w = Endpoint::website("b-125", "ap-beijing", true);
+        assert!(w.read_only);
+        assert_eq!(w.host, "b-125.cos-website.ap-beijing.myqcloud.com");
+        assert_eq!(v.copy_source("x/y z").unwrap(), "b-125.cos.ap-beijing.myqcloud.com/x/y%20z");
+    }
+
+    #[test]
+    fn parses_custom_urls() {
+        let c = Endpoint::custom("http://127.0.0.1:9000/", "b-1", "r", Style::VirtualHosted).unwrap();
+        assert_eq!(c.host, "127.0.0.1:9000");
+        assert_eq!(c.object_url("k").unwrap(), "http://127.0.0.1:9000/k");
+        assert!(Endpoint::custom("127.0.0.1:9000", "b", "r", Style::PathStyle).is_err());
+        assert!(Endpoint::custom("ftp://x", "b", "r", Style::PathStyle).is_err());
+        assert!(Endpoint::custom("http://x/y", "b", "r", Style::PathStyle).is_err());
+    }
+}

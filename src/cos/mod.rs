@@ -1,0 +1,268 @@
+//! The COS protocol layer: one trait, [`ObjectClient`], whose methods mirror
+//! COS verbs, with an HTTP implementation ([`client::HttpClient`]) and an
+//! in-memory one ([`memory::MemoryClient`]) for fast fs-core tests.
+//! Nothing here knows about files, inodes or FUSE.
+
+pub mod client;
+pub mod crc64;
+pub mod endpoint;
+pub mod error;
+pub mod memory;
+pub mod path;
+pub mod retry;
+pub mod sign;
+pub mod xml;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::ops::Range;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+pub use error::CosError;
+
+/// Result of every COS operation.
+pub type CosResult<T> = Result<T, CosError>;
+
+/// Prefix of user metadata headers.
+pub const META_PREFIX: &str = "x-cos-meta-";
+
+/// User metadata: header suffix after `x-cos-meta-` (lowercase) → value.
+pub type UserMeta = BTreeMap<String, String>;
+
+/// What HEAD (or a GET) tells about an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag with its quotes removed.
+    pub etag: String,
+    /// Last-Modified.
+    pub last_modified: SystemTime,
+    /// `x-cos-hash-crc64ecma`, when the server sent one.
+    pub crc64: Option<u64>,
+    /// Content-Type.
+    pub content_type: Option<String>,
+    /// `x-cos-meta-*` headers.
+    pub meta: UserMeta,
+}
+
+/// A GET response: the bytes asked for and the object they belong to.
+#[derive(Clone, Debug)]
+pub struct GetObject {
+    /// The object (its total size, not the range's).
+    pub info: ObjectInfo,
+    /// The requested bytes.
+    pub body: Bytes,
+}
+
+/// Options of a GET.
+#[derive(Clone, Debug, Default)]
+pub struct GetOptions {
+    /// Byte range (end exclusive); `None` reads the whole object.
+    pub range: Option<Range<u64>>,
+    /// Send `If-Match`: fail with 412 when the ETag changed.
+    pub if_match: Option<String>,
+}
+
+/// Headers that describe a new object (PUT, copy with `Replaced`, initiate).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectAttrs {
+    /// Content-Type; `None` lets the server pick its default.
+    pub content_type: Option<String>,
+    /// `x-cos-meta-*` headers.
+    pub meta: UserMeta,
+}
+
+/// What a successful write returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PutResult {
+    /// ETag without quotes.
+    pub etag: String,
+    /// CRC64 the server computed, already checked against ours when known.
+    pub crc64: Option<u64>,
+}
+
+/// One object in a listing page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Full key, decoded.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag without quotes.
+    pub etag: String,
+    /// LastModified.
+    pub last_modified: SystemTime,
+}
+
+/// One page of List Objects (v1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Objects, in key order.
+    pub objects: Vec<ListEntry>,
+    /// Common prefixes (end with the delimiter), in order.
+    pub common_prefixes: Vec<String>,
+    /// Marker for the next page when truncated.
+    pub next_marker: Option<String>,
+    /// Whether more pages follow.
+    pub truncated: bool,
+}
+
+/// Parameters of one List Objects request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListRequest {
+    /// Only keys starting with this.
+    pub prefix: String,
+    /// Group keys by this delimiter (usually `/`).
+    pub delimiter: Option<String>,
+    /// Start after this key.
+    pub marker: String,
+    /// At most this many entries (objects + prefixes), ≤ 1000.
+    pub max_keys: u32,
+}
+
+/// Whether a copy keeps the source's metadata or replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataDirective {
+    /// Keep the source object's headers.
+    Copy,
+    /// Use the headers sent with the copy.
+    Replaced,
+}
+
+/// A part of a multipart upload, as uploaded or listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartInfo {
+    /// 1-based part number.
+    pub part_number: u32,
+    /// ETag without quotes.
+    pub etag: String,
+    /// Size in bytes (0 when not known).
+    pub size: u64,
+    /// CRC64 of the part, when the server sent one.
+    pub crc64: Option<u64>,
+}
+
+/// An upload in progress, from List Multipart Uploads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadInfo {
+    /// Key being uploaded.
+    pub key: String,
+    /// Its upload id.
+    pub upload_id: String,
+    /// When it was initiated.
+    pub initiated: SystemTime,
+}
+
+/// A key that Delete Multiple could not delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteFailure {
+    /// The key.
+    pub key: String,
+    /// COS error code.
+    pub code: String,
+    /// COS message.
+    pub message: String,
+}
+
+/// The COS verbs a filesystem needs. All futures are `Send` so callers can
+/// spawn them.
+pub trait ObjectClient: Send + Sync + 'static {
+    /// HEAD Bucket: does the bucket exist and may we use it.
+    fn head_bucket(&self) -> impl Future<Output = CosResult<()>> + Send;
+    /// HEAD Object.
+    fn head(&self, key: &str) -> impl Future<Output = CosResult<ObjectInfo>> + Send;
+    /// GET Object, whole or a range.
+    fn get(&self, key: &str, opts: &GetOptions) -> impl Future<Output = CosResult<GetObject>> + Send;
+    /// PUT Object.
+    fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> impl Future<Output = CosResult<PutResult>> + Send;
+    /// DELETE Object (deleting a missing key succeeds).
+    fn delete(&self, key: &str) -> impl Future<Output = CosResult<()>> + Send;
+    /// Delete Multiple Objects (≤ 1000 keys); returns the keys that failed.
+    fn delete_many(&self, keys: &[String]) -> impl Future<Output = CosResult<Vec<DeleteFailure>>> + Send;
+    /// One page of GET Bucket (List Objects v1), keys decoded.
+    fn list_page(&self, req: &ListRequest) -> impl Future<Output = CosResult<ListPage>> + Send;
+    /// PUT Object - Copy within the bucket.
+    fn copy(
+        &self,
+        src: &str,
+        dst: &str,
+        directive: MetadataDirective,
+        attrs: &ObjectAttrs,
+    ) -> impl Future<Output = CosResult<PutResult>> + Send;
+    /// Initiate Multipart Upload; returns the upload id.
+    fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> impl Future<Output = CosResult<String>> + Send;
+    /// Upload Part.
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> impl Future<Output = CosResult<PartInfo>> + Send;
+    /// Upload Part - Copy of `range` (end exclusive) of `src`.
+    fn upload_part_copy(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        src: &str,
+        range: Range<u64>,
+    ) -> impl Future<Output = CosResult<PartInfo>> + Send;
+    /// Complete Multipart Upload with the parts in ascending order.
+    fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> impl Future<Output = CosResult<PutResult>> + Send;
+    /// Abort Multipart Upload.
+    fn abort_multipart(&self, key: &str, upload_id: &str) -> impl Future<Output = CosResult<()>> + Send;
+    /// List Parts (all pages).
+    fn list_parts(&self, key: &str, upload_id: &str) -> impl Future<Output = CosResult<Vec<PartInfo>>> + Send;
+    /// List Multipart Uploads under `prefix` (all pages).
+    fn list_uploads(&self, prefix: &str) -> impl Future<Output = CosResult<Vec<UploadInfo>>> + Send;
+}
+
+/// Walks the pages of one listing, so call sites never handle markers.
+#[derive(Clone, Debug)]
+pub struct ListWalker {
+    req: ListRequest,
+    done: bool,
+}
+
+impl ListWalker {
+    /// A walk over `prefix`, grouped by `delimiter` when given, 1000 per page.
+    pub fn new(prefix: &str, delimiter: Option<&str>) -> ListWalker {
+        ListWalker {
+            req: ListRequest {
+                prefix: prefix.to_string(),
+                delimiter: delimiter.map(str::to_string),
+                marker: String::new(),
+                max_keys: 1000,
+            },
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` after the last.
+    pub async fn next_page<C: ObjectClient>(&mut self, client: &C) -> CosResult<Option<ListPage>> {
+        if self.done {
+            return Ok(None);
+        }
+        let page = client.list_page(&self.req).await?;
+        let marker = page.next_marker.clone().or_else(|| {
+            // Without NextMarker, the last key or prefix continues the walk.
+            let last_key = page.objects.last().map(|o| &o.key);
+            let last_prefix = page.common_prefixes.last();
+            last_key.max(last_prefix).cloned()
+        });
+        match marker {
+            Some(m) if page.truncated && m > self.req.marker => self.req.marker = m,
+            _ => self.done = true,
+        }
+        Ok(Some(page))
+    }
+}

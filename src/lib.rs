@@ -1,0 +1,21 @@
+//! cosmount: mount a Tencent Cloud COS bucket as a local filesystem.
+//!
+//! ```text
+//!   kernel (FUSE) ─► fuse.rs ─► fs/ ─► cache/ (reads), upload (writes)
+//!                                 │
+//!                                 ▼
+//!                               cos/  (ObjectClient: HTTP, retries, XML, errors)
+//!                                 ├─► cos/sign  (pure q-sign-algorithm=sha1 signer)
+//!                                 └─► creds/    (credential providers, refresher)
+//!   server/  embedded COS-compatible server (`cosmount serve`, `--local DIR`)
+//! ```
+//!
+//! Dependency rules: `cos/` never imports `fs`, `fuser` or `libc`; `fs/` and
+//! `cache/` use the [`cos::ObjectClient`] trait, never the HTTP client
+//! directly; only `fuse.rs` and `mount.rs` touch fuser's session and reply
+//! types; clap lives in `cli.rs`/`main.rs`, env_logger in `main.rs`.
+//! `server/` shares the signer and XML wire types with `cos/` and nothing
+//! with `fs/`.
+
+pub mod cos;
+pub mod creds;
