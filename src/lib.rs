@@ -19,3 +19,5 @@
 
 pub mod cos;
 pub mod creds;
+pub mod cache;
+pub mod fs;

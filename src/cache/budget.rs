@@ -1,0 +1,82 @@
+//! The global memory budget shared by cached read blocks and write buffers:
+//! every buffer holds permits for its size, so the sum of all of them never
+//! exceeds the configured `--cache-size`. When the budget is used up, the
+//! read cache gives blocks back first; only then do callers wait.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Budget granularity: 64 KiB.
+const UNIT: u64 = 64 * 1024;
+
+/// A byte budget in 64 KiB units.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    permits: Arc<Semaphore>,
+    total_units: u64,
+}
+
+/// Memory held against the budget; returned on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl MemoryBudget {
+    /// A budget of `bytes` (at least one unit).
+    pub fn new(bytes: u64) -> MemoryBudget {
+        let total_units = (bytes / UNIT).clamp(1, Semaphore::MAX_PERMITS as u64);
+        MemoryBudget {
+            permits: Arc::new(Semaphore::new(total_units as usize)),
+            total_units,
+        }
+    }
+
+    /// Total bytes of the budget.
+    pub fn total(&self) -> u64 {
+        self.total_units * UNIT
+    }
+
+    /// Bytes not reserved right now.
+    pub fn available(&self) -> u64 {
+        self.permits.available_permits() as u64 * UNIT
+    }
+
+    fn units(&self, bytes: u64) -> u32 {
+        bytes.div_ceil(UNIT).clamp(1, self.total_units) as u32
+    }
+
+    /// Reserves `bytes` now, or returns `None` when the budget is short.
+    pub fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
+        let permit = self.permits.clone().try_acquire_many_owned(self.units(bytes)).ok()?;
+        Some(Reservation { _permit: permit })
+    }
+
+    /// Reserves `bytes`, waiting until enough is returned.
+    pub async fn reserve(&self, bytes: u64) -> Reservation {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_many_owned(self.units(bytes))
+            .await
+            .expect("the budget's semaphore is never closed");
+        Reservation { _permit: permit }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reservations_return_on_drop() {
+        let b = MemoryBudget::new(4 * UNIT);
+        let r1 = b.try_reserve(3 * UNIT).unwrap();
+        assert!(b.try_reserve(2 * UNIT).is_none());
+        drop(r1);
+        assert_eq!(b.available(), 4 * UNIT);
+        let _big = b.reserve(100 * UNIT).await; // clamped to the whole budget
+        assert_eq!(b.available(), 0);
+    }
+}

@@ -1,0 +1,283 @@
+//! Reads: a block cache keyed by (key, ETag, block index), bounded by the
+//! shared [`MemoryBudget`], with read-ahead for sequential readers.
+//! Keying by ETag means a changed object never serves stale blocks, and
+//! every block GET carries `If-Match`, so one read never mixes versions.
+//! Concurrent requests for the same block share one GET.
+
+pub mod budget;
+pub mod readahead;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use log::debug;
+use lru::LruCache;
+
+use crate::cos::{CosError, CosResult, GetOptions, ObjectClient};
+pub use budget::{MemoryBudget, Reservation};
+pub use readahead::ReadAhead;
+
+/// Sizes of the read path.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// Bytes per block (and per ranged GET).
+    pub block_size: u64,
+    /// Most bytes one reader prefetches ahead.
+    pub max_prefetch: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            block_size: 1 << 20,
+            max_prefetch: 32 << 20,
+        }
+    }
+}
+
+/// One version of one object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectVersion {
+    /// Key.
+    pub key: Arc<str>,
+    /// ETag: blocks of other versions never match.
+    pub etag: Arc<str>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct BlockId {
+    key: Arc<str>,
+    etag: Arc<str>,
+    index: u64,
+}
+
+struct CachedBlock {
+    data: Bytes,
+    _reservation: Reservation,
+}
+
+type BlockFuture = Shared<BoxFuture<'static, CosResult<Bytes>>>;
+
+/// The block cache.
+pub struct BlockCache<C> {
+    client: Arc<C>,
+    config: CacheConfig,
+    budget: Arc<MemoryBudget>,
+    blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>>,
+    inflight: Arc<Mutex<HashMap<BlockId, BlockFuture>>>,
+}
+
+impl<C: ObjectClient> BlockCache<C> {
+    /// A cache over `client` drawing memory from `budget`.
+    pub fn new(client: Arc<C>, config: CacheConfig, budget: Arc<MemoryBudget>) -> BlockCache<C> {
+        BlockCache {
+            client,
+            config,
+            budget,
+            blocks: Arc::new(Mutex::new(LruCache::unbounded())),
+            inflight: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A fresh read-ahead state for a new reader.
+    pub fn new_reader(&self) -> ReadAhead {
+        let max_window = self.config.max_prefetch / self.config.block_size;
+        // Never let one reader's window take more than half the budget.
+        let cap = (self.budget.total() / 2 / self.config.block_size).max(1);
+        ReadAhead::new(self.config.block_size, max_window.min(cap))
+    }
+
+    /// Reads up to `len` bytes at `offset` of `obj`, prefetching as the
+    /// reader's pattern suggests.
+    pub async fn read(&self, obj: &ObjectVersion, offset: u64, len: u64, reader: &Mutex<ReadAhead>) -> CosResult<Bytes> {
+        if offset >= obj.size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + len).min(obj.size);
+        let bs = self.config.block_size;
+        let (first, last) = (offset / bs, (end - 1) / bs);
+        let window = reader.lock().unwrap_or_else(|e| e.into_inner()).observe(offset, end - offset);
+        let last_block = (obj.size - 1) / bs;
+        let needed: Vec<BlockFuture> = (first..=last).map(|i| self.block(obj, i)).collect();
+        for i in (last + 1)..=(last + window).min(last_block) {
+            let prefetch = self.block(obj, i);
+            tokio::spawn(async move {
+                let _ = prefetch.await;
+            });
+        }
+        let mut out = BytesMut::new();
+        let mut single = None;
+        for (i, fut) in (first..=last).zip(needed) {
+            let data = fut.await?;
+            let block_start = i * bs;
+            let from = (offset.max(block_start) - block_start) as usize;
+            let to = ((end - block_start) as usize).min(data.len());
+            if from > to {
+                return Err(CosError::Integrity(format!("block {i} of {:?} is short", obj.key)));
+            }
+            if first == last {
+                single = Some(data.slice(from..to));
+            } else {
+                out.extend_from_slice(&data[from..to]);
+            }
+        }
+        Ok(single.unwrap_or_else(|| out.freeze()))
+    }
+
+    /// Drops every cached block of `key` (after it was changed here).
+    pub fn invalidate(&self, key: &str) {
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let stale: Vec<BlockId> = blocks.iter().filter(|(id, _)| &*id.key == key).map(|(id, _)| id.clone()).collect();
+        for id in stale {
+            blocks.pop(&id);
+        }
+    }
+
+    /// The cached block, or a shared future fetching it.
+    fn block(&self, obj: &ObjectVersion, index: u64) -> BlockFuture {
+        let id = BlockId {
+            key: obj.key.clone(),
+            etag: obj.etag.clone(),
+            index,
+        };
+        if let Some(b) = self.blocks.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            let data = b.data.clone();
+            return async move { Ok(data) }.boxed().shared();
+        }
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = inflight.get(&id) {
+            return f.clone();
+        }
+        let fut = self.fetch(id.clone(), obj.size).boxed().shared();
+        inflight.insert(id, fut.clone());
+        fut
+    }
+
+    fn fetch(&self, id: BlockId, size: u64) -> impl std::future::Future<Output = CosResult<Bytes>> + Send + 'static {
+        let client = self.client.clone();
+        let budget = self.budget.clone();
+        let blocks = self.blocks.clone();
+        let inflight = self.inflight.clone();
+        let bs = self.config.block_size;
+        async move {
+            let start = id.index * bs;
+            let end = (start + bs).min(size);
+            let reservation = reserve(&budget, &blocks, end - start).await;
+            let opts = GetOptions {
+                range: Some(start..end),
+                if_match: Some(id.etag.to_string()),
+            };
+            let result = client.get(&id.key, &opts).await;
+            inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            let data = result?.body;
+            if data.len() as u64 != end - start {
+                return Err(CosError::Integrity(format!(
+                    "block {} of {:?}: got {} bytes, expected {}",
+                    id.index,
+                    id.key,
+                    data.len(),
+                    end - start
+                )));
+            }
+            debug!("cached block {} of {:?} ({} bytes)", id.index, id.key, data.len());
+            blocks.lock().unwrap_or_else(|e| e.into_inner()).put(
+                id,
+                CachedBlock {
+                    data: data.clone(),
+                    _reservation: reservation,
+                },
+            );
+            Ok(data)
+        }
+    }
+}
+
+/// Reserves memory for a block, evicting least recently used blocks first.
+async fn reserve(budget: &MemoryBudget, blocks: &Mutex<LruCache<BlockId, CachedBlock>>, bytes: u64) -> Reservation {
+    loop {
+        if let Some(r) = budget.try_reserve(bytes) {
+            return r;
+        }
+        let evicted = blocks.lock().unwrap_or_else(|e| e.into_inner()).pop_lru();
+        if evicted.is_none() {
+            return budget.reserve(bytes).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cos::ObjectAttrs;
+    use crate::cos::memory::MemoryClient;
+
+    const MB: u64 = 1 << 20;
+
+    async fn setup(size: usize, budget: u64) -> (Arc<MemoryClient>, BlockCache<MemoryClient>, ObjectVersion) {
+        let client = Arc::new(MemoryClient::new());
+        let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let put = client.put("obj", Bytes::from(data), &ObjectAttrs::default()).await.unwrap();
+        let cache = BlockCache::new(
+            client.clone(),
+            CacheConfig { block_size: MB, max_prefetch: 4 * MB },
+            Arc::new(MemoryBudget::new(budget)),
+        );
+        let obj = ObjectVersion {
+            key: "obj".into(),
+            etag: put.etag.into(),
+            size: size as u64,
+        };
+        (client, cache, obj)
+    }
+
+    fn expected(offset: u64, len: u64) -> Vec<u8> {
+        (offset..offset + len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn reads_across_blocks_and_past_the_end() {
+        let (_, cache, obj) = setup(3 * MB as usize + 10, 16 * MB).await;
+        let r = Mutex::new(cache.new_reader());
+        let got = cache.read(&obj, MB - 5, 10, &r).await.unwrap();
+        assert_eq!(&got[..], &expected(MB - 5, 10)[..]);
+        let tail = cache.read(&obj, 3 * MB, 100, &r).await.unwrap();
+        assert_eq!(&tail[..], &expected(3 * MB, 10)[..]);
+        assert!(cache.read(&obj, 4 * MB, 1, &r).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn cached_blocks_are_not_fetched_again() {
+        let (client, cache, obj) = setup(2 * MB as usize, 16 * MB).await;
+        let r = Mutex::new(cache.new_reader());
+        cache.read(&obj, 10, 10, &r).await.unwrap();
+        let gets = client.calls("get");
+        let r2 = Mutex::new(cache.new_reader());
+        cache.read(&obj, 100, 10, &r2).await.unwrap();
+        assert_eq!(client.calls("get"), gets);
+    }
+
+    #[tokio::test]
+    async fn a_changed_object_fails_instead_of_mixing() {
+        let (client, cache, obj) = setup(2 * MB as usize, 16 * MB).await;
+        client.put("obj", Bytes::from_static(b"new"), &ObjectAttrs::default()).await.unwrap();
+        let r = Mutex::new(cache.new_reader());
+        let err = cache.read(&obj, 0, 10, &r).await.unwrap_err();
+        assert_eq!(err.status(), Some(412));
+    }
+
+    #[tokio::test]
+    async fn stays_within_the_budget() {
+        let (_, cache, obj) = setup(40 * MB as usize, 4 * MB).await;
+        let r = Mutex::new(cache.new_reader());
+        for i in 0..40 {
+            let got = cache.read(&obj, i * MB, MB, &r).await.unwrap();
+            assert_eq!(got.len() as u64, MB);
+            let held: u64 = cache.blocks.lock().unwrap().iter().map(|(_, b)| b.data.len() as u64).sum();
+            assert!(held <= 4 * MB);
+        }
+    }
+}

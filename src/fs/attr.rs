@@ -1,0 +1,264 @@
+//! File attributes and their storage in object metadata. Mode, uid, gid and
+//! mtime use cosfs's names and encodings (`x-cos-meta-mode` holds the full
+//! decimal `st_mode` including the type bits), so buckets written by cosfs
+//! look the same here and the other way round.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cos::{ObjectInfo, UserMeta};
+
+/// Metadata names (after `x-cos-meta-`).
+pub const META_MODE: &str = "mode";
+/// Owner uid.
+pub const META_UID: &str = "uid";
+/// Owner gid.
+pub const META_GID: &str = "gid";
+/// Modification time, Unix seconds.
+pub const META_MTIME: &str = "mtime";
+
+const S_IFMT: u32 = 0o170000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFIFO: u32 = 0o010000;
+const S_IFSOCK: u32 = 0o140000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFBLK: u32 = 0o060000;
+
+/// What kind of node an object is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory: a `dir/` marker or a common prefix.
+    Dir,
+    /// Symbolic link: the body is the target.
+    Symlink,
+    /// Named pipe (mkfifo), stored as an empty object.
+    Fifo,
+    /// Unix socket node.
+    Socket,
+    /// Character device node.
+    CharDevice,
+    /// Block device node.
+    BlockDevice,
+}
+
+impl Kind {
+    /// The kind encoded in `st_mode`'s type bits, if any.
+    pub fn from_mode(mode: u32) -> Option<Kind> {
+        match mode & S_IFMT {
+            S_IFREG => Some(Kind::File),
+            S_IFDIR => Some(Kind::Dir),
+            S_IFLNK => Some(Kind::Symlink),
+            S_IFIFO => Some(Kind::Fifo),
+            S_IFSOCK => Some(Kind::Socket),
+            S_IFCHR => Some(Kind::CharDevice),
+            S_IFBLK => Some(Kind::BlockDevice),
+            _ => None,
+        }
+    }
+
+    /// The type bits of `st_mode`.
+    pub fn type_bits(self) -> u32 {
+        match self {
+            Kind::File => S_IFREG,
+            Kind::Dir => S_IFDIR,
+            Kind::Symlink => S_IFLNK,
+            Kind::Fifo => S_IFIFO,
+            Kind::Socket => S_IFSOCK,
+            Kind::CharDevice => S_IFCHR,
+            Kind::BlockDevice => S_IFBLK,
+        }
+    }
+}
+
+/// The attributes the filesystem reports for one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    /// Node kind.
+    pub kind: Kind,
+    /// Size in bytes (symlinks: target length).
+    pub size: u64,
+    /// Modification time.
+    pub mtime: SystemTime,
+    /// Permission bits (`0o7777`).
+    pub perm: u16,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// How attributes missing from metadata are filled in, from mount options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    /// Owner of nodes without `uid` metadata, and of all nodes if forced.
+    pub uid: u32,
+    /// Group of nodes without `gid` metadata, and of all nodes if forced.
+    pub gid: u32,
+    /// Ignore stored uid/gid (the `uid=`/`gid=` options were given).
+    pub force_owner: bool,
+    /// Permissions of files without `mode` metadata.
+    pub file_mode: u16,
+    /// Permissions of directories without `mode` metadata.
+    pub dir_mode: u16,
+    /// Bits removed from every mode.
+    pub umask: u16,
+}
+
+impl Default for Ownership {
+    fn default() -> Self {
+        Ownership {
+            uid: 0,
+            gid: 0,
+            force_owner: false,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            umask: 0o022,
+        }
+    }
+}
+
+impl Ownership {
+    /// Attributes of a directory that has no metadata (implicit, or the root).
+    pub fn dir(&self, mtime: SystemTime) -> Attr {
+        Attr {
+            kind: Kind::Dir,
+            size: 0,
+            mtime,
+            perm: self.dir_mode & !self.umask,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+
+    /// Attributes of a file known only from a listing (size and time).
+    pub fn listed_file(&self, size: u64, mtime: SystemTime) -> Attr {
+        Attr {
+            kind: Kind::File,
+            size,
+            mtime,
+            perm: self.file_mode & !self.umask,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+
+    /// Attributes from HEAD: metadata wins over defaults. `dir_key` says the
+    /// key ends with `/`.
+    pub fn from_info(&self, info: &ObjectInfo, dir_key: bool) -> Attr {
+        let mode = meta_u32(&info.meta, META_MODE);
+        let is_dir_type = info.content_type.as_deref() == Some("application/x-directory");
+        let kind = match mode.and_then(Kind::from_mode) {
+            Some(k) if dir_key => if k == Kind::Dir { k } else { Kind::Dir },
+            Some(k) => k,
+            None if dir_key || is_dir_type => Kind::Dir,
+            None => Kind::File,
+        };
+        let default_perm = if kind == Kind::Dir { self.dir_mode } else { self.file_mode };
+        let perm = mode.map(|m| (m & 0o7777) as u16).unwrap_or(default_perm) & !self.umask;
+        let owner = |name: &str, default: u32| {
+            if self.force_owner { default } else { meta_u32(&info.meta, name).unwrap_or(default) }
+        };
+        Attr {
+            kind,
+            size: if kind == Kind::Dir { 0 } else { info.size },
+            mtime: meta_mtime(&info.meta).unwrap_or(info.last_modified),
+            perm,
+            uid: owner(META_UID, self.uid),
+            gid: owner(META_GID, self.gid),
+        }
+    }
+}
+
+/// The metadata that stores `attr` (cosfs encoding).
+pub fn to_meta(attr: &Attr) -> UserMeta {
+    let mut meta = UserMeta::new();
+    let mode = attr.kind.type_bits() | u32::from(attr.perm);
+    meta.insert(META_MODE.into(), mode.to_string());
+    meta.insert(META_UID.into(), attr.uid.to_string());
+    meta.insert(META_GID.into(), attr.gid.to_string());
+    let secs = attr.mtime.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    meta.insert(META_MTIME.into(), secs.to_string());
+    meta
+}
+
+fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
+    meta.get(name)?.trim().parse().ok()
+}
+
+/// `x-cos-meta-mtime`: Unix seconds, possibly with a fraction.
+fn meta_mtime(meta: &UserMeta) -> Option<SystemTime> {
+    let value = meta.get(META_MTIME)?.trim();
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        let digits: String = frac.chars().take(9).collect();
+        let scale = 10u32.pow(9 - digits.len() as u32);
+        digits.parse::<u32>().ok()? * scale
+    };
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(meta: &[(&str, &str)], content_type: &str) -> ObjectInfo {
+        ObjectInfo {
+            size: 42,
+            etag: "e".into(),
+            last_modified: UNIX_EPOCH + Duration::from_secs(1000),
+            crc64: None,
+            content_type: Some(content_type.into()),
+            meta: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn reads_cosfs_metadata() {
+        let own = Ownership { uid: 1, gid: 2, umask: 0, ..Ownership::default() };
+        let a = own.from_info(
+            &info(&[("mode", "33188"), ("uid", "1000"), ("gid", "1001"), ("mtime", "1600000000")], "text/plain"),
+            false,
+        );
+        assert_eq!((a.kind, a.perm, a.uid, a.gid, a.size), (Kind::File, 0o644, 1000, 1001, 42));
+        assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+        let l = own.from_info(&info(&[("mode", "41471")], "application/octet-stream"), false);
+        assert_eq!((l.kind, l.perm), (Kind::Symlink, 0o777));
+        let d = own.from_info(&info(&[("mode", "16877")], "application/x-directory"), true);
+        assert_eq!((d.kind, d.perm, d.size), (Kind::Dir, 0o755, 0));
+    }
+
+    #[test]
+    fn falls_back_to_mount_options() {
+        let own = Ownership { uid: 7, gid: 8, file_mode: 0o640, umask: 0o027, ..Ownership::default() };
+        let a = own.from_info(&info(&[], "text/plain"), false);
+        assert_eq!((a.kind, a.perm, a.uid, a.gid), (Kind::File, 0o640, 7, 8));
+        assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1000));
+        let d = own.from_info(&info(&[], "application/x-directory"), false);
+        assert_eq!(d.kind, Kind::Dir);
+        let forced = Ownership { force_owner: true, ..own };
+        assert_eq!(forced.from_info(&info(&[("uid", "5")], "x"), false).uid, 7);
+    }
+
+    #[test]
+    fn parses_fractional_mtime_and_round_trips() {
+        let m: UserMeta = [("mtime".to_string(), "1600000000.5".to_string())].into();
+        assert_eq!(meta_mtime(&m), Some(UNIX_EPOCH + Duration::new(1_600_000_000, 500_000_000)));
+        let attr = Attr {
+            kind: Kind::Fifo,
+            size: 0,
+            mtime: UNIX_EPOCH + Duration::from_secs(5),
+            perm: 0o600,
+            uid: 3,
+            gid: 4,
+        };
+        let own = Ownership { umask: 0, ..Ownership::default() };
+        let back = own.from_info(&ObjectInfo { meta: to_meta(&attr), ..info(&[], "x") }, false);
+        assert_eq!(back, Attr { size: 42, ..attr });
+    }
+}

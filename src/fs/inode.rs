@@ -1,0 +1,360 @@
+//! The inode table: inode number ↔ (parent, name, key, kind, attributes),
+//! with the kernel's lookup counts. Inode numbers are never reused, so a
+//! generation of 0 is always right. A directory's children are kept in name
+//! order and, after a complete listing, say authoritatively which names
+//! exist until the listing expires.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Instant, SystemTime};
+
+use super::attr::{Attr, Kind};
+
+/// The root directory's inode number.
+pub const ROOT_INO: u64 = 1;
+
+/// One node the kernel may know about.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Inode number.
+    pub ino: u64,
+    /// Parent directory (the root is its own parent).
+    pub parent: u64,
+    /// Name in the parent.
+    pub name: String,
+    /// Object key (files) or prefix ending in `/` (directories; the root's
+    /// prefix is the mount prefix, possibly empty).
+    pub key: String,
+    /// Current attributes.
+    pub attr: Attr,
+    /// ETag of the object backing a file, when known.
+    pub etag: Option<String>,
+    /// Last-Modified of that object: with the ETag, names one version.
+    pub modified: Option<SystemTime>,
+    /// Attributes came from HEAD (metadata known), not only a listing.
+    pub exact: bool,
+    /// Attributes are trusted until then.
+    pub valid_until: Instant,
+    /// Still reachable by name from its parent.
+    pub attached: bool,
+    /// Directories: children by name.
+    pub children: BTreeMap<String, u64>,
+    /// Directories: `children` is a complete listing until then.
+    pub listed_until: Option<Instant>,
+    /// Directories: names known not to exist, until the given time.
+    pub missing: HashMap<String, Instant>,
+    lookups: u64,
+}
+
+impl Node {
+    /// The key a child named `name` would have (`dir` for directories).
+    pub fn child_key(&self, name: &str, kind: Kind) -> String {
+        match kind {
+            Kind::Dir => format!("{}{name}/", self.key),
+            _ => format!("{}{name}", self.key),
+        }
+    }
+
+    /// Whether a listed object (`etag`, `modified`) is the version whose
+    /// exact attributes this node already holds.
+    pub fn knows_version(&self, etag: &str, modified: SystemTime) -> bool {
+        self.exact && self.etag.as_deref() == Some(etag) && self.modified == Some(modified)
+    }
+
+    /// Whether the attributes are still trusted at `now`.
+    pub fn is_fresh(&self, now: Instant) -> bool {
+        now < self.valid_until
+    }
+
+    /// Whether `children` is a complete, unexpired listing at `now`.
+    pub fn is_listed(&self, now: Instant) -> bool {
+        self.listed_until.is_some_and(|t| now < t)
+    }
+}
+
+/// What is known about a child from a listing or a HEAD.
+#[derive(Clone, Debug)]
+pub struct ChildInfo {
+    /// Attributes.
+    pub attr: Attr,
+    /// ETag (files).
+    pub etag: Option<String>,
+    /// Last-Modified (files).
+    pub modified: Option<SystemTime>,
+    /// From HEAD (true) or a listing (false).
+    pub exact: bool,
+}
+
+/// All nodes, by inode number.
+#[derive(Debug)]
+pub struct InodeTable {
+    nodes: HashMap<u64, Node>,
+    next_ino: u64,
+}
+
+impl InodeTable {
+    /// A table holding only the root, whose prefix is `root_key`.
+    pub fn new(root_key: &str, root_attr: Attr, now: Instant) -> InodeTable {
+        let root = Node {
+            ino: ROOT_INO,
+            parent: ROOT_INO,
+            name: String::new(),
+            key: root_key.to_string(),
+            attr: root_attr,
+            etag: None,
+            modified: None,
+            exact: true,
+            valid_until: now,
+            attached: true,
+            children: BTreeMap::new(),
+            listed_until: None,
+            missing: HashMap::new(),
+            lookups: 1,
+        };
+        InodeTable {
+            nodes: HashMap::from([(ROOT_INO, root)]),
+            next_ino: ROOT_INO + 1,
+        }
+    }
+
+    /// The node `ino`.
+    pub fn get(&self, ino: u64) -> Option<&Node> {
+        self.nodes.get(&ino)
+    }
+
+    /// The node `ino`, mutably.
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
+        self.nodes.get_mut(&ino)
+    }
+
+    /// The child `name` of `parent`, if attached.
+    pub fn child(&self, parent: u64, name: &str) -> Option<&Node> {
+        let ino = *self.nodes.get(&parent)?.children.get(name)?;
+        self.nodes.get(&ino)
+    }
+
+    /// Records `info` for `parent/name`, creating the node if needed, and
+    /// returns its inode number. A node of another kind under that name is
+    /// detached and replaced. Exact attributes are not downgraded by a
+    /// listing that shows the same ETag.
+    pub fn upsert_child(&mut self, parent: u64, name: &str, info: ChildInfo, valid_until: Instant) -> u64 {
+        let Some(parent_node) = self.nodes.get_mut(&parent) else {
+            return 0;
+        };
+        parent_node.missing.remove(name);
+        let key = parent_node.child_key(name, info.attr.kind);
+        if let Some(&ino) = parent_node.children.get(name) {
+            let node = self.nodes.get_mut(&ino).expect("children point at live nodes");
+            if node.attr.kind == info.attr.kind {
+                let same_version = node.etag == info.etag && node.modified == info.modified;
+                if info.exact || !node.exact || !same_version {
+                    node.attr = info.attr;
+                    node.exact = info.exact;
+                    node.etag = info.etag;
+                    node.modified = info.modified;
+                }
+                node.valid_until = valid_until;
+                return ino;
+            }
+            self.detach(ino);
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.nodes.insert(
+            ino,
+            Node {
+                ino,
+                parent,
+                name: name.to_string(),
+                key,
+                attr: info.attr,
+                etag: info.etag,
+                modified: info.modified,
+                exact: info.exact,
+                valid_until,
+                attached: true,
+                children: BTreeMap::new(),
+                listed_until: None,
+                missing: HashMap::new(),
+                lookups: 0,
+            },
+        );
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children.insert(name.to_string(), ino);
+        }
+        ino
+    }
+
+    /// Remembers that `parent/name` does not exist until `until`.
+    pub fn mark_missing(&mut self, parent: u64, name: &str, until: Instant) {
+        if let Some(&ino) = self.nodes.get(&parent).and_then(|p| p.children.get(name)) {
+            self.detach(ino);
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.missing.insert(name.to_string(), until);
+        }
+    }
+
+    /// Whether `parent/name` is known not to exist at `now`.
+    pub fn is_missing(&self, parent: u64, name: &str, now: Instant) -> bool {
+        let Some(p) = self.nodes.get(&parent) else {
+            return false;
+        };
+        p.missing.get(name).is_some_and(|t| now < *t) || (p.is_listed(now) && !p.children.contains_key(name))
+    }
+
+    /// Installs a complete listing of `parent`: children not in `names` are
+    /// detached, and the listing is trusted until `until`.
+    pub fn finish_listing(&mut self, parent: u64, names: &[String], until: Instant) {
+        let Some(p) = self.nodes.get(&parent) else {
+            return;
+        };
+        let keep: std::collections::HashSet<&str> = names.iter().map(String::as_str).collect();
+        let gone: Vec<u64> = p
+            .children
+            .iter()
+            .filter(|(name, _)| !keep.contains(name.as_str()))
+            .map(|(_, ino)| *ino)
+            .collect();
+        for ino in gone {
+            self.detach(ino);
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.listed_until = Some(until);
+            p.missing.clear();
+        }
+    }
+
+    /// Forgets a directory's listing so the next access lists again.
+    pub fn invalidate_listing(&mut self, ino: u64) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.listed_until = None;
+        }
+    }
+
+    /// Unlinks a node from its parent's children; it lives on while the
+    /// kernel still holds lookups on it.
+    pub fn detach(&mut self, ino: u64) {
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return;
+        };
+        node.attached = false;
+        let (parent, name, lookups) = (node.parent, node.name.clone(), node.lookups);
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            if p.children.get(&name) == Some(&ino) {
+                p.children.remove(&name);
+            }
+        }
+        if lookups == 0 && ino != ROOT_INO {
+            self.remove(ino);
+        }
+    }
+
+    /// The kernel learned about `ino` once more (lookup, readdirplus, create).
+    pub fn remember(&mut self, ino: u64) {
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.lookups += 1;
+        }
+    }
+
+    /// The kernel dropped `n` references; detached nodes without references go.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return;
+        };
+        node.lookups = node.lookups.saturating_sub(n);
+        if node.lookups == 0 && !node.attached && ino != ROOT_INO {
+            self.remove(ino);
+        }
+    }
+
+    fn remove(&mut self, ino: u64) {
+        if let Some(node) = self.nodes.remove(&ino) {
+            for child in node.children.values() {
+                if let Some(c) = self.nodes.get_mut(child) {
+                    c.attached = false;
+                }
+            }
+        }
+    }
+
+    /// Number of nodes held (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether only the root is held.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::attr::Ownership;
+    use std::time::Duration;
+
+    fn file(size: u64, etag: &str, exact: bool) -> ChildInfo {
+        ChildInfo {
+            attr: Ownership::default().listed_file(size, SystemTime::UNIX_EPOCH),
+            etag: Some(etag.into()),
+            modified: None,
+            exact,
+        }
+    }
+
+    fn table() -> (InodeTable, Instant) {
+        let now = Instant::now();
+        (InodeTable::new("pre/", Ownership::default().dir(SystemTime::UNIX_EPOCH), now), now)
+    }
+
+    #[test]
+    fn upsert_keeps_inode_numbers_and_exact_attributes() {
+        let (mut t, now) = table();
+        let later = now + Duration::from_secs(1);
+        let mut exact = file(5, "e1", true);
+        exact.attr.perm = 0o600;
+        let a = t.upsert_child(ROOT_INO, "a", exact, later);
+        assert_eq!(t.get(a).unwrap().key, "pre/a");
+        let b = t.upsert_child(ROOT_INO, "a", file(5, "e1", false), later);
+        assert_eq!(a, b);
+        assert_eq!(t.get(a).unwrap().attr.perm, 0o600, "same ETag keeps HEAD attributes");
+        t.upsert_child(ROOT_INO, "a", file(9, "e2", false), later);
+        assert_eq!(t.get(a).unwrap().attr.size, 9);
+        assert!(!t.get(a).unwrap().exact);
+    }
+
+    #[test]
+    fn kind_change_replaces_the_node() {
+        let (mut t, now) = table();
+        let f = t.upsert_child(ROOT_INO, "x", file(1, "e", true), now);
+        t.remember(f);
+        let dir = ChildInfo {
+            attr: Ownership::default().dir(SystemTime::UNIX_EPOCH),
+            etag: None,
+            modified: None,
+            exact: false,
+        };
+        let d = t.upsert_child(ROOT_INO, "x", dir, now);
+        assert_ne!(f, d);
+        assert_eq!(t.get(d).unwrap().key, "pre/x/");
+        assert!(!t.get(f).unwrap().attached, "old node lives while referenced");
+        t.forget(f, 1);
+        assert!(t.get(f).is_none());
+    }
+
+    #[test]
+    fn listings_and_negative_entries() {
+        let (mut t, now) = table();
+        let until = now + Duration::from_secs(10);
+        t.upsert_child(ROOT_INO, "keep", file(1, "e", false), until);
+        let gone = t.upsert_child(ROOT_INO, "gone", file(1, "e", false), until);
+        t.finish_listing(ROOT_INO, &["keep".to_string()], until);
+        assert!(t.get(gone).is_none(), "unreferenced vanished child is dropped");
+        assert!(t.is_missing(ROOT_INO, "gone", now));
+        assert!(!t.is_missing(ROOT_INO, "keep", now));
+        assert!(!t.is_missing(ROOT_INO, "gone", until), "listing expired");
+        t.mark_missing(ROOT_INO, "keep", until);
+        assert!(t.child(ROOT_INO, "keep").is_none());
+    }
+}
