@@ -17,7 +17,8 @@
 //! `server/` shares the signer and XML wire types with `cos/` and nothing
 //! with `fs/`.
 
+pub mod cache;
 pub mod cos;
 pub mod creds;
-pub mod cache;
 pub mod fs;
+pub mod fuse;

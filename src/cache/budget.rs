@@ -49,7 +49,11 @@ impl MemoryBudget {
 
     /// Reserves `bytes` now, or returns `None` when the budget is short.
     pub fn try_reserve(&self, bytes: u64) -> Option<Reservation> {
-        let permit = self.permits.clone().try_acquire_many_owned(self.units(bytes)).ok()?;
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(self.units(bytes))
+            .ok()?;
         Some(Reservation { _permit: permit })
     }
 

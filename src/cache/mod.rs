@@ -93,14 +93,23 @@ impl<C: ObjectClient> BlockCache<C> {
 
     /// Reads up to `len` bytes at `offset` of `obj`, prefetching as the
     /// reader's pattern suggests.
-    pub async fn read(&self, obj: &ObjectVersion, offset: u64, len: u64, reader: &Mutex<ReadAhead>) -> CosResult<Bytes> {
+    pub async fn read(
+        &self,
+        obj: &ObjectVersion,
+        offset: u64,
+        len: u64,
+        reader: &Mutex<ReadAhead>,
+    ) -> CosResult<Bytes> {
         if offset >= obj.size || len == 0 {
             return Ok(Bytes::new());
         }
         let end = (offset + len).min(obj.size);
         let bs = self.config.block_size;
         let (first, last) = (offset / bs, (end - 1) / bs);
-        let window = reader.lock().unwrap_or_else(|e| e.into_inner()).observe(offset, end - offset);
+        let window = reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(offset, end - offset);
         let last_block = (obj.size - 1) / bs;
         let needed: Vec<BlockFuture> = (first..=last).map(|i| self.block(obj, i)).collect();
         for i in (last + 1)..=(last + window).min(last_block) {
@@ -117,7 +126,10 @@ impl<C: ObjectClient> BlockCache<C> {
             let from = (offset.max(block_start) - block_start) as usize;
             let to = ((end - block_start) as usize).min(data.len());
             if from > to {
-                return Err(CosError::Integrity(format!("block {i} of {:?} is short", obj.key)));
+                return Err(CosError::Integrity(format!(
+                    "block {i} of {:?} is short",
+                    obj.key
+                )));
             }
             if first == last {
                 single = Some(data.slice(from..to));
@@ -131,7 +143,11 @@ impl<C: ObjectClient> BlockCache<C> {
     /// Drops every cached block of `key` (after it was changed here).
     pub fn invalidate(&self, key: &str) {
         let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-        let stale: Vec<BlockId> = blocks.iter().filter(|(id, _)| &*id.key == key).map(|(id, _)| id.clone()).collect();
+        let stale: Vec<BlockId> = blocks
+            .iter()
+            .filter(|(id, _)| &*id.key == key)
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in stale {
             blocks.pop(&id);
         }
@@ -144,7 +160,12 @@ impl<C: ObjectClient> BlockCache<C> {
             etag: obj.etag.clone(),
             index,
         };
-        if let Some(b) = self.blocks.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        if let Some(b) = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
             let data = b.data.clone();
             return async move { Ok(data) }.boxed().shared();
         }
@@ -157,7 +178,11 @@ impl<C: ObjectClient> BlockCache<C> {
         fut
     }
 
-    fn fetch(&self, id: BlockId, size: u64) -> impl std::future::Future<Output = CosResult<Bytes>> + Send + 'static {
+    fn fetch(
+        &self,
+        id: BlockId,
+        size: u64,
+    ) -> impl std::future::Future<Output = CosResult<Bytes>> + Send + 'static {
         let client = self.client.clone();
         let budget = self.budget.clone();
         let blocks = self.blocks.clone();
@@ -172,7 +197,10 @@ impl<C: ObjectClient> BlockCache<C> {
                 if_match: Some(id.etag.to_string()),
             };
             let result = client.get(&id.key, &opts).await;
-            inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            inflight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
             let data = result?.body;
             if data.len() as u64 != end - start {
                 return Err(CosError::Integrity(format!(
@@ -183,7 +211,12 @@ impl<C: ObjectClient> BlockCache<C> {
                     end - start
                 )));
             }
-            debug!("cached block {} of {:?} ({} bytes)", id.index, id.key, data.len());
+            debug!(
+                "cached block {} of {:?} ({} bytes)",
+                id.index,
+                id.key,
+                data.len()
+            );
             blocks.lock().unwrap_or_else(|e| e.into_inner()).put(
                 id,
                 CachedBlock {
@@ -197,7 +230,11 @@ impl<C: ObjectClient> BlockCache<C> {
 }
 
 /// Reserves memory for a block, evicting least recently used blocks first.
-async fn reserve(budget: &MemoryBudget, blocks: &Mutex<LruCache<BlockId, CachedBlock>>, bytes: u64) -> Reservation {
+async fn reserve(
+    budget: &MemoryBudget,
+    blocks: &Mutex<LruCache<BlockId, CachedBlock>>,
+    bytes: u64,
+) -> Reservation {
     loop {
         if let Some(r) = budget.try_reserve(bytes) {
             return r;
@@ -217,13 +254,22 @@ mod tests {
 
     const MB: u64 = 1 << 20;
 
-    async fn setup(size: usize, budget: u64) -> (Arc<MemoryClient>, BlockCache<MemoryClient>, ObjectVersion) {
+    async fn setup(
+        size: usize,
+        budget: u64,
+    ) -> (Arc<MemoryClient>, BlockCache<MemoryClient>, ObjectVersion) {
         let client = Arc::new(MemoryClient::new());
         let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-        let put = client.put("obj", Bytes::from(data), &ObjectAttrs::default()).await.unwrap();
+        let put = client
+            .put("obj", Bytes::from(data), &ObjectAttrs::default())
+            .await
+            .unwrap();
         let cache = BlockCache::new(
             client.clone(),
-            CacheConfig { block_size: MB, max_prefetch: 4 * MB },
+            CacheConfig {
+                block_size: MB,
+                max_prefetch: 4 * MB,
+            },
             Arc::new(MemoryBudget::new(budget)),
         );
         let obj = ObjectVersion {
@@ -263,7 +309,10 @@ mod tests {
     #[tokio::test]
     async fn a_changed_object_fails_instead_of_mixing() {
         let (client, cache, obj) = setup(2 * MB as usize, 16 * MB).await;
-        client.put("obj", Bytes::from_static(b"new"), &ObjectAttrs::default()).await.unwrap();
+        client
+            .put("obj", Bytes::from_static(b"new"), &ObjectAttrs::default())
+            .await
+            .unwrap();
         let r = Mutex::new(cache.new_reader());
         let err = cache.read(&obj, 0, 10, &r).await.unwrap_err();
         assert_eq!(err.status(), Some(412));
@@ -276,7 +325,13 @@ mod tests {
         for i in 0..40 {
             let got = cache.read(&obj, i * MB, MB, &r).await.unwrap();
             assert_eq!(got.len() as u64, MB);
-            let held: u64 = cache.blocks.lock().unwrap().iter().map(|(_, b)| b.data.len() as u64).sum();
+            let held: u64 = cache
+                .blocks
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, b)| b.data.len() as u64)
+                .sum();
             assert!(held <= 4 * MB);
         }
     }

@@ -51,7 +51,9 @@ mod tests {
     #[test]
     fn window_grows_for_sequential_reads() {
         let mut r = ReadAhead::new(MB, 8);
-        let windows: Vec<u64> = (0..6).map(|i| r.observe(i * 128 * 1024, 128 * 1024)).collect();
+        let windows: Vec<u64> = (0..6)
+            .map(|i| r.observe(i * 128 * 1024, 128 * 1024))
+            .collect();
         assert_eq!(windows, vec![1, 2, 4, 8, 8, 8]);
     }
 

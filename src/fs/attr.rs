@@ -151,15 +151,29 @@ impl Ownership {
         let mode = meta_u32(&info.meta, META_MODE);
         let is_dir_type = info.content_type.as_deref() == Some("application/x-directory");
         let kind = match mode.and_then(Kind::from_mode) {
-            Some(k) if dir_key => if k == Kind::Dir { k } else { Kind::Dir },
+            Some(k) if dir_key => {
+                if k == Kind::Dir {
+                    k
+                } else {
+                    Kind::Dir
+                }
+            }
             Some(k) => k,
             None if dir_key || is_dir_type => Kind::Dir,
             None => Kind::File,
         };
-        let default_perm = if kind == Kind::Dir { self.dir_mode } else { self.file_mode };
+        let default_perm = if kind == Kind::Dir {
+            self.dir_mode
+        } else {
+            self.file_mode
+        };
         let perm = mode.map(|m| (m & 0o7777) as u16).unwrap_or(default_perm) & !self.umask;
         let owner = |name: &str, default: u32| {
-            if self.force_owner { default } else { meta_u32(&info.meta, name).unwrap_or(default) }
+            if self.force_owner {
+                default
+            } else {
+                meta_u32(&info.meta, name).unwrap_or(default)
+            }
         };
         Attr {
             kind,
@@ -179,7 +193,11 @@ pub fn to_meta(attr: &Attr) -> UserMeta {
     meta.insert(META_MODE.into(), mode.to_string());
     meta.insert(META_UID.into(), attr.uid.to_string());
     meta.insert(META_GID.into(), attr.gid.to_string());
-    let secs = attr.mtime.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = attr
+        .mtime
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     meta.insert(META_MTIME.into(), secs.to_string());
     meta
 }
@@ -214,20 +232,42 @@ mod tests {
             last_modified: UNIX_EPOCH + Duration::from_secs(1000),
             crc64: None,
             content_type: Some(content_type.into()),
-            meta: meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            meta: meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     #[test]
     fn reads_cosfs_metadata() {
-        let own = Ownership { uid: 1, gid: 2, umask: 0, ..Ownership::default() };
+        let own = Ownership {
+            uid: 1,
+            gid: 2,
+            umask: 0,
+            ..Ownership::default()
+        };
         let a = own.from_info(
-            &info(&[("mode", "33188"), ("uid", "1000"), ("gid", "1001"), ("mtime", "1600000000")], "text/plain"),
+            &info(
+                &[
+                    ("mode", "33188"),
+                    ("uid", "1000"),
+                    ("gid", "1001"),
+                    ("mtime", "1600000000"),
+                ],
+                "text/plain",
+            ),
             false,
         );
-        assert_eq!((a.kind, a.perm, a.uid, a.gid, a.size), (Kind::File, 0o644, 1000, 1001, 42));
+        assert_eq!(
+            (a.kind, a.perm, a.uid, a.gid, a.size),
+            (Kind::File, 0o644, 1000, 1001, 42)
+        );
         assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1_600_000_000));
-        let l = own.from_info(&info(&[("mode", "41471")], "application/octet-stream"), false);
+        let l = own.from_info(
+            &info(&[("mode", "41471")], "application/octet-stream"),
+            false,
+        );
         assert_eq!((l.kind, l.perm), (Kind::Symlink, 0o777));
         let d = own.from_info(&info(&[("mode", "16877")], "application/x-directory"), true);
         assert_eq!((d.kind, d.perm, d.size), (Kind::Dir, 0o755, 0));
@@ -235,20 +275,32 @@ mod tests {
 
     #[test]
     fn falls_back_to_mount_options() {
-        let own = Ownership { uid: 7, gid: 8, file_mode: 0o640, umask: 0o027, ..Ownership::default() };
+        let own = Ownership {
+            uid: 7,
+            gid: 8,
+            file_mode: 0o640,
+            umask: 0o027,
+            ..Ownership::default()
+        };
         let a = own.from_info(&info(&[], "text/plain"), false);
         assert_eq!((a.kind, a.perm, a.uid, a.gid), (Kind::File, 0o640, 7, 8));
         assert_eq!(a.mtime, UNIX_EPOCH + Duration::from_secs(1000));
         let d = own.from_info(&info(&[], "application/x-directory"), false);
         assert_eq!(d.kind, Kind::Dir);
-        let forced = Ownership { force_owner: true, ..own };
+        let forced = Ownership {
+            force_owner: true,
+            ..own
+        };
         assert_eq!(forced.from_info(&info(&[("uid", "5")], "x"), false).uid, 7);
     }
 
     #[test]
     fn parses_fractional_mtime_and_round_trips() {
         let m: UserMeta = [("mtime".to_string(), "1600000000.5".to_string())].into();
-        assert_eq!(meta_mtime(&m), Some(UNIX_EPOCH + Duration::new(1_600_000_000, 500_000_000)));
+        assert_eq!(
+            meta_mtime(&m),
+            Some(UNIX_EPOCH + Duration::new(1_600_000_000, 500_000_000))
+        );
         let attr = Attr {
             kind: Kind::Fifo,
             size: 0,
@@ -257,8 +309,17 @@ mod tests {
             uid: 3,
             gid: 4,
         };
-        let own = Ownership { umask: 0, ..Ownership::default() };
-        let back = own.from_info(&ObjectInfo { meta: to_meta(&attr), ..info(&[], "x") }, false);
+        let own = Ownership {
+            umask: 0,
+            ..Ownership::default()
+        };
+        let back = own.from_info(
+            &ObjectInfo {
+                meta: to_meta(&attr),
+                ..info(&[], "x")
+            },
+            false,
+        );
         assert_eq!(back, Attr { size: 42, ..attr });
     }
 }

@@ -56,7 +56,10 @@ impl DirListing {
     /// Adds one page listed with `prefix` and delimiter `/`.
     pub fn add_page(&mut self, prefix: &str, page: &ListPage) {
         for common in &page.common_prefixes {
-            let Some(name) = common.strip_prefix(prefix).and_then(|n| n.strip_suffix('/')) else {
+            let Some(name) = common
+                .strip_prefix(prefix)
+                .and_then(|n| n.strip_suffix('/'))
+            else {
                 continue;
             };
             if let Some(reason) = invalid_name(name) {
@@ -64,7 +67,8 @@ impl DirListing {
                 continue;
             }
             if let Some(Listed::Object { .. }) = self.entries.get(name) {
-                self.skipped.push((format!("{prefix}{name}"), shadowed(common)));
+                self.skipped
+                    .push((format!("{prefix}{name}"), shadowed(common)));
             }
             self.entries.insert(name.to_string(), Listed::Dir);
         }
@@ -81,7 +85,8 @@ impl DirListing {
                 continue;
             }
             if self.entries.get(name) == Some(&Listed::Dir) {
-                self.skipped.push((object.key.clone(), shadowed(&format!("{}/", object.key))));
+                self.skipped
+                    .push((object.key.clone(), shadowed(&format!("{}/", object.key))));
                 continue;
             }
             self.entries.insert(
@@ -118,7 +123,13 @@ mod tests {
     fn builds_entries_and_skips_bad_names() {
         let long = "x".repeat(256);
         let page = ListPage {
-            objects: vec![obj("d/"), obj("d/a"), obj("d/b"), obj(&format!("d/{long}")), obj("d/.")],
+            objects: vec![
+                obj("d/"),
+                obj("d/a"),
+                obj("d/b"),
+                obj(&format!("d/{long}")),
+                obj("d/."),
+            ],
             common_prefixes: vec!["d/b/".into(), "d/c/".into(), "d//".into()],
             next_marker: None,
             truncated: false,
@@ -128,16 +139,36 @@ mod tests {
         assert!(l.has_marker);
         let names: Vec<&str> = l.entries.keys().map(String::as_str).collect();
         assert_eq!(names, vec!["a", "b", "c"]);
-        assert_eq!(l.entries["b"], Listed::Dir, "the directory wins over the file");
+        assert_eq!(
+            l.entries["b"],
+            Listed::Dir,
+            "the directory wins over the file"
+        );
         assert_eq!(l.skipped.len(), 4, "{:?}", l.skipped);
-        assert!(l.skipped.iter().any(|(k, r)| k == "d/b" && r.contains("wins")));
+        assert!(
+            l.skipped
+                .iter()
+                .any(|(k, r)| k == "d/b" && r.contains("wins"))
+        );
     }
 
     #[test]
     fn a_later_page_cannot_overturn_a_directory() {
         let mut l = DirListing::default();
-        l.add_page("", &ListPage { objects: vec![obj("a")], ..ListPage::default() });
-        l.add_page("", &ListPage { common_prefixes: vec!["a/".into()], ..ListPage::default() });
+        l.add_page(
+            "",
+            &ListPage {
+                objects: vec![obj("a")],
+                ..ListPage::default()
+            },
+        );
+        l.add_page(
+            "",
+            &ListPage {
+                common_prefixes: vec!["a/".into()],
+                ..ListPage::default()
+            },
+        );
         assert_eq!(l.entries["a"], Listed::Dir);
     }
 }

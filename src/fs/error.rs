@@ -72,7 +72,10 @@ fn cos_errno(e: &CosError) -> i32 {
     match e {
         CosError::Service { status, code, .. } => match (*status, code.as_str()) {
             (_, "NoSuchKey") | (404, "") => libc::ENOENT,
-            (_, "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId" | "ExpiredToken") => libc::EACCES,
+            (
+                _,
+                "AccessDenied" | "SignatureDoesNotMatch" | "InvalidAccessKeyId" | "ExpiredToken",
+            ) => libc::EACCES,
             (_, "PreconditionFailed") | (412, _) => libc::ESTALE,
             (_, "KeyTooLong") => libc::ENAMETOOLONG,
             (_, "EntityTooLarge") => libc::EFBIG,
@@ -81,14 +84,20 @@ fn cos_errno(e: &CosError) -> i32 {
             _ => libc::EIO,
         },
         CosError::Transport { timeout: true, .. } => libc::ETIMEDOUT,
-        CosError::Transport { .. } | CosError::Integrity(_) | CosError::InvalidResponse(_) => libc::EIO,
+        CosError::Transport { .. } | CosError::Integrity(_) | CosError::InvalidResponse(_) => {
+            libc::EIO
+        }
         CosError::InvalidRequest(_) => libc::EINVAL,
     }
 }
 
 impl From<CosError> for FsError {
     fn from(e: CosError) -> Self {
-        if e.is_not_found() { FsError::NotFound } else { FsError::Remote(e) }
+        if e.is_not_found() {
+            FsError::NotFound
+        } else {
+            FsError::Remote(e)
+        }
     }
 }
 
@@ -114,11 +123,17 @@ mod tests {
     #[test]
     fn maps_cos_errors_to_errno() {
         let svc = |s, c: &str| FsError::Remote(CosError::service(s, c, ""));
-        assert_eq!(FsError::from(CosError::service(404, "NoSuchKey", "")), FsError::NotFound);
+        assert_eq!(
+            FsError::from(CosError::service(404, "NoSuchKey", "")),
+            FsError::NotFound
+        );
         assert_eq!(svc(403, "AccessDenied").to_errno(), libc::EACCES);
         assert_eq!(svc(412, "PreconditionFailed").to_errno(), libc::ESTALE);
         assert_eq!(svc(500, "InternalError").to_errno(), libc::EIO);
-        let timeout = CosError::Transport { message: "t".into(), timeout: true };
+        let timeout = CosError::Transport {
+            message: "t".into(),
+            timeout: true,
+        };
         assert_eq!(FsError::Remote(timeout).to_errno(), libc::ETIMEDOUT);
         assert_eq!(FsError::NotEmpty.to_errno(), libc::ENOTEMPTY);
     }

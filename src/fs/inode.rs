@@ -136,14 +136,23 @@ impl InodeTable {
     /// returns its inode number. A node of another kind under that name is
     /// detached and replaced. Exact attributes are not downgraded by a
     /// listing that shows the same ETag.
-    pub fn upsert_child(&mut self, parent: u64, name: &str, info: ChildInfo, valid_until: Instant) -> u64 {
+    pub fn upsert_child(
+        &mut self,
+        parent: u64,
+        name: &str,
+        info: ChildInfo,
+        valid_until: Instant,
+    ) -> u64 {
         let Some(parent_node) = self.nodes.get_mut(&parent) else {
             return 0;
         };
         parent_node.missing.remove(name);
         let key = parent_node.child_key(name, info.attr.kind);
         if let Some(&ino) = parent_node.children.get(name) {
-            let node = self.nodes.get_mut(&ino).expect("children point at live nodes");
+            let node = self
+                .nodes
+                .get_mut(&ino)
+                .expect("children point at live nodes");
             if node.attr.kind == info.attr.kind {
                 let same_version = node.etag == info.etag && node.modified == info.modified;
                 if info.exact || !node.exact || !same_version {
@@ -199,7 +208,8 @@ impl InodeTable {
         let Some(p) = self.nodes.get(&parent) else {
             return false;
         };
-        p.missing.get(name).is_some_and(|t| now < *t) || (p.is_listed(now) && !p.children.contains_key(name))
+        p.missing.get(name).is_some_and(|t| now < *t)
+            || (p.is_listed(now) && !p.children.contains_key(name))
     }
 
     /// Installs a complete listing of `parent`: children not in `names` are
@@ -305,7 +315,14 @@ mod tests {
 
     fn table() -> (InodeTable, Instant) {
         let now = Instant::now();
-        (InodeTable::new("pre/", Ownership::default().dir(SystemTime::UNIX_EPOCH), now), now)
+        (
+            InodeTable::new(
+                "pre/",
+                Ownership::default().dir(SystemTime::UNIX_EPOCH),
+                now,
+            ),
+            now,
+        )
     }
 
     #[test]
@@ -318,7 +335,11 @@ mod tests {
         assert_eq!(t.get(a).unwrap().key, "pre/a");
         let b = t.upsert_child(ROOT_INO, "a", file(5, "e1", false), later);
         assert_eq!(a, b);
-        assert_eq!(t.get(a).unwrap().attr.perm, 0o600, "same ETag keeps HEAD attributes");
+        assert_eq!(
+            t.get(a).unwrap().attr.perm,
+            0o600,
+            "same ETag keeps HEAD attributes"
+        );
         t.upsert_child(ROOT_INO, "a", file(9, "e2", false), later);
         assert_eq!(t.get(a).unwrap().attr.size, 9);
         assert!(!t.get(a).unwrap().exact);
@@ -338,7 +359,10 @@ mod tests {
         let d = t.upsert_child(ROOT_INO, "x", dir, now);
         assert_ne!(f, d);
         assert_eq!(t.get(d).unwrap().key, "pre/x/");
-        assert!(!t.get(f).unwrap().attached, "old node lives while referenced");
+        assert!(
+            !t.get(f).unwrap().attached,
+            "old node lives while referenced"
+        );
         t.forget(f, 1);
         assert!(t.get(f).is_none());
     }
@@ -350,7 +374,10 @@ mod tests {
         t.upsert_child(ROOT_INO, "keep", file(1, "e", false), until);
         let gone = t.upsert_child(ROOT_INO, "gone", file(1, "e", false), until);
         t.finish_listing(ROOT_INO, &["keep".to_string()], until);
-        assert!(t.get(gone).is_none(), "unreferenced vanished child is dropped");
+        assert!(
+            t.get(gone).is_none(),
+            "unreferenced vanished child is dropped"
+        );
         assert!(t.is_missing(ROOT_INO, "gone", now));
         assert!(!t.is_missing(ROOT_INO, "keep", now));
         assert!(!t.is_missing(ROOT_INO, "gone", until), "listing expired");

@@ -143,7 +143,11 @@ impl<C: ObjectClient> Fs<C> {
         }
         let started = SystemTime::now();
         let budget = Arc::new(MemoryBudget::new(config.memory_bytes));
-        let root = InodeTable::new(&config.prefix, config.ownership.dir(started), Instant::now());
+        let root = InodeTable::new(
+            &config.prefix,
+            config.ownership.dir(started),
+            Instant::now(),
+        );
         Fs {
             cache: BlockCache::new(client.clone(), config.cache.clone(), budget),
             client,
@@ -167,7 +171,11 @@ impl<C: ObjectClient> Fs<C> {
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
         if let Some(reason) = invalid_name(name) {
             debug!("lookup of {name:?}: {reason}");
-            return Err(if name.len() > dir::NAME_MAX { FsError::NameTooLong } else { FsError::NotFound });
+            return Err(if name.len() > dir::NAME_MAX {
+                FsError::NameTooLong
+            } else {
+                FsError::NotFound
+            });
         }
         let now = Instant::now();
         let parent_key = {
@@ -179,7 +187,10 @@ impl<C: ObjectClient> Fs<C> {
             let parent_key = p.key.clone();
             if let Some(child) = t.child(parent, name) {
                 if child.is_fresh(now) && (child.exact || self.config.fast_list) {
-                    let entry = Entry { ino: child.ino, attr: child.attr };
+                    let entry = Entry {
+                        ino: child.ino,
+                        attr: child.attr,
+                    };
                     t.remember(entry.ino);
                     return Ok(entry);
                 }
@@ -197,7 +208,12 @@ impl<C: ObjectClient> Fs<C> {
             }
             Some(info) => {
                 let attr = info.attr;
-                let ino = t.upsert_child(parent, name, info, Instant::now() + self.config.metadata_ttl);
+                let ino = t.upsert_child(
+                    parent,
+                    name,
+                    info,
+                    Instant::now() + self.config.metadata_ttl,
+                );
                 if ino == 0 {
                     return Err(FsError::NotFound);
                 }
@@ -219,20 +235,36 @@ impl<C: ObjectClient> Fs<C> {
             max_keys: 1,
         };
         let marker = async {
-            if self.config.fast_list { None } else { Some(self.client.head(&prefix).await) }
+            if self.config.fast_list {
+                None
+            } else {
+                Some(self.client.head(&prefix).await)
+            }
         };
-        let (file, listed, marker) = tokio::join!(self.client.head(&key), self.client.list_page(&list_req), marker);
+        let (file, listed, marker) = tokio::join!(
+            self.client.head(&key),
+            self.client.list_page(&list_req),
+            marker
+        );
         let listed = listed?;
         if !listed.objects.is_empty() || !listed.common_prefixes.is_empty() {
             if file.is_ok() {
-                self.warn_once(&key, &format!("directory {prefix:?} has the same name and wins"));
+                self.warn_once(
+                    &key,
+                    &format!("directory {prefix:?} has the same name and wins"),
+                );
             }
             let attr = match marker {
                 Some(Ok(info)) => self.config.ownership.from_info(&info, true),
                 Some(Err(e)) if !e.is_not_found() => return Err(e.into()),
                 _ => self.config.ownership.dir(self.started),
             };
-            return Ok(Some(ChildInfo { attr, etag: None, modified: None, exact: true }));
+            return Ok(Some(ChildInfo {
+                attr,
+                etag: None,
+                modified: None,
+                exact: true,
+            }));
         }
         match file {
             Ok(info) => Ok(Some(self.file_info(&info))),
@@ -310,7 +342,10 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Entries of directory `ino` after `offset` (0 starts a new listing).
     pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
-        let handle = lock(&self.dirs).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        let handle = lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
         let mut handle = handle.lock().await;
         if offset == 0 || handle.entries.is_none() {
             handle.entries = Some(Arc::new(self.list_dir(ino).await?));
@@ -346,18 +381,40 @@ impl<C: ObjectClient> Fs<C> {
         let node = t.get(ino).ok_or(FsError::NotFound)?;
         let parent = t.get(node.parent).unwrap_or(node);
         let mut entries = vec![
-            (".".to_string(), Entry { ino, attr: node.attr }),
-            ("..".to_string(), Entry { ino: parent.ino, attr: parent.attr }),
+            (
+                ".".to_string(),
+                Entry {
+                    ino,
+                    attr: node.attr,
+                },
+            ),
+            (
+                "..".to_string(),
+                Entry {
+                    ino: parent.ino,
+                    attr: parent.attr,
+                },
+            ),
         ];
         for (name, child) in &node.children {
             if let Some(c) = t.get(*child) {
-                entries.push((name.clone(), Entry { ino: c.ino, attr: c.attr }));
+                entries.push((
+                    name.clone(),
+                    Entry {
+                        ino: c.ino,
+                        attr: c.attr,
+                    },
+                ));
             }
         }
         Ok(entries
             .into_iter()
             .enumerate()
-            .map(|(i, (name, entry))| DirEntry { name, entry, offset: i as u64 + 1 })
+            .map(|(i, (name, entry))| DirEntry {
+                name,
+                entry,
+                offset: i as u64 + 1,
+            })
             .collect())
     }
 
@@ -372,7 +429,11 @@ impl<C: ObjectClient> Fs<C> {
         for (key, reason) in &listing.skipped {
             self.warn_once(key, reason);
         }
-        let heads = if self.config.fast_list { HashMap::new() } else { self.head_entries(ino, prefix, &listing).await? };
+        let heads = if self.config.fast_list {
+            HashMap::new()
+        } else {
+            self.head_entries(ino, prefix, &listing).await?
+        };
         let until = Instant::now() + self.config.metadata_ttl;
         let mut t = lock(&self.inodes);
         let mut names = Vec::with_capacity(listing.entries.len());
@@ -385,8 +446,17 @@ impl<C: ObjectClient> Fs<C> {
                     modified: None,
                     exact: true,
                 },
-                (Listed::Object { size, etag, last_modified }, _) => {
-                    let known = t.child(ino, &name).filter(|n| n.knows_version(&etag, last_modified));
+                (
+                    Listed::Object {
+                        size,
+                        etag,
+                        last_modified,
+                    },
+                    _,
+                ) => {
+                    let known = t
+                        .child(ino, &name)
+                        .filter(|n| n.knows_version(&etag, last_modified));
                     match known {
                         Some(node) => ChildInfo {
                             attr: node.attr,
@@ -426,8 +496,14 @@ impl<C: ObjectClient> Fs<C> {
                 .iter()
                 .filter_map(|(name, listed)| match listed {
                     Listed::Dir => Some((name.clone(), format!("{prefix}{name}/"))),
-                    Listed::Object { etag, last_modified, .. } => {
-                        let known = t.child(ino, name).is_some_and(|n| n.knows_version(etag, *last_modified));
+                    Listed::Object {
+                        etag,
+                        last_modified,
+                        ..
+                    } => {
+                        let known = t
+                            .child(ino, name)
+                            .is_some_and(|n| n.knows_version(etag, *last_modified));
                         (!known).then(|| (name.clone(), format!("{prefix}{name}")))
                     }
                 })
@@ -446,7 +522,15 @@ impl<C: ObjectClient> Fs<C> {
             match result {
                 Ok(info) if is_dir => {
                     let attr = self.config.ownership.from_info(&info, true);
-                    out.insert(name, Some(ChildInfo { attr, etag: None, modified: None, exact: true }));
+                    out.insert(
+                        name,
+                        Some(ChildInfo {
+                            attr,
+                            etag: None,
+                            modified: None,
+                            exact: true,
+                        }),
+                    );
                 }
                 Ok(info) => {
                     out.insert(name, Some(self.file_info(&info)));
@@ -485,7 +569,10 @@ impl<C: ObjectClient> Fs<C> {
             let node = t.get(ino).ok_or(FsError::NotFound)?;
             (node.etag.clone().unwrap_or_default(), node.attr.size)
         };
-        let keep_cache = lock(&self.cached_etags).insert(ino, etag.clone()).as_deref() == Some(etag.as_str());
+        let keep_cache = lock(&self.cached_etags)
+            .insert(ino, etag.clone())
+            .as_deref()
+            == Some(etag.as_str());
         let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
         let file = OpenFile {
             object: ObjectVersion {
@@ -501,11 +588,20 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Reads from an open file.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let file = lock(&self.files).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        let file = lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
         self.cache
             .read(&file.object, offset, u64::from(size), &file.reader)
             .await
-            .map_err(|e| if e.status() == Some(412) { FsError::Stale } else { e.into() })
+            .map_err(|e| {
+                if e.status() == Some(412) {
+                    FsError::Stale
+                } else {
+                    e.into()
+                }
+            })
     }
 
     /// Closes a file handle.

@@ -14,7 +14,10 @@ use crate::cos::{ObjectAttrs, UserMeta};
 async fn bucket(keys: &[(&str, &[u8])]) -> Arc<MemoryClient> {
     let client = Arc::new(MemoryClient::new());
     for (key, body) in keys {
-        client.put(key, Bytes::copy_from_slice(body), &ObjectAttrs::default()).await.unwrap();
+        client
+            .put(key, Bytes::copy_from_slice(body), &ObjectAttrs::default())
+            .await
+            .unwrap();
     }
     client
 }
@@ -40,9 +43,19 @@ async fn names(fs: &Fs<MemoryClient>, ino: u64) -> Vec<String> {
 
 #[tokio::test]
 async fn markers_prefixes_and_files_make_a_tree() {
-    let c = bucket(&[("a/", b""), ("a/f", b"hello"), ("b/c/d", b"x"), ("top", b"t"), ("empty/", b"")]).await;
+    let c = bucket(&[
+        ("a/", b""),
+        ("a/f", b"hello"),
+        ("b/c/d", b"x"),
+        ("top", b"t"),
+        ("empty/", b""),
+    ])
+    .await;
     let fs = fs(&c, FsConfig::default());
-    assert_eq!(names(&fs, ROOT).await, vec![".", "..", "a", "b", "empty", "top"]);
+    assert_eq!(
+        names(&fs, ROOT).await,
+        vec![".", "..", "a", "b", "empty", "top"]
+    );
     let a = fs.lookup(ROOT, "a").await.unwrap();
     assert_eq!(a.attr.kind, Kind::Dir);
     assert_eq!(names(&fs, a.ino).await, vec![".", "..", "f"]);
@@ -50,7 +63,10 @@ async fn markers_prefixes_and_files_make_a_tree() {
     assert_eq!(b.attr.kind, Kind::Dir, "implicit directory");
     let f = fs.lookup(a.ino, "f").await.unwrap();
     assert_eq!((f.attr.kind, f.attr.size), (Kind::File, 5));
-    assert_eq!(fs.lookup(ROOT, "nope").await.unwrap_err(), FsError::NotFound);
+    assert_eq!(
+        fs.lookup(ROOT, "nope").await.unwrap_err(),
+        FsError::NotFound
+    );
     assert_eq!(fs.lookup(f.ino, "x").await.unwrap_err(), FsError::NotDir);
 }
 
@@ -66,27 +82,57 @@ async fn directory_wins_over_file_of_the_same_name() {
 #[tokio::test]
 async fn unusable_keys_are_skipped() {
     let long = format!("d/{}", "n".repeat(300));
-    let c = bucket(&[("d//x", b"1"), ("d/./y", b"2"), (long.as_str(), b"3"), ("d/ok", b"4")]).await;
+    let c = bucket(&[
+        ("d//x", b"1"),
+        ("d/./y", b"2"),
+        (long.as_str(), b"3"),
+        ("d/ok", b"4"),
+    ])
+    .await;
     let fs = fs(&c, FsConfig::default());
     let d = fs.lookup(ROOT, "d").await.unwrap();
     assert_eq!(names(&fs, d.ino).await, vec![".", "..", "ok"]);
-    assert_eq!(fs.lookup(d.ino, &"n".repeat(300)).await.unwrap_err(), FsError::NameTooLong);
+    assert_eq!(
+        fs.lookup(d.ino, &"n".repeat(300)).await.unwrap_err(),
+        FsError::NameTooLong
+    );
 }
 
 #[tokio::test]
 async fn listing_heads_unknown_objects_once_and_fast_list_never() {
-    let keys: Vec<(String, Vec<u8>)> = (0..30).map(|i| (format!("dir/f{i:02}"), vec![b'x'; i])).collect();
-    let refs: Vec<(&str, &[u8])> = keys.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let keys: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("dir/f{i:02}"), vec![b'x'; i]))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
     let c = bucket(&refs).await;
-    let exact = fs(&c, FsConfig { metadata_ttl: Duration::ZERO, ..long_ttl() });
+    let exact = fs(
+        &c,
+        FsConfig {
+            metadata_ttl: Duration::ZERO,
+            ..long_ttl()
+        },
+    );
     let dir = exact.lookup(ROOT, "dir").await.unwrap();
     let heads = c.calls("head");
     names(&exact, dir.ino).await;
     assert_eq!(c.calls("head") - heads, 30);
     names(&exact, dir.ino).await;
-    assert_eq!(c.calls("head") - heads, 30, "unchanged objects are not HEADed again");
+    assert_eq!(
+        c.calls("head") - heads,
+        30,
+        "unchanged objects are not HEADed again"
+    );
 
-    let fast = fs(&c, FsConfig { fast_list: true, ..long_ttl() });
+    let fast = fs(
+        &c,
+        FsConfig {
+            fast_list: true,
+            ..long_ttl()
+        },
+    );
     let dir = fast.lookup(ROOT, "dir").await.unwrap();
     let (heads, lists) = (c.calls("head"), c.calls("list_page"));
     let fh = fast.opendir(dir.ino).unwrap();
@@ -96,23 +142,46 @@ async fn listing_heads_unknown_objects_once_and_fast_list_never() {
     assert_eq!(c.calls("list_page") - lists, 1);
     fast.readdir(dir.ino, fh, 0).await.unwrap();
     fast.lookup(dir.ino, "f05").await.unwrap();
-    assert_eq!((c.calls("head"), c.calls("list_page") - lists), (heads, 1), "cached within the TTL");
+    assert_eq!(
+        (c.calls("head"), c.calls("list_page") - lists),
+        (heads, 1),
+        "cached within the TTL"
+    );
 }
 
 #[tokio::test]
 async fn metadata_from_cosfs_headers() {
     let c = Arc::new(MemoryClient::new());
-    let meta: UserMeta = [("mode", "33261"), ("uid", "1234"), ("gid", "55"), ("mtime", "1500000000")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    c.put("script", Bytes::from_static(b"#!/bin/sh"), &ObjectAttrs { content_type: None, meta })
-        .await
-        .unwrap();
+    let meta: UserMeta = [
+        ("mode", "33261"),
+        ("uid", "1234"),
+        ("gid", "55"),
+        ("mtime", "1500000000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    c.put(
+        "script",
+        Bytes::from_static(b"#!/bin/sh"),
+        &ObjectAttrs {
+            content_type: None,
+            meta,
+        },
+    )
+    .await
+    .unwrap();
     let link_meta: UserMeta = [("mode".to_string(), "41471".to_string())].into();
-    c.put("link", Bytes::from_static(b"script"), &ObjectAttrs { content_type: None, meta: link_meta })
-        .await
-        .unwrap();
+    c.put(
+        "link",
+        Bytes::from_static(b"script"),
+        &ObjectAttrs {
+            content_type: None,
+            meta: link_meta,
+        },
+    )
+    .await
+    .unwrap();
     let fs = fs(&c, FsConfig::default());
     let s = fs.lookup(ROOT, "script").await.unwrap();
     assert_eq!((s.attr.perm, s.attr.uid, s.attr.gid), (0o755, 1234, 55));
@@ -124,12 +193,24 @@ async fn metadata_from_cosfs_headers() {
 #[tokio::test]
 async fn reads_whole_files_and_sees_replacements_after_the_ttl() {
     let c = bucket(&[("f", b"version one")]).await;
-    let fs = fs(&c, FsConfig { metadata_ttl: Duration::ZERO, ..FsConfig::default() });
+    let fs = fs(
+        &c,
+        FsConfig {
+            metadata_ttl: Duration::ZERO,
+            ..FsConfig::default()
+        },
+    );
     let f = fs.lookup(ROOT, "f").await.unwrap();
     let h = fs.open(f.ino, false).await.unwrap();
     assert_eq!(&fs.read(h.fh, 0, 100).await.unwrap()[..], b"version one");
-    c.put("f", Bytes::from_static(b"second"), &ObjectAttrs::default()).await.unwrap();
-    assert_eq!(fs.read(h.fh, 0, 100).await, Ok(Bytes::from_static(b"version one")), "cached block");
+    c.put("f", Bytes::from_static(b"second"), &ObjectAttrs::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.read(h.fh, 0, 100).await,
+        Ok(Bytes::from_static(b"version one")),
+        "cached block"
+    );
     fs.release(h.fh);
     let h2 = fs.open(f.ino, false).await.unwrap();
     assert!(!h2.keep_cache);
@@ -140,9 +221,18 @@ async fn reads_whole_files_and_sees_replacements_after_the_ttl() {
 #[tokio::test]
 async fn sub_folder_mount_sees_only_its_prefix() {
     let c = bucket(&[("data/x", b"1"), ("data/sub/y", b"2"), ("other", b"3")]).await;
-    let fs = fs(&c, FsConfig { prefix: "data".into(), ..FsConfig::default() });
+    let fs = fs(
+        &c,
+        FsConfig {
+            prefix: "data".into(),
+            ..FsConfig::default()
+        },
+    );
     assert_eq!(names(&fs, ROOT).await, vec![".", "..", "sub", "x"]);
-    assert_eq!(fs.lookup(ROOT, "other").await.unwrap_err(), FsError::NotFound);
+    assert_eq!(
+        fs.lookup(ROOT, "other").await.unwrap_err(),
+        FsError::NotFound
+    );
 }
 
 #[tokio::test]
