@@ -17,8 +17,12 @@
 //! `server/` shares the signer and XML wire types with `cos/` and nothing
 //! with `fs/`.
 
+pub mod app;
 pub mod cache;
+pub mod cli;
+pub mod config;
 pub mod cos;
 pub mod creds;
 pub mod fs;
 pub mod fuse;
+pub mod mount;

@@ -1,6 +1,8 @@
 //! Credentials: the keys requests are signed with, and the store requests
 //! take a cheap snapshot from. Secrets never appear in `Debug` output.
 
+pub mod passwd;
+
 use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;

@@ -1,0 +1,143 @@
+//! Wires the layers for one mount: runtime, credentials, client, a bucket
+//! check with plain-words diagnosis, the filesystem, and the FUSE session.
+
+use std::sync::Arc;
+
+use crate::config::{CredentialSource, MountConfig, Target};
+use crate::cos::client::{ClientConfig, HttpClient};
+use crate::cos::endpoint::{Endpoint, Style};
+use crate::cos::{CosError, ListRequest, ObjectClient};
+use crate::creds::CredentialStore;
+use crate::fs::Fs;
+use crate::mount::{self, Readiness};
+
+/// Mounts as configured and serves until unmounted. Failures before the
+/// mount is live are returned as one-line messages.
+pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("cosmount-io")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let client = runtime.block_on(connect(config))?;
+    let fs = Arc::new(Fs::new(Arc::new(client), config.fs.clone()));
+    mount::serve(fs, &runtime, &config.mount, || readiness.ready())
+        .map_err(|e| mount_error(config, &e))?;
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
+
+/// Builds the client and checks the bucket answers.
+async fn connect(config: &MountConfig) -> Result<HttpClient, String> {
+    let (endpoint, creds) = endpoint_and_credentials(config)?;
+    let mut client_config = ClientConfig::new(endpoint);
+    client_config.request_timeout = config.request_timeout;
+    client_config.retry = config.retry.clone();
+    let client = HttpClient::new(client_config, Arc::new(creds)).map_err(|e| e.to_string())?;
+    check_bucket(&client, config).await?;
+    Ok(client)
+}
+
+fn endpoint_and_credentials(config: &MountConfig) -> Result<(Endpoint, CredentialStore), String> {
+    let (bucket, region) = (config.bucket.as_str(), config.region.as_str());
+    let endpoint = match &config.target {
+        Target::Cos {
+            https,
+            path_style: false,
+        } => Endpoint::virtual_hosted(bucket, region, *https),
+        Target::Cos {
+            https,
+            path_style: true,
+        } => Endpoint::path_style(bucket, region, *https),
+        Target::Custom { url, path_style } => {
+            let style = if *path_style {
+                Style::PathStyle
+            } else {
+                Style::VirtualHosted
+            };
+            Endpoint::custom(url, bucket, region, style).map_err(|e| e.to_string())?
+        }
+        Target::Local { dir } => {
+            return Err(format!(
+                "--local {} is not available in this build",
+                dir.display()
+            ));
+        }
+    };
+    let creds = match &config.credentials {
+        CredentialSource::Anonymous => CredentialStore::anonymous(),
+        CredentialSource::Static { credentials, .. } => CredentialStore::fixed(credentials.clone()),
+        CredentialSource::Generated => return Err("generated credentials need --local".into()),
+    };
+    Ok((endpoint, creds))
+}
+
+/// HEAD Bucket; on failure, a one-key List to learn COS's error code, then
+/// a message that says what is wrong and what to do.
+async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), String> {
+    let Err(head_error) = client.head_bucket().await else {
+        return Ok(());
+    };
+    let probe = ListRequest {
+        max_keys: 1,
+        ..ListRequest::default()
+    };
+    let error = match client.list_page(&probe).await {
+        Err(e) if !e.code().is_empty() => e,
+        _ => head_error,
+    };
+    Err(explain(&error, config, &client.endpoint().host))
+}
+
+/// Plain words for a failed bucket check.
+pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
+    let bucket = &config.bucket;
+    let origin = match &config.credentials {
+        CredentialSource::Static { origin, .. } => format!(" (from {origin})"),
+        CredentialSource::Anonymous => " (anonymous requests)".to_string(),
+        CredentialSource::Generated => String::new(),
+    };
+    match (error.status(), error.code()) {
+        (_, "NoSuchBucket") | (Some(404), _) => format!(
+            "bucket {bucket} does not exist in region {} at {host}: check the bucket name and --region",
+            config.region
+        ),
+        (_, "SignatureDoesNotMatch") => {
+            format!("the SecretKey{origin} does not match the SecretId: check the key pair")
+        }
+        (_, "InvalidAccessKeyId") => {
+            format!("the SecretId{origin} is not known to COS: check the key pair")
+        }
+        (_, "ExpiredToken" | "InvalidToken") => {
+            format!("the session token{origin} has expired or is invalid: get new temporary keys")
+        }
+        (_, "RequestTimeTooSkewed") => {
+            "the local clock is too far from COS's: fix the time (e.g. enable NTP)".to_string()
+        }
+        (Some(403), _) => format!(
+            "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
+        ),
+        (None, _) => {
+            format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
+        }
+        _ => format!("bucket {bucket} cannot be used: {error}"),
+    }
+}
+
+fn mount_error(config: &MountConfig, e: &std::io::Error) -> String {
+    let mp = config.mount.mountpoint.display();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) if !std::path::Path::new("/dev/fuse").exists() => {
+            "/dev/fuse is missing: load the fuse module (`modprobe fuse`) or install fuse3"
+                .to_string()
+        }
+        Some(libc::EBUSY) => format!("mountpoint {mp} is busy"),
+        Some(libc::EPERM | libc::EACCES) => {
+            format!(
+                "not allowed to mount on {mp}: {e} (install fuse3 for fusermount3, or mount as root)"
+            )
+        }
+        _ => format!("cannot mount on {mp}: {e}"),
+    }
+}

@@ -1,0 +1,431 @@
+//! The command line: raw flags, grouped by heading, exactly as clap parses
+//! them. Every mount option is also accepted inside `-o key[=value],...`
+//! (how mount(8) and fstab call us); `expand_mount_options` rewrites those
+//! into long options before clap sees them, using clap's own definitions so
+//! the two can never drift apart. Validation lives in `config.rs`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Mount a Tencent Cloud COS bucket as a local filesystem.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cosmount",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    override_usage = "cosmount [OPTIONS] <BUCKET[:/PREFIX]> <MOUNTPOINT> [-o OPT[=VAL],...]\n       \
+                      cosmount [OPTIONS] --local <DIR> <MOUNTPOINT>\n       cosmount <COMMAND> ..."
+)]
+pub struct Cli {
+    /// Other commands.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Mount options.
+    #[command(flatten)]
+    pub mount: MountArgs,
+}
+
+/// Subcommands besides mounting.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Options of the mount command.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Bucket `<name>-<appid>`, optionally `:/prefix` to mount a sub-folder.
+    #[arg(value_name = "BUCKET")]
+    pub bucket: Option<String>,
+
+    /// Directory to mount on.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: Option<PathBuf>,
+
+    /// Mount options, comma-separated (`-o ro,allow_other,region=ap-guangzhou`).
+    #[arg(short = 'o', value_name = "OPT[=VAL],...")]
+    pub options: Vec<String>,
+
+    /// Region of the bucket, e.g. ap-guangzhou.
+    #[arg(long, env = "COS_REGION", help_heading = "Connection")]
+    pub region: Option<String>,
+
+    /// Custom endpoint URL (a private gateway, or `cosmount serve`).
+    #[arg(long, alias = "url", value_name = "URL", help_heading = "Connection")]
+    pub endpoint: Option<String>,
+
+    /// Put the bucket in the path instead of the host name.
+    #[arg(long, alias = "use-path-request-style", help_heading = "Connection")]
+    pub path_style: bool,
+
+    /// Use plain HTTP to the default COS domain (HTTPS otherwise).
+    #[arg(long, help_heading = "Connection")]
+    pub http: bool,
+
+    /// Serve DIR with the embedded COS server in-process and mount it.
+    #[arg(long, value_name = "DIR", help_heading = "Connection")]
+    pub local: Option<PathBuf>,
+
+    /// Deadline of one HTTP attempt, e.g. `30s`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        help_heading = "Connection"
+    )]
+    pub request_timeout: String,
+
+    /// Attempts per request before giving up (retryable errors only).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 6,
+        help_heading = "Connection"
+    )]
+    pub retries: u32,
+
+    /// SecretId (permanent or temporary).
+    #[arg(
+        long,
+        env = "COS_SECRET_ID",
+        hide_env_values = true,
+        help_heading = "Credentials"
+    )]
+    pub secret_id: Option<String>,
+
+    /// SecretKey.
+    #[arg(
+        long,
+        env = "COS_SECRET_KEY",
+        hide_env_values = true,
+        help_heading = "Credentials"
+    )]
+    pub secret_key: Option<String>,
+
+    /// Session token of temporary credentials.
+    #[arg(
+        long,
+        env = "COS_SESSION_TOKEN",
+        hide_env_values = true,
+        help_heading = "Credentials"
+    )]
+    pub session_token: Option<String>,
+
+    /// cosfs-format passwd file (`bucket:SecretId:SecretKey` lines).
+    #[arg(long, value_name = "FILE", help_heading = "Credentials")]
+    pub passwd_file: Option<PathBuf>,
+
+    /// Send unsigned requests (public buckets).
+    #[arg(long, alias = "public-bucket", help_heading = "Credentials")]
+    pub anonymous: bool,
+
+    /// Stay in the foreground instead of daemonizing.
+    #[arg(short, long, help_heading = "Mount")]
+    pub foreground: bool,
+
+    /// Mount read-only.
+    #[arg(long, alias = "ro", help_heading = "Mount")]
+    pub read_only: bool,
+
+    /// Allow other users to access the mount.
+    #[arg(long, help_heading = "Mount")]
+    pub allow_other: bool,
+
+    /// Allow root to access the mount.
+    #[arg(long, help_heading = "Mount")]
+    pub allow_root: bool,
+
+    /// Let the kernel check permissions from mode/uid/gid (default with allow_other).
+    #[arg(long, help_heading = "Mount")]
+    pub default_permissions: bool,
+
+    /// Do not let the kernel check permissions, even with allow_other.
+    #[arg(long, help_heading = "Mount")]
+    pub no_default_permissions: bool,
+
+    /// Owner of every file (default: the stored uid, else the mounting user).
+    #[arg(long, help_heading = "Mount")]
+    pub uid: Option<u32>,
+
+    /// Group of every file (default: the stored gid, else the mounting user's).
+    #[arg(long, help_heading = "Mount")]
+    pub gid: Option<u32>,
+
+    /// Octal bits removed from every mode, e.g. 022.
+    #[arg(long, value_name = "OCTAL", help_heading = "Mount")]
+    pub umask: Option<String>,
+
+    /// Octal permissions of files without stored mode (default 0644).
+    #[arg(long, value_name = "OCTAL", help_heading = "Mount")]
+    pub file_mode: Option<String>,
+
+    /// Octal permissions of directories without stored mode (default 0755).
+    #[arg(long, value_name = "OCTAL", help_heading = "Mount")]
+    pub dir_mode: Option<String>,
+
+    /// How long attributes and listings are trusted, e.g. `1s`, `5m`.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        help_heading = "Caching"
+    )]
+    pub metadata_ttl: String,
+
+    /// How long a missing name is remembered.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "500ms",
+        help_heading = "Caching"
+    )]
+    pub negative_ttl: String,
+
+    /// List without a HEAD per entry: size and time only, modes from options.
+    #[arg(long, help_heading = "Caching")]
+    pub fast_list: bool,
+
+    /// Memory for cached blocks and write buffers, e.g. `256MiB`.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "256MiB",
+        help_heading = "Caching"
+    )]
+    pub cache_size: String,
+
+    /// Most bytes read ahead for one sequential reader.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "32MiB",
+        help_heading = "Caching"
+    )]
+    pub max_prefetch: String,
+
+    /// Size of a cached block (and of one ranged GET).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "1MiB",
+        help_heading = "Caching"
+    )]
+    pub block_size: String,
+
+    /// Requests in flight at once for one listing's HEADs.
+    #[arg(long, value_name = "N", default_value_t = 64, help_heading = "Caching")]
+    pub max_requests: usize,
+
+    /// Threads reading FUSE requests.
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Caching")]
+    pub fuse_threads: usize,
+
+    /// Kernel read-ahead of the mount in KiB.
+    #[arg(
+        long,
+        value_name = "KIB",
+        default_value_t = 1024,
+        help_heading = "Caching"
+    )]
+    pub read_ahead_kb: u32,
+
+    /// Log debug messages (same as `--log-level debug`).
+    #[arg(short, long, help_heading = "Logging")]
+    pub debug: bool,
+
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, value_name = "LEVEL", help_heading = "Logging")]
+    pub log_level: Option<String>,
+
+    /// Write the log to FILE (a daemon otherwise logs nowhere).
+    #[arg(long, value_name = "FILE", help_heading = "Logging")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Generic mount(8) options: accepted and ignored (they concern mount(8)
+/// itself or are the kernel's defaults for us).
+const IGNORED_MOUNT_OPTIONS: &[&str] = &[
+    "rw",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "auto",
+    "noauto",
+    "user",
+    "users",
+    "nouser",
+    "owner",
+    "group",
+    "_netdev",
+    "nofail",
+    "defaults",
+    "async",
+    "sync",
+    "atime",
+    "noatime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "diratime",
+    "nodiratime",
+    "lazytime",
+    "nonempty",
+    "silent",
+    "loud",
+    "bg",
+    "fg",
+];
+
+/// Rewrites `-o a=b,c` items into `--a=b --c`, dropping generic mount
+/// options. Unknown option names are left for clap to reject by name.
+pub fn expand_mount_options(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let command = Cli::command();
+    let known = |name: &str| {
+        command.get_arguments().any(|a| {
+            a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+        })
+    };
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let list = match text.as_str() {
+            "-o" => match iter.next() {
+                Some(v) => v.to_string_lossy().into_owned(),
+                None => return Err("-o needs a value, e.g. -o ro,allow_other".into()),
+            },
+            s if s.starts_with("-o") && s.len() > 2 => s[2..].to_string(),
+            _ => {
+                out.push(arg);
+                continue;
+            }
+        };
+        for item in list.split(',').filter(|s| !s.is_empty()) {
+            let (name, value) = match item.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (item, None),
+            };
+            if IGNORED_MOUNT_OPTIONS.contains(&name) || name.starts_with("x-") || name == "comment"
+            {
+                continue;
+            }
+            let long = name.replace('_', "-");
+            if !known(&long) {
+                return Err(format!(
+                    "unknown mount option `{name}` (see `cosmount --help` for the list)"
+                ));
+            }
+            out.push(OsString::from(match value {
+                Some(v) if is_flag(&command, &long) => flag_with_value(&long, v)?,
+                Some(v) => format!("--{long}={v}"),
+                None => format!("--{long}"),
+            }));
+        }
+    }
+    Ok(out.into_iter().filter(|a| !a.is_empty()).collect())
+}
+
+fn is_flag(command: &clap::Command, long: &str) -> bool {
+    command
+        .get_arguments()
+        .find(|a| {
+            a.get_long() == Some(long) || a.get_all_aliases().is_some_and(|al| al.contains(&long))
+        })
+        .is_some_and(|a| !a.get_action().takes_values())
+}
+
+/// cosfs writes boolean options as `name=1`; accept 1/true/yes (and drop 0).
+fn flag_with_value(long: &str, value: &str) -> Result<String, String> {
+    match value {
+        "1" | "true" | "yes" => Ok(format!("--{long}")),
+        "0" | "false" | "no" => Ok(String::new()),
+        _ => Err(format!(
+            "mount option `{long}` is a switch; give it no value or 1"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(args: &[&str]) -> Result<Vec<String>, String> {
+        expand_mount_options(args.iter().map(OsString::from).collect())
+            .map(|v| v.into_iter().map(|a| a.into_string().unwrap()).collect())
+    }
+
+    #[test]
+    fn expands_dash_o_lists() {
+        let got = expand(&[
+            "cosmount",
+            "b-1",
+            "/mnt",
+            "-o",
+            "ro,allow_other,region=ap-guangzhou,_netdev,x-systemd.automount",
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "cosmount",
+                "b-1",
+                "/mnt",
+                "--ro",
+                "--allow-other",
+                "--region=ap-guangzhou"
+            ]
+        );
+        let got = expand(&[
+            "cosmount",
+            "-opasswd_file=/etc/p,use_path_request_style,public_bucket=1,url=http://x",
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                "cosmount",
+                "--passwd-file=/etc/p",
+                "--use-path-request-style",
+                "--public-bucket",
+                "--url=http://x"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_options_by_name() {
+        assert!(
+            expand(&["cosmount", "-o", "bogus=1"])
+                .unwrap_err()
+                .contains("bogus")
+        );
+        assert!(expand(&["cosmount", "-o"]).is_err());
+        assert!(
+            expand(&["cosmount", "-o", "ro=maybe"])
+                .unwrap_err()
+                .contains("switch")
+        );
+    }
+
+    #[test]
+    fn expanded_options_parse() {
+        let args = expand(&[
+            "cosmount",
+            "b-1",
+            "/mnt",
+            "-o",
+            "rw,uid=5,fast_list,cache_size=64MiB,dev,suid",
+        ])
+        .unwrap();
+        let cli = Cli::try_parse_from(args).unwrap();
+        assert_eq!(cli.mount.uid, Some(5));
+        assert!(cli.mount.fast_list);
+        assert_eq!(cli.mount.cache_size, "64MiB");
+        assert_eq!(cli.mount.bucket.as_deref(), Some("b-1"));
+    }
+}

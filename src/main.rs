@@ -1,0 +1,91 @@
+//! Thin entry: parse the command line, start the logger, build the config,
+//! call into the library, and turn an error into a message and exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use cosmount::cli::{Cli, MountArgs, expand_mount_options};
+use cosmount::config::{LogConfig, MountConfig, log_config};
+use cosmount::mount::{Readiness, check_mountpoint, daemonize};
+
+fn main() -> ExitCode {
+    let args = match expand_mount_options(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => return usage_error(&e),
+    };
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        None => mount(&cli.mount),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("cosmount: {message}");
+    ExitCode::from(2)
+}
+
+fn mount(args: &MountArgs) -> ExitCode {
+    let log = match log_config(args) {
+        Ok(log) => log,
+        Err(e) => return usage_error(&e),
+    };
+    let mut config = match MountConfig::from_args(args) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    if let Err(e) = init_logger(&log) {
+        return usage_error(&e);
+    }
+    config.mount.mountpoint = match check_mountpoint(&config.mount.mountpoint) {
+        Ok(path) => path,
+        Err(e) => {
+            eprintln!("cosmount: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut readiness = if config.foreground {
+        Readiness::foreground()
+    } else {
+        match daemonize() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cosmount: cannot start the daemon: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    match cosmount::app::run_mount(&config, &mut readiness) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            if readiness.is_daemon() {
+                readiness.fail(&message);
+            } else {
+                eprintln!("cosmount: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs our own crate at the chosen level and dependencies at warn (all at trace).
+fn init_logger(log: &LogConfig) -> Result<(), String> {
+    let mut builder = env_logger::Builder::new();
+    if log.level == log::LevelFilter::Trace {
+        builder.filter_level(log.level);
+    } else {
+        builder
+            .filter_level(log::LevelFilter::Warn)
+            .filter_module("cosmount", log.level);
+    }
+    builder.parse_default_env().format_timestamp_millis();
+    if let Some(path) = &log.file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+        builder.target(env_logger::Target::Pipe(Box::new(file)));
+    }
+    builder.try_init().map_err(|e| e.to_string())
+}
