@@ -26,3 +26,4 @@ pub mod creds;
 pub mod fs;
 pub mod fuse;
 pub mod mount;
+pub mod upload;

@@ -1,20 +1,33 @@
 //! The global memory budget shared by cached read blocks and write buffers:
 //! every buffer holds permits for its size, so the sum of all of them never
 //! exceeds the configured `--cache-size`. When the budget is used up, the
-//! read cache gives blocks back first; only then do callers wait.
+//! read cache gives blocks back first (its registered evictor); only then
+//! do callers wait.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Budget granularity: 64 KiB.
 const UNIT: u64 = 64 * 1024;
 
+/// Frees one cached item; returns false when nothing is left to free.
+pub type Evictor = Box<dyn Fn() -> bool + Send + Sync>;
+
 /// A byte budget in 64 KiB units.
-#[derive(Debug)]
 pub struct MemoryBudget {
     permits: Arc<Semaphore>,
     total_units: u64,
+    evictor: OnceLock<Evictor>,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("total", &self.total())
+            .field("available", &self.available())
+            .finish()
+    }
 }
 
 /// Memory held against the budget; returned on drop.
@@ -30,7 +43,13 @@ impl MemoryBudget {
         MemoryBudget {
             permits: Arc::new(Semaphore::new(total_units as usize)),
             total_units,
+            evictor: OnceLock::new(),
         }
+    }
+
+    /// Registers the cache that gives memory back under pressure (once).
+    pub fn set_evictor(&self, evictor: Evictor) {
+        let _ = self.evictor.set(evictor);
     }
 
     /// Total bytes of the budget.
@@ -57,8 +76,17 @@ impl MemoryBudget {
         Some(Reservation { _permit: permit })
     }
 
-    /// Reserves `bytes`, waiting until enough is returned.
+    /// Reserves `bytes`, evicting cached blocks first, then waiting until
+    /// enough is returned.
     pub async fn reserve(&self, bytes: u64) -> Reservation {
+        loop {
+            if let Some(r) = self.try_reserve(bytes) {
+                return r;
+            }
+            if !self.evictor.get().is_some_and(|evict| evict()) {
+                break;
+            }
+        }
         let permit = self
             .permits
             .clone()
@@ -82,5 +110,18 @@ mod tests {
         assert_eq!(b.available(), 4 * UNIT);
         let _big = b.reserve(100 * UNIT).await; // clamped to the whole budget
         assert_eq!(b.available(), 0);
+    }
+
+    #[tokio::test]
+    async fn reserve_evicts_before_waiting() {
+        let b = Arc::new(MemoryBudget::new(4 * UNIT));
+        let held = Arc::new(std::sync::Mutex::new(vec![
+            b.try_reserve(2 * UNIT).unwrap(),
+            b.try_reserve(2 * UNIT).unwrap(),
+        ]));
+        let cache = held.clone();
+        b.set_evictor(Box::new(move || cache.lock().unwrap().pop().is_some()));
+        let _r = b.reserve(3 * UNIT).await;
+        assert!(held.lock().unwrap().is_empty());
     }
 }

@@ -74,11 +74,22 @@ pub struct BlockCache<C> {
 impl<C: ObjectClient> BlockCache<C> {
     /// A cache over `client` drawing memory from `budget`.
     pub fn new(client: Arc<C>, config: CacheConfig, budget: Arc<MemoryBudget>) -> BlockCache<C> {
+        let blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>> =
+            Arc::new(Mutex::new(LruCache::unbounded()));
+        let evictable = Arc::downgrade(&blocks);
+        budget.set_evictor(Box::new(move || {
+            evictable.upgrade().is_some_and(|b| {
+                b.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_lru()
+                    .is_some()
+            })
+        }));
         BlockCache {
             client,
             config,
             budget,
-            blocks: Arc::new(Mutex::new(LruCache::unbounded())),
+            blocks,
             inflight: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -191,7 +202,7 @@ impl<C: ObjectClient> BlockCache<C> {
         async move {
             let start = id.index * bs;
             let end = (start + bs).min(size);
-            let reservation = reserve(&budget, &blocks, end - start).await;
+            let reservation = budget.reserve(end - start).await;
             let opts = GetOptions {
                 range: Some(start..end),
                 if_match: Some(id.etag.to_string()),
@@ -225,23 +236,6 @@ impl<C: ObjectClient> BlockCache<C> {
                 },
             );
             Ok(data)
-        }
-    }
-}
-
-/// Reserves memory for a block, evicting least recently used blocks first.
-async fn reserve(
-    budget: &MemoryBudget,
-    blocks: &Mutex<LruCache<BlockId, CachedBlock>>,
-    bytes: u64,
-) -> Reservation {
-    loop {
-        if let Some(r) = budget.try_reserve(bytes) {
-            return r;
-        }
-        let evicted = blocks.lock().unwrap_or_else(|e| e.into_inner()).pop_lru();
-        if evicted.is_none() {
-            return budget.reserve(bytes).await;
         }
     }
 }

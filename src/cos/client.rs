@@ -672,9 +672,10 @@ impl ObjectClient for HttpClient {
         upload_id: &str,
         part_number: u32,
         src: &str,
+        src_etag: Option<&str>,
         range: std::ops::Range<u64>,
     ) -> CosResult<PartInfo> {
-        let call = Call::new("upload_part_copy", Method::PUT, Some(key))
+        let mut call = Call::new("upload_part_copy", Method::PUT, Some(key))
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
             .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
@@ -683,6 +684,9 @@ impl ObjectClient for HttpClient {
                 format!("bytes={}-{}", range.start, range.end - 1),
             )
             .xml();
+        if let Some(etag) = src_etag {
+            call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
+        }
         let reply = self.execute(&call).await?;
         let result: xml::CopyPartResult = xml::from_xml(&reply.body)?;
         Ok(PartInfo {

@@ -319,10 +319,19 @@ impl ObjectClient for MemoryClient {
         upload_id: &str,
         part_number: u32,
         src: &str,
+        src_etag: Option<&str>,
         range: Range<u64>,
     ) -> CosResult<PartInfo> {
         let mut state = self.enter("upload_part_copy")?;
-        let source = state.objects.get(src).ok_or_else(not_found)?.data.clone();
+        let stored = state.objects.get(src).ok_or_else(not_found)?;
+        if src_etag.is_some_and(|e| e != stored.info.etag) {
+            return Err(CosError::service(
+                412,
+                "PreconditionFailed",
+                "copy source changed",
+            ));
+        }
+        let source = stored.data.clone();
         if range.end > source.len() as u64 || range.start >= range.end {
             return Err(CosError::service(
                 416,

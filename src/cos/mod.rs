@@ -218,13 +218,15 @@ pub trait ObjectClient: Send + Sync + 'static {
         part_number: u32,
         body: Bytes,
     ) -> impl Future<Output = CosResult<PartInfo>> + Send;
-    /// Upload Part - Copy of `range` (end exclusive) of `src`.
+    /// Upload Part - Copy of `range` (end exclusive) of `src`; with
+    /// `src_etag`, fails with 412 when the source changed.
     fn upload_part_copy(
         &self,
         key: &str,
         upload_id: &str,
         part_number: u32,
         src: &str,
+        src_etag: Option<&str>,
         range: Range<u64>,
     ) -> impl Future<Output = CosResult<PartInfo>> + Send;
     /// Complete Multipart Upload with the parts in ascending order.

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's one test command (CI runs it through .ci/run).
+# Installs what the tests need when it is missing, then checks formatting,
+# lints, and runs the whole test suite, real FUSE mounts included (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v fusermount3 >/dev/null || missing+=(fuse3)
+command -v rsync >/dev/null || missing+=(rsync)
+command -v getfattr >/dev/null || missing+=(attr)
+command -v fio >/dev/null || missing+=(fio)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The official Tencent COS Python SDK, used as a second client in the tests.
+if ! .venv/bin/python -c 'import qcloud_cos' 2>/dev/null; then
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check cos-python-sdk-v5
+fi
+
+cargo fmt --all --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
