@@ -18,9 +18,9 @@ use super::retry::RetryPolicy;
 use super::sign::{self, KeyTime, StringToSign};
 use super::xml::{self, unquote_etag};
 use super::{
-    CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
-    META_PREFIX, MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult,
-    UploadInfo, UserMeta, crc64,
+    CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest, META_PREFIX,
+    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, UploadInfo,
+    UserMeta, crc64,
 };
 use crate::creds::CredentialStore;
 
@@ -146,7 +146,13 @@ impl HttpClient {
             .tcp_nodelay(true)
             .user_agent(concat!("cosmount/", env!("CARGO_PKG_VERSION")));
         if let Some(addr) = config.resolve {
-            let domain = config.endpoint.host.split(':').next().unwrap_or_default().to_string();
+            let domain = config
+                .endpoint
+                .host
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
             builder = builder.resolve(&domain, addr);
         }
         let http = builder
@@ -206,7 +212,11 @@ impl HttpClient {
                 return Err(err);
             }
             let delay = self.retry.delay(attempt);
-            debug!("{} {:?} attempt {attempt} failed ({err}); retrying in {delay:?}", call.op, call.key.unwrap_or("/"));
+            debug!(
+                "{} {:?} attempt {attempt} failed ({err}); retrying in {delay:?}",
+                call.op,
+                call.key.unwrap_or("/")
+            );
             tokio::time::sleep(delay).await;
         }
     }
@@ -214,12 +224,16 @@ impl HttpClient {
     fn learn_clock_offset(&self, server_time: SystemTime) {
         let server = unix_seconds(server_time) as i64;
         let local = unix_seconds(SystemTime::now()) as i64;
-        warn!("the local clock differs from COS's by {} s; signing with COS's time", server - local);
+        warn!(
+            "the local clock differs from COS's by {} s; signing with COS's time",
+            server - local
+        );
         self.clock_offset.store(server - local, Ordering::Relaxed);
     }
 
     fn key_time(&self) -> KeyTime {
-        let now = unix_seconds(SystemTime::now()) as i64 + self.clock_offset.load(Ordering::Relaxed);
+        let now =
+            unix_seconds(SystemTime::now()) as i64 + self.clock_offset.load(Ordering::Relaxed);
         let now = now.max(60) as u64;
         KeyTime {
             start: now - 60,
@@ -230,7 +244,10 @@ impl HttpClient {
     /// One attempt: sign with the current credentials, send, read the body.
     async fn attempt(&self, call: &Call<'_>) -> Result<Reply, AttemptError> {
         let (url, signed_path) = match call.key {
-            Some(key) => (self.endpoint.object_url(key)?, self.endpoint.signed_path(key)),
+            Some(key) => (
+                self.endpoint.object_url(key)?,
+                self.endpoint.signed_path(key),
+            ),
             None => (self.endpoint.bucket_url(), self.endpoint.bucket_path()),
         };
         let url = with_query(url, &call.params);
@@ -253,14 +270,23 @@ impl HttpClient {
             }
         }
         if let Some(creds) = &creds {
-            let signed: Vec<(String, String)> = headers.iter().filter(|(n, _)| is_signed_header(n)).cloned().collect();
+            let signed: Vec<(String, String)> = headers
+                .iter()
+                .filter(|(n, _)| is_signed_header(n))
+                .cloned()
+                .collect();
             let to_sign = StringToSign {
                 method: call.method.as_str(),
                 path: &signed_path,
                 params: &call.params,
                 headers: &signed,
             };
-            let sig = sign::sign(&to_sign, &creds.secret_id, &creds.secret_key, self.key_time());
+            let sig = sign::sign(
+                &to_sign,
+                &creds.secret_id,
+                &creds.secret_key,
+                self.key_time(),
+            );
             req = req.header("authorization", sig.authorization);
         }
         if !call.body.is_empty() || call.method == Method::PUT || call.method == Method::POST {
@@ -280,10 +306,13 @@ impl HttpClient {
             started.elapsed()
         );
         if status >= 300 || (call.xml_result && xml::is_error_body(&body)) {
-            return Err(service_error(status, &resp_headers, &body).into());
+            return Err(service_error(status, &resp_headers, &body));
         }
         check_length(&resp_headers, &body, &call.method)?;
-        Ok(Reply { headers: resp_headers, body })
+        Ok(Reply {
+            headers: resp_headers,
+            body,
+        })
     }
 
     async fn put_like(&self, call: Call<'_>, local_crc: u64) -> CosResult<PutResult> {
@@ -302,7 +331,10 @@ impl HttpClient {
         let info = self.head(key).await.ok()?;
         info.etag
             .ends_with(&format!("-{}", parts.len()))
-            .then_some(PutResult { etag: info.etag, crc64: info.crc64 })
+            .then_some(PutResult {
+                etag: info.etag,
+                crc64: info.crc64,
+            })
     }
 }
 
@@ -321,7 +353,11 @@ impl From<CosError> for AttemptError {
 
 fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> AttemptError {
     let request_id = header_str(headers, "x-cos-request-id");
-    let parsed: Option<xml::ErrorBody> = if body.is_empty() { None } else { xml::from_xml(body).ok() };
+    let parsed: Option<xml::ErrorBody> = if body.is_empty() {
+        None
+    } else {
+        xml::from_xml(body).ok()
+    };
     let (code, message) = match parsed {
         Some(e) => (e.code, e.message),
         None => (String::new(), reason(status).to_string()),
@@ -404,11 +440,16 @@ fn with_query(mut url: String, params: &[(String, String)]) -> String {
 }
 
 fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -416,7 +457,9 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 }
 
 fn etag(headers: &HeaderMap) -> String {
-    header_str(headers, "etag").map(|e| unquote_etag(&e)).unwrap_or_default()
+    header_str(headers, "etag")
+        .map(|e| unquote_etag(&e))
+        .unwrap_or_default()
 }
 
 /// Reads object attributes from HEAD/GET headers; `size` is the object's.
@@ -443,16 +486,24 @@ fn object_info(headers: &HeaderMap, size: u64) -> ObjectInfo {
 
 /// Total object size from `Content-Range: bytes a-b/total`.
 fn content_range_total(headers: &HeaderMap) -> Option<u64> {
-    header_str(headers, "content-range")?.rsplit('/').next()?.parse().ok()
+    header_str(headers, "content-range")?
+        .rsplit('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl ObjectClient for HttpClient {
     async fn head_bucket(&self) -> CosResult<()> {
-        self.execute(&Call::new("head_bucket", Method::HEAD, None)).await.map(|_| ())
+        self.execute(&Call::new("head_bucket", Method::HEAD, None))
+            .await
+            .map(|_| ())
     }
 
     async fn head(&self, key: &str) -> CosResult<ObjectInfo> {
-        let reply = self.execute(&Call::new("head", Method::HEAD, Some(key))).await?;
+        let reply = self
+            .execute(&Call::new("head", Method::HEAD, Some(key)))
+            .await?;
         let size = header_u64(&reply.headers, "content-length").unwrap_or(0);
         Ok(object_info(&reply.headers, size))
     }
@@ -498,12 +549,17 @@ impl ObjectClient for HttpClient {
 
     async fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> CosResult<PutResult> {
         let local = crc64::checksum(&body);
-        let call = Call::new("put", Method::PUT, Some(key)).attrs(attrs).body(body);
+        let call = Call::new("put", Method::PUT, Some(key))
+            .attrs(attrs)
+            .body(body);
         self.put_like(call, local).await
     }
 
     async fn delete(&self, key: &str) -> CosResult<()> {
-        match self.execute(&Call::new("delete", Method::DELETE, Some(key))).await {
+        match self
+            .execute(&Call::new("delete", Method::DELETE, Some(key)))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
@@ -516,7 +572,10 @@ impl ObjectClient for HttpClient {
         }
         let request = xml::DeleteRequest {
             quiet: true,
-            object: keys.iter().map(|k| xml::DeleteObject { key: k.clone() }).collect(),
+            object: keys
+                .iter()
+                .map(|k| xml::DeleteObject { key: k.clone() })
+                .collect(),
         };
         let body = Bytes::from(xml::to_xml(&request));
         let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
@@ -561,7 +620,9 @@ impl ObjectClient for HttpClient {
             .xml();
         call = match directive {
             MetadataDirective::Copy => call.header("x-cos-metadata-directive", "Copy"),
-            MetadataDirective::Replaced => call.header("x-cos-metadata-directive", "Replaced").attrs(attrs),
+            MetadataDirective::Replaced => call
+                .header("x-cos-metadata-directive", "Replaced")
+                .attrs(attrs),
         };
         let reply = self.execute(&call).await?;
         let result: xml::CopyObjectResult = xml::from_xml(&reply.body)?;
@@ -583,7 +644,13 @@ impl ObjectClient for HttpClient {
         Ok(result.upload_id)
     }
 
-    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Bytes) -> CosResult<PartInfo> {
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> CosResult<PartInfo> {
         let size = body.len() as u64;
         let local = crc64::checksum(&body);
         let call = Call::new("upload_part", Method::PUT, Some(key))
@@ -611,7 +678,10 @@ impl ObjectClient for HttpClient {
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
             .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
-            .header("x-cos-copy-source-range", format!("bytes={}-{}", range.start, range.end - 1))
+            .header(
+                "x-cos-copy-source-range",
+                format!("bytes={}-{}", range.start, range.end - 1),
+            )
             .xml();
         let reply = self.execute(&call).await?;
         let result: xml::CopyPartResult = xml::from_xml(&reply.body)?;
@@ -623,7 +693,12 @@ impl ObjectClient for HttpClient {
         })
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartInfo]) -> CosResult<PutResult> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> CosResult<PutResult> {
         let request = xml::CompleteMultipartUpload {
             part: parts
                 .iter()
@@ -646,10 +721,12 @@ impl ObjectClient for HttpClient {
                     crc64: header_u64(&reply.headers, "x-cos-hash-crc64ecma"),
                 }
             }
-            Err(e) if e.code() == "NoSuchUpload" => match self.completed_earlier(key, parts).await {
-                Some(result) => result,
-                None => return Err(e),
-            },
+            Err(e) if e.code() == "NoSuchUpload" => {
+                match self.completed_earlier(key, parts).await {
+                    Some(result) => result,
+                    None => return Err(e),
+                }
+            }
             Err(e) => return Err(e),
         };
         if let Some(expected) = combined_crc(parts) {
@@ -659,7 +736,8 @@ impl ObjectClient for HttpClient {
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> CosResult<()> {
-        let call = Call::new("abort_multipart", Method::DELETE, Some(key)).param("uploadId", upload_id);
+        let call =
+            Call::new("abort_multipart", Method::DELETE, Some(key)).param("uploadId", upload_id);
         match self.execute(&call).await {
             Err(e) if e.code() != "NoSuchUpload" => Err(e),
             _ => Ok(()),
@@ -696,8 +774,14 @@ impl ObjectClient for HttpClient {
             let reply = self.execute(&call).await?;
             let page: xml::ListMultipartUploadsResult = xml::from_xml(&reply.body)?;
             uploads.extend(page.uploads()?);
-            match (page.is_truncated, page.next_key_marker, page.next_upload_id_marker) {
-                (true, Some(k), Some(u)) if (k.clone(), u.clone()) != (key_marker.clone(), id_marker.clone()) => {
+            match (
+                page.is_truncated,
+                page.next_key_marker,
+                page.next_upload_id_marker,
+            ) {
+                (true, Some(k), Some(u))
+                    if (k.clone(), u.clone()) != (key_marker.clone(), id_marker.clone()) =>
+                {
                     key_marker = super::path::decode(&k)?;
                     id_marker = u;
                 }

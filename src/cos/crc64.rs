@@ -16,7 +16,9 @@ pub struct Crc64 {
 
 impl Default for Crc64 {
     fn default() -> Self {
-        Crc64 { digest: CRC64.digest() }
+        Crc64 {
+            digest: CRC64.digest(),
+        }
     }
 }
 
@@ -101,7 +103,10 @@ mod tests {
         let whole = [a.clone(), b.clone()].concat();
         let combined = super::combine(super::checksum(&a), super::checksum(&b), b.len() as u64);
         assert_eq!(combined, super::checksum(&whole));
-        assert_eq!(super::combine(super::checksum(&a), 0, 0), super::checksum(&a));
+        assert_eq!(
+            super::combine(super::checksum(&a), 0, 0),
+            super::checksum(&a)
+        );
     }
 
     #[test]

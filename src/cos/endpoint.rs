@@ -35,17 +35,35 @@ pub struct Endpoint {
 impl Endpoint {
     /// The default virtual-hosted domain `<bucket>.cos.<region>.myqcloud.com`.
     pub fn virtual_hosted(bucket: &str, region: &str, https: bool) -> Endpoint {
-        Endpoint::new(https, format!("{bucket}.cos.{region}.myqcloud.com"), bucket, region, Style::VirtualHosted)
+        Endpoint::new(
+            https,
+            format!("{bucket}.cos.{region}.myqcloud.com"),
+            bucket,
+            region,
+            Style::VirtualHosted,
+        )
     }
 
     /// Path-style `cos.<region>.myqcloud.com/<bucket>`.
     pub fn path_style(bucket: &str, region: &str, https: bool) -> Endpoint {
-        Endpoint::new(https, format!("cos.{region}.myqcloud.com"), bucket, region, Style::PathStyle)
+        Endpoint::new(
+            https,
+            format!("cos.{region}.myqcloud.com"),
+            bucket,
+            region,
+            Style::PathStyle,
+        )
     }
 
     /// The global accelerate domain.
     pub fn accelerate(bucket: &str, region: &str, https: bool) -> Endpoint {
-        Endpoint::new(https, format!("{bucket}.cos.accelerate.myqcloud.com"), bucket, region, Style::VirtualHosted)
+        Endpoint::new(
+            https,
+            format!("{bucket}.cos.accelerate.myqcloud.com"),
+            bucket,
+            region,
+            Style::VirtualHosted,
+        )
     }
 
     /// The static-website domain: read-only, anonymous browsing.
@@ -64,10 +82,17 @@ impl Endpoint {
     /// A custom endpoint URL such as `http://127.0.0.1:9000`. With
     /// [`Style::VirtualHosted`] the URL itself is the bucket's address;
     /// with [`Style::PathStyle`] the bucket follows as the first segment.
-    pub fn custom(url: &str, bucket: &str, region: &str, style: Style) -> Result<Endpoint, CosError> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| CosError::InvalidRequest(format!("endpoint {url:?} must start with http:// or https://")))?;
+    pub fn custom(
+        url: &str,
+        bucket: &str,
+        region: &str,
+        style: Style,
+    ) -> Result<Endpoint, CosError> {
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            CosError::InvalidRequest(format!(
+                "endpoint {url:?} must start with http:// or https://"
+            ))
+        })?;
         if scheme != "http" && scheme != "https" {
             return Err(CosError::InvalidRequest(format!(
                 "endpoint {url:?} must use http or https"
@@ -79,7 +104,13 @@ impl Endpoint {
                 "endpoint {url:?} must be a scheme and host[:port] only"
             )));
         }
-        Ok(Endpoint::new(scheme == "https", host.to_string(), bucket, region, style))
+        Ok(Endpoint::new(
+            scheme == "https",
+            host.to_string(),
+            bucket,
+            region,
+            style,
+        ))
     }
 
     fn new(https: bool, host: String, bucket: &str, region: &str, style: Style) -> Endpoint {
@@ -135,21 +166,31 @@ mod tests {
     #[test]
     fn builds_each_style() {
         let v = Endpoint::virtual_hosted("b-125", "ap-beijing", true);
-        assert_eq!(v.object_url("a b/./c").unwrap(), "https://b-125.cos.ap-beijing.myqcloud.com/a%20b/.%2Fc");
+        assert_eq!(
+            v.object_url("a b/./c").unwrap(),
+            "https://b-125.cos.ap-beijing.myqcloud.com/a%20b/.%2Fc"
+        );
         assert_eq!(v.signed_path("a b"), "/a b");
         let p = Endpoint::path_style("b-125", "ap-beijing", false);
-        assert_eq!(p.object_url("k").unwrap(), "http://cos.ap-beijing.myqcloud.com/b-125/k");
+        assert_eq!(
+            p.object_url("k").unwrap(),
+            "http://cos.ap-beijing.myqcloud.com/b-125/k"
+        );
         assert_eq!(p.signed_path("k"), "/b-125/k");
         assert_eq!(p.bucket_url(), "http://cos.ap-beijing.myqcloud.com/b-125/");
         let w = Endpoint::website("b-125", "ap-beijing", true);
         assert!(w.read_only);
         assert_eq!(w.host, "b-125.cos-website.ap-beijing.myqcloud.com");
-        assert_eq!(v.copy_source("x/y z").unwrap(), "b-125.cos.ap-beijing.myqcloud.com/x/y%20z");
+        assert_eq!(
+            v.copy_source("x/y z").unwrap(),
+            "b-125.cos.ap-beijing.myqcloud.com/x/y%20z"
+        );
     }
 
     #[test]
     fn parses_custom_urls() {
-        let c = Endpoint::custom("http://127.0.0.1:9000/", "b-1", "r", Style::VirtualHosted).unwrap();
+        let c =
+            Endpoint::custom("http://127.0.0.1:9000/", "b-1", "r", Style::VirtualHosted).unwrap();
         assert_eq!(c.host, "127.0.0.1:9000");
         assert_eq!(c.object_url("k").unwrap(), "http://127.0.0.1:9000/k");
         assert!(Endpoint::custom("127.0.0.1:9000", "b", "r", Style::PathStyle).is_err());

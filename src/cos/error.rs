@@ -68,8 +68,10 @@ impl CosError {
     /// True when the temporary credentials were rejected as expired or
     /// invalid, so a credential refresh may help.
     pub fn is_credential_expired(&self) -> bool {
-        matches!(self.code(), "ExpiredToken" | "InvalidToken" | "TokenExpired")
-            || (self.code() == "AccessDenied" && self.message_contains("expired"))
+        matches!(
+            self.code(),
+            "ExpiredToken" | "InvalidToken" | "TokenExpired"
+        ) || (self.code() == "AccessDenied" && self.message_contains("expired"))
     }
 
     /// True when the server says our clock is off.
@@ -150,7 +152,9 @@ mod tests {
         assert!(CosError::service(404, "", "").is_not_found());
         assert!(!CosError::service(404, "NoSuchBucket", "").is_not_found());
         assert!(CosError::service(400, "ExpiredToken", "").is_credential_expired());
-        assert!(CosError::service(403, "AccessDenied", "Request has expired").is_credential_expired());
+        assert!(
+            CosError::service(403, "AccessDenied", "Request has expired").is_credential_expired()
+        );
         assert!(!CosError::service(403, "AccessDenied", "no").is_credential_expired());
     }
 }

@@ -106,18 +106,32 @@ impl MemoryClient {
     }
 }
 
-fn store(state: &mut State, key: &str, data: Bytes, attrs: &ObjectAttrs, etag: String) -> PutResult {
+fn store(
+    state: &mut State,
+    key: &str,
+    data: Bytes,
+    attrs: &ObjectAttrs,
+    etag: String,
+) -> PutResult {
     let crc = crc64::checksum(&data);
     let info = ObjectInfo {
         size: data.len() as u64,
         etag: etag.clone(),
         last_modified: SystemTime::now(),
         crc64: Some(crc),
-        content_type: Some(attrs.content_type.clone().unwrap_or_else(|| "application/octet-stream".into())),
+        content_type: Some(
+            attrs
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+        ),
         meta: attrs.meta.clone(),
     };
     state.objects.insert(key.to_string(), Stored { data, info });
-    PutResult { etag, crc64: Some(crc) }
+    PutResult {
+        etag,
+        crc64: Some(crc),
+    }
 }
 
 fn etag_of(data: &[u8]) -> String {
@@ -131,7 +145,11 @@ impl ObjectClient for MemoryClient {
 
     async fn head(&self, key: &str) -> CosResult<ObjectInfo> {
         let state = self.enter("head")?;
-        state.objects.get(key).map(|s| s.info.clone()).ok_or_else(|| CosError::service(404, "", ""))
+        state
+            .objects
+            .get(key)
+            .map(|s| s.info.clone())
+            .ok_or_else(|| CosError::service(404, "", ""))
     }
 
     async fn get(&self, key: &str, opts: &GetOptions) -> CosResult<GetObject> {
@@ -146,9 +164,15 @@ impl ObjectClient for MemoryClient {
         let body = match &opts.range {
             None => stored.data.clone(),
             Some(r) if r.start >= len && len > 0 => {
-                return Err(CosError::service(416, "InvalidRange", "range not satisfiable"));
+                return Err(CosError::service(
+                    416,
+                    "InvalidRange",
+                    "range not satisfiable",
+                ));
             }
-            Some(r) => stored.data.slice(r.start.min(len) as usize..r.end.min(len) as usize),
+            Some(r) => stored
+                .data
+                .slice(r.start.min(len) as usize..r.end.min(len) as usize),
         };
         Ok(GetObject {
             info: stored.info.clone(),
@@ -192,7 +216,10 @@ impl ObjectClient for MemoryClient {
                 .delimiter
                 .as_deref()
                 .filter(|d| !d.is_empty())
-                .and_then(|d| rest.find(d).map(|i| format!("{}{}", req.prefix, &rest[..i + d.len()])));
+                .and_then(|d| {
+                    rest.find(d)
+                        .map(|i| format!("{}{}", req.prefix, &rest[..i + d.len()]))
+                });
             if let Some(prefix) = &group {
                 if page.common_prefixes.last() == Some(prefix) || *prefix <= req.marker {
                     continue;
@@ -223,7 +250,13 @@ impl ObjectClient for MemoryClient {
         Ok(page)
     }
 
-    async fn copy(&self, src: &str, dst: &str, directive: MetadataDirective, attrs: &ObjectAttrs) -> CosResult<PutResult> {
+    async fn copy(
+        &self,
+        src: &str,
+        dst: &str,
+        directive: MetadataDirective,
+        attrs: &ObjectAttrs,
+    ) -> CosResult<PutResult> {
         let mut state = self.enter("copy")?;
         let source = state.objects.get(src).cloned().ok_or_else(not_found)?;
         let attrs = match directive {
@@ -233,7 +266,13 @@ impl ObjectClient for MemoryClient {
             },
             MetadataDirective::Replaced => attrs.clone(),
         };
-        Ok(store(&mut state, dst, source.data, &attrs, source.info.etag))
+        Ok(store(
+            &mut state,
+            dst,
+            source.data,
+            &attrs,
+            source.info.etag,
+        ))
     }
 
     async fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> CosResult<String> {
@@ -251,9 +290,19 @@ impl ObjectClient for MemoryClient {
         Ok(id)
     }
 
-    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Bytes) -> CosResult<PartInfo> {
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+    ) -> CosResult<PartInfo> {
         let mut state = self.enter("upload_part")?;
-        let upload = state.uploads.get_mut(upload_id).filter(|u| u.key == key).ok_or_else(no_upload)?;
+        let upload = state
+            .uploads
+            .get_mut(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(no_upload)?;
         let info = PartInfo {
             part_number,
             etag: etag_of(&body),
@@ -275,10 +324,18 @@ impl ObjectClient for MemoryClient {
         let mut state = self.enter("upload_part_copy")?;
         let source = state.objects.get(src).ok_or_else(not_found)?.data.clone();
         if range.end > source.len() as u64 || range.start >= range.end {
-            return Err(CosError::service(416, "InvalidRange", "copy range not satisfiable"));
+            return Err(CosError::service(
+                416,
+                "InvalidRange",
+                "copy range not satisfiable",
+            ));
         }
         let body = source.slice(range.start as usize..range.end as usize);
-        let upload = state.uploads.get_mut(upload_id).filter(|u| u.key == key).ok_or_else(no_upload)?;
+        let upload = state
+            .uploads
+            .get_mut(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(no_upload)?;
         let info = PartInfo {
             part_number,
             etag: etag_of(&body),
@@ -289,18 +346,33 @@ impl ObjectClient for MemoryClient {
         Ok(info)
     }
 
-    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[PartInfo]) -> CosResult<PutResult> {
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[PartInfo],
+    ) -> CosResult<PutResult> {
         let mut state = self.enter("complete_multipart")?;
-        let upload = state.uploads.get(upload_id).filter(|u| u.key == key).ok_or_else(no_upload)?;
+        let upload = state
+            .uploads
+            .get(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(no_upload)?;
         let mut data = Vec::new();
         for (i, part) in parts.iter().enumerate() {
             let body = upload
                 .parts
                 .get(&part.part_number)
                 .filter(|b| etag_of(b) == part.etag)
-                .ok_or_else(|| CosError::service(400, "InvalidPart", "part missing or ETag differs"))?;
+                .ok_or_else(|| {
+                    CosError::service(400, "InvalidPart", "part missing or ETag differs")
+                })?;
             if i + 1 < parts.len() && body.len() < 1024 * 1024 {
-                return Err(CosError::service(400, "EntityTooSmall", "part smaller than 1 MB"));
+                return Err(CosError::service(
+                    400,
+                    "EntityTooSmall",
+                    "part smaller than 1 MB",
+                ));
             }
             data.extend_from_slice(body);
         }
@@ -317,7 +389,11 @@ impl ObjectClient for MemoryClient {
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> CosResult<Vec<PartInfo>> {
         let state = self.enter("list_parts")?;
-        let upload = state.uploads.get(upload_id).filter(|u| u.key == key).ok_or_else(no_upload)?;
+        let upload = state
+            .uploads
+            .get(upload_id)
+            .filter(|u| u.key == key)
+            .ok_or_else(no_upload)?;
         Ok(upload
             .parts
             .iter()
@@ -352,7 +428,10 @@ mod tests {
     use super::*;
 
     fn run<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -360,7 +439,9 @@ mod tests {
         run(async {
             let c = MemoryClient::new();
             for key in ["a/1", "a/2", "b", "c/x/y", "d"] {
-                c.put(key, Bytes::from_static(b"x"), &ObjectAttrs::default()).await.unwrap();
+                c.put(key, Bytes::from_static(b"x"), &ObjectAttrs::default())
+                    .await
+                    .unwrap();
             }
             let mut req = ListRequest {
                 prefix: String::new(),

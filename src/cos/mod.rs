@@ -175,13 +175,25 @@ pub trait ObjectClient: Send + Sync + 'static {
     /// HEAD Object.
     fn head(&self, key: &str) -> impl Future<Output = CosResult<ObjectInfo>> + Send;
     /// GET Object, whole or a range.
-    fn get(&self, key: &str, opts: &GetOptions) -> impl Future<Output = CosResult<GetObject>> + Send;
+    fn get(
+        &self,
+        key: &str,
+        opts: &GetOptions,
+    ) -> impl Future<Output = CosResult<GetObject>> + Send;
     /// PUT Object.
-    fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> impl Future<Output = CosResult<PutResult>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        attrs: &ObjectAttrs,
+    ) -> impl Future<Output = CosResult<PutResult>> + Send;
     /// DELETE Object (deleting a missing key succeeds).
     fn delete(&self, key: &str) -> impl Future<Output = CosResult<()>> + Send;
     /// Delete Multiple Objects (≤ 1000 keys); returns the keys that failed.
-    fn delete_many(&self, keys: &[String]) -> impl Future<Output = CosResult<Vec<DeleteFailure>>> + Send;
+    fn delete_many(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = CosResult<Vec<DeleteFailure>>> + Send;
     /// One page of GET Bucket (List Objects v1), keys decoded.
     fn list_page(&self, req: &ListRequest) -> impl Future<Output = CosResult<ListPage>> + Send;
     /// PUT Object - Copy within the bucket.
@@ -193,7 +205,11 @@ pub trait ObjectClient: Send + Sync + 'static {
         attrs: &ObjectAttrs,
     ) -> impl Future<Output = CosResult<PutResult>> + Send;
     /// Initiate Multipart Upload; returns the upload id.
-    fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> impl Future<Output = CosResult<String>> + Send;
+    fn create_multipart(
+        &self,
+        key: &str,
+        attrs: &ObjectAttrs,
+    ) -> impl Future<Output = CosResult<String>> + Send;
     /// Upload Part.
     fn upload_part(
         &self,
@@ -219,11 +235,20 @@ pub trait ObjectClient: Send + Sync + 'static {
         parts: &[PartInfo],
     ) -> impl Future<Output = CosResult<PutResult>> + Send;
     /// Abort Multipart Upload.
-    fn abort_multipart(&self, key: &str, upload_id: &str) -> impl Future<Output = CosResult<()>> + Send;
+    fn abort_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = CosResult<()>> + Send;
     /// List Parts (all pages).
-    fn list_parts(&self, key: &str, upload_id: &str) -> impl Future<Output = CosResult<Vec<PartInfo>>> + Send;
+    fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = CosResult<Vec<PartInfo>>> + Send;
     /// List Multipart Uploads under `prefix` (all pages).
-    fn list_uploads(&self, prefix: &str) -> impl Future<Output = CosResult<Vec<UploadInfo>>> + Send;
+    fn list_uploads(&self, prefix: &str)
+    -> impl Future<Output = CosResult<Vec<UploadInfo>>> + Send;
 }
 
 /// Walks the pages of one listing, so call sites never handle markers.

@@ -27,7 +27,8 @@ pub fn encode_key(key: &str) -> Result<String, CosError> {
     let last = segments.len() - 1;
     let mut out = segments[0].clone();
     for i in 1..segments.len() {
-        let escape = is_dot_segment(&segments[i - 1]) || (i == last && is_dot_segment(&segments[i]));
+        let escape =
+            is_dot_segment(&segments[i - 1]) || (i == last && is_dot_segment(&segments[i]));
         out.push_str(if escape { "%2F" } else { "/" });
         out.push_str(&segments[i]);
     }

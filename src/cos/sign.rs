@@ -190,7 +190,10 @@ mod tests {
 
     #[test]
     fn encodes_like_the_sdks() {
-        assert_eq!(url_encode("a b+c/%=;\"*!'()~"), "a%20b%2Bc%2F%25%3D%3B%22%2A%21%27%28%29~");
+        assert_eq!(
+            url_encode("a b+c/%=;\"*!'()~"),
+            "a%20b%2Bc%2F%25%3D%3B%22%2A%21%27%28%29~"
+        );
         assert_eq!(url_encode("腾"), "%E8%85%BE");
         assert_eq!(url_encode("A-z_0.9"), "A-z_0.9");
     }

@@ -298,7 +298,10 @@ pub fn from_xml<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, CosError
     quick_xml::de::from_str(text).map_err(|e| {
         CosError::InvalidResponse(format!(
             "cannot parse {}: {e}",
-            std::any::type_name::<T>().rsplit("::").next().unwrap_or("XML")
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("XML")
         ))
     })
 }
@@ -312,7 +315,9 @@ pub fn to_xml<T: Serialize>(value: &T) -> String {
 /// True when `body` is an `<Error>` document (a 200 can carry one).
 pub fn is_error_body(body: &[u8]) -> bool {
     let head = &body[..body.len().min(256)];
-    String::from_utf8_lossy(head).trim_start_matches(|c: char| c.is_whitespace()).contains("<Error>")
+    String::from_utf8_lossy(head)
+        .trim_start_matches(|c: char| c.is_whitespace())
+        .contains("<Error>")
         && !String::from_utf8_lossy(head).contains("<DeleteResult")
 }
 
@@ -354,7 +359,11 @@ impl ListBucketResult {
             .into_iter()
             .map(|p| decode(p.prefix))
             .collect::<Result<_, _>>()?;
-        let next_marker = self.next_marker.filter(|m| !m.is_empty()).map(decode).transpose()?;
+        let next_marker = self
+            .next_marker
+            .filter(|m| !m.is_empty())
+            .map(decode)
+            .transpose()?;
         Ok(ListPage {
             objects,
             common_prefixes,
@@ -387,7 +396,11 @@ impl ListMultipartUploadsResult {
             .iter()
             .map(|u| {
                 Ok(UploadInfo {
-                    key: if encoded { path::decode(&u.key)? } else { u.key.clone() },
+                    key: if encoded {
+                        path::decode(&u.key)?
+                    } else {
+                        u.key.clone()
+                    },
                     upload_id: u.upload_id.clone(),
                     initiated: parse_iso8601(&u.initiated)?,
                 })
@@ -416,7 +429,10 @@ mod tests {
         assert_eq!(page.objects[0].etag, "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(page.objects[1].key, "dir/x+y%");
         assert_eq!(page.objects[1].size, 1234);
-        assert_eq!(page.objects[1].last_modified, parse_iso8601("2020-12-10T03:37:30.000Z").unwrap());
+        assert_eq!(
+            page.objects[1].last_modified,
+            parse_iso8601("2020-12-10T03:37:30.000Z").unwrap()
+        );
     }
 
     #[test]
@@ -452,18 +468,35 @@ mod tests {
     fn round_trips_request_bodies() {
         let req = CompleteMultipartUpload {
             part: vec![
-                CompletePart { part_number: 1, etag: "\"a\"".into() },
-                CompletePart { part_number: 2, etag: "\"b\"".into() },
+                CompletePart {
+                    part_number: 1,
+                    etag: "\"a\"".into(),
+                },
+                CompletePart {
+                    part_number: 2,
+                    etag: "\"b\"".into(),
+                },
             ],
         };
         let xml = to_xml(&req);
-        assert!(xml.contains("<Part><PartNumber>1</PartNumber><ETag>"), "{xml}");
-        assert_eq!(from_xml::<CompleteMultipartUpload>(xml.as_bytes()).unwrap(), req);
+        assert!(
+            xml.contains("<Part><PartNumber>1</PartNumber><ETag>"),
+            "{xml}"
+        );
+        assert_eq!(
+            from_xml::<CompleteMultipartUpload>(xml.as_bytes()).unwrap(),
+            req
+        );
         let del = DeleteRequest {
             quiet: true,
-            object: vec![DeleteObject { key: "a&b<c".into() }],
+            object: vec![DeleteObject {
+                key: "a&b<c".into(),
+            }],
         };
-        assert_eq!(from_xml::<DeleteRequest>(to_xml(&del).as_bytes()).unwrap(), del);
+        assert_eq!(
+            from_xml::<DeleteRequest>(to_xml(&del).as_bytes()).unwrap(),
+            del
+        );
     }
 
     #[test]

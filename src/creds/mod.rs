@@ -35,7 +35,10 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("secret_id", &self.secret_id)
             .field("secret_key", &"******")
-            .field("session_token", &self.session_token.as_ref().map(|_| "******"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "******"),
+            )
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -63,7 +66,10 @@ impl CredentialStore {
 
     /// A snapshot for one request.
     pub fn snapshot(&self) -> Option<Arc<Credentials>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the current credentials.
@@ -74,7 +80,9 @@ impl CredentialStore {
 
 impl fmt::Debug for CredentialStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CredentialStore").field("current", &self.snapshot()).finish()
+        f.debug_struct("CredentialStore")
+            .field("current", &self.snapshot())
+            .finish()
     }
 }
 
