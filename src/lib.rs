@@ -19,3 +19,4 @@
 
 pub mod cos;
 pub mod creds;
+pub mod server;
