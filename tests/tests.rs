@@ -1,3 +1,5 @@
 //! One integration-test binary (modules below) to keep link time down.
 
+mod common;
+mod server_client;
 mod sign_vectors;

@@ -189,16 +189,21 @@ impl Bucket {
     /// Deletes `key`; deleting a missing key succeeds.
     pub fn delete(&self, key: &str) -> io::Result<()> {
         let path = self.object_path(key);
-        {
+        let removed = {
             let mut index = self.write_index();
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            let removed = match fs::remove_file(&path) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
-            }
+            };
             index.remove(key);
+            removed
+        };
+        if removed {
+            self.sync_dir(&path)
+        } else {
+            Ok(())
         }
-        self.sync_dir(&path)
     }
 
     /// One page of a listing.
