@@ -2,4 +2,5 @@
 
 mod common;
 mod server_client;
+mod server_raw;
 mod sign_vectors;

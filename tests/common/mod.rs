@@ -39,6 +39,8 @@ pub enum Public {
 /// How to start a [`TestServer`].
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
+    /// `--listen` value.
+    pub listen: String,
     /// `--bucket` values.
     pub buckets: Vec<String>,
     /// `--secret-id`/`--secret-key`, if any.
@@ -56,6 +58,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
+            listen: "127.0.0.1:0".to_string(),
             buckets: vec![BUCKET.to_string()],
             keys: Some((SECRET_ID.to_string(), SECRET_KEY.to_string())),
             public: None,
@@ -246,7 +249,7 @@ fn spawn(
     cmd.arg("serve")
         .arg("--root")
         .arg(root)
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", &o.listen]);
     for b in &o.buckets {
         cmd.args(["--bucket", b]);
     }
