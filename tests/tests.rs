@@ -2,5 +2,6 @@
 
 mod common;
 mod server_client;
+mod server_python;
 mod server_raw;
 mod sign_vectors;

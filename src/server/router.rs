@@ -101,17 +101,19 @@ impl Op {
 /// Decoded query parameters, in request order; a valueless one has `""`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Query {
-    /// (name, value) pairs, percent-decoded (`+` stays `+`).
+    /// (name, value) pairs, percent-decoded (`+` is a space).
     pub pairs: Vec<(String, String)>,
 }
 
 impl Query {
-    /// Parses a raw query string.
+    /// Parses a raw query string. A `+` means a space, as in HTML forms:
+    /// python-requests (and so the official SDK) sends spaces that way, and
+    /// encodes a literal `+` as `%2B`.
     pub fn parse(raw: Option<&str>) -> Result<Query, ApiError> {
         let mut pairs = Vec::new();
         for piece in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            pairs.push((decode(name)?, decode(value)?));
+            pairs.push((decode_form(name)?, decode_form(value)?));
         }
         Ok(Query { pairs })
     }
@@ -130,7 +132,11 @@ impl Query {
     }
 }
 
-/// Percent-decodes a path or query component into UTF-8.
+fn decode_form(s: &str) -> Result<String, ApiError> {
+    decode(&s.replace('+', " "))
+}
+
+/// Percent-decodes a path component into UTF-8 (`+` stays `+`).
 pub fn decode(s: &str) -> Result<String, ApiError> {
     percent_decode_str(s)
         .decode_utf8()
@@ -324,9 +330,9 @@ mod tests {
     }
 
     #[test]
-    fn decodes_queries_without_turning_plus_into_space() {
-        let q = Query::parse(Some("prefix=a%2Fb+c&uploads&marker=&x=%E4%B8%AD")).unwrap();
-        assert_eq!(q.get("prefix"), Some("a/b+c"));
+    fn decodes_queries_like_forms() {
+        let q = Query::parse(Some("prefix=a%2Fb+c%2B&uploads&marker=&x=%E4%B8%AD")).unwrap();
+        assert_eq!(q.get("prefix"), Some("a/b c+"));
         assert_eq!(q.get("uploads"), Some(""));
         assert_eq!(q.get("marker"), Some(""));
         assert_eq!(q.get("x"), Some("中"));
