@@ -7,9 +7,10 @@ use crate::config::{CredentialSource, MountConfig, Target};
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::endpoint::{Endpoint, Style};
 use crate::cos::{CosError, ListRequest, ObjectClient};
-use crate::creds::CredentialStore;
+use crate::creds::{CredentialStore, Credentials};
 use crate::fs::Fs;
 use crate::mount::{self, Readiness};
+use crate::server::{RunningServer, Server, ServerConfig};
 
 /// Mounts as configured and serves until unmounted. Failures before the
 /// mount is live are returned as one-line messages.
@@ -20,23 +21,66 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-    let client = runtime.block_on(connect(config))?;
+    let (client, local_server) = runtime.block_on(connect(config))?;
     let fs = Arc::new(Fs::new(Arc::new(client), config.fs.clone()));
-    mount::serve(fs, &runtime, &config.mount, || readiness.ready())
-        .map_err(|e| mount_error(config, &e))?;
+    let served = mount::serve(fs, &runtime, &config.mount, || readiness.ready());
+    if let Some(server) = local_server {
+        runtime.block_on(server.shutdown());
+    }
+    served.map_err(|e| mount_error(config, &e))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
 }
 
-/// Builds the client and checks the bucket answers.
-async fn connect(config: &MountConfig) -> Result<HttpClient, String> {
-    let (endpoint, creds) = endpoint_and_credentials(config)?;
+/// Builds the client (starting the embedded server for `--local`) and
+/// checks the bucket answers.
+async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServer>), String> {
+    let (endpoint, creds, local_server) = match &config.target {
+        Target::Local { dir } => {
+            let (server, keys) = start_local_server(config, dir).await?;
+            let url = format!("http://{}", server.addr());
+            let endpoint =
+                Endpoint::custom(&url, &config.bucket, &config.region, Style::VirtualHosted)
+                    .map_err(|e| e.to_string())?;
+            (endpoint, CredentialStore::fixed(keys), Some(server))
+        }
+        _ => {
+            let (endpoint, creds) = endpoint_and_credentials(config)?;
+            (endpoint, creds, None)
+        }
+    };
     let mut client_config = ClientConfig::new(endpoint);
     client_config.request_timeout = config.request_timeout;
     client_config.retry = config.retry.clone();
     let client = HttpClient::new(client_config, Arc::new(creds)).map_err(|e| e.to_string())?;
     check_bucket(&client, config).await?;
-    Ok(client)
+    Ok((client, local_server))
+}
+
+/// Starts `cosmount serve` in-process over `dir` with fresh random keys.
+async fn start_local_server(
+    config: &MountConfig,
+    dir: &std::path::Path,
+) -> Result<(RunningServer, Credentials), String> {
+    let secret = |n: usize| -> String {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..n)
+            .map(|_| format!("{:x}", rng.random_range(0..16u8)))
+            .collect()
+    };
+    let keys = Credentials::permanent(&format!("AKIDlocal{}", secret(24)), &secret(40));
+    let server_config = ServerConfig {
+        root: dir.to_path_buf(),
+        buckets: vec![config.bucket.clone()],
+        keys: vec![keys.clone()],
+        region: config.region.clone(),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(server_config)
+        .await
+        .map_err(|e| format!("cannot serve {} as a local bucket: {e}", dir.display()))?;
+    Ok((server, keys))
 }
 
 fn endpoint_and_credentials(config: &MountConfig) -> Result<(Endpoint, CredentialStore), String> {

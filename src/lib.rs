@@ -26,4 +26,5 @@ pub mod creds;
 pub mod fs;
 pub mod fuse;
 pub mod mount;
+pub mod server;
 pub mod upload;

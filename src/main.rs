@@ -3,8 +3,10 @@
 
 use std::process::ExitCode;
 
+use std::io::{self, Write};
+
 use clap::Parser;
-use cosmount::cli::{Cli, MountArgs, expand_mount_options};
+use cosmount::cli::{Cli, CliError, Command, MountArgs, ServeArgs, expand_mount_options};
 use cosmount::config::{LogConfig, MountConfig, log_config};
 use cosmount::mount::{Readiness, check_mountpoint, daemonize};
 
@@ -16,6 +18,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     match cli.command {
         None => mount(&cli.mount),
+        Some(Command::Serve(args)) => match serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cosmount: {e}");
+                ExitCode::from(e.code)
+            }
+        },
     }
 }
 
@@ -88,4 +97,30 @@ fn init_logger(log: &LogConfig) -> Result<(), String> {
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     }
     builder.try_init().map_err(|e| e.to_string())
+}
+
+/// Runs `cosmount serve` until SIGTERM or SIGINT.
+fn serve(args: ServeArgs) -> Result<(), CliError> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let server = cosmount::server::Server::start(config).await?;
+        let mut out = io::stdout().lock();
+        writeln!(out, "listening on http://{}", server.addr())?;
+        if let Some(admin) = server.admin_addr() {
+            writeln!(out, "admin on http://{admin}")?;
+        }
+        out.flush()?;
+        drop(out);
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        log::info!("shutting down");
+        server.shutdown().await;
+        Ok::<(), CliError>(())
+    })
 }

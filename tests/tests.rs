@@ -1,3 +1,6 @@
 //! One integration-test binary (modules below) to keep link time down.
 
+mod common;
+mod mount;
+mod server;
 mod sign_vectors;

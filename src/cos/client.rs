@@ -265,7 +265,9 @@ impl HttpClient {
             .request(call.method.clone(), &url)
             .timeout(self.request_timeout);
         for (name, value) in &headers {
-            if name != "host" && name != "content-length" {
+            // Content-Length is sent explicitly: it is signed, and hyper
+            // omits it for an empty PUT/POST body.
+            if name != "host" {
                 req = req.header(name.as_str(), value.as_str());
             }
         }

@@ -1,0 +1,188 @@
+//! Building responses: object headers, XML bodies, COS error documents, and
+//! the headers every response carries (`x-cos-request-id`, `Server`) plus the
+//! header-spelling map that makes hyper write `Content-Length`, `ETag`, ...
+//! in COS's case.
+
+use std::time::SystemTime;
+
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Response, StatusCode};
+use percent_encoding::{AsciiSet, utf8_percent_encode};
+use serde::Serialize;
+
+use super::body::{self, Body};
+use super::error::ApiError;
+use super::store::{Attrs, ObjectMeta};
+use crate::cos::sign::UNRESERVED;
+use crate::cos::{META_PREFIX, xml};
+
+/// Stored request headers besides Content-Type and `x-cos-meta-*`.
+pub const STORED_HEADERS: [&str; 4] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "expires",
+];
+/// COS's limit on the total size of user metadata.
+const MAX_META_BYTES: usize = 2048;
+/// Bytes escaped in listed keys with `encoding-type=url` (`/` stays).
+const LIST_KEY: &AsciiSet = &UNRESERVED.remove(b'/');
+
+/// Builds a response, turning an invalid header into a 500.
+pub fn build(
+    builder: hyper::http::response::Builder,
+    body: Body,
+) -> Result<Response<Body>, ApiError> {
+    builder
+        .body(body)
+        .map_err(|e| ApiError::internal(&std::io::Error::other(e)))
+}
+
+/// A 200 with an XML document.
+pub fn xml<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
+    let text = xml::to_xml(value);
+    let builder = Response::builder()
+        .header(header::CONTENT_TYPE, "application/xml")
+        .header(header::CONTENT_LENGTH, text.len());
+    build(builder, body::full(text))
+}
+
+/// A response with no body (`Content-Length: 0`).
+pub fn no_content(status: StatusCode) -> Result<Response<Body>, ApiError> {
+    let mut builder = Response::builder().status(status);
+    if status != StatusCode::NO_CONTENT && status != StatusCode::NOT_MODIFIED {
+        builder = builder.header(header::CONTENT_LENGTH, 0);
+    }
+    build(builder, body::empty())
+}
+
+/// Quotes an ETag for a header or XML.
+pub fn quoted(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+/// The headers that describe an object (not its length).
+pub fn object_headers(
+    mut builder: hyper::http::response::Builder,
+    meta: &ObjectMeta,
+) -> hyper::http::response::Builder {
+    builder = builder
+        .header(header::CONTENT_TYPE, meta.attrs.content_type.as_str())
+        .header(header::ETAG, quoted(&meta.etag))
+        .header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(meta.last_modified),
+        )
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header("x-cos-hash-crc64ecma", meta.crc64);
+    for (name, value) in &meta.attrs.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    for (suffix, value) in &meta.attrs.meta {
+        builder = builder.header(format!("{META_PREFIX}{suffix}"), value.as_str());
+    }
+    builder
+}
+
+/// Reads the headers a new object keeps: Content-Type (default
+/// `application/octet-stream`), `x-cos-meta-*` (≤ 2 KiB) and the cache headers.
+pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut attrs = Attrs {
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .map(text)
+            .unwrap_or_else(|| "application/octet-stream".to_string()),
+        ..Attrs::default()
+    };
+    for (name, value) in headers {
+        if let Some(suffix) = name.as_str().strip_prefix(META_PREFIX) {
+            attrs.meta.insert(suffix.to_string(), text(value));
+        } else if STORED_HEADERS.contains(&name.as_str()) {
+            attrs.headers.insert(name.as_str().to_string(), text(value));
+        }
+    }
+    let meta_bytes: usize = attrs
+        .meta
+        .iter()
+        .map(|(k, v)| META_PREFIX.len() + k.len() + v.len())
+        .sum();
+    if meta_bytes > MAX_META_BYTES {
+        return Err(ApiError::bad_request(
+            "MetadataTooLarge",
+            format!(
+                "Your metadata headers exceed the maximum allowed metadata size of {MAX_META_BYTES} bytes."
+            ),
+        ));
+    }
+    Ok(attrs)
+}
+
+/// A key, prefix or marker as listed: percent-encoded (keeping `/`) when
+/// the request asked for `encoding-type=url`.
+pub fn list_encode(s: &str, url: bool) -> String {
+    if url {
+        utf8_percent_encode(s, LIST_KEY).to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The `<Error>` document for a failed request (no body for HEAD).
+pub fn error(err: &ApiError, resource: &str, request_id: &str, head: bool) -> Response<Body> {
+    let doc = xml::ErrorBody {
+        code: err.code.to_string(),
+        message: err.message.clone(),
+        resource: resource.to_string(),
+        request_id: request_id.to_string(),
+    };
+    let text = xml::to_xml(&doc);
+    let builder = Response::builder()
+        .status(err.status)
+        .header(header::CONTENT_TYPE, "application/xml")
+        .header("x-cos-trace-id", request_id);
+    let (builder, body) = if head {
+        (builder.header(header::CONTENT_LENGTH, 0), body::empty())
+    } else {
+        (
+            builder.header(header::CONTENT_LENGTH, text.len()),
+            body::full(text),
+        )
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| Response::new(body::empty()))
+}
+
+/// ISO-8601 time as listings show it.
+pub fn iso(t: SystemTime) -> String {
+    xml::iso8601(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_object_attributes_from_request_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-cos-meta-mode", "33188".parse().unwrap());
+        h.insert("cache-control", "no-cache".parse().unwrap());
+        h.insert("x-cos-acl", "private".parse().unwrap());
+        let a = attrs_from(&h).unwrap();
+        assert_eq!(a.content_type, "application/octet-stream");
+        assert_eq!(a.meta.get("mode").map(String::as_str), Some("33188"));
+        assert_eq!(a.headers.len(), 1);
+        h.insert("x-cos-meta-big", "x".repeat(3000).parse().unwrap());
+        assert_eq!(attrs_from(&h).unwrap_err().code, "MetadataTooLarge");
+    }
+
+    #[test]
+    fn encodes_listed_keys_keeping_slashes() {
+        assert_eq!(
+            list_encode("a b/+%/中\u{1}", true),
+            "a%20b/%2B%25/%E4%B8%AD%01"
+        );
+        assert_eq!(list_encode("a b", false), "a b");
+    }
+}

@@ -1,0 +1,115 @@
+//! One request, start to finish: decode the path, route to a bucket,
+//! classify the operation, count it, authenticate and authorize, run the
+//! handler, and stamp the answer (`x-cos-request-id`, `Server`, COS header
+//! spelling). Errors become COS `<Error>` documents here, in one place.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response};
+use log::debug;
+
+use super::State;
+use super::auth::{self, Principal, SignedParts};
+use super::body::Body;
+use super::error::ApiError;
+use super::handlers::{self, Ctx};
+use super::response;
+use super::router::{self, Op, Query, Target};
+
+/// What routing found out, for the answer and the log line.
+#[derive(Default)]
+struct Routed {
+    op: Option<Op>,
+    target: Option<Target>,
+}
+
+/// Serves one request on the COS port.
+pub async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = state.next_request_id();
+    let head = req.method() == Method::HEAD;
+    let mut routed = Routed::default();
+    let result = serve(&state, req, &mut routed).await;
+    let resource = resource(&state, routed.target.as_ref());
+    let mut answer = match result {
+        Ok(answer) => answer,
+        Err(e) => response::error(&e, &resource, &request_id, head),
+    };
+    stamp(&state, &mut answer, &request_id);
+    debug!(
+        "{} {:?} -> {} in {:?}",
+        routed.op.map_or("-", Op::name),
+        resource,
+        answer.status().as_u16(),
+        started.elapsed()
+    );
+    Ok(answer)
+}
+
+async fn serve(
+    state: &State,
+    req: Request<Incoming>,
+    routed: &mut Routed,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = router::decode(parts.uri.path())?;
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(parts.uri.host());
+    let target = router::route(host, &path, &state.bucket_names)?;
+    routed.target = Some(target.clone());
+    let query = Query::parse(parts.uri.query())?;
+    let op = router::classify(&parts.method, &target.key, &query, &parts.headers)?;
+    routed.op = Some(op);
+    state.stats.count(op);
+    let signed = SignedParts {
+        method: parts.method.as_str(),
+        path: &path,
+        params: &query.pairs,
+        headers: &parts.headers,
+    };
+    let principal = auth::authenticate(&state.keyring, &signed, SystemTime::now())?;
+    if state.deny_anonymous(&target.bucket, op, principal == Principal::Anonymous) {
+        return Err(ApiError::access_denied("Access Denied."));
+    }
+    let bucket = state
+        .store
+        .bucket(&target.bucket)
+        .ok_or_else(ApiError::no_such_bucket)?;
+    let ctx = Ctx {
+        state,
+        bucket,
+        key: &target.key,
+        query: &query,
+        headers: &parts.headers,
+        method: &parts.method,
+    };
+    handlers::dispatch(op, &ctx, body).await
+}
+
+/// The `<Resource>` of an error: the object's address at COS.
+fn resource(state: &State, target: Option<&Target>) -> String {
+    match target {
+        Some(t) => format!("{}.cos.{}.myqcloud.com/{}", t.bucket, state.region, t.key),
+        None => String::new(),
+    }
+}
+
+/// Headers every answer carries, and COS's header spelling.
+fn stamp(state: &State, answer: &mut Response<Body>, request_id: &str) {
+    let headers = answer.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-cos-request-id", v);
+    }
+    headers.insert(header::SERVER, HeaderValue::from_static("tencent-cos"));
+    *answer.extensions_mut() = state.header_case.clone();
+}

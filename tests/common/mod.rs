@@ -1,0 +1,371 @@
+//! Shared helpers for the integration tests: [`TestServer`] runs the real
+//! `cosmount serve` binary on a free loopback port over a temporary root and
+//! stops it on drop; [`raw_request`] speaks HTTP/1.1 by hand so nothing
+//! normalises paths or header names.
+
+#![allow(dead_code)]
+
+pub mod mount;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cosmount::cos::client::{ClientConfig, HttpClient};
+use cosmount::cos::endpoint::{Endpoint, Style};
+use cosmount::cos::retry::RetryPolicy;
+use cosmount::creds::{CredentialStore, Credentials};
+
+/// The bucket every test server serves unless told otherwise.
+pub const BUCKET: &str = "test-1250000000";
+/// The SecretId the test server accepts by default.
+pub const SECRET_ID: &str = "AKIDcosmountTEST0000";
+/// Its SecretKey.
+pub const SECRET_KEY: &str = "cosmount-test-secret-key-0000";
+/// The region the test server names.
+pub const REGION: &str = "ap-guangzhou";
+
+/// Anonymous access of a test server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Public {
+    /// `--public-read`.
+    Read,
+    /// `--public-read-write`.
+    ReadWrite,
+}
+
+/// How to start a [`TestServer`].
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// `--listen` value.
+    pub listen: String,
+    /// `--bucket` values.
+    pub buckets: Vec<String>,
+    /// `--secret-id`/`--secret-key`, if any.
+    pub keys: Option<(String, String)>,
+    /// `--public-read` or `--public-read-write`.
+    pub public: Option<Public>,
+    /// Start the admin endpoint too.
+    pub admin: bool,
+    /// More arguments after the others.
+    pub extra_args: Vec<String>,
+    /// Serve this root instead of a fresh temporary one.
+    pub root: Option<PathBuf>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            listen: "127.0.0.1:0".to_string(),
+            buckets: vec![BUCKET.to_string()],
+            keys: Some((SECRET_ID.to_string(), SECRET_KEY.to_string())),
+            public: None,
+            admin: true,
+            extra_args: Vec::new(),
+            root: None,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The default options with anonymous access.
+    pub fn public(public: Public) -> ServerOptions {
+        ServerOptions {
+            public: Some(public),
+            ..ServerOptions::default()
+        }
+    }
+}
+
+/// A `cosmount serve` process; killed on drop.
+pub struct TestServer {
+    child: Option<Child>,
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    root: PathBuf,
+    options: ServerOptions,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A server with the default options.
+    pub fn start() -> TestServer {
+        TestServer::with(ServerOptions::default())
+    }
+
+    /// A server with `options`; panics with the server's stderr if it fails.
+    pub fn with(options: ServerOptions) -> TestServer {
+        TestServer::try_with(options)
+            .unwrap_or_else(|e| panic!("cosmount serve did not start: {e}"))
+    }
+
+    /// A server with `options`, or what it printed on stderr when it exited.
+    pub fn try_with(options: ServerOptions) -> Result<TestServer, String> {
+        let (tmp, root) = match &options.root {
+            Some(root) => (None, root.clone()),
+            None => {
+                let tmp = tempfile::tempdir().expect("temp dir");
+                let root = tmp.path().join("root");
+                (Some(tmp), root)
+            }
+        };
+        let (child, addr, admin) = spawn(&root, &options)?;
+        Ok(TestServer {
+            child: Some(child),
+            addr,
+            admin,
+            root,
+            options,
+            _tmp: tmp,
+        })
+    }
+
+    /// The COS endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The admin endpoint's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .expect("the server was started without the admin endpoint")
+    }
+
+    /// The root folder the server stores its buckets in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder around the root (for files that must stay outside it).
+    pub fn outside_root(&self) -> &Path {
+        self.root.parent().expect("root has a parent")
+    }
+
+    /// A client for `bucket` signed with the default keys.
+    pub fn client(&self) -> HttpClient {
+        self.client_for(BUCKET, Some(Credentials::permanent(SECRET_ID, SECRET_KEY)))
+    }
+
+    /// A client for `bucket` with `creds` (`None`: anonymous), addressed the
+    /// way `Endpoint::custom(url, .., VirtualHosted)` does.
+    pub fn client_for(&self, bucket: &str, creds: Option<Credentials>) -> HttpClient {
+        let endpoint = Endpoint::custom(&self.url(), bucket, REGION, Style::VirtualHosted).unwrap();
+        self.client_at(endpoint, creds)
+    }
+
+    /// A client that sends the real virtual-hosted Host
+    /// (`<bucket>.cos.<region>.myqcloud.com:PORT`) to this server.
+    pub fn client_virtual_hosted(&self, bucket: &str, creds: Option<Credentials>) -> HttpClient {
+        let mut endpoint = Endpoint::virtual_hosted(bucket, REGION, false);
+        endpoint.host = format!("{}:{}", endpoint.host, self.addr.port());
+        self.client_at(endpoint, creds)
+    }
+
+    /// A client for any endpoint, with a quick retry policy; requests for
+    /// the endpoint's host go to this server.
+    pub fn client_at(&self, endpoint: Endpoint, creds: Option<Credentials>) -> HttpClient {
+        let mut config = ClientConfig::new(endpoint);
+        config.resolve = Some(self.addr);
+        config.retry = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        };
+        let store = match creds {
+            Some(c) => CredentialStore::fixed(c),
+            None => CredentialStore::anonymous(),
+        };
+        HttpClient::new(config, Arc::new(store)).unwrap()
+    }
+
+    /// The admin request counters.
+    pub fn stats(&self) -> serde_json::Value {
+        let r = raw_request(
+            self.admin_addr(),
+            b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{}", r.head);
+        serde_json::from_slice(&r.body).expect("stats are JSON")
+    }
+
+    /// Zeroes the admin request counters.
+    pub fn reset_stats(&self) {
+        let req = b"POST /stats/reset HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        assert_eq!(raw_request(self.admin_addr(), req).status, 200);
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("cosmount serve ignored SIGTERM for 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same root.
+    pub fn restart(&mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "server exited with {status}");
+        let (child, addr, admin) =
+            spawn(&self.root, &self.options).unwrap_or_else(|e| panic!("restart failed: {e}"));
+        self.child = Some(child);
+        self.addr = addr;
+        self.admin = admin;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts the binary and reads its `listening on`/`admin on` lines.
+fn spawn(
+    root: &Path,
+    o: &ServerOptions,
+) -> Result<(Child, SocketAddr, Option<SocketAddr>), String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmount"));
+    cmd.arg("serve")
+        .arg("--root")
+        .arg(root)
+        .args(["--listen", &o.listen]);
+    for b in &o.buckets {
+        cmd.args(["--bucket", b]);
+    }
+    if let Some((id, key)) = &o.keys {
+        cmd.args(["--secret-id", id, "--secret-key", key]);
+    }
+    match o.public {
+        Some(Public::Read) => cmd.arg("--public-read"),
+        Some(Public::ReadWrite) => cmd.arg("--public-read-write"),
+        None => &mut cmd,
+    };
+    if o.admin {
+        cmd.args(["--admin-listen", "127.0.0.1:0"]);
+    }
+    cmd.args(&o.extra_args);
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cosmount: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (err_tx, err_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            eprint!("[cosmount serve] {line}");
+            text.push_str(&line);
+            line.clear();
+        }
+        let _ = err_tx.send(text);
+    });
+    let wanted = if o.admin { 2 } else { 1 };
+    let (mut addr, mut admin) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while addr.is_none() || (o.admin && admin.is_none()) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(a) = line.strip_prefix("listening on http://") {
+                    addr = Some(a.parse().map_err(|_| format!("bad line {line:?}"))?);
+                } else if let Some(a) = line.strip_prefix("admin on http://") {
+                    admin = Some(a.parse().map_err(|_| format!("bad line {line:?}"))?);
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                let stderr = err_rx
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "exit {status:?}, {wanted} address line(s) expected; stderr: {stderr}"
+                ));
+            }
+        }
+    }
+    Ok((child, addr.unwrap(), admin))
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Status line and headers, exactly as sent.
+    pub head: String,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    /// The value of the header spelled exactly `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+    }
+}
+
+/// Sends `request` (must ask for `Connection: close`) and reads the answer.
+pub fn raw_request(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).expect("send");
+    let mut data = Vec::new();
+    let _ = stream.read_to_end(&mut data);
+    let split = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&data)));
+    let head = String::from_utf8_lossy(&data[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    RawResponse {
+        status,
+        head,
+        body: data[split + 4..].to_vec(),
+    }
+}

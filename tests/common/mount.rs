@@ -1,0 +1,180 @@
+//! [`TestMount`]: the real `cosmount` binary mounting a [`TestServer`]'s
+//! bucket on a temporary directory, in the foreground as a child process so
+//! the test controls its life; unmounted (SIGTERM, then a lazy unmount as a
+//! last resort) on drop, even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{BUCKET, REGION, SECRET_ID, SECRET_KEY, TestServer};
+
+/// A live mount.
+pub struct TestMount {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+/// The arguments that point `cosmount` at `server` with the test keys.
+pub fn server_args(server: &TestServer) -> Vec<String> {
+    vec![
+        "--endpoint".into(),
+        server.url(),
+        "--region".into(),
+        REGION.into(),
+        "--secret-id".into(),
+        SECRET_ID.into(),
+        "--secret-key".into(),
+        SECRET_KEY.into(),
+    ]
+}
+
+impl TestMount {
+    /// Mounts the test bucket of `server` with extra `args`.
+    pub fn start(server: &TestServer, args: &[&str]) -> TestMount {
+        TestMount::start_bucket(server, BUCKET, args)
+    }
+
+    /// Mounts `bucket` (may carry `:/prefix`) of `server` with extra `args`.
+    pub fn start_bucket(server: &TestServer, bucket: &str, args: &[&str]) -> TestMount {
+        let mut all = server_args(server);
+        all.extend(args.iter().map(|s| s.to_string()));
+        TestMount::start_raw(bucket, &all)
+    }
+
+    /// Mounts with exactly these arguments (plus `-f`, the log file and the
+    /// mountpoint), failing the test if the mount does not come up.
+    pub fn start_raw(bucket: &str, args: &[String]) -> TestMount {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).unwrap();
+        let log = dir.path().join("cosmount.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_cosmount"))
+            .args(args)
+            .arg(bucket)
+            .arg(&mountpoint)
+            .args(["-f", "--log-level", "debug", "--log-file"])
+            .arg(&log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start cosmount");
+        let mut mount = TestMount {
+            child: Some(child),
+            dir,
+            log,
+        };
+        mount.wait_until_mounted();
+        mount
+    }
+
+    fn wait_until_mounted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(&self.path()) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "cosmount exited with {status} before mounting:\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mount did not appear in 20 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The mountpoint.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// A path inside the mount.
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    /// What the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Runs a shell command with the mountpoint as working directory.
+    pub fn sh(&self, script: &str) -> Output {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(self.path())
+            .output()
+            .expect("run sh")
+    }
+
+    /// Like [`sh`](Self::sh) but fails the test unless it succeeds; returns stdout.
+    pub fn sh_ok(&self, script: &str) -> String {
+        let out = self.sh(script);
+        assert!(
+            out.status.success(),
+            "`{script}` failed with {}:\nstdout: {}\nstderr: {}\nlog tail:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log_text(), 30)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends SIGTERM and waits for the daemon to unmount and exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "cosmount ignored SIGTERM for 60 s:\n{}",
+                    tail(&self.log_text(), 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+        let path = self.path();
+        if is_mounted(&path) {
+            let _ = Command::new("umount").arg("-l").arg(&path).status();
+        }
+    }
+}
+
+/// Whether `path` is a mountpoint right now (from /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let wanted = path.to_string_lossy().replace(' ', "\\040");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(wanted.as_str()))
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

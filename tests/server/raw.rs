@@ -1,0 +1,245 @@
+//! `cosmount serve` over hand-written HTTP: paths no client library would
+//! send (traversal attempts, control characters, huge keys) must neither
+//! escape `--root` nor crash the server, and responses must spell headers
+//! the way COS does. Also the process contract: startup lines, errors, and
+//! exit status 0 on SIGTERM.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{BUCKET, Public, ServerOptions, TestServer, raw_request};
+
+fn put(server: &TestServer, path: &str, body: &str) -> u16 {
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw_request(server.addr(), req.as_bytes()).status
+}
+
+fn get(server: &TestServer, path: &str) -> (u16, Vec<u8>) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let r = raw_request(server.addr(), req.as_bytes());
+    (r.status, r.body)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn no_request_path_reaches_outside_the_root() {
+    let server = TestServer::with(ServerOptions::public(Public::ReadWrite));
+    let outside = server.outside_root().to_path_buf();
+    let canary = outside.join("canary");
+    std::fs::write(&canary, "CANARY-SECRET").unwrap();
+    let before: Vec<PathBuf> = files(&outside)
+        .into_iter()
+        .filter(|p| !p.starts_with(server.root()))
+        .collect();
+    let long = format!("/{}", "k".repeat(850));
+    let paths = [
+        "/../canary",
+        "/../x",
+        "/%2e%2e/canary",
+        "/%2e%2e/x",
+        "/a/../../b",
+        "/a/../../canary",
+        "/..%2F..%2Fetc/passwd",
+        "/..%2f..%2f..%2fcanary",
+        "/%2E%2E%2F%2E%2E%2Fcanary",
+        "/./canary",
+        "/%00nul",
+        "/ctl%01%0A%0D",
+        "/%2F%2F/abs",
+        "//etc/passwd",
+        long.as_str(),
+    ];
+    for path in paths {
+        let status = put(&server, path, "PAYLOAD");
+        assert!(status == 200 || status == 400, "PUT {path}: {status}");
+        if status == 200 {
+            let (status, body) = get(&server, path);
+            assert_eq!(
+                (status, body.as_slice()),
+                (200, b"PAYLOAD".as_slice()),
+                "GET {path}"
+            );
+        }
+    }
+    for path in [
+        "/../canary",
+        "/%2e%2e/canary",
+        "/..%2f..%2f..%2fcanary",
+        "/../../etc/passwd",
+    ] {
+        let (_, body) = get(&server, &format!("{path}-never-written"));
+        assert!(
+            !String::from_utf8_lossy(&body).contains("CANARY"),
+            "GET {path}"
+        );
+        let (_, body) = get(&server, "/etc/passwd");
+        assert!(
+            !String::from_utf8_lossy(&body).contains("root:"),
+            "GET /etc/passwd"
+        );
+    }
+    // A key of 851 bytes is refused; 850 bytes (above) worked.
+    assert_eq!(put(&server, &format!("/{}", "k".repeat(851)), "x"), 400);
+    // Hyper refuses raw control characters in the request line before we see it.
+    let raw =
+        b"PUT /raw\x01ctl HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx";
+    assert_eq!(raw_request(server.addr(), raw).status, 400);
+
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "CANARY-SECRET");
+    let after: Vec<PathBuf> = files(&outside)
+        .into_iter()
+        .filter(|p| !p.starts_with(server.root()))
+        .collect();
+    assert_eq!(before, after, "files appeared outside the root");
+    for f in files(server.root()) {
+        let rel = f.strip_prefix(server.root()).unwrap();
+        let parts: Vec<_> = rel
+            .iter()
+            .map(|c| c.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(parts[0], BUCKET, "{rel:?}");
+        assert!(
+            matches!(parts[1].as_str(), "objects" | "uploads"),
+            "{rel:?}"
+        );
+        assert!(
+            parts.iter().all(|p| p != ".." && !p.contains("canary")),
+            "{rel:?}"
+        );
+    }
+    let r = raw_request(
+        server.addr(),
+        b"GET /?encoding-type=url HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    );
+    let listing = String::from_utf8_lossy(&r.body);
+    assert!(listing.contains("<Key>../canary</Key>"), "{listing}");
+    assert!(listing.contains("<Key>a/../../b</Key>"), "{listing}");
+    assert!(listing.contains("<Key>%00nul</Key>"), "{listing}");
+}
+
+#[test]
+fn responses_spell_headers_like_cos() {
+    let server = TestServer::with(ServerOptions::public(Public::ReadWrite));
+    let req = b"PUT /obj HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Type: text/plain\r\nx-cos-meta-Mode: 33188\r\nConnection: close\r\n\r\nhello";
+    let r = raw_request(server.addr(), req);
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(r.header("ETag").is_some(), "{}", r.head);
+    assert!(r.header("x-cos-hash-crc64ecma").is_some(), "{}", r.head);
+    let r = raw_request(
+        server.addr(),
+        b"GET /obj HTTP/1.1\r\nHost: x\r\nRange: bytes=1-3\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, b"ell");
+    for name in [
+        "Content-Length",
+        "Content-Type",
+        "ETag",
+        "Last-Modified",
+        "Content-Range",
+        "Accept-Ranges",
+        "Date",
+        "Server",
+    ] {
+        assert!(
+            r.header(name).is_some(),
+            "{name} missing or misspelled in\n{}",
+            r.head
+        );
+    }
+    for name in [
+        "x-cos-request-id",
+        "x-cos-hash-crc64ecma",
+        "x-cos-meta-mode",
+    ] {
+        assert!(
+            r.header(name).is_some(),
+            "{name} missing or misspelled in\n{}",
+            r.head
+        );
+    }
+    assert_eq!(r.header("Content-Range"), Some("bytes 1-3/5"));
+    assert_eq!(r.header("x-cos-meta-mode"), Some("33188"));
+    let r = raw_request(
+        server.addr(),
+        b"HEAD /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+    assert!(r.body.is_empty());
+    assert!(r.header("x-cos-request-id").is_some());
+    let r = raw_request(
+        server.addr(),
+        b"GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(
+        body.contains("<Code>NoSuchKey</Code>") && body.contains("<RequestId>"),
+        "{body}"
+    );
+    assert_eq!(r.header("Content-Type"), Some("application/xml"));
+}
+
+#[test]
+fn sigterm_exits_cleanly_and_bad_arguments_give_one_line_errors() {
+    let mut server = TestServer::start();
+    assert!(server.terminate().success());
+
+    let fail = |options: ServerOptions| match TestServer::try_with(options) {
+        Ok(s) => panic!("the server started on {}", s.addr()),
+        Err(e) => e,
+    };
+    let bad_bucket = fail(ServerOptions {
+        buckets: vec!["NoAppid".into()],
+        ..ServerOptions::default()
+    });
+    assert!(
+        bad_bucket.contains("cosmount: bad bucket name \"NoAppid\""),
+        "{bad_bucket}"
+    );
+    let no_key = fail(ServerOptions {
+        keys: None,
+        extra_args: vec!["--secret-id".into(), "AKID".into()],
+        ..ServerOptions::default()
+    });
+    assert!(
+        no_key.contains("cosmount: --secret-id needs --secret-key"),
+        "{no_key}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let bad_root = fail(ServerOptions {
+        root: Some(file),
+        ..ServerOptions::default()
+    });
+    assert!(bad_root.contains("is not a folder"), "{bad_root}");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let busy_port = fail(ServerOptions {
+        listen: format!("127.0.0.1:{port}"),
+        ..ServerOptions::default()
+    });
+    assert!(
+        busy_port.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{busy_port}"
+    );
+    for e in [bad_bucket, no_key, bad_root, busy_port] {
+        assert!(!e.contains("panicked"), "{e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
+    }
+}
