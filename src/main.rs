@@ -42,7 +42,7 @@ fn mount(args: &MountArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = init_logger(&log) {
+    if let Err(e) = init_logger(&log, !config.foreground) {
         return usage_error(&e);
     }
     config.mount.mountpoint = match check_mountpoint(&config.mount.mountpoint) {
@@ -66,19 +66,27 @@ fn mount(args: &MountArgs) -> ExitCode {
     match cosmount::app::run_mount(&config, &mut readiness) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            log::error!("{message}");
             if readiness.is_daemon() {
+                // The waiting parent prints it; stderr is still its terminal.
+                if log.file.is_some() {
+                    log::error!("{message}");
+                }
                 readiness.fail(&message);
             } else {
-                eprintln!("cosmount: {message}");
+                log::error!("{message}");
+                if log.file.is_some() {
+                    eprintln!("cosmount: {message}");
+                }
             }
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs our own crate at the chosen level and dependencies at warn (all at trace).
-fn init_logger(log: &LogConfig) -> Result<(), String> {
+/// Logs our own crate at the chosen level and dependencies at warn (all at
+/// trace), to the log file if given, else to stderr in the foreground and
+/// nowhere as a daemon (whose stderr is about to be closed).
+fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
     let mut builder = env_logger::Builder::new();
     if log.level == log::LevelFilter::Trace {
         builder.filter_level(log.level);
@@ -95,6 +103,8 @@ fn init_logger(log: &LogConfig) -> Result<(), String> {
             .open(path)
             .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
         builder.target(env_logger::Target::Pipe(Box::new(file)));
+    } else if daemon {
+        builder.target(env_logger::Target::Pipe(Box::new(io::sink())));
     }
     builder.try_init().map_err(|e| e.to_string())
 }

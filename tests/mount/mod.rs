@@ -2,3 +2,6 @@
 //! ordinary tools and `std::fs`.
 
 mod browse;
+mod lifecycle;
+mod listing;
+mod reads;

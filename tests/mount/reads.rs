@@ -1,0 +1,76 @@
+//! Reading: a large object sequentially and at 2,000 seeded random ranges,
+//! and an object replaced behind the mount's back (new content after the
+//! TTL, never a mix of versions).
+
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cosmount::cos::{ObjectAttrs, ObjectClient};
+use rand::{Rng, SeedableRng};
+
+use crate::common::TestServer;
+use crate::common::mount::TestMount;
+
+const BIG: usize = 300 << 20;
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut data = vec![0u8; len];
+    rng.fill(&mut data[..]);
+    data
+}
+
+#[test]
+fn large_object_sequential_and_random_reads() {
+    let server = TestServer::start();
+    let data = pattern(BIG, 7);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = server.client();
+        client.put("big.bin", Bytes::from(data.clone()), &ObjectAttrs::default()).await.unwrap();
+    });
+    let m = TestMount::start(&server, &["--cache-size", "64MiB"]);
+    let file = std::fs::File::open(m.join("big.bin")).unwrap();
+    assert_eq!(file.metadata().unwrap().len(), BIG as u64);
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..2000 {
+        let len = rng.random_range(1..=buf.len());
+        let offset = rng.random_range(0..BIG - len) as u64;
+        file.read_exact_at(&mut buf[..len], offset).unwrap();
+        assert!(buf[..len] == data[offset as usize..offset as usize + len], "range {offset}+{len}");
+    }
+    let mut tail = [0u8; 100];
+    let n = file.read_at(&mut tail, BIG as u64 - 10).unwrap();
+    assert_eq!(&tail[..n], &data[BIG - 10..]);
+
+    let copy = std::fs::read(m.join("big.bin")).unwrap();
+    assert!(copy == data, "sequential read of all 300 MiB");
+}
+
+#[test]
+fn a_replaced_object_is_read_whole_after_the_ttl() {
+    let server = TestServer::start();
+    let old = pattern(3 << 20, 1);
+    let new = pattern(3 << 20, 2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    rt.block_on(client.put("f", Bytes::from(old.clone()), &ObjectAttrs::default())).unwrap();
+    let m = TestMount::start(&server, &["--metadata-ttl", "1s"]);
+    let file = std::fs::File::open(m.join("f")).unwrap();
+    let mut first = vec![0u8; 1 << 20];
+    file.read_exact_at(&mut first, 0).unwrap();
+    assert!(first[..] == old[..1 << 20]);
+    rt.block_on(client.put("f", Bytes::from(new.clone()), &ObjectAttrs::default())).unwrap();
+    // The open handle belongs to the old version: the rest of it is either
+    // the old bytes or an error, never the new ones.
+    let mut rest = vec![0u8; 2 << 20];
+    if file.read_exact_at(&mut rest, 1 << 20).is_ok() {
+        assert!(rest[..] == old[1 << 20..], "an open file never mixes versions");
+    }
+    drop(file);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(std::fs::read(m.join("f")).unwrap() == new, "after the TTL a new open reads the new version");
+}
