@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use hyper::body::Incoming;
-use hyper::{HeaderMap, Method, Response, StatusCode, header};
+use hyper::{HeaderMap, Response, StatusCode, header};
 
 use super::State;
 use super::body::Body;
@@ -36,8 +36,6 @@ pub struct Ctx<'a> {
     pub query: &'a Query,
     /// Request headers.
     pub headers: &'a HeaderMap,
-    /// Request method.
-    pub method: &'a Method,
 }
 
 impl Ctx<'_> {
@@ -102,10 +100,7 @@ impl Ctx<'_> {
             .store
             .bucket(&bucket)
             .ok_or_else(ApiError::no_such_bucket)?;
-        if self
-            .state
-            .deny_anonymous(bucket.name(), Op::GetObject, self.anonymous())
-        {
+        if self.state.deny_anonymous(Op::GetObject, self.anonymous()) {
             return Err(ApiError::access_denied(
                 "Access to the copy source is denied.",
             ));
