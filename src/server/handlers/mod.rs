@@ -17,7 +17,7 @@ use super::State;
 use super::body::Body;
 use super::error::ApiError;
 use super::router::{Op, Query, decode};
-use super::store::{Bucket, Digests};
+use super::store::{Bucket, Digests, TempFile};
 
 /// Largest object key, in bytes.
 pub const MAX_KEY_BYTES: usize = 850;
@@ -113,15 +113,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Checks an uploaded body's MD5 against `Content-MD5`.
-pub fn check_md5(expected: Option<[u8; 16]>, digests: &Digests) -> Result<(), ApiError> {
-    match expected {
-        Some(md5) if md5 != digests.md5 => Err(ApiError::bad_request(
+/// Receives an object or part body (≤ 5 GB) into a temporary file and
+/// checks it against `Content-MD5`.
+pub async fn receive_body(ctx: &Ctx<'_>, body: Incoming) -> Result<(TempFile, Digests), ApiError> {
+    let length = ctx.content_length()?;
+    if length.is_some_and(|n| n > MAX_PUT_BYTES) {
+        return Err(ApiError::bad_request(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size of 5 GB.",
+        ));
+    }
+    let expected = ctx.content_md5()?;
+    let mut temp = super::body::receive(body, ctx.bucket.temp()?, length, MAX_PUT_BYTES).await?;
+    let digests = temp.digests();
+    if expected.is_some_and(|md5| md5 != digests.md5) {
+        return Err(ApiError::bad_request(
             "BadDigest",
             "The Content-MD5 you specified did not match what we received.",
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok((temp, digests))
 }
 
 /// Splits `x-cos-copy-source` into bucket and key. Accepts the documented
