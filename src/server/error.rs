@@ -78,6 +78,15 @@ impl ApiError {
         )
     }
 
+    /// 416 InvalidRange.
+    pub fn invalid_range() -> ApiError {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidRange",
+            "The requested range is not satisfiable.",
+        )
+    }
+
     /// 400 MalformedXML.
     pub fn malformed_xml(message: impl Into<String>) -> ApiError {
         ApiError::bad_request("MalformedXML", message)

@@ -13,17 +13,17 @@
 //! Start it with [`Server::start`] from inside a tokio runtime; it runs on
 //! that runtime until [`RunningServer::shutdown`].
 
-pub mod admin;
+mod admin;
 pub mod auth;
-pub mod body;
-pub mod conditional;
-pub mod error;
-pub mod handlers;
-pub mod http;
+mod body;
+mod conditional;
+mod error;
+mod handlers;
+mod http;
 pub mod listing;
-pub mod response;
+mod response;
 pub mod router;
-pub mod service;
+mod service;
 pub mod stats;
 pub mod store;
 
@@ -129,7 +129,7 @@ impl State {
     }
 
     /// True when an anonymous request for `op` must be refused.
-    pub(crate) fn deny_anonymous(&self, _bucket: &str, op: Op, anonymous: bool) -> bool {
+    pub(crate) fn deny_anonymous(&self, op: Op, anonymous: bool) -> bool {
         anonymous && !self.access.allows_anonymous(op)
     }
 }

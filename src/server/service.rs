@@ -78,7 +78,7 @@ async fn serve(
         headers: &parts.headers,
     };
     let principal = auth::authenticate(&state.keyring, &signed, SystemTime::now())?;
-    if state.deny_anonymous(&target.bucket, op, principal == Principal::Anonymous) {
+    if state.deny_anonymous(op, principal == Principal::Anonymous) {
         return Err(ApiError::access_denied("Access Denied."));
     }
     let bucket = state
@@ -91,7 +91,6 @@ async fn serve(
         key: &target.key,
         query: &query,
         headers: &parts.headers,
-        method: &parts.method,
     };
     handlers::dispatch(op, &ctx, body).await
 }

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use crate::common::{BUCKET, SECRET_ID, ServerOptions, TestServer};
 use cosmount::cos::client::HttpClient;
+use cosmount::cos::endpoint::{Endpoint, Style};
 use cosmount::cos::{
     GetOptions, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, PartInfo,
     crc64,
@@ -400,6 +401,54 @@ async fn objects_and_uploads_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(list_all(&client, "", None).await.0, ["kept/one", "pending"]);
+}
+
+#[tokio::test]
+async fn path_style_and_virtual_hosted_addressing_work() {
+    let server = TestServer::with(ServerOptions {
+        buckets: vec![BUCKET.to_string(), "second-1250000000".to_string()],
+        ..ServerOptions::default()
+    });
+    let creds = || Some(Credentials::permanent(SECRET_ID, crate::common::SECRET_KEY));
+    let url = server.url();
+    let path_style = Endpoint::custom(
+        &url,
+        "second-1250000000",
+        crate::common::REGION,
+        Style::PathStyle,
+    )
+    .unwrap();
+    let second = server.client_at(path_style, creds());
+    second
+        .put("a/./b c", Bytes::from_static(b"2"), &ObjectAttrs::default())
+        .await
+        .unwrap();
+    let first = server.client_virtual_hosted(BUCKET, creds());
+    first
+        .put("a/./b c", Bytes::from_static(b"1"), &ObjectAttrs::default())
+        .await
+        .unwrap();
+    let hosted = server.client_virtual_hosted("second-1250000000", creds());
+    assert_eq!(
+        &hosted
+            .get("a/./b c", &GetOptions::default())
+            .await
+            .unwrap()
+            .body[..],
+        b"2"
+    );
+    assert_eq!(
+        &first
+            .get("a/./b c", &GetOptions::default())
+            .await
+            .unwrap()
+            .body[..],
+        b"1"
+    );
+    assert_eq!(list_all(&second, "", None).await.0, ["a/./b c"]);
+    // With two buckets, a request naming neither is refused.
+    let err = server.client().head_bucket().await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
 }
 
 #[tokio::test]

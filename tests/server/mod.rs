@@ -3,5 +3,6 @@
 //! binary.)
 
 mod client;
+mod inprocess;
 mod python;
 mod raw;

@@ -243,3 +243,69 @@ fn sigterm_exits_cleanly_and_bad_arguments_give_one_line_errors() {
         assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
     }
 }
+
+fn send(server: &TestServer, head: &str, body: &str) -> crate::common::RawResponse {
+    let req = format!("{head}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n{body}");
+    raw_request(server.addr(), req.as_bytes())
+}
+
+#[test]
+fn cosfs_copy_forms_and_request_validation() {
+    let server = TestServer::with(ServerOptions::public(Public::ReadWrite));
+    assert_eq!(put(&server, "/src%20key", "data"), 200);
+    let copy = send(
+        &server,
+        &format!(
+            "PUT /dst HTTP/1.1\r\nContent-Length: 0\r\nx-cos-copy-source: /{BUCKET}/src%20key\r\n\
+             x-cos-metadata-directive: REPLACE\r\nx-cos-meta-mode: 33261"
+        ),
+        "",
+    );
+    assert_eq!(copy.status, 200, "{}", String::from_utf8_lossy(&copy.body));
+    assert!(String::from_utf8_lossy(&copy.body).contains("<CopyObjectResult>"));
+    let head = send(&server, "HEAD /dst HTTP/1.1", "");
+    assert_eq!(
+        head.header("x-cos-meta-mode"),
+        Some("33261"),
+        "{}",
+        head.head
+    );
+    let bad = send(
+        &server,
+        "PUT /dst2 HTTP/1.1\r\nContent-Length: 0\r\nx-cos-copy-source: /nobody-1/x",
+        "",
+    );
+    assert_eq!(bad.status, 404);
+    let missing = send(
+        &server,
+        &format!(
+            "PUT /dst2 HTTP/1.1\r\nContent-Length: 0\r\nx-cos-copy-source: {BUCKET}.cos.ap-guangzhou.myqcloud.com/none"
+        ),
+        "",
+    );
+    assert!(String::from_utf8_lossy(&missing.body).contains("NoSuchKey"));
+
+    let body = "<Delete><Object><Key>dst</Key></Object></Delete>";
+    let no_md5 = send(
+        &server,
+        &format!("POST /?delete HTTP/1.1\r\nContent-Length: {}", body.len()),
+        body,
+    );
+    assert_eq!(no_md5.status, 400);
+    assert!(String::from_utf8_lossy(&no_md5.body).contains("MissingContentMD5"));
+    let bad_md5 = send(
+        &server,
+        "PUT /k HTTP/1.1\r\nContent-Length: 4\r\nContent-MD5: 1B2M2Y8AsgTpgAmY7PhCfg==",
+        "data",
+    );
+    assert!(String::from_utf8_lossy(&bad_md5.body).contains("BadDigest"));
+    assert_eq!(
+        send(&server, "HEAD /k HTTP/1.1", "").status,
+        404,
+        "a bad digest stores nothing"
+    );
+    let no_length = send(&server, "PUT /k HTTP/1.1", "");
+    assert_eq!(no_length.status, 411);
+    let acl = send(&server, "GET /k?acl HTTP/1.1", "");
+    assert_eq!(acl.status, 501);
+}

@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use base64::Engine;
 use hyper::body::Incoming;
-use hyper::{HeaderMap, Method, Response, StatusCode, header};
+use hyper::{HeaderMap, Response, StatusCode, header};
 
 use super::State;
 use super::body::Body;
 use super::error::ApiError;
 use super::router::{Op, Query, decode};
-use super::store::{Bucket, Digests};
+use super::store::{Bucket, Digests, TempFile};
 
 /// Largest object key, in bytes.
 pub const MAX_KEY_BYTES: usize = 850;
@@ -36,8 +36,6 @@ pub struct Ctx<'a> {
     pub query: &'a Query,
     /// Request headers.
     pub headers: &'a HeaderMap,
-    /// Request method.
-    pub method: &'a Method,
 }
 
 impl Ctx<'_> {
@@ -102,10 +100,7 @@ impl Ctx<'_> {
             .store
             .bucket(&bucket)
             .ok_or_else(ApiError::no_such_bucket)?;
-        if self
-            .state
-            .deny_anonymous(bucket.name(), Op::GetObject, self.anonymous())
-        {
+        if self.state.deny_anonymous(Op::GetObject, self.anonymous()) {
             return Err(ApiError::access_denied(
                 "Access to the copy source is denied.",
             ));
@@ -118,15 +113,26 @@ impl Ctx<'_> {
     }
 }
 
-/// Checks an uploaded body's MD5 against `Content-MD5`.
-pub fn check_md5(expected: Option<[u8; 16]>, digests: &Digests) -> Result<(), ApiError> {
-    match expected {
-        Some(md5) if md5 != digests.md5 => Err(ApiError::bad_request(
+/// Receives an object or part body (≤ 5 GB) into a temporary file and
+/// checks it against `Content-MD5`.
+pub async fn receive_body(ctx: &Ctx<'_>, body: Incoming) -> Result<(TempFile, Digests), ApiError> {
+    let length = ctx.content_length()?;
+    if length.is_some_and(|n| n > MAX_PUT_BYTES) {
+        return Err(ApiError::bad_request(
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size of 5 GB.",
+        ));
+    }
+    let expected = ctx.content_md5()?;
+    let mut temp = super::body::receive(body, ctx.bucket.temp()?, length, MAX_PUT_BYTES).await?;
+    let digests = temp.digests();
+    if expected.is_some_and(|md5| md5 != digests.md5) {
+        return Err(ApiError::bad_request(
             "BadDigest",
             "The Content-MD5 you specified did not match what we received.",
-        )),
-        _ => Ok(()),
+        ));
     }
+    Ok((temp, digests))
 }
 
 /// Splits `x-cos-copy-source` into bucket and key. Accepts the documented

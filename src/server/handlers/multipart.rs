@@ -5,7 +5,7 @@
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode, header};
 
-use super::{Ctx, MAX_PUT_BYTES, blocking, check_md5};
+use super::{Ctx, blocking, receive_body};
 use crate::cos::xml::{
     self, CompleteMultipartUpload, CompleteMultipartUploadResult, CopyPartResult,
     InitiateMultipartUploadResult, ListPartsResult, ListedPart,
@@ -66,17 +66,7 @@ pub async fn initiate(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
 pub async fn upload_part(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>, ApiError> {
     let number = part_number(ctx)?;
     ctx.bucket.upload(upload_id(ctx), ctx.key)?;
-    let length = ctx.content_length()?;
-    if length.is_some_and(|n| n > MAX_PUT_BYTES) {
-        return Err(ApiError::bad_request(
-            "EntityTooLarge",
-            "A part is at most 5 GB.",
-        ));
-    }
-    let md5 = ctx.content_md5()?;
-    let mut temp = body::receive(body, ctx.bucket.temp()?, length, MAX_PUT_BYTES).await?;
-    let digests = temp.digests();
-    check_md5(md5, &digests)?;
+    let (temp, digests) = receive_body(ctx, body).await?;
     let (bucket, key, id) = (
         ctx.bucket.clone(),
         ctx.key.to_string(),
@@ -104,11 +94,7 @@ fn source_range(value: Option<&str>, size: u64) -> Result<(u64, u64), ApiError> 
         .ok_or_else(bad)?;
     let (first, last): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
     if first > last || last >= size {
-        return Err(ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "InvalidRange",
-            "The requested range is not satisfiable.",
-        ));
+        return Err(ApiError::invalid_range());
     }
     Ok((first, last - first + 1))
 }

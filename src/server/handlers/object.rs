@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderName};
 use hyper::{Response, StatusCode};
 
-use super::{Ctx, MAX_PUT_BYTES, blocking, check_md5};
+use super::{Ctx, blocking, receive_body};
 use crate::cos::xml::CopyObjectResult;
 use crate::server::body::{self, Body};
 use crate::server::conditional::{self, Precondition, RangeRequest};
@@ -80,13 +80,7 @@ pub fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
             );
             (start, end - start + 1)
         }
-        RangeRequest::Unsatisfiable => {
-            return Err(ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "InvalidRange",
-                "The requested range is not satisfiable.",
-            ));
-        }
+        RangeRequest::Unsatisfiable => return Err(ApiError::invalid_range()),
     };
     for (param, name) in OVERRIDES {
         if let Some(v) = ctx.query.get(param) {
@@ -105,17 +99,7 @@ pub fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
 pub async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>, ApiError> {
     ctx.check_new_key()?;
     let attrs = attrs_from(ctx.headers)?;
-    let length = ctx.content_length()?;
-    if length.is_some_and(|n| n > MAX_PUT_BYTES) {
-        return Err(ApiError::bad_request(
-            "EntityTooLarge",
-            "Use a multipart upload above 5 GB.",
-        ));
-    }
-    let md5 = ctx.content_md5()?;
-    let mut temp = body::receive(body, ctx.bucket.temp()?, length, MAX_PUT_BYTES).await?;
-    let digests = temp.digests();
-    check_md5(md5, &digests)?;
+    let (temp, digests) = receive_body(ctx, body).await?;
     let meta = ObjectMeta {
         size: digests.size,
         etag: hex::encode(digests.md5),

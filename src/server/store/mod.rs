@@ -94,13 +94,6 @@ impl Store {
     pub fn bucket(&self, name: &str) -> Option<&Arc<Bucket>> {
         self.buckets.get(name)
     }
-
-    /// Names of all buckets, sorted.
-    pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.buckets.keys().cloned().collect();
-        names.sort();
-        names
-    }
 }
 
 /// Hex SHA-256 of a key: the object's file name.
