@@ -19,7 +19,7 @@ pub mod store;
 pub mod sts;
 pub mod tc3;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 use std::fmt;
 use std::time::SystemTime;
