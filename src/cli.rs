@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::creds::Secret;
+
 /// Mount a Tencent Cloud COS bucket as a local filesystem.
 #[derive(Debug, Parser)]
 #[command(
@@ -103,13 +105,13 @@ pub struct MountArgs {
     pub secret_id: Option<String>,
 
     /// SecretKey (environment: COS_SECRET_KEY or TENCENTCLOUD_SECRET_KEY).
-    #[arg(long, help_heading = "Credentials")]
-    pub secret_key: Option<String>,
+    #[arg(long, value_name = "SECRET_KEY", help_heading = "Credentials")]
+    pub secret_key: Option<Secret>,
 
     /// Session token of temporary keys (environment: COS_SESSION_TOKEN or
     /// TENCENTCLOUD_SESSION_TOKEN).
-    #[arg(long, help_heading = "Credentials")]
-    pub session_token: Option<String>,
+    #[arg(long, value_name = "TOKEN", help_heading = "Credentials")]
+    pub session_token: Option<Secret>,
 
     /// cosfs passwd file: `bucket:SecretId:SecretKey` lines, or temporary keys
     /// (COSAccessKeyId=, COSSecretKey=, COSAccessToken=, COSAccessTokenExpire=),
@@ -476,6 +478,24 @@ mod tests {
             m.credential_process.as_deref(),
             Some("/usr/bin/get-keys --json")
         );
+    }
+
+    #[test]
+    fn debug_output_hides_keys() {
+        let cli = Cli::try_parse_from([
+            "cosmount",
+            "--secret-id",
+            "AKIDvisible",
+            "--secret-key",
+            "TOPSECRETKEY",
+            "--session-token",
+            "TOPSECRETTOKEN",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("AKIDvisible"), "{shown}");
+        assert!(!shown.contains("TOPSECRET"), "{shown}");
+        assert_eq!(cli.mount.secret_key.unwrap().expose(), "TOPSECRETKEY");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::cache::CacheConfig;
 use crate::cli::MountArgs;
 use crate::cos::retry::RetryPolicy;
 use crate::creds::select::{self, Surroundings};
-use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Selected, SourceKind};
+use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selected, SourceKind};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
 use crate::mount::MountOptions;
@@ -337,11 +337,12 @@ fn credential_options(args: &MountArgs, region: &str) -> Result<CredentialOption
         None => None,
     };
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let secret = |v: &Option<Secret>| nonempty(&v.as_ref().map(|s| s.expose().to_string()));
     Ok(CredentialOptions {
         source,
         secret_id: nonempty(&args.secret_id),
-        secret_key: nonempty(&args.secret_key),
-        session_token: nonempty(&args.session_token),
+        secret_key: secret(&args.secret_key),
+        session_token: secret(&args.session_token),
         passwd_file: args.passwd_file.clone(),
         cam_role: nonempty(&args.cam_role),
         cam_role_endpoint: nonempty(&args.cam_role_endpoint),

@@ -46,10 +46,12 @@ pub fn parse_url(option: &str, value: &str) -> Result<reqwest::Url, CredsError> 
     Ok(url)
 }
 
-/// A transport error with its causes, e.g. `error sending request: connection refused`.
-pub fn describe(e: &reqwest::Error) -> String {
+/// A transport error with its causes but without the URL (callers name
+/// it once themselves), e.g. `error sending request: ...: Connection refused`.
+pub fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         let text = s.to_string();
         if !message.contains(&text) {

@@ -54,7 +54,7 @@ impl CamRoleProvider {
                 &name,
                 format!(
                     "cannot reach the metadata service at {url} ({}): cam_role works only on a CVM instance; elsewhere use keys, or point cam_role_endpoint at a metadata service",
-                    http::describe(&e)
+                    http::describe(e)
                 ),
             )
         })?;
@@ -76,7 +76,7 @@ impl CamRoleProvider {
         let body = resp.bytes().await.map_err(|e| {
             CredsError::unavailable(
                 &name,
-                format!("reading the answer from {url}: {}", http::describe(&e)),
+                format!("reading the answer from {url}: {}", http::describe(e)),
             )
         })?;
         parse_role_credentials(&body, &name)

@@ -21,7 +21,9 @@ pub mod tc3;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+use std::convert::Infallible;
 use std::fmt;
+use std::str::FromStr;
 use std::time::SystemTime;
 
 pub use clock::{Clock, SystemClock, TokioClock};
@@ -112,6 +114,43 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A secret string (a SecretKey or token as typed on the command line)
+/// whose `Debug` and `Display` print `******`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+
+    /// The secret itself, for the code that signs with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Infallible> {
+        Ok(Secret::new(s))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"******\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("******")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +163,16 @@ mod tests {
         assert!(shown.contains("AKIDxyz"));
         assert!(!shown.contains("topsecretkey"));
         assert!(!shown.contains("tokentoken"));
+    }
+
+    #[test]
+    fn secrets_print_as_stars() {
+        let s: Secret = "hunter2".parse().unwrap();
+        assert_eq!(
+            format!("{s} {s:?} {:?}", Some(s.clone())),
+            "****** \"******\" Some(\"******\")"
+        );
+        assert_eq!(s.expose(), "hunter2");
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl AssumeRoleProvider {
                 format!(
                     "cannot reach STS at {} ({}): check the network or sts_endpoint",
                     self.url,
-                    http::describe(&e)
+                    http::describe(e)
                 ),
             )
         })?;
@@ -105,7 +105,7 @@ impl AssumeRoleProvider {
         let body = resp.bytes().await.map_err(|e| {
             CredsError::unavailable(
                 &name,
-                format!("reading STS's answer: {}", http::describe(&e)),
+                format!("reading STS's answer: {}", http::describe(e)),
             )
         })?;
         parse_response(status, &body, &name, &self.config.base_origin)
