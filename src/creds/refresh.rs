@@ -242,10 +242,8 @@ impl Refresher {
         self.failures += 1;
         let current = self.shared.snapshot();
         let Some(expires) = current.as_ref().and_then(|c| c.expires_at) else {
-            warn!(
-                "cannot reload credentials from {}: {e}; keeping the current ones",
-                self.name
-            );
+            // `e` names the source itself.
+            warn!("cannot reload credentials: {e}; keeping the current ones");
             return;
         };
         let delay = self.backoff();
@@ -256,13 +254,11 @@ impl Refresher {
         );
         if current.is_some_and(|c| c.is_expired_at(self.clock.now())) {
             error!(
-                "cannot refresh credentials from {}: {e}; SecretId {short} expired at {expires}, so requests fail until this is fixed; next try in {delay}",
-                self.name
+                "cannot refresh credentials: {e}; SecretId {short} expired at {expires}, so requests fail until this is fixed; next try in {delay}"
             );
         } else {
             warn!(
-                "cannot refresh credentials from {}: {e}; still using SecretId {short} until it expires at {expires}; next try in {delay}",
-                self.name
+                "cannot refresh credentials: {e}; still using SecretId {short} until it expires at {expires}; next try in {delay}"
             );
         }
     }

@@ -400,7 +400,12 @@ mod tests {
             text.contains("INFO rotated credentials from fake source; new SecretId AKID…002, expires at 2023-11-14T22:28:21Z"),
             "{text}"
         );
-        assert!(text.contains("WARN cannot refresh credentials from fake source: fake source: down; still using SecretId AKID…000"), "{text}");
+        assert!(
+            text.contains(
+                "WARN cannot refresh credentials: fake source: down; still using SecretId AKID…000"
+            ),
+            "{text}"
+        );
         assert!(
             !text.contains("SECRETKEY") && !text.contains("TOKEN"),
             "{text}"
