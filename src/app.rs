@@ -7,7 +7,7 @@ use crate::config::{CredentialSource, MountConfig, Target};
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::endpoint::{Endpoint, Style};
 use crate::cos::{CosError, ListRequest, ObjectClient};
-use crate::creds::{CredentialStore, Credentials};
+use crate::creds::{CredentialStore, Credentials, RefreshPolicy, SystemClock};
 use crate::fs::Fs;
 use crate::mount::{self, Readiness};
 use crate::server::{RunningServer, Server, ServerConfig};
@@ -45,7 +45,7 @@ async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServ
             (endpoint, CredentialStore::fixed(keys), Some(server))
         }
         _ => {
-            let (endpoint, creds) = endpoint_and_credentials(config)?;
+            let (endpoint, creds) = endpoint_and_credentials(config).await?;
             (endpoint, creds, None)
         }
     };
@@ -83,7 +83,9 @@ async fn start_local_server(
     Ok((server, keys))
 }
 
-fn endpoint_and_credentials(config: &MountConfig) -> Result<(Endpoint, CredentialStore), String> {
+async fn endpoint_and_credentials(
+    config: &MountConfig,
+) -> Result<(Endpoint, CredentialStore), String> {
     let (bucket, region) = (config.bucket.as_str(), config.region.as_str());
     let endpoint = match &config.target {
         Target::Cos {
@@ -109,12 +111,28 @@ fn endpoint_and_credentials(config: &MountConfig) -> Result<(Endpoint, Credentia
             ));
         }
     };
-    let creds = match &config.credentials {
+    let creds = credential_store(config).await?;
+    Ok((endpoint, creds))
+}
+
+/// The store requests sign with; a refreshing source is asked for its
+/// first keys here, so a mount with unusable credentials fails up front.
+async fn credential_store(config: &MountConfig) -> Result<CredentialStore, String> {
+    for note in &config.credential_notes {
+        log::warn!("{note}");
+    }
+    Ok(match &config.credentials {
         CredentialSource::Anonymous => CredentialStore::anonymous(),
         CredentialSource::Static { credentials, .. } => CredentialStore::fixed(credentials.clone()),
+        CredentialSource::Refreshing(spec) => {
+            let clock = Arc::new(SystemClock);
+            let provider = spec.build(clock.clone()).map_err(|e| e.to_string())?;
+            CredentialStore::refreshing(provider, clock, RefreshPolicy::default())
+                .await
+                .map_err(|e| format!("cannot get credentials: {e}"))?
+        }
         CredentialSource::Generated => return Err("generated credentials need --local".into()),
-    };
-    Ok((endpoint, creds))
+    })
 }
 
 /// HEAD Bucket; on failure, a one-key List to learn COS's error code, then
@@ -139,6 +157,7 @@ pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
     let bucket = &config.bucket;
     let origin = match &config.credentials {
         CredentialSource::Static { origin, .. } => format!(" (from {origin})"),
+        CredentialSource::Refreshing(spec) => format!(" (from {})", spec.origin()),
         CredentialSource::Anonymous => " (anonymous requests)".to_string(),
         CredentialSource::Generated => String::new(),
     };

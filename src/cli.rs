@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::creds::Credentials;
+use crate::creds::{Credentials, Secret};
 use crate::server::{Access, ServerConfig};
 
 /// Mount a Tencent Cloud COS bucket as a local filesystem.
@@ -208,38 +208,75 @@ pub struct MountArgs {
     )]
     pub retries: u32,
 
-    /// SecretId (permanent or temporary).
-    #[arg(
-        long,
-        env = "COS_SECRET_ID",
-        hide_env_values = true,
-        help_heading = "Credentials"
-    )]
+    /// Where credentials come from: cli, env, passwd, cam_role, sts, process or anonymous.
+    ///
+    /// Without this option the first configured source wins: role_arn (STS,
+    /// with the first keys found below), --secret-id/--secret-key, the
+    /// environment (COS_SECRET_ID/COS_SECRET_KEY/COS_SESSION_TOKEN, then
+    /// TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY/TENCENTCLOUD_SESSION_TOKEN),
+    /// passwd_file, cam_role, credential_process, then ~/.passwd-cosfs and
+    /// /etc/passwd-cosfs. Anonymous access is only used when asked for.
+    #[arg(long, value_name = "NAME", help_heading = "Credentials")]
+    pub credential_source: Option<String>,
+
+    /// SecretId (permanent or temporary); the environment's COS_SECRET_ID or
+    /// TENCENTCLOUD_SECRET_ID is used when no keys are given here.
+    #[arg(long, help_heading = "Credentials")]
     pub secret_id: Option<String>,
 
-    /// SecretKey.
-    #[arg(
-        long,
-        env = "COS_SECRET_KEY",
-        hide_env_values = true,
-        help_heading = "Credentials"
-    )]
-    pub secret_key: Option<String>,
+    /// SecretKey (environment: COS_SECRET_KEY or TENCENTCLOUD_SECRET_KEY).
+    #[arg(long, value_name = "SECRET_KEY", help_heading = "Credentials")]
+    pub secret_key: Option<Secret>,
 
-    /// Session token of temporary credentials.
-    #[arg(
-        long,
-        env = "COS_SESSION_TOKEN",
-        hide_env_values = true,
-        help_heading = "Credentials"
-    )]
-    pub session_token: Option<String>,
+    /// Session token of temporary keys (environment: COS_SESSION_TOKEN or
+    /// TENCENTCLOUD_SESSION_TOKEN).
+    #[arg(long, value_name = "TOKEN", help_heading = "Credentials")]
+    pub session_token: Option<Secret>,
 
-    /// cosfs-format passwd file (`bucket:SecretId:SecretKey` lines).
+    /// cosfs passwd file: `bucket:SecretId:SecretKey` lines, or temporary keys
+    /// (COSAccessKeyId=, COSSecretKey=, COSAccessToken=, COSAccessTokenExpire=),
+    /// re-read before they expire.
     #[arg(long, value_name = "FILE", help_heading = "Credentials")]
     pub passwd_file: Option<PathBuf>,
 
-    /// Send unsigned requests (public buckets).
+    /// CAM role of this CVM instance, whose temporary keys the metadata
+    /// service hands out (`sts` means the temporary passwd file, as in cosfs).
+    #[arg(long, value_name = "ROLE", help_heading = "Credentials")]
+    pub cam_role: Option<String>,
+
+    /// Base URL of the metadata service's role credentials
+    /// [default: http://metadata.tencentyun.com/latest/meta-data/cam/security-credentials].
+    #[arg(long, value_name = "URL", help_heading = "Credentials")]
+    pub cam_role_endpoint: Option<String>,
+
+    /// Role to assume with STS AssumeRole, using the permanent keys found
+    /// (e.g. qcs::cam::uin/100000000001:roleName/NAME).
+    #[arg(long, value_name = "ARN", help_heading = "Credentials")]
+    pub role_arn: Option<String>,
+
+    /// RoleSessionName for AssumeRole [default: cosmount].
+    #[arg(long, value_name = "NAME", help_heading = "Credentials")]
+    pub role_session_name: Option<String>,
+
+    /// STS endpoint URL [default: https://sts.tencentcloudapi.com/].
+    #[arg(long, value_name = "URL", help_heading = "Credentials")]
+    pub sts_endpoint: Option<String>,
+
+    /// Region sent to STS [default: --region, else ap-guangzhou].
+    #[arg(long, value_name = "REGION", help_heading = "Credentials")]
+    pub sts_region: Option<String>,
+
+    /// Lifetime asked of STS, e.g. `2h` or `7200` (at most 12h) [default: 2h].
+    #[arg(long, value_name = "DURATION", help_heading = "Credentials")]
+    pub sts_duration: Option<String>,
+
+    /// Command (run with `sh -c`) printing JSON
+    /// {"TmpSecretId","TmpSecretKey","Token","ExpiredTime"}; run again before
+    /// the keys expire. Inside -o it cannot contain commas.
+    #[arg(long, value_name = "COMMAND", help_heading = "Credentials")]
+    pub credential_process: Option<String>,
+
+    /// Send unsigned requests (public buckets); same as --credential-source anonymous.
     #[arg(long, alias = "public-bucket", help_heading = "Credentials")]
     pub anonymous: bool,
 
@@ -532,6 +569,53 @@ mod tests {
                 .unwrap_err()
                 .contains("switch")
         );
+    }
+
+    #[test]
+    fn credential_options_work_inside_dash_o() {
+        let args = expand(&[
+            "cosmount",
+            "b-1",
+            "/mnt",
+            "-o",
+            "credential_source=cam_role,cam_role=mount-role,cam_role_endpoint=http://127.0.0.1:9/meta",
+            "-o",
+            "role_arn=qcs::cam::uin/1:roleName/r,sts_endpoint=http://127.0.0.1:9/,sts_duration=15m",
+            "-o",
+            "credential_process=/usr/bin/get-keys --json",
+        ])
+        .unwrap();
+        let m = Cli::try_parse_from(args).unwrap().mount;
+        assert_eq!(m.credential_source.as_deref(), Some("cam_role"));
+        assert_eq!(m.cam_role.as_deref(), Some("mount-role"));
+        assert_eq!(
+            m.cam_role_endpoint.as_deref(),
+            Some("http://127.0.0.1:9/meta")
+        );
+        assert_eq!(m.role_arn.as_deref(), Some("qcs::cam::uin/1:roleName/r"));
+        assert_eq!(m.sts_duration.as_deref(), Some("15m"));
+        assert_eq!(
+            m.credential_process.as_deref(),
+            Some("/usr/bin/get-keys --json")
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_keys() {
+        let cli = Cli::try_parse_from([
+            "cosmount",
+            "--secret-id",
+            "AKIDvisible",
+            "--secret-key",
+            "TOPSECRETKEY",
+            "--session-token",
+            "TOPSECRETTOKEN",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("AKIDvisible"), "{shown}");
+        assert!(!shown.contains("TOPSECRET"), "{shown}");
+        assert_eq!(cli.mount.secret_key.unwrap().expose(), "TOPSECRETKEY");
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! here, with a message that names the bad value and what to do. Inner
 //! layers get their own small config structs and never see clap.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cache::CacheConfig;
 use crate::cli::MountArgs;
 use crate::cos::retry::RetryPolicy;
-use crate::creds::{Credentials, passwd};
+use crate::creds::select::{self, Surroundings};
+use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selected, SourceKind};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
 use crate::mount::MountOptions;
@@ -54,6 +55,20 @@ pub enum CredentialSource {
     },
     /// Keys generated for the in-process server (`--local`).
     Generated,
+    /// Temporary keys fetched from a source and refreshed before expiry.
+    Refreshing(ProviderSpec),
+}
+
+impl CredentialSource {
+    /// Where the credentials come from, for messages (`None` when anonymous).
+    pub fn origin(&self) -> Option<String> {
+        match self {
+            CredentialSource::Anonymous => None,
+            CredentialSource::Static { origin, .. } => Some(origin.clone()),
+            CredentialSource::Generated => Some("keys generated for --local".into()),
+            CredentialSource::Refreshing(spec) => Some(spec.origin()),
+        }
+    }
 }
 
 /// Everything needed to mount.
@@ -67,6 +82,9 @@ pub struct MountConfig {
     pub target: Target,
     /// How requests are signed.
     pub credentials: CredentialSource,
+    /// Warnings about the credential choice (sources configured but unused),
+    /// logged once the logger runs.
+    pub credential_notes: Vec<String>,
     /// Per-attempt deadline.
     pub request_timeout: Duration,
     /// Retry policy.
@@ -104,8 +122,18 @@ pub fn log_config(args: &MountArgs) -> Result<LogConfig, String> {
 }
 
 impl MountConfig {
-    /// Validates the raw mount arguments.
+    /// Validates the raw mount arguments, looking for credentials in the
+    /// process environment and the default passwd files.
     pub fn from_args(args: &MountArgs) -> Result<MountConfig, String> {
+        MountConfig::from_args_in(args, &Surroundings::of_process())
+    }
+
+    /// Validates the raw mount arguments with the given environment and
+    /// default passwd files (tests).
+    pub fn from_args_in(
+        args: &MountArgs,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
         let (spec, mountpoint) = match (&args.bucket, &args.mountpoint, &args.local) {
             (Some(b), Some(m), _) => (b.clone(), m.clone()),
             (Some(m), None, Some(_)) => (LOCAL_BUCKET.to_string(), PathBuf::from(m)),
@@ -123,7 +151,7 @@ impl MountConfig {
             }
             (None, _) => "ap-guangzhou".to_string(),
         };
-        let credentials = credentials(args, &bucket, &target)?;
+        let (credentials, credential_notes) = credentials(args, &bucket, &region, &target, around)?;
         let ownership = ownership(args)?;
         let block_size = parse_size("--block-size", &args.block_size)?;
         let memory_bytes = parse_size("--cache-size", &args.cache_size)?;
@@ -168,6 +196,7 @@ impl MountConfig {
             region,
             target,
             credentials,
+            credential_notes,
             request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
             retry: RetryPolicy {
                 max_attempts: args.retries,
@@ -250,70 +279,81 @@ fn target(args: &MountArgs) -> Result<Target, String> {
     }
 }
 
-/// Picks the credentials: command line/environment keys, then the passwd
-/// file given, then `~/.passwd-cosfs` and `/etc/passwd-cosfs`.
+/// Picks the credential source (precedence in `creds/select.rs`); also
+/// returns warnings about configured sources left unused.
 fn credentials(
     args: &MountArgs,
     bucket: &str,
+    region: &str,
     target: &Target,
-) -> Result<CredentialSource, String> {
+    around: &Surroundings<'_>,
+) -> Result<(CredentialSource, Vec<String>), String> {
     if let Target::Local { .. } = target {
-        return Ok(CredentialSource::Generated);
+        return Ok((CredentialSource::Generated, Vec::new()));
     }
-    if args.anonymous {
-        return Ok(CredentialSource::Anonymous);
-    }
-    match (&args.secret_id, &args.secret_key) {
-        (Some(id), Some(key)) => {
-            let mut credentials = Credentials::permanent(id, key);
-            credentials.session_token = args.session_token.clone().filter(|t| !t.is_empty());
-            return Ok(CredentialSource::Static {
-                credentials,
-                origin: "the command line or COS_SECRET_ID/COS_SECRET_KEY".into(),
-            });
-        }
-        (Some(_), None) => {
-            return Err(
-                "--secret-id (or COS_SECRET_ID) is given without --secret-key (or COS_SECRET_KEY)"
-                    .into(),
-            );
-        }
-        (None, Some(_)) => {
-            return Err(
-                "--secret-key (or COS_SECRET_KEY) is given without --secret-id (or COS_SECRET_ID)"
-                    .into(),
-            );
-        }
-        (None, None) => {}
-    }
-    let files: Vec<PathBuf> = match &args.passwd_file {
-        Some(p) => vec![p.clone()],
-        None => default_passwd_files()
-            .into_iter()
-            .filter(|p| p.exists())
-            .collect(),
+    let opts = credential_options(args, region)?;
+    let selection = select::select(&opts, bucket, around).map_err(|e| e.to_string())?;
+    let source = match selection.selected {
+        Selected::Anonymous => CredentialSource::Anonymous,
+        Selected::Static {
+            credentials,
+            origin,
+        } => CredentialSource::Static {
+            credentials,
+            origin,
+        },
+        Selected::Refreshing(spec) => CredentialSource::Refreshing(spec),
     };
-    match files.first() {
-        Some(path) => {
-            let credentials = passwd::load(path, bucket).map_err(|e| e.to_string())?;
-            Ok(CredentialSource::Static {
-                credentials,
-                origin: format!("passwd file {}", path.display()),
-            })
-        }
-        None => Err("no credentials found: give --secret-id/--secret-key, set COS_SECRET_ID/COS_SECRET_KEY, \
-                     write ~/.passwd-cosfs or /etc/passwd-cosfs (passwd_file=FILE), or use --anonymous for a public bucket"
-            .into()),
+    let mut notes = Vec::new();
+    if !selection.unused.is_empty() {
+        let unused: Vec<&str> = selection.unused.iter().map(|k| k.name()).collect();
+        notes.push(format!(
+            "credentials come from {}; also configured but not used: {} (choose with --credential-source)",
+            source.origin().unwrap_or_else(|| "nowhere (anonymous)".into()),
+            unused.join(", ")
+        ));
     }
+    Ok((source, notes))
 }
 
-fn default_passwd_files() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    if let Some(home) = std::env::var_os("HOME") {
-        files.push(Path::new(&home).join(".passwd-cosfs"));
+/// The credential part of the command line, without clap.
+fn credential_options(args: &MountArgs, region: &str) -> Result<CredentialOptions, String> {
+    let mut source = match &args.credential_source {
+        Some(name) => Some(name.parse::<SourceKind>().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    if args.anonymous {
+        match source {
+            None | Some(SourceKind::Anonymous) => source = Some(SourceKind::Anonymous),
+            Some(other) => {
+                return Err(format!(
+                    "--anonymous conflicts with --credential-source {other}"
+                ));
+            }
+        }
     }
-    files.push(PathBuf::from(passwd::SYSTEM_PASSWD));
-    files
+    let sts_duration = match &args.sts_duration {
+        Some(d) => Some(parse_duration("--sts-duration", d)?),
+        None => None,
+    };
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let secret = |v: &Option<Secret>| nonempty(&v.as_ref().map(|s| s.expose().to_string()));
+    Ok(CredentialOptions {
+        source,
+        secret_id: nonempty(&args.secret_id),
+        secret_key: secret(&args.secret_key),
+        session_token: secret(&args.session_token),
+        passwd_file: args.passwd_file.clone(),
+        cam_role: nonempty(&args.cam_role),
+        cam_role_endpoint: nonempty(&args.cam_role_endpoint),
+        role_arn: nonempty(&args.role_arn),
+        role_session_name: nonempty(&args.role_session_name),
+        sts_endpoint: nonempty(&args.sts_endpoint),
+        sts_region: nonempty(&args.sts_region),
+        sts_duration,
+        credential_process: nonempty(&args.credential_process),
+        region: Some(region.to_string()),
+    })
 }
 
 fn ownership(args: &MountArgs) -> Result<Ownership, String> {
@@ -379,9 +419,23 @@ mod tests {
     use clap::Parser;
 
     fn config(args: &[&str]) -> Result<MountConfig, String> {
+        config_with_env(args, &[])
+    }
+
+    /// Parses with the given environment and no default passwd files.
+    fn config_with_env(args: &[&str], vars: &[(&str, &str)]) -> Result<MountConfig, String> {
         let mut full = vec!["cosmount"];
         full.extend_from_slice(args);
-        MountConfig::from_args(&Cli::try_parse_from(full).unwrap().mount)
+        let lookup = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let around = Surroundings {
+            env: &lookup,
+            default_passwd_files: Vec::new(),
+        };
+        MountConfig::from_args_in(&Cli::try_parse_from(full).unwrap().mount, &around)
     }
 
     #[test]
@@ -490,5 +544,85 @@ mod tests {
         ])
         .unwrap();
         assert!(!c.mount.default_permissions);
+    }
+
+    #[test]
+    fn environment_keys_and_the_source_picker() {
+        let base = ["b-1", "/m", "--region", "ap-beijing"];
+        let env = [
+            ("TENCENTCLOUD_SECRET_ID", "AKIDtc"),
+            ("TENCENTCLOUD_SECRET_KEY", "TCKEY"),
+        ];
+        let c = config_with_env(&base, &env).unwrap();
+        assert_eq!(
+            c.credentials.origin().unwrap(),
+            "environment TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY"
+        );
+        assert!(c.credential_notes.is_empty());
+        let with_cli = [&base[..], &["--secret-id", "AKIDcli", "--secret-key", "K"]].concat();
+        let c = config_with_env(&with_cli, &env).unwrap();
+        assert_eq!(c.credentials.origin().unwrap(), "the command line");
+        assert_eq!(
+            c.credential_notes,
+            [
+                "credentials come from the command line; also configured but not used: env (choose with --credential-source)"
+            ]
+        );
+        let picked = [&with_cli[..], &["--credential-source", "env"]].concat();
+        let c = config_with_env(&picked, &env).unwrap();
+        assert!(c.credentials.origin().unwrap().starts_with("environment"));
+        let c = config_with_env(&[&base[..], &["--anonymous"]].concat(), &env).unwrap();
+        assert_eq!(c.credentials, CredentialSource::Anonymous);
+    }
+
+    #[test]
+    fn refreshing_sources_and_their_errors() {
+        let base = ["b-1", "/m", "--region", "ap-beijing"];
+        let c = config(
+            &[
+                &base[..],
+                &[
+                    "--cam-role",
+                    "r",
+                    "--cam-role-endpoint",
+                    "http://127.0.0.1:9/m",
+                ],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(c.credentials.origin().unwrap(), "cam_role r");
+        let c = config(
+            &[
+                &base[..],
+                &[
+                    "--secret-id",
+                    "A",
+                    "--secret-key",
+                    "K",
+                    "--role-arn",
+                    "qcs::cam::uin/1:roleName/r",
+                    "--sts-duration",
+                    "15m",
+                ],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let CredentialSource::Refreshing(ProviderSpec::AssumeRole(sts)) = &c.credentials else {
+            panic!("{:?}", c.credentials)
+        };
+        assert_eq!(
+            (sts.duration, sts.region.as_str()),
+            (Duration::from_secs(900), "ap-beijing")
+        );
+        let err = |a: &[&str]| config(&[&base[..], a].concat()).unwrap_err();
+        assert!(err(&["--credential-source", "vault"]).contains("not one of"));
+        assert!(err(&["--anonymous", "--credential-source", "env"]).contains("conflicts"));
+        assert!(
+            err(&["--role-arn", "x", "--anonymous", "--sts-duration", "soon"])
+                .contains("--sts-duration")
+        );
+        assert!(err(&[]).contains("no credentials found"));
     }
 }

@@ -3,4 +3,4 @@
 mod common;
 mod mount;
 mod server;
-mod sign_vectors;
+mod sign;

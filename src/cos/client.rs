@@ -184,6 +184,7 @@ impl HttpClient {
         let started = Instant::now();
         let mut attempt = 0;
         let mut skew_fixed = false;
+        let mut creds_refreshed = false;
         loop {
             attempt += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
@@ -200,6 +201,12 @@ impl HttpClient {
                 continue;
             }
             let err = err.error;
+            if err.is_credential_expired() && !creds_refreshed {
+                creds_refreshed = true;
+                if self.refresh_credentials(call, &err).await {
+                    continue;
+                }
+            }
             if !err.is_retryable() || attempt >= self.retry.max_attempts {
                 if err.is_retryable() {
                     warn!(
@@ -218,6 +225,29 @@ impl HttpClient {
                 call.key.unwrap_or("/")
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// After COS rejected the credentials as expired: one forced refresh.
+    /// True when it worked and the call should be sent once more.
+    async fn refresh_credentials(&self, call: &Call<'_>, err: &CosError) -> bool {
+        match self.creds.refresh_now().await {
+            Ok(()) => {
+                debug!(
+                    "{} {:?}: {err}; credentials refreshed, retrying",
+                    call.op,
+                    call.key.unwrap_or("/")
+                );
+                true
+            }
+            Err(e) => {
+                debug!(
+                    "{} {:?}: {err}; no refresh possible: {e}",
+                    call.op,
+                    call.key.unwrap_or("/")
+                );
+                false
+            }
         }
     }
 
@@ -256,7 +286,7 @@ impl HttpClient {
         if call.method == Method::PUT || call.method == Method::POST {
             headers.push(("content-length".into(), call.body.len().to_string()));
         }
-        let creds = self.creds.snapshot();
+        let creds = self.creds.current().await;
         if let Some(token) = creds.as_ref().and_then(|c| c.session_token.as_ref()) {
             headers.push(("x-cos-security-token".into(), token.clone()));
         }
@@ -806,4 +836,77 @@ fn combined_crc(parts: &[PartInfo]) -> Option<u64> {
         crc = crc64::combine(crc, p.crc64?, p.size);
     }
     Some(crc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cos::endpoint::Style;
+    use crate::creds::testutil::{FakeProvider, serve};
+    use crate::creds::{Credentials, RefreshPolicy, SystemClock};
+
+    const EXPIRED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+        <Error><Code>ExpiredToken</Code><Message>token expired</Message></Error>";
+
+    fn provider() -> Arc<FakeProvider> {
+        Arc::new(FakeProvider::new(Arc::new(SystemClock), |n, now| {
+            Ok(Credentials::temporary(
+                &format!("AKID{n}"),
+                "KEY",
+                &format!("TOKEN{n}"),
+                now + Duration::from_secs(3600),
+            ))
+        }))
+    }
+
+    async fn client(base: &str, store: CredentialStore) -> HttpClient {
+        let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
+        HttpClient::new(ClientConfig::new(endpoint), Arc::new(store)).unwrap()
+    }
+
+    async fn refreshing(p: &Arc<FakeProvider>) -> CredentialStore {
+        CredentialStore::refreshing(p.clone(), Arc::new(SystemClock), RefreshPolicy::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_forces_one_refresh_and_one_retry() {
+        let (base, requests) = serve(vec![(400, EXPIRED.into()), (200, String::new())]).await;
+        let p = provider();
+        let c = client(&base, refreshing(&p).await).await;
+        c.get("k", &GetOptions::default()).await.unwrap();
+        assert_eq!(p.call_times().len(), 2);
+        let r = requests.await.unwrap();
+        let token = |i: usize| r[i].header("x-cos-security-token");
+        assert_eq!(
+            (token(0).as_deref(), token(1).as_deref()),
+            (Some("TOKEN0"), Some("TOKEN1"))
+        );
+        assert!(r[1].header("authorization").unwrap().contains("q-ak=AKID1"));
+    }
+
+    #[tokio::test]
+    async fn only_once_per_call() {
+        let (base, requests) = serve(vec![(400, EXPIRED.into()), (400, EXPIRED.into())]).await;
+        let p = provider();
+        let c = client(&base, refreshing(&p).await).await;
+        let e = c.get("k", &GetOptions::default()).await.unwrap_err();
+        assert_eq!(e.code(), "ExpiredToken");
+        assert_eq!(p.call_times().len(), 2);
+        assert_eq!(requests.await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn fixed_credentials_are_not_retried() {
+        let (base, requests) = serve(vec![(400, EXPIRED.into())]).await;
+        let store = CredentialStore::fixed(Credentials::permanent("AKID", "KEY"));
+        let e = client(&base, store)
+            .await
+            .get("k", &GetOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "ExpiredToken");
+        assert_eq!(requests.await.unwrap().len(), 1);
+    }
 }

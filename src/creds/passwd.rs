@@ -1,12 +1,17 @@
-//! cosfs-compatible passwd files: `bucket:SecretId:SecretKey` lines and one
-//! optional default `SecretId:SecretKey` line, `#` comments; refused when
-//! anyone but the owner could read them (cosfs allows group-read only for
-//! `/etc/passwd-cosfs`).
+//! cosfs-compatible passwd files, refused when anyone but the owner could
+//! read them (cosfs allows group-read only for `/etc/passwd-cosfs`).
+//! - Format 1 (permanent keys): `bucket:SecretId:SecretKey` lines and one
+//!   optional default `SecretId:SecretKey` line, `#` comments.
+//! - Format 2 (temporary keys): `COSAccessKeyId=`, `COSSecretKey=`,
+//!   `COSAccessToken=` and `COSAccessTokenExpire=%Y-%m-%dT%H:%M:%S` (GMT)
+//!   lines. Whatever renews the keys rewrites the file; [`PasswdProvider`]
+//!   re-reads it, and the refresher does so before the keys expire.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::Credentials;
+use super::clock::parse_time;
+use super::{Credentials, CredsError, FetchFuture, Provider};
 
 /// Why a passwd file cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,14 +28,20 @@ impl std::error::Error for PasswdError {}
 /// The system-wide passwd file, which may be group-readable.
 pub const SYSTEM_PASSWD: &str = "/etc/passwd-cosfs";
 
-/// Reads the credentials for `bucket` from the passwd file at `path`.
+/// Reads the credentials for `bucket` from the passwd file at `path`:
+/// permanent keys (format 1) or temporary ones with `expires_at` (format 2).
 pub fn load(path: &Path, bucket: &str) -> Result<Credentials, PasswdError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| PasswdError(format!("cannot read passwd file {}: {e}", path.display())))?;
     check_mode(path, meta.permissions().mode())?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| PasswdError(format!("cannot read passwd file {}: {e}", path.display())))?;
-    parse(&text, bucket).map_err(|m| PasswdError(format!("passwd file {}: {m}", path.display())))
+    let parsed = if is_temporary_format(&text) {
+        parse_temporary(&text)
+    } else {
+        parse(&text, bucket)
+    };
+    parsed.map_err(|m| PasswdError(format!("passwd file {}: {m}", path.display())))
 }
 
 /// Refuses files readable or writable by others (and by the group, except
@@ -98,9 +109,87 @@ pub fn parse(text: &str, bucket: &str) -> Result<Credentials, String> {
     })
 }
 
+/// The keys of format 2, in the order cosfs documents them.
+const TEMPORARY_KEYS: [&str; 4] = [
+    "COSAccessKeyId",
+    "COSSecretKey",
+    "COSAccessToken",
+    "COSAccessTokenExpire",
+];
+
+/// True when the file is in format 2 (any line sets one of its keys).
+pub fn is_temporary_format(text: &str) -> bool {
+    text.lines().any(|line| {
+        line.split_once('=')
+            .is_some_and(|(k, _)| TEMPORARY_KEYS.contains(&k))
+    })
+}
+
+/// Parses format 2. Unknown keys are ignored, as cosfs does.
+pub fn parse_temporary(text: &str) -> Result<Credentials, String> {
+    let mut values: [Option<&str>; 4] = [None; 4];
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!(
+                "line {} must be KEY=VALUE (COSAccessKeyId=..., COSSecretKey=..., COSAccessToken=..., COSAccessTokenExpire=...)",
+                n + 1
+            ));
+        };
+        if let Some(i) = TEMPORARY_KEYS.iter().position(|k| *k == key) {
+            values[i] = Some(value);
+        }
+    }
+    let [Some(id), Some(key), Some(token), Some(expire)] = values else {
+        let missing: Vec<&str> = TEMPORARY_KEYS
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        return Err(format!("temporary keys need {} too", missing.join(", ")));
+    };
+    let expires_at = parse_time(expire).ok_or_else(|| {
+        format!("COSAccessTokenExpire {expire:?} is not a GMT time like 2017-08-29T20:30:00")
+    })?;
+    Ok(Credentials::temporary(id, key, token, expires_at))
+}
+
+/// Reads a passwd file on every fetch (format 1 or 2).
+pub struct PasswdProvider {
+    path: PathBuf,
+    bucket: String,
+}
+
+impl PasswdProvider {
+    /// A provider reading `path` for `bucket`.
+    pub fn new(path: &Path, bucket: &str) -> PasswdProvider {
+        PasswdProvider {
+            path: path.to_path_buf(),
+            bucket: bucket.to_string(),
+        }
+    }
+}
+
+impl Provider for PasswdProvider {
+    fn name(&self) -> String {
+        format!("passwd file {}", self.path.display())
+    }
+
+    fn fetch(&self) -> FetchFuture<'_> {
+        // A few hundred bytes from a local file: not worth a blocking thread.
+        let result = load(&self.path, &self.bucket).map_err(|e| CredsError::Config(e.0));
+        Box::pin(async move { result })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::creds::clock::unix_seconds;
 
     #[test]
     fn picks_the_bucket_line_then_the_default() {
@@ -141,5 +230,56 @@ mod tests {
         assert!(check_mode(p, 0o640).is_err());
         assert!(check_mode(Path::new(SYSTEM_PASSWD), 0o640).is_ok());
         assert!(check_mode(Path::new(SYSTEM_PASSWD), 0o660).is_err());
+    }
+
+    #[test]
+    fn parses_temporary_keys() {
+        let text = "# from the token service\r\nCOSAccessKeyId=AKIDtmp\nCOSSecretKey=SK=with=equals\r\n\
+                    COSAccessToken=TOKEN\nCOSAccessTokenExpire=2017-08-29T20:30:00\nOther=1\n";
+        assert!(is_temporary_format(text));
+        let c = parse_temporary(text).unwrap();
+        assert_eq!(c.secret_id, "AKIDtmp");
+        assert_eq!(c.secret_key, "SK=with=equals");
+        assert_eq!(c.session_token.as_deref(), Some("TOKEN"));
+        assert_eq!(unix_seconds(c.expires_at.unwrap()), 1504038600);
+        assert!(!is_temporary_format("b-1:ID:KEY\n"));
+    }
+
+    #[test]
+    fn temporary_format_errors_say_what_is_missing() {
+        let e = parse_temporary("COSAccessKeyId=A\nCOSSecretKey=B\n").unwrap_err();
+        assert!(e.contains("COSAccessToken, COSAccessTokenExpire"), "{e}");
+        let e = parse_temporary(
+            "COSAccessKeyId=A\nCOSSecretKey=B\nCOSAccessToken=T\nCOSAccessTokenExpire=tomorrow\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("2017-08-29T20:30:00"), "{e}");
+        assert!(!e.contains("=B"), "{e}");
+        let e = parse_temporary("COSAccessKeyId=A\njunk\n").unwrap_err();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_provider_rereads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        let write = |id: &str, expire: &str| {
+            let text = format!(
+                "COSAccessKeyId={id}\nCOSSecretKey=K\nCOSAccessToken=T\nCOSAccessTokenExpire={expire}\n"
+            );
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        write("AKID1", "2030-01-01T00:00:00");
+        let p = PasswdProvider::new(&path, "b-1");
+        assert_eq!(p.fetch().await.unwrap().secret_id, "AKID1");
+        write("AKID2", "2030-01-01T01:00:00");
+        let c = p.fetch().await.unwrap();
+        assert_eq!(c.secret_id, "AKID2");
+        assert_eq!(unix_seconds(c.expires_at.unwrap()), 1893459600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = p.fetch().await.unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        assert!(p.name().starts_with("passwd file "));
     }
 }

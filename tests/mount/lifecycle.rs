@@ -11,8 +11,14 @@ use crate::common::{BUCKET, REGION, SECRET_ID, TestServer};
 
 /// Runs `cosmount ARGS` in the default (daemon) mode; returns (exit code, stderr).
 fn run(args: &[String]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cosmount")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_cosmount"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn mount_args(server: &TestServer, bucket: &str, mountpoint: &Path) -> Vec<String> {
@@ -26,7 +32,9 @@ fn mount_args(server: &TestServer, bucket: &str, mountpoint: &Path) -> Vec<Strin
 fn daemons_for(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         let zombie = stat.split(' ').nth(2) == Some("Z");
@@ -58,7 +66,9 @@ fn daemon_reports_success_and_umount_ends_it() {
     let needle = mnt.display().to_string();
     assert_eq!(daemons_for(&needle).len(), 1, "one daemon");
     assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
-    wait_for("the daemon to exit after umount", || daemons_for(&needle).is_empty());
+    wait_for("the daemon to exit after umount", || {
+        daemons_for(&needle).is_empty()
+    });
     assert!(!is_mounted(&mnt));
 }
 
@@ -89,7 +99,10 @@ fn mount_failures_give_one_line_reasons() {
     let at = wrong_id.iter().position(|a| a == SECRET_ID).unwrap();
     wrong_id[at] = "AKIDunknown".into();
     expect(wrong_id, "not known to COS");
-    expect(mount_args(&server, BUCKET, &dir.path().join("nope")), "does not exist; create it");
+    expect(
+        mount_args(&server, BUCKET, &dir.path().join("nope")),
+        "does not exist; create it",
+    );
     expect(mount_args(&server, "Bad_Bucket", &mnt), "<name>-<appid>");
     let dead = vec![
         "--endpoint".into(),
@@ -132,9 +145,20 @@ fn options_inside_dash_o_work_like_mount_passes_them() {
     let meta = std::fs::metadata(&mnt).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.uid(), 4242);
-    assert!(std::fs::write(mnt.join("x"), b"y").is_err(), "ro mount refuses writes");
+    assert!(
+        std::fs::write(mnt.join("x"), b"y").is_err(),
+        "ro mount refuses writes"
+    );
     assert!(Command::new("umount").arg(&mnt).status().unwrap().success());
-    let (code, stderr) = run(&[BUCKET.into(), mnt.display().to_string(), "-o".into(), "frobnicate=1".into()]);
+    let (code, stderr) = run(&[
+        BUCKET.into(),
+        mnt.display().to_string(),
+        "-o".into(),
+        "frobnicate=1".into(),
+    ]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown mount option `frobnicate`"), "{stderr}");
+    assert!(
+        stderr.contains("unknown mount option `frobnicate`"),
+        "{stderr}"
+    );
 }

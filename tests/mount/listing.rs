@@ -17,7 +17,14 @@ async fn seed(server: &TestServer) {
             let client = &client;
             async move {
                 let key = format!("big/file-{i:05}");
-                client.put(&key, Bytes::from(vec![b'x'; i % 100]), &ObjectAttrs::default()).await.unwrap();
+                client
+                    .put(
+                        &key,
+                        Bytes::from(vec![b'x'; i % 100]),
+                        &ObjectAttrs::default(),
+                    )
+                    .await
+                    .unwrap();
             }
         })
         .buffer_unordered(32)
@@ -26,11 +33,19 @@ async fn seed(server: &TestServer) {
 }
 
 fn count(server: &TestServer, op: &str) -> u64 {
-    server.stats()[op].as_u64().unwrap_or_else(|| panic!("no counter {op}"))
+    server.stats()[op]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {op}"))
 }
 
 fn total(server: &TestServer) -> u64 {
-    server.stats().as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum()
+    server
+        .stats()
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum()
 }
 
 fn ls_l_costs(server: &TestServer, mode: &[&str]) -> (u64, u64, u64) {
@@ -40,7 +55,11 @@ fn ls_l_costs(server: &TestServer, mode: &[&str]) -> (u64, u64, u64) {
     m.sh_ok("stat big > /dev/null");
     server.reset_stats();
     let out = m.sh_ok("ls -l big | wc -l");
-    assert_eq!(out.trim(), (FILES + 1).to_string(), "total line plus one per file");
+    assert_eq!(
+        out.trim(),
+        (FILES + 1).to_string(),
+        "total line plus one per file"
+    );
     let (lists, heads) = (count(server, "ListObjects"), count(server, "HeadObject"));
     server.reset_stats();
     m.sh_ok("ls -l big > /dev/null");
@@ -50,13 +69,19 @@ fn ls_l_costs(server: &TestServer, mode: &[&str]) -> (u64, u64, u64) {
 #[test]
 fn ls_l_request_counts_per_listing_mode() {
     let server = TestServer::start();
-    tokio::runtime::Runtime::new().unwrap().block_on(seed(&server));
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(seed(&server));
 
     let (lists, heads, again) = ls_l_costs(&server, &["--fast-list"]);
     assert_eq!((lists, heads), (5, 0), "fast list: 5 pages, no HEAD");
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
 
     let (lists, heads, again) = ls_l_costs(&server, &[]);
-    assert_eq!((lists, heads), (5, FILES as u64), "exact mode: 5 pages and one HEAD per object");
+    assert_eq!(
+        (lists, heads),
+        (5, FILES as u64),
+        "exact mode: 5 pages and one HEAD per object"
+    );
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
 }

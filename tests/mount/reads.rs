@@ -28,7 +28,14 @@ fn large_object_sequential_and_random_reads() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let client = server.client();
-        client.put("big.bin", Bytes::from(data.clone()), &ObjectAttrs::default()).await.unwrap();
+        client
+            .put(
+                "big.bin",
+                Bytes::from(data.clone()),
+                &ObjectAttrs::default(),
+            )
+            .await
+            .unwrap();
     });
     let m = TestMount::start(&server, &["--cache-size", "64MiB"]);
     let file = std::fs::File::open(m.join("big.bin")).unwrap();
@@ -40,7 +47,10 @@ fn large_object_sequential_and_random_reads() {
         let len = rng.random_range(1..=buf.len());
         let offset = rng.random_range(0..BIG - len) as u64;
         file.read_exact_at(&mut buf[..len], offset).unwrap();
-        assert!(buf[..len] == data[offset as usize..offset as usize + len], "range {offset}+{len}");
+        assert!(
+            buf[..len] == data[offset as usize..offset as usize + len],
+            "range {offset}+{len}"
+        );
     }
     let mut tail = [0u8; 100];
     let n = file.read_at(&mut tail, BIG as u64 - 10).unwrap();
@@ -57,20 +67,28 @@ fn a_replaced_object_is_read_whole_after_the_ttl() {
     let new = pattern(3 << 20, 2);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = server.client();
-    rt.block_on(client.put("f", Bytes::from(old.clone()), &ObjectAttrs::default())).unwrap();
+    rt.block_on(client.put("f", Bytes::from(old.clone()), &ObjectAttrs::default()))
+        .unwrap();
     let m = TestMount::start(&server, &["--metadata-ttl", "1s"]);
     let file = std::fs::File::open(m.join("f")).unwrap();
     let mut first = vec![0u8; 1 << 20];
     file.read_exact_at(&mut first, 0).unwrap();
     assert!(first[..] == old[..1 << 20]);
-    rt.block_on(client.put("f", Bytes::from(new.clone()), &ObjectAttrs::default())).unwrap();
+    rt.block_on(client.put("f", Bytes::from(new.clone()), &ObjectAttrs::default()))
+        .unwrap();
     // The open handle belongs to the old version: the rest of it is either
     // the old bytes or an error, never the new ones.
     let mut rest = vec![0u8; 2 << 20];
     if file.read_exact_at(&mut rest, 1 << 20).is_ok() {
-        assert!(rest[..] == old[1 << 20..], "an open file never mixes versions");
+        assert!(
+            rest[..] == old[1 << 20..],
+            "an open file never mixes versions"
+        );
     }
     drop(file);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(std::fs::read(m.join("f")).unwrap() == new, "after the TTL a new open reads the new version");
+    assert!(
+        std::fs::read(m.join("f")).unwrap() == new,
+        "after the TTL a new open reads the new version"
+    );
 }

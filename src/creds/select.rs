@@ -1,0 +1,956 @@
+//! Which source the credentials come from. `--credential-source NAME`
+//! picks one and nothing else is consulted. Otherwise the first configured
+//! source wins, in this order:
+//!
+//! 1. `role_arn=` (STS AssumeRole): its permanent keys come from the first
+//!    of 2, 3, 4, 7 that is configured; those keys only ever call STS.
+//! 2. `cli`: `--secret-id`/`--secret-key` [`--session-token`] (or `-o`).
+//! 3. `env`: `COS_SECRET_ID`/`COS_SECRET_KEY` [`COS_SESSION_TOKEN`], then
+//!    `TENCENTCLOUD_SECRET_ID`/`TENCENTCLOUD_SECRET_KEY` [`..._SESSION_TOKEN`].
+//! 4. `passwd`: the file named by `passwd_file=` (or cosfs's `cam_role=sts`).
+//! 5. `cam_role=ROLE`: the CVM instance metadata service.
+//! 6. `credential_process=CMD`.
+//! 7. `passwd`: `~/.passwd-cosfs`, then `/etc/passwd-cosfs`, if present.
+//!
+//! `anonymous` is only ever chosen explicitly (`--anonymous`). Sources
+//! named by an option (4-6) rank above the default passwd files (7) because
+//! naming one on a mount is a clearer statement of intent than a file that
+//! happens to exist (cosfs also prefers `cam_role` over its passwd files).
+//! Configured sources that lose are reported so the caller can warn.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::env::{self, EnvLookup};
+use super::metadata::{CamRoleConfig, CamRoleProvider, DEFAULT_CAM_ROLE_ENDPOINT};
+use super::passwd::{self, PasswdProvider};
+use super::process::ProcessProvider;
+use super::sts::{self, AssumeRoleConfig, AssumeRoleProvider};
+use super::{Clock, Credentials, CredsError, Provider, http};
+
+/// A credential source, as named by `--credential-source`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Keys given on the command line or with `-o`.
+    CommandLine,
+    /// Keys in environment variables.
+    Env,
+    /// A cosfs passwd file (format 1 or 2).
+    Passwd,
+    /// A CAM role from the instance metadata service.
+    CamRole,
+    /// STS AssumeRole with permanent keys.
+    Sts,
+    /// An external command printing JSON.
+    Process,
+    /// Unsigned requests.
+    Anonymous,
+}
+
+impl SourceKind {
+    /// Every source, in the order of the names accepted.
+    pub const ALL: [SourceKind; 7] = [
+        SourceKind::CommandLine,
+        SourceKind::Env,
+        SourceKind::Passwd,
+        SourceKind::CamRole,
+        SourceKind::Sts,
+        SourceKind::Process,
+        SourceKind::Anonymous,
+    ];
+
+    /// The name `--credential-source` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::CommandLine => "cli",
+            SourceKind::Env => "env",
+            SourceKind::Passwd => "passwd",
+            SourceKind::CamRole => "cam_role",
+            SourceKind::Sts => "sts",
+            SourceKind::Process => "process",
+            SourceKind::Anonymous => "anonymous",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SourceKind {
+    type Err = CredsError;
+
+    fn from_str(s: &str) -> Result<SourceKind, CredsError> {
+        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
+        let alias = match wanted.as_str() {
+            "command_line" => "cli",
+            "environment" => "env",
+            "passwd_file" => "passwd",
+            "assume_role" => "sts",
+            "credential_process" => "process",
+            "public" => "anonymous",
+            other => other,
+        };
+        SourceKind::ALL
+            .into_iter()
+            .find(|k| k.name() == alias)
+            .ok_or_else(|| {
+                let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.name()).collect();
+                CredsError::Config(format!(
+                    "credential source {s:?} is not one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// Everything the user said about credentials (no clap types).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CredentialOptions {
+    /// `--credential-source`: use only this source.
+    pub source: Option<SourceKind>,
+    /// `--secret-id`.
+    pub secret_id: Option<String>,
+    /// `--secret-key`.
+    pub secret_key: Option<String>,
+    /// `--session-token`.
+    pub session_token: Option<String>,
+    /// `passwd_file=`.
+    pub passwd_file: Option<PathBuf>,
+    /// `cam_role=` (`sts` means the passwd file, as in cosfs).
+    pub cam_role: Option<String>,
+    /// `cam_role_endpoint=`.
+    pub cam_role_endpoint: Option<String>,
+    /// `role_arn=`.
+    pub role_arn: Option<String>,
+    /// `role_session_name=`.
+    pub role_session_name: Option<String>,
+    /// `sts_endpoint=`.
+    pub sts_endpoint: Option<String>,
+    /// `sts_region=`.
+    pub sts_region: Option<String>,
+    /// `sts_duration=`.
+    pub sts_duration: Option<Duration>,
+    /// `credential_process=`.
+    pub credential_process: Option<String>,
+    /// The bucket's region: STS's region unless `sts_region` is given.
+    pub region: Option<String>,
+}
+
+impl fmt::Debug for CredentialOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "******");
+        f.debug_struct("CredentialOptions")
+            .field("source", &self.source)
+            .field("secret_id", &self.secret_id)
+            .field("secret_key", &hidden(&self.secret_key))
+            .field("session_token", &hidden(&self.session_token))
+            .field("passwd_file", &self.passwd_file)
+            .field("cam_role", &self.cam_role)
+            .field("cam_role_endpoint", &self.cam_role_endpoint)
+            .field("role_arn", &self.role_arn)
+            .field("role_session_name", &self.role_session_name)
+            .field("sts_endpoint", &self.sts_endpoint)
+            .field("sts_region", &self.sts_region)
+            .field("sts_duration", &self.sts_duration)
+            .field("credential_process", &self.credential_process)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl CredentialOptions {
+    /// `cam_role=sts` without an endpoint: cosfs's way of naming the passwd file.
+    fn cam_role_means_passwd(&self) -> bool {
+        self.cam_role.as_deref() == Some("sts") && self.cam_role_endpoint.is_none()
+    }
+
+    fn explicit_passwd(&self) -> bool {
+        self.passwd_file.is_some() || self.cam_role_means_passwd()
+    }
+
+    fn role(&self) -> Option<&str> {
+        self.cam_role
+            .as_deref()
+            .filter(|_| !self.cam_role_means_passwd())
+    }
+}
+
+/// What the selection may look at besides the options (injected by tests).
+pub struct Surroundings<'a> {
+    /// Environment variables.
+    pub env: EnvLookup<'a>,
+    /// `~/.passwd-cosfs` and `/etc/passwd-cosfs`, in that order.
+    pub default_passwd_files: Vec<PathBuf>,
+}
+
+impl Surroundings<'static> {
+    /// The real environment and default passwd file locations.
+    pub fn of_process() -> Surroundings<'static> {
+        let mut files = Vec::new();
+        if let Some(home) = std::env::var_os("HOME") {
+            files.push(Path::new(&home).join(".passwd-cosfs"));
+        }
+        files.push(PathBuf::from(passwd::SYSTEM_PASSWD));
+        Surroundings {
+            env: &env::process_env,
+            default_passwd_files: files,
+        }
+    }
+}
+
+impl Surroundings<'_> {
+    fn default_passwd(&self) -> Option<&PathBuf> {
+        self.default_passwd_files.iter().find(|p| p.exists())
+    }
+}
+
+/// The chosen source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selected {
+    /// Unsigned requests.
+    Anonymous,
+    /// Keys that never change.
+    Static {
+        /// The keys.
+        credentials: Credentials,
+        /// Where they were found, for messages.
+        origin: String,
+    },
+    /// A source to fetch from and refresh.
+    Refreshing(ProviderSpec),
+}
+
+/// A refreshing source, ready to build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderSpec {
+    /// A format-2 passwd file, re-read before expiry.
+    PasswdFile {
+        /// The file.
+        path: PathBuf,
+        /// The bucket (for format-1 files written later).
+        bucket: String,
+    },
+    /// The instance metadata service.
+    CamRole(CamRoleConfig),
+    /// STS AssumeRole.
+    AssumeRole(AssumeRoleConfig),
+    /// A credential command.
+    Process {
+        /// Run with `sh -c`.
+        command: String,
+    },
+}
+
+impl ProviderSpec {
+    /// Builds the provider; `clock` stamps STS requests.
+    pub fn build(&self, clock: Arc<dyn Clock>) -> Result<Arc<dyn Provider>, CredsError> {
+        Ok(match self {
+            ProviderSpec::PasswdFile { path, bucket } => {
+                Arc::new(PasswdProvider::new(path, bucket))
+            }
+            ProviderSpec::CamRole(c) => Arc::new(CamRoleProvider::new(c.clone())?),
+            ProviderSpec::AssumeRole(c) => Arc::new(AssumeRoleProvider::new(c.clone(), clock)?),
+            ProviderSpec::Process { command } => Arc::new(ProcessProvider::new(command)),
+        })
+    }
+
+    /// Names the source, as its provider does.
+    pub fn origin(&self) -> String {
+        match self {
+            ProviderSpec::PasswdFile { path, .. } => format!("passwd file {}", path.display()),
+            ProviderSpec::CamRole(c) => format!("cam_role {}", c.role),
+            ProviderSpec::AssumeRole(c) => format!("sts AssumeRole {}", c.role_arn),
+            ProviderSpec::Process { command } => ProcessProvider::new(command).name(),
+        }
+    }
+}
+
+/// The choice, and the configured sources it leaves unused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selection {
+    /// The source requests use.
+    pub selected: Selected,
+    /// Other sources that were configured but lost (worth a warning).
+    pub unused: Vec<SourceKind>,
+}
+
+/// Chooses the credential source for `bucket`.
+pub fn select(
+    opts: &CredentialOptions,
+    bucket: &str,
+    around: &Surroundings<'_>,
+) -> Result<Selection, CredsError> {
+    check_dangling(opts)?;
+    let kind = match opts.source {
+        Some(kind) => kind,
+        None => first_configured(opts, around).ok_or_else(nothing_found)?,
+    };
+    let (selected, base) = build(kind, opts, bucket, around)?;
+    let unused = configured(opts, around)
+        .into_iter()
+        .filter(|k| *k != kind && Some(*k) != base)
+        .collect();
+    Ok(Selection { selected, unused })
+}
+
+/// Options that only matter with another one.
+fn check_dangling(opts: &CredentialOptions) -> Result<(), CredsError> {
+    let sts_only = [
+        ("role_session_name", opts.role_session_name.is_some()),
+        ("sts_endpoint", opts.sts_endpoint.is_some()),
+        ("sts_region", opts.sts_region.is_some()),
+        ("sts_duration", opts.sts_duration.is_some()),
+    ];
+    if let Some((name, _)) = sts_only
+        .iter()
+        .find(|(_, set)| *set)
+        .filter(|_| opts.role_arn.is_none())
+    {
+        return Err(CredsError::Config(format!(
+            "{name} is only used with role_arn=ROLE_ARN (STS AssumeRole)"
+        )));
+    }
+    if opts.cam_role_endpoint.is_some() && opts.cam_role.is_none() {
+        return Err(CredsError::Config(
+            "cam_role_endpoint is only used with cam_role=ROLE".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Configured sources, in precedence order.
+fn configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Vec<SourceKind> {
+    let candidates = [
+        (SourceKind::Sts, opts.role_arn.is_some()),
+        (
+            SourceKind::CommandLine,
+            opts.secret_id.is_some() || opts.secret_key.is_some() || opts.session_token.is_some(),
+        ),
+        (SourceKind::Env, env::is_configured(around.env)),
+        (SourceKind::Passwd, opts.explicit_passwd()),
+        (SourceKind::CamRole, opts.role().is_some()),
+        (SourceKind::Process, opts.credential_process.is_some()),
+        (
+            SourceKind::Passwd,
+            !opts.explicit_passwd() && around.default_passwd().is_some(),
+        ),
+    ];
+    candidates
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+fn first_configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Option<SourceKind> {
+    configured(opts, around).first().copied()
+}
+
+fn nothing_found() -> CredsError {
+    CredsError::Config(
+        "no credentials found: give --secret-id/--secret-key, set COS_SECRET_ID/COS_SECRET_KEY \
+         (or TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY), write ~/.passwd-cosfs or /etc/passwd-cosfs \
+         (or passwd_file=FILE), use cam_role=ROLE on a CVM instance or credential_process=CMD, \
+         or --anonymous for a public bucket"
+            .into(),
+    )
+}
+
+/// Builds the chosen source; also returns the source that supplied STS's keys.
+fn build(
+    kind: SourceKind,
+    opts: &CredentialOptions,
+    bucket: &str,
+    around: &Surroundings<'_>,
+) -> Result<(Selected, Option<SourceKind>), CredsError> {
+    let selected = match kind {
+        SourceKind::CommandLine => command_line(opts)?,
+        SourceKind::Env => match env::load(around.env)? {
+            Some((credentials, origin)) => Selected::Static {
+                credentials,
+                origin,
+            },
+            None => {
+                return Err(CredsError::Config(
+                    "credential source env: neither COS_SECRET_ID/COS_SECRET_KEY nor \
+                     TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY is set"
+                        .into(),
+                ));
+            }
+        },
+        SourceKind::Passwd => passwd_source(opts, bucket, around)?,
+        SourceKind::CamRole => cam_role(opts)?,
+        SourceKind::Sts => return assume_role(opts, bucket, around),
+        SourceKind::Process => match opts
+            .credential_process
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+        {
+            Some(command) => Selected::Refreshing(ProviderSpec::Process {
+                command: command.to_string(),
+            }),
+            None => {
+                return Err(CredsError::Config(
+                    "credential source process needs credential_process=COMMAND".into(),
+                ));
+            }
+        },
+        SourceKind::Anonymous => Selected::Anonymous,
+    };
+    Ok((selected, None))
+}
+
+fn command_line(opts: &CredentialOptions) -> Result<Selected, CredsError> {
+    match (&opts.secret_id, &opts.secret_key) {
+        (Some(id), Some(key)) => {
+            let mut credentials = Credentials::permanent(id, key);
+            credentials.session_token = opts.session_token.clone().filter(|t| !t.is_empty());
+            Ok(Selected::Static {
+                credentials,
+                origin: "the command line".into(),
+            })
+        }
+        (Some(_), None) => Err(CredsError::Config(
+            "--secret-id is given without --secret-key".into(),
+        )),
+        (None, Some(_)) => Err(CredsError::Config(
+            "--secret-key is given without --secret-id".into(),
+        )),
+        (None, None) => Err(CredsError::Config(
+            "credential source cli needs --secret-id and --secret-key".into(),
+        )),
+    }
+}
+
+fn passwd_source(
+    opts: &CredentialOptions,
+    bucket: &str,
+    around: &Surroundings<'_>,
+) -> Result<Selected, CredsError> {
+    let path = match (&opts.passwd_file, around.default_passwd()) {
+        (Some(p), _) | (None, Some(p)) => p.clone(),
+        (None, None) => {
+            return Err(CredsError::Config(
+                "no passwd file: give passwd_file=FILE, or write ~/.passwd-cosfs or /etc/passwd-cosfs".into(),
+            ));
+        }
+    };
+    let credentials = passwd::load(&path, bucket).map_err(|e| CredsError::Config(e.0))?;
+    if credentials.expires_at.is_some() {
+        return Ok(Selected::Refreshing(ProviderSpec::PasswdFile {
+            path,
+            bucket: bucket.to_string(),
+        }));
+    }
+    Ok(Selected::Static {
+        credentials,
+        origin: format!("passwd file {}", path.display()),
+    })
+}
+
+fn cam_role(opts: &CredentialOptions) -> Result<Selected, CredsError> {
+    let Some(role) = opts.role() else {
+        return Err(CredsError::Config(
+            "credential source cam_role needs cam_role=ROLE".into(),
+        ));
+    };
+    if !is_name(role, 1) {
+        return Err(CredsError::Config(format!(
+            "cam_role {role:?} is not a role name (letters, digits and +=,.@_-)"
+        )));
+    }
+    let endpoint = opts
+        .cam_role_endpoint
+        .as_deref()
+        .unwrap_or(DEFAULT_CAM_ROLE_ENDPOINT);
+    http::parse_url("cam_role_endpoint", endpoint)?;
+    Ok(Selected::Refreshing(ProviderSpec::CamRole(CamRoleConfig {
+        role: role.to_string(),
+        endpoint: endpoint.to_string(),
+    })))
+}
+
+fn assume_role(
+    opts: &CredentialOptions,
+    bucket: &str,
+    around: &Surroundings<'_>,
+) -> Result<(Selected, Option<SourceKind>), CredsError> {
+    let Some(role_arn) = opts.role_arn.as_deref().filter(|a| !a.is_empty()) else {
+        return Err(CredsError::Config(
+            "credential source sts needs role_arn=ROLE_ARN".into(),
+        ));
+    };
+    let base_kind = configured(opts, around)
+        .into_iter()
+        .find(|k| {
+            matches!(
+                k,
+                SourceKind::CommandLine | SourceKind::Env | SourceKind::Passwd
+            )
+        })
+        .ok_or_else(|| {
+            CredsError::Config(
+                "role_arn needs permanent keys to call STS with: give --secret-id/--secret-key, \
+                 set COS_SECRET_ID/COS_SECRET_KEY, or write a passwd file"
+                    .into(),
+            )
+        })?;
+    let (base, base_origin) = match build(base_kind, opts, bucket, around)?.0 {
+        Selected::Static {
+            credentials,
+            origin,
+        } => (credentials, origin),
+        other => {
+            let origin = match other {
+                Selected::Refreshing(spec) => spec.origin(),
+                _ => base_kind.to_string(),
+            };
+            return Err(CredsError::Config(format!(
+                "role_arn needs permanent keys, but {origin} holds temporary ones"
+            )));
+        }
+    };
+    let session_name = opts
+        .role_session_name
+        .as_deref()
+        .unwrap_or(sts::DEFAULT_SESSION_NAME);
+    if !(is_name(session_name, 2) && session_name.len() <= 128) {
+        return Err(CredsError::Config(format!(
+            "role_session_name {session_name:?} must be 2-128 letters, digits or +=,.@_-"
+        )));
+    }
+    let duration = opts.sts_duration.unwrap_or(sts::DEFAULT_DURATION);
+    if duration < Duration::from_secs(1) || duration > sts::MAX_DURATION {
+        return Err(CredsError::Config(format!(
+            "sts_duration {}s is out of range: STS grants 1 s to 12 h",
+            duration.as_secs()
+        )));
+    }
+    let endpoint = opts
+        .sts_endpoint
+        .as_deref()
+        .unwrap_or(sts::DEFAULT_STS_ENDPOINT);
+    http::parse_url("sts_endpoint", endpoint)?;
+    let region = opts
+        .sts_region
+        .as_deref()
+        .or(opts.region.as_deref())
+        .unwrap_or("ap-guangzhou");
+    let config = AssumeRoleConfig {
+        role_arn: role_arn.to_string(),
+        session_name: session_name.to_string(),
+        endpoint: endpoint.to_string(),
+        region: region.to_string(),
+        duration,
+        base,
+        base_origin,
+    };
+    Ok((
+        Selected::Refreshing(ProviderSpec::AssumeRole(config)),
+        Some(base_kind),
+    ))
+}
+
+/// Letters, digits and `+=,.@_-`, at least `min` long (CAM's name rule).
+fn is_name(s: &str, min: usize) -> bool {
+    s.len() >= min
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    const BUCKET: &str = "examplebucket-1250000000";
+
+    /// A temp dir with optional default and explicit passwd files.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        vars: Vec<(&'static str, &'static str)>,
+        defaults: Vec<PathBuf>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let defaults = vec![
+                dir.path().join("home-passwd"),
+                dir.path().join("etc-passwd"),
+            ];
+            Fixture {
+                dir,
+                vars: Vec::new(),
+                defaults,
+            }
+        }
+
+        fn file(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            path
+        }
+
+        fn env(mut self, vars: &[(&'static str, &'static str)]) -> Fixture {
+            self.vars.extend_from_slice(vars);
+            self
+        }
+
+        fn select(&self, opts: &CredentialOptions) -> Result<Selection, CredsError> {
+            let vars = self.vars.clone();
+            let lookup = move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            };
+            let around = Surroundings {
+                env: &lookup,
+                default_passwd_files: self.defaults.clone(),
+            };
+            select(opts, BUCKET, &around)
+        }
+    }
+
+    fn all_configured(f: &Fixture) -> CredentialOptions {
+        CredentialOptions {
+            secret_id: Some("AKIDcli".into()),
+            secret_key: Some("CLIKEY".into()),
+            passwd_file: Some(f.file("explicit", "AKIDfile:FILEKEY\n")),
+            cam_role: Some("role".into()),
+            credential_process: Some("true".into()),
+            ..CredentialOptions::default()
+        }
+    }
+
+    fn static_id(s: &Selection) -> &str {
+        match &s.selected {
+            Selected::Static { credentials, .. } => &credentials.secret_id,
+            other => panic!("not static: {other:?}"),
+        }
+    }
+
+    fn spec(s: &Selection) -> &ProviderSpec {
+        match &s.selected {
+            Selected::Refreshing(spec) => spec,
+            other => panic!("not refreshing: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn first_configured_source_wins_in_order() {
+        let f = Fixture::new().env(&[("COS_SECRET_ID", "AKIDenv"), ("COS_SECRET_KEY", "ENVKEY")]);
+        f.file("home-passwd", "AKIDhome:HOMEKEY\n");
+        let mut opts = all_configured(&f);
+        use SourceKind::*;
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIDcli");
+        assert_eq!(s.unused, [Env, Passwd, CamRole, Process]);
+        (opts.secret_id, opts.secret_key) = (None, None);
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIDenv");
+        let f = Fixture {
+            vars: Vec::new(),
+            ..f
+        };
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIDfile");
+        assert_eq!(s.unused, [CamRole, Process]);
+        opts.passwd_file = None;
+        let s = f.select(&opts).unwrap();
+        assert!(
+            matches!(spec(&s), ProviderSpec::CamRole(c) if c.role == "role" && c.endpoint == DEFAULT_CAM_ROLE_ENDPOINT)
+        );
+        assert_eq!(s.unused, [Process, Passwd]);
+        opts.cam_role = None;
+        assert!(
+            matches!(spec(&f.select(&opts).unwrap()), ProviderSpec::Process { command } if command == "true")
+        );
+        opts.credential_process = None;
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIDhome");
+        assert!(s.unused.is_empty());
+    }
+
+    #[test]
+    fn tencentcloud_variables_and_etc_passwd_are_found() {
+        let f = Fixture::new().env(&[
+            ("TENCENTCLOUD_SECRET_ID", "AKIDtc"),
+            ("TENCENTCLOUD_SECRET_KEY", "TCKEY"),
+            ("TENCENTCLOUD_SESSION_TOKEN", "TCTOKEN"),
+        ]);
+        let s = f.select(&CredentialOptions::default()).unwrap();
+        assert_eq!(static_id(&s), "AKIDtc");
+        let Selected::Static {
+            credentials,
+            origin,
+        } = &s.selected
+        else {
+            unreachable!()
+        };
+        assert_eq!(credentials.session_token.as_deref(), Some("TCTOKEN"));
+        assert!(origin.contains("TENCENTCLOUD_SECRET_ID"));
+        let f = Fixture::new();
+        f.file("etc-passwd", "examplebucket:AKIDetc:ETCKEY\n");
+        assert_eq!(
+            static_id(&f.select(&CredentialOptions::default()).unwrap()),
+            "AKIDetc"
+        );
+    }
+
+    #[test]
+    fn the_explicit_picker_uses_only_its_source() {
+        let f = Fixture::new().env(&[("COS_SECRET_ID", "AKIDenv"), ("COS_SECRET_KEY", "ENVKEY")]);
+        let mut opts = all_configured(&f);
+        opts.source = Some(SourceKind::Process);
+        let s = f.select(&opts).unwrap();
+        assert!(matches!(spec(&s), ProviderSpec::Process { .. }));
+        use SourceKind::*;
+        assert_eq!(s.unused, [CommandLine, Env, Passwd, CamRole]);
+        opts.source = Some(Env);
+        assert_eq!(static_id(&f.select(&opts).unwrap()), "AKIDenv");
+        opts.source = Some(Anonymous);
+        assert_eq!(f.select(&opts).unwrap().selected, Selected::Anonymous);
+        let empty = Fixture::new();
+        let e = empty
+            .select(&CredentialOptions {
+                source: Some(Env),
+                ..CredentialOptions::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("neither COS_SECRET_ID"), "{e}");
+        let e = empty
+            .select(&CredentialOptions {
+                source: Some(CamRole),
+                ..CredentialOptions::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("needs cam_role=ROLE"), "{e}");
+        let e = empty
+            .select(&CredentialOptions {
+                source: Some(Passwd),
+                ..CredentialOptions::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("no passwd file"), "{e}");
+    }
+
+    #[test]
+    fn source_names_parse() {
+        for kind in SourceKind::ALL {
+            assert_eq!(kind.name().parse::<SourceKind>().unwrap(), kind);
+        }
+        assert_eq!(
+            "cam-role".parse::<SourceKind>().unwrap(),
+            SourceKind::CamRole
+        );
+        assert_eq!(
+            "credential_process".parse::<SourceKind>().unwrap(),
+            SourceKind::Process
+        );
+        let e = "vault".parse::<SourceKind>().unwrap_err().to_string();
+        assert!(
+            e.contains("cli, env, passwd, cam_role, sts, process, anonymous"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn role_arn_assumes_a_role_with_the_first_keys_found() {
+        let f = Fixture::new().env(&[("COS_SECRET_ID", "AKIDenv"), ("COS_SECRET_KEY", "ENVKEY")]);
+        let opts = CredentialOptions {
+            role_arn: Some("qcs::cam::uin/1:roleName/r".into()),
+            secret_id: Some("AKIDcli".into()),
+            secret_key: Some("CLIKEY".into()),
+            region: Some("ap-beijing".into()),
+            ..CredentialOptions::default()
+        };
+        let s = f.select(&opts).unwrap();
+        let ProviderSpec::AssumeRole(c) = spec(&s) else {
+            panic!()
+        };
+        assert_eq!(
+            (c.base.secret_id.as_str(), c.base_origin.as_str()),
+            ("AKIDcli", "the command line")
+        );
+        assert_eq!(
+            (c.region.as_str(), c.session_name.as_str()),
+            ("ap-beijing", "cosmount")
+        );
+        assert_eq!(
+            (c.endpoint.as_str(), c.duration),
+            (sts::DEFAULT_STS_ENDPOINT, Duration::from_secs(7200))
+        );
+        assert_eq!(s.unused, [SourceKind::Env]);
+        let opts = CredentialOptions {
+            secret_id: None,
+            secret_key: None,
+            sts_region: Some("ap-shanghai".into()),
+            sts_endpoint: Some("http://127.0.0.1:9/".into()),
+            sts_duration: Some(Duration::from_secs(900)),
+            role_session_name: Some("mount@host".into()),
+            ..opts
+        };
+        let s = f.select(&opts).unwrap();
+        let ProviderSpec::AssumeRole(c) = spec(&s) else {
+            panic!()
+        };
+        assert_eq!(
+            (c.base.secret_id.as_str(), c.region.as_str()),
+            ("AKIDenv", "ap-shanghai")
+        );
+        assert_eq!(
+            (
+                c.endpoint.as_str(),
+                c.duration.as_secs(),
+                c.session_name.as_str()
+            ),
+            ("http://127.0.0.1:9/", 900, "mount@host")
+        );
+        assert!(s.unused.is_empty());
+    }
+
+    #[test]
+    fn role_arn_errors_are_explained() {
+        let f = Fixture::new();
+        let arn = CredentialOptions {
+            role_arn: Some("qcs::cam::uin/1:roleName/r".into()),
+            ..CredentialOptions::default()
+        };
+        let e = f.select(&arn).unwrap_err().to_string();
+        assert!(
+            e.contains("role_arn needs permanent keys to call STS"),
+            "{e}"
+        );
+        let tmp = f.file("tmp", "COSAccessKeyId=A\nCOSSecretKey=B\nCOSAccessToken=T\nCOSAccessTokenExpire=2030-01-01T00:00:00\n");
+        let e = f
+            .select(&CredentialOptions {
+                passwd_file: Some(tmp),
+                ..arn.clone()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("holds temporary ones"), "{e}");
+        let f = f.env(&[("COS_SECRET_ID", "A"), ("COS_SECRET_KEY", "B")]);
+        let bad = |opts: CredentialOptions| f.select(&opts).unwrap_err().to_string();
+        assert!(
+            bad(CredentialOptions {
+                role_session_name: Some("a b".into()),
+                ..arn.clone()
+            })
+            .contains("role_session_name")
+        );
+        assert!(
+            bad(CredentialOptions {
+                sts_duration: Some(Duration::from_secs(50000)),
+                ..arn.clone()
+            })
+            .contains("sts_duration")
+        );
+        assert!(
+            bad(CredentialOptions {
+                sts_endpoint: Some("sts.example".into()),
+                ..arn.clone()
+            })
+            .contains("sts_endpoint")
+        );
+        let e = bad(CredentialOptions {
+            sts_endpoint: Some("http://127.0.0.1:1/".into()),
+            ..CredentialOptions::default()
+        });
+        assert!(e.contains("sts_endpoint is only used with role_arn"), "{e}");
+        let e = bad(CredentialOptions {
+            cam_role_endpoint: Some("http://127.0.0.1:1/".into()),
+            ..CredentialOptions::default()
+        });
+        assert!(
+            e.contains("cam_role_endpoint is only used with cam_role"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cam_role_sts_means_the_temporary_passwd_file() {
+        let f = Fixture::new();
+        let tmp = f.file("tmp", "COSAccessKeyId=A\nCOSSecretKey=B\nCOSAccessToken=T\nCOSAccessTokenExpire=2030-01-01T00:00:00\n");
+        let opts = CredentialOptions {
+            cam_role: Some("sts".into()),
+            passwd_file: Some(tmp.clone()),
+            ..CredentialOptions::default()
+        };
+        let s = f.select(&opts).unwrap();
+        assert_eq!(
+            spec(&s),
+            &ProviderSpec::PasswdFile {
+                path: tmp,
+                bucket: BUCKET.into()
+            }
+        );
+        assert!(s.unused.is_empty());
+        let opts = CredentialOptions {
+            cam_role: Some("bad/role".into()),
+            ..CredentialOptions::default()
+        };
+        assert!(
+            f.select(&opts)
+                .unwrap_err()
+                .to_string()
+                .contains("not a role name")
+        );
+    }
+
+    #[test]
+    fn nothing_configured_says_every_way() {
+        let e = Fixture::new()
+            .select(&CredentialOptions::default())
+            .unwrap_err()
+            .to_string();
+        for way in [
+            "--secret-id",
+            "TENCENTCLOUD_SECRET_ID",
+            "passwd_file",
+            "cam_role",
+            "credential_process",
+            "--anonymous",
+        ] {
+            assert!(e.contains(way), "{way}: {e}");
+        }
+        let f = Fixture::new();
+        let half = CredentialOptions {
+            secret_id: Some("A".into()),
+            ..CredentialOptions::default()
+        };
+        assert!(
+            f.select(&half)
+                .unwrap_err()
+                .to_string()
+                .contains("without --secret-key")
+        );
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let f = Fixture::new();
+        let opts = CredentialOptions {
+            secret_id: Some("AKIDcli".into()),
+            secret_key: Some("CLIKEY".into()),
+            session_token: Some("CLITOKEN".into()),
+            role_arn: Some("qcs::cam::uin/1:roleName/r".into()),
+            ..CredentialOptions::default()
+        };
+        let shown = format!("{opts:?} {:?}", f.select(&opts).unwrap());
+        assert!(shown.contains("AKIDcli"), "{shown}");
+        assert!(
+            !shown.contains("CLIKEY") && !shown.contains("CLITOKEN"),
+            "{shown}"
+        );
+    }
+}
