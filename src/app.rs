@@ -22,7 +22,10 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     let (client, local_server) = runtime.block_on(connect(config))?;
-    let fs = Arc::new(Fs::new(Arc::new(client), config.fs.clone()));
+    let fs = Fs::new(Arc::new(client), config.fs.clone()).map_err(|e| {
+        format!("cannot use staging folder {}: {e}", config.fs.staging_dir.display())
+    })?;
+    let fs = Arc::new(fs);
     let served = mount::serve(fs, &runtime, &config.mount, || readiness.ready());
     if let Some(server) = local_server {
         runtime.block_on(server.shutdown());

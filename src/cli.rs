@@ -390,6 +390,22 @@ pub struct MountArgs {
     )]
     pub read_ahead_kb: u32,
 
+    /// Part size of multipart uploads (grows for very large files).
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", help_heading = "Writing")]
+    pub part_size: String,
+
+    /// Parts of one file uploading at once.
+    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Writing")]
+    pub upload_concurrency: usize,
+
+    /// Folder for staging files of files changed in place [default: $TMPDIR/cosmount-staging].
+    #[arg(long, value_name = "DIR", help_heading = "Writing")]
+    pub staging_dir: Option<PathBuf>,
+
+    /// Most disk space staging files may use (writes fail with ENOSPC past it).
+    #[arg(long, value_name = "SIZE", default_value = "16GiB", help_heading = "Writing")]
+    pub staging_size: String,
+
     /// Log debug messages (same as `--log-level debug`).
     #[arg(short, long, help_heading = "Logging")]
     pub debug: bool,

@@ -13,6 +13,7 @@ use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selecte
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
 use crate::mount::MountOptions;
+use crate::upload::{MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig};
 
 /// Bucket name used by `--local` when none is given.
 pub const LOCAL_BUCKET: &str = "local-1250000000";
@@ -179,6 +180,15 @@ impl MountConfig {
                 max_prefetch: parse_size("--max-prefetch", &args.max_prefetch)?,
             },
             memory_bytes,
+            upload: UploadConfig {
+                part_size: part_size(&args.part_size)?,
+                part_concurrency: args.upload_concurrency.clamp(1, 64),
+            },
+            staging_dir: args
+                .staging_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("cosmount-staging")),
+            staging_bytes: parse_size("--staging-size", &args.staging_size)?,
         };
         let mount = MountOptions {
             mountpoint,
@@ -398,6 +408,15 @@ pub fn parse_size(name: &str, value: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{name} {value:?} is not a size such as 64MiB"))
+}
+
+/// The multipart part size: between COS's 1 MiB and 5 GiB limits.
+fn part_size(value: &str) -> Result<u64, String> {
+    let size = parse_size("--part-size", value)?;
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&size) {
+        return Err(format!("--part-size {value} must be between 1MiB and 5GiB (COS part limits)"));
+    }
+    Ok(size)
 }
 
 /// Parses `1s`, `500ms`, `5m` or plain seconds (`1.5`).

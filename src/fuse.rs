@@ -4,20 +4,23 @@
 
 use std::ffi::OsStr;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use log::{debug, warn};
 use tokio::runtime::Handle;
+use tokio_util::task::TaskTracker;
 
 use crate::cos::ObjectClient;
 use crate::fs::attr::{Attr, Kind};
-use crate::fs::{Entry, Fs, FsError};
+use crate::fs::{Caller, Entry, Fs, FsError, OpenMode, SetAttr};
 
 /// Block size reported in `st_blksize`: large, so tools read in big chunks.
 const BLKSIZE: u32 = 1 << 20;
@@ -26,18 +29,25 @@ const BLKSIZE: u32 = 1 << 20;
 pub struct FuseAdapter<C> {
     fs: Arc<Fs<C>>,
     runtime: Handle,
+    tasks: TaskTracker,
     ttl: Duration,
 }
 
 impl<C: ObjectClient> FuseAdapter<C> {
-    /// An adapter running `fs` on `runtime`.
-    pub fn new(fs: Arc<Fs<C>>, runtime: Handle) -> FuseAdapter<C> {
+    /// An adapter running `fs` on `runtime`; every request's task is
+    /// tracked by `tasks`, so unmount can wait for uploads in flight.
+    pub fn new(fs: Arc<Fs<C>>, runtime: Handle, tasks: TaskTracker) -> FuseAdapter<C> {
         let ttl = fs.config().metadata_ttl;
-        FuseAdapter { fs, runtime, ttl }
+        FuseAdapter {
+            fs,
+            runtime,
+            tasks,
+            ttl,
+        }
     }
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, work: impl FnOnce(Arc<Fs<C>>) -> F) {
-        self.runtime.spawn(work(self.fs.clone()));
+        self.tasks.spawn_on(work(self.fs.clone()), &self.runtime);
     }
 }
 
@@ -82,6 +92,24 @@ fn file_type(kind: Kind) -> FileType {
     }
 }
 
+fn fopen_flags(keep_cache: bool) -> FopenFlags {
+    if keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn reply_entry(reply: ReplyEntry, ttl: Duration, op: &str, parent: u64, result: Result<Entry, FsError>) {
+    match result {
+        Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
+        Err(e) => reply.error(errno(op, parent, &e)),
+    }
+}
+
 /// Logs a failed operation once, at the level its error deserves.
 fn errno(op: &str, ino: u64, err: &FsError) -> Errno {
     let code = err.to_errno();
@@ -97,7 +125,8 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_ASYNC_READ;
+            | InitFlags::FUSE_ASYNC_READ
+            | InitFlags::FUSE_ATOMIC_O_TRUNC;
         if let Err(missing) = config.add_capabilities(wanted) {
             debug!("kernel lacks FUSE capabilities {missing:?}");
         }
@@ -144,17 +173,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let mode = OpenMode {
+            write: flags.acc_mode() != OpenAccMode::O_RDONLY,
+            truncate: flags.0 & libc::O_TRUNC != 0,
+        };
         self.spawn(|fs| async move {
-            match fs.open(ino.0, write).await {
-                Ok(opened) => {
-                    let flags = if opened.keep_cache {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
-                    reply.opened(FileHandle(opened.fh), flags);
-                }
+            match fs.open(ino.0, mode).await {
+                Ok(opened) => reply.opened(FileHandle(opened.fh), fopen_flags(opened.keep_cache)),
                 Err(e) => reply.error(errno("open", ino.0, &e)),
             }
         });
@@ -182,15 +207,217 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        self.spawn(|fs| async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("release", ino.0, &e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        self.spawn(|fs| async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno("write", ino.0, &e)),
+            }
+        });
+    }
+
+    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        self.spawn(|fs| async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("flush", ino.0, &e)),
+            }
+        });
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        self.spawn(|fs| async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsync", ino.0, &e)),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let (ttl, caller) = (self.ttl, caller(req));
+        self.spawn(|fs| async move {
+            match fs.create(parent.0, &name, mode, umask, caller).await {
+                Ok((entry, opened)) => reply.created(
+                    &ttl,
+                    &file_attr(&entry),
+                    Generation(0),
+                    FileHandle(opened.fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(errno("create", parent.0, &e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let (ttl, caller) = (self.ttl, caller(req));
+        self.spawn(|fs| async move {
+            reply_entry(reply, ttl, "mknod", parent.0, fs.mknod(parent.0, &name, mode, umask, caller).await);
+        });
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let (ttl, caller) = (self.ttl, caller(req));
+        self.spawn(|fs| async move {
+            reply_entry(reply, ttl, "mkdir", parent.0, fs.mkdir(parent.0, &name, mode, umask, caller).await);
+        });
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let (Some(name), Some(target)) = (link_name.to_str().map(str::to_string), target.to_str().map(str::to_string))
+        else {
+            return reply.error(Errno::EINVAL);
+        };
+        let (ttl, caller) = (self.ttl, caller(req));
+        self.spawn(|fs| async move {
+            reply_entry(reply, ttl, "symlink", parent.0, fs.symlink(parent.0, &name, &target, caller).await);
+        });
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        debug!("link ino={}: hard links are not supported on an object store", ino.0);
+        reply.error(Errno::EPERM);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::ENOENT);
+        };
+        self.spawn(|fs| async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", parent.0, &e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::ENOENT);
+        };
+        self.spawn(|fs| async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", parent.0, &e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
+            return reply.error(Errno::EINVAL);
+        }
+        let (Some(name), Some(newname)) = (name.to_str().map(str::to_string), newname.to_str().map(str::to_string)) else {
+            return reply.error(Errno::EINVAL);
+        };
+        let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        self.spawn(|fs| async move {
+            match fs.rename(parent.0, &name, newparent.0, &newname, no_replace).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rename", parent.0, &e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = SetAttr {
+            size,
+            mode,
+            uid,
+            gid,
+            mtime: mtime.map(|t| match t {
+                TimeOrNow::SpecificTime(t) => t,
+                TimeOrNow::Now => SystemTime::now(),
+            }),
+        };
+        let ttl = self.ttl;
+        self.spawn(|fs| async move {
+            match fs.setattr(ino.0, changes).await {
+                Ok(attr) => reply.attr(&ttl, &file_attr(&Entry { ino: ino.0, attr })),
+                Err(e) => reply.error(errno("setattr", ino.0, &e)),
+            }
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session, SessionACL};
 use log::{debug, info, warn};
+use tokio_util::task::TaskTracker;
 
 use crate::cos::ObjectClient;
 use crate::fs::Fs;
@@ -259,7 +260,8 @@ pub fn serve<C: ObjectClient>(
     };
     config.n_threads = Some(opts.fuse_threads.max(1));
     config.clone_fd = true;
-    let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+    let tasks = TaskTracker::new();
+    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone(), tasks.clone());
     let mut session = Session::new(adapter, &opts.mountpoint, &config)?;
     set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
     info!("mounted {} on {}", opts.source, opts.mountpoint.display());
@@ -272,9 +274,14 @@ pub fn serve<C: ObjectClient>(
         }
     });
     on_ready();
-    session.run()?;
-    info!("unmounted {}", opts.mountpoint.display());
-    Ok(())
+    let result = session.run();
+    info!("unmounted {}; uploading what is still pending", opts.mountpoint.display());
+    tasks.close();
+    runtime.block_on(async {
+        tasks.wait().await;
+        fs.sync_all().await;
+    });
+    result
 }
 
 async fn wait_for_stop_signal() {

@@ -186,19 +186,22 @@ impl Ownership {
     }
 }
 
-/// The metadata that stores `attr` (cosfs encoding).
-pub fn to_meta(attr: &Attr) -> UserMeta {
+/// The metadata that stores `attr` (cosfs encoding). Without `with_mtime`
+/// the object's Last-Modified stands for the modification time.
+pub fn to_meta(attr: &Attr, with_mtime: bool) -> UserMeta {
     let mut meta = UserMeta::new();
     let mode = attr.kind.type_bits() | u32::from(attr.perm);
     meta.insert(META_MODE.into(), mode.to_string());
     meta.insert(META_UID.into(), attr.uid.to_string());
     meta.insert(META_GID.into(), attr.gid.to_string());
-    let secs = attr
-        .mtime
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    meta.insert(META_MTIME.into(), secs.to_string());
+    if with_mtime {
+        let since = attr.mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let value = match since.subsec_nanos() {
+            0 => since.as_secs().to_string(),
+            nanos => format!("{}.{nanos:09}", since.as_secs()),
+        };
+        meta.insert(META_MTIME.into(), value);
+    }
     meta
 }
 
@@ -313,13 +316,17 @@ mod tests {
             umask: 0,
             ..Ownership::default()
         };
-        let back = own.from_info(
-            &ObjectInfo {
-                meta: to_meta(&attr),
-                ..info(&[], "x")
-            },
-            false,
-        );
-        assert_eq!(back, Attr { size: 42, ..attr });
+        let stored = |a: &Attr| ObjectInfo {
+            meta: to_meta(a, true),
+            ..info(&[], "x")
+        };
+        assert_eq!(own.from_info(&stored(&attr), false), Attr { size: 42, ..attr });
+        let precise = Attr {
+            mtime: UNIX_EPOCH + Duration::new(7, 1),
+            ..attr
+        };
+        assert_eq!(to_meta(&precise, true)["mtime"], "7.000000001");
+        assert_eq!(own.from_info(&stored(&precise), false).mtime, precise.mtime);
+        assert!(!to_meta(&attr, false).contains_key("mtime"));
     }
 }

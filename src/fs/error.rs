@@ -33,6 +33,8 @@ pub enum FsError {
     AccessDenied,
     /// Operation not permitted.
     NotPermitted,
+    /// The staging folder is full.
+    NoSpace,
     /// Local disk trouble (staging files).
     LocalIo(String),
     /// COS failed.
@@ -56,6 +58,7 @@ impl FsError {
             FsError::NotSupported => libc::ENOTSUP,
             FsError::AccessDenied => libc::EACCES,
             FsError::NotPermitted => libc::EPERM,
+            FsError::NoSpace => libc::ENOSPC,
             FsError::LocalIo(_) => libc::EIO,
             FsError::Remote(e) => cos_errno(e),
         }

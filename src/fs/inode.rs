@@ -36,6 +36,9 @@ pub struct Node {
     pub valid_until: Instant,
     /// Still reachable by name from its parent.
     pub attached: bool,
+    /// Has local changes not uploaded yet: its attributes are the truth and
+    /// a listing that lacks it does not remove it.
+    pub pending: bool,
     /// Directories: children by name.
     pub children: BTreeMap<String, u64>,
     /// Directories: `children` is a complete listing until then.
@@ -105,6 +108,7 @@ impl InodeTable {
             exact: true,
             valid_until: now,
             attached: true,
+            pending: false,
             children: BTreeMap::new(),
             listed_until: None,
             missing: HashMap::new(),
@@ -181,6 +185,7 @@ impl InodeTable {
                 exact: info.exact,
                 valid_until,
                 attached: true,
+                pending: false,
                 children: BTreeMap::new(),
                 listed_until: None,
                 missing: HashMap::new(),
@@ -224,6 +229,7 @@ impl InodeTable {
             .iter()
             .filter(|(name, _)| !keep.contains(name.as_str()))
             .map(|(_, ino)| *ino)
+            .filter(|ino| !self.nodes.get(ino).is_some_and(|n| n.pending))
             .collect();
         for ino in gone {
             self.detach(ino);
@@ -232,6 +238,62 @@ impl InodeTable {
             p.listed_until = Some(until);
             p.missing.clear();
         }
+    }
+
+    /// Moves `ino` to `new_parent/new_name` (replacing whatever was there),
+    /// re-keying it and, for a directory, everything below it.
+    pub fn rename(&mut self, ino: u64, new_parent: u64, new_name: &str) {
+        if let Some(&old) = self.nodes.get(&new_parent).and_then(|p| p.children.get(new_name)) {
+            if old != ino {
+                self.detach(old);
+            }
+        }
+        let Some(node) = self.nodes.get(&ino) else {
+            return;
+        };
+        let (old_parent, old_name, kind) = (node.parent, node.name.clone(), node.attr.kind);
+        if let Some(p) = self.nodes.get_mut(&old_parent) {
+            if p.children.get(&old_name) == Some(&ino) {
+                p.children.remove(&old_name);
+            }
+        }
+        let Some(parent) = self.nodes.get_mut(&new_parent) else {
+            return;
+        };
+        parent.missing.remove(new_name);
+        parent.children.insert(new_name.to_string(), ino);
+        let key = parent.child_key(new_name, kind);
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.parent = new_parent;
+            node.name = new_name.to_string();
+            node.attached = true;
+        }
+        self.rekey(ino, key);
+    }
+
+    fn rekey(&mut self, ino: u64, key: String) {
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return;
+        };
+        node.key = key;
+        let children: Vec<(String, u64)> = node.children.iter().map(|(n, i)| (n.clone(), *i)).collect();
+        let node = &self.nodes[&ino];
+        let keys: Vec<(u64, String)> = children
+            .into_iter()
+            .filter_map(|(name, child)| Some((child, node.child_key(&name, self.nodes.get(&child)?.attr.kind))))
+            .collect();
+        for (child, key) in keys {
+            self.rekey(child, key);
+        }
+    }
+
+    /// Whether any node below directory `ino` has local changes.
+    pub fn has_pending_below(&self, ino: u64) -> bool {
+        self.nodes.get(&ino).is_some_and(|n| {
+            n.children
+                .values()
+                .any(|c| self.nodes.get(c).is_some_and(|c| c.pending || self.has_pending_below(c.ino)))
+        })
     }
 
     /// Forgets a directory's listing so the next access lists again.
@@ -365,6 +427,31 @@ mod tests {
         );
         t.forget(f, 1);
         assert!(t.get(f).is_none());
+    }
+
+    #[test]
+    fn rename_rekeys_a_subtree() {
+        let (mut t, now) = table();
+        let dir_info = || ChildInfo {
+            attr: Ownership::default().dir(SystemTime::UNIX_EPOCH),
+            etag: None,
+            modified: None,
+            exact: true,
+        };
+        let a = t.upsert_child(ROOT_INO, "a", dir_info(), now);
+        let b = t.upsert_child(a, "b", dir_info(), now);
+        let f = t.upsert_child(b, "f", file(1, "e", true), now);
+        let target = t.upsert_child(ROOT_INO, "z", file(1, "e", true), now);
+        t.rename(a, ROOT_INO, "z");
+        assert_eq!(t.get(f).unwrap().key, "pre/z/b/f");
+        assert_eq!(t.get(b).unwrap().key, "pre/z/b/");
+        assert!(t.get(target).is_none(), "the replaced node is gone");
+        assert!(t.child(ROOT_INO, "a").is_none());
+        assert_eq!(t.child(ROOT_INO, "z").unwrap().ino, a);
+        t.get_mut(f).unwrap().pending = true;
+        assert!(t.has_pending_below(a));
+        t.finish_listing(b, &[], now + std::time::Duration::from_secs(1));
+        assert!(t.child(b, "f").is_some(), "a listing does not drop pending files");
     }
 
     #[test]

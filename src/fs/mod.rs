@@ -5,23 +5,30 @@
 pub mod attr;
 pub mod dir;
 pub mod error;
+mod file;
 pub mod inode;
+mod namespace;
+mod readdir;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use futures_util::stream::{self, StreamExt};
 use log::{debug, warn};
 
-use crate::cache::{BlockCache, CacheConfig, MemoryBudget, ObjectVersion, ReadAhead};
-use crate::cos::{CosResult, GetOptions, ListRequest, ListWalker, ObjectClient, ObjectInfo};
+use crate::cache::{BlockCache, CacheConfig, MemoryBudget};
+use crate::cos::{GetOptions, ListRequest, ObjectClient, ObjectInfo};
+use crate::upload::UploadConfig;
+use crate::upload::staged::StagingArea;
 use attr::{Attr, Kind, Ownership};
-use dir::{DirListing, Listed, invalid_name};
+use dir::invalid_name;
 pub use error::{FsError, FsResult};
+pub use namespace::SetAttr;
+use file::{OpenFile, WriteState};
 use inode::{ChildInfo, InodeTable, ROOT_INO};
+use readdir::DirHandle;
 
 /// How the filesystem behaves; built from the mount options.
 #[derive(Clone, Debug)]
@@ -44,6 +51,12 @@ pub struct FsConfig {
     pub cache: CacheConfig,
     /// Memory budget for read blocks and write buffers.
     pub memory_bytes: u64,
+    /// Write path sizes.
+    pub upload: UploadConfig,
+    /// Folder for staging files.
+    pub staging_dir: PathBuf,
+    /// Most bytes held in staging files.
+    pub staging_bytes: u64,
 }
 
 impl Default for FsConfig {
@@ -58,6 +71,9 @@ impl Default for FsConfig {
             head_concurrency: 64,
             cache: CacheConfig::default(),
             memory_bytes: 256 << 20,
+            upload: UploadConfig::default(),
+            staging_dir: std::env::temp_dir().join("cosmount-staging"),
+            staging_bytes: 16 << 30,
         }
     }
 }
@@ -91,6 +107,24 @@ pub struct Opened {
     pub keep_cache: bool,
 }
 
+/// How a file is opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenMode {
+    /// Opened for writing (write-only or read-write).
+    pub write: bool,
+    /// `O_TRUNC`: start from an empty file.
+    pub truncate: bool,
+}
+
+/// Who asks (for new nodes' owner).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// uid of the calling process.
+    pub uid: u32,
+    /// gid of the calling process.
+    pub gid: u32,
+}
+
 /// Filesystem statistics (statfs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FsStats {
@@ -106,24 +140,24 @@ pub struct FsStats {
     pub name_max: u32,
 }
 
-struct OpenFile {
-    object: ObjectVersion,
-    reader: Mutex<ReadAhead>,
-}
-
-#[derive(Default)]
-struct DirHandle {
-    entries: Option<Arc<Vec<DirEntry>>>,
-}
+type SharedWrite<C> = Arc<tokio::sync::Mutex<WriteState<C>>>;
 
 /// The filesystem.
 pub struct Fs<C> {
     client: Arc<C>,
     config: FsConfig,
     inodes: Mutex<InodeTable>,
+    budget: Arc<MemoryBudget>,
     cache: BlockCache<C>,
+    staging: Arc<StagingArea>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
+    /// Files with changes in progress (open for writing, or being uploaded).
+    writes: Mutex<HashMap<u64, SharedWrite<C>>>,
+    /// Open handles per inode, to delay the DELETE of an unlinked open file.
+    open_counts: Mutex<HashMap<u64, usize>>,
+    /// Inodes unlinked while open, with their key: deleted at the last close.
+    pending_deletes: Mutex<HashMap<u64, String>>,
     /// Inodes whose page cache matches this ETag (for `keep_cache`).
     cached_etags: Mutex<HashMap<u64, String>>,
     next_handle: AtomicU64,
@@ -136,30 +170,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<C: ObjectClient> Fs<C> {
-    /// A filesystem over `client`.
-    pub fn new(client: Arc<C>, mut config: FsConfig) -> Fs<C> {
+    /// A filesystem over `client`; fails only when the staging folder
+    /// cannot be created.
+    pub fn new(client: Arc<C>, mut config: FsConfig) -> std::io::Result<Fs<C>> {
         if !config.prefix.is_empty() && !config.prefix.ends_with('/') {
             config.prefix.push('/');
         }
         let started = SystemTime::now();
         let budget = Arc::new(MemoryBudget::new(config.memory_bytes));
-        let root = InodeTable::new(
-            &config.prefix,
-            config.ownership.dir(started),
-            Instant::now(),
-        );
-        Fs {
-            cache: BlockCache::new(client.clone(), config.cache.clone(), budget),
+        let staging = StagingArea::new(&config.staging_dir, config.staging_bytes)?;
+        let root = InodeTable::new(&config.prefix, config.ownership.dir(started), Instant::now());
+        Ok(Fs {
+            cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone()),
+            budget,
+            staging,
             client,
             config,
             inodes: Mutex::new(root),
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
+            open_counts: Mutex::new(HashMap::new()),
+            pending_deletes: Mutex::new(HashMap::new()),
             cached_etags: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             warned: Mutex::new(HashSet::new()),
             started,
-        }
+        })
     }
 
     /// The configuration.
@@ -186,7 +223,7 @@ impl<C: ObjectClient> Fs<C> {
             }
             let parent_key = p.key.clone();
             if let Some(child) = t.child(parent, name) {
-                if child.is_fresh(now) && (child.exact || self.config.fast_list) {
+                if child.pending || (child.is_fresh(now) && (child.exact || self.config.fast_list)) {
                     let entry = Entry {
                         ino: child.ino,
                         attr: child.attr,
@@ -292,7 +329,7 @@ impl<C: ObjectClient> Fs<C> {
         let (key, attr) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
-            let trusted = node.is_fresh(Instant::now()) && (node.exact || self.config.fast_list);
+            let trusted = node.pending || (node.is_fresh(Instant::now()) && (node.exact || self.config.fast_list));
             if node.attr.kind == Kind::Dir || trusted {
                 return Ok(node.attr);
             }
@@ -315,6 +352,7 @@ impl<C: ObjectClient> Fs<C> {
         let mut t = lock(&self.inodes);
         let until = Instant::now() + self.config.metadata_ttl;
         match t.get_mut(ino) {
+            Some(node) if node.pending => node.attr,
             Some(node) if node.attr.kind == child.attr.kind => {
                 node.attr = child.attr;
                 node.etag = child.etag;
@@ -325,288 +363,6 @@ impl<C: ObjectClient> Fs<C> {
             }
             _ => child.attr,
         }
-    }
-
-    /// Opens a directory.
-    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
-        let t = lock(&self.inodes);
-        let node = t.get(ino).ok_or(FsError::NotFound)?;
-        if node.attr.kind != Kind::Dir {
-            return Err(FsError::NotDir);
-        }
-        drop(t);
-        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, Arc::default());
-        Ok(fh)
-    }
-
-    /// Entries of directory `ino` after `offset` (0 starts a new listing).
-    pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
-        let handle = lock(&self.dirs)
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
-        let mut handle = handle.lock().await;
-        if offset == 0 || handle.entries.is_none() {
-            handle.entries = Some(Arc::new(self.list_dir(ino).await?));
-        }
-        Ok(handle.entries.clone().unwrap_or_default())
-    }
-
-    /// Counts a kernel reference taken by readdirplus.
-    pub fn remember(&self, ino: u64) {
-        lock(&self.inodes).remember(ino);
-    }
-
-    /// Closes a directory handle.
-    pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
-    }
-
-    /// The full contents of directory `ino`, from the inode table while its
-    /// listing is fresh, else from COS.
-    async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
-        let (prefix, fresh) = {
-            let t = lock(&self.inodes);
-            let node = t.get(ino).ok_or(FsError::NotFound)?;
-            if node.attr.kind != Kind::Dir {
-                return Err(FsError::NotDir);
-            }
-            (node.key.clone(), node.is_listed(Instant::now()))
-        };
-        if !fresh {
-            self.fetch_listing(ino, &prefix).await?;
-        }
-        let t = lock(&self.inodes);
-        let node = t.get(ino).ok_or(FsError::NotFound)?;
-        let parent = t.get(node.parent).unwrap_or(node);
-        let mut entries = vec![
-            (
-                ".".to_string(),
-                Entry {
-                    ino,
-                    attr: node.attr,
-                },
-            ),
-            (
-                "..".to_string(),
-                Entry {
-                    ino: parent.ino,
-                    attr: parent.attr,
-                },
-            ),
-        ];
-        for (name, child) in &node.children {
-            if let Some(c) = t.get(*child) {
-                entries.push((
-                    name.clone(),
-                    Entry {
-                        ino: c.ino,
-                        attr: c.attr,
-                    },
-                ));
-            }
-        }
-        Ok(entries
-            .into_iter()
-            .enumerate()
-            .map(|(i, (name, entry))| DirEntry {
-                name,
-                entry,
-                offset: i as u64 + 1,
-            })
-            .collect())
-    }
-
-    /// Lists `prefix` from COS, HEADs what needs exact attributes, and
-    /// installs the result as the directory's children.
-    async fn fetch_listing(&self, ino: u64, prefix: &str) -> FsResult<()> {
-        let mut listing = DirListing::default();
-        let mut walker = ListWalker::new(prefix, Some("/"));
-        while let Some(page) = walker.next_page(&*self.client).await? {
-            listing.add_page(prefix, &page);
-        }
-        for (key, reason) in &listing.skipped {
-            self.warn_once(key, reason);
-        }
-        let heads = if self.config.fast_list {
-            HashMap::new()
-        } else {
-            self.head_entries(ino, prefix, &listing).await?
-        };
-        let until = Instant::now() + self.config.metadata_ttl;
-        let mut t = lock(&self.inodes);
-        let mut names = Vec::with_capacity(listing.entries.len());
-        for (name, listed) in listing.entries {
-            let info = match (listed, heads.get(&name)) {
-                (_, Some(Some(info))) => info.clone(),
-                (Listed::Dir, _) => ChildInfo {
-                    attr: self.config.ownership.dir(self.started),
-                    etag: None,
-                    modified: None,
-                    exact: true,
-                },
-                (
-                    Listed::Object {
-                        size,
-                        etag,
-                        last_modified,
-                    },
-                    _,
-                ) => {
-                    let known = t
-                        .child(ino, &name)
-                        .filter(|n| n.knows_version(&etag, last_modified));
-                    match known {
-                        Some(node) => ChildInfo {
-                            attr: node.attr,
-                            etag: Some(etag),
-                            modified: Some(last_modified),
-                            exact: true,
-                        },
-                        None => ChildInfo {
-                            attr: self.config.ownership.listed_file(size, last_modified),
-                            etag: Some(etag),
-                            modified: Some(last_modified),
-                            exact: false,
-                        },
-                    }
-                }
-            };
-            t.upsert_child(ino, &name, info, until);
-            names.push(name);
-        }
-        t.finish_listing(ino, &names, until);
-        Ok(())
-    }
-
-    /// HEADs, in parallel, every listed object whose metadata this mount
-    /// does not know yet and every subdirectory's marker. `None` means the
-    /// marker does not exist (an implicit directory).
-    async fn head_entries(
-        &self,
-        ino: u64,
-        prefix: &str,
-        listing: &DirListing,
-    ) -> FsResult<HashMap<String, Option<ChildInfo>>> {
-        let wanted: Vec<(String, String)> = {
-            let t = lock(&self.inodes);
-            listing
-                .entries
-                .iter()
-                .filter_map(|(name, listed)| match listed {
-                    Listed::Dir => Some((name.clone(), format!("{prefix}{name}/"))),
-                    Listed::Object {
-                        etag,
-                        last_modified,
-                        ..
-                    } => {
-                        let known = t
-                            .child(ino, name)
-                            .is_some_and(|n| n.knows_version(etag, *last_modified));
-                        (!known).then(|| (name.clone(), format!("{prefix}{name}")))
-                    }
-                })
-                .collect()
-        };
-        let results: Vec<(String, CosResult<ObjectInfo>, bool)> = stream::iter(wanted)
-            .map(|(name, key)| async move {
-                let is_dir = key.ends_with('/');
-                (name, self.client.head(&key).await, is_dir)
-            })
-            .buffer_unordered(self.config.head_concurrency.max(1))
-            .collect()
-            .await;
-        let mut out = HashMap::new();
-        for (name, result, is_dir) in results {
-            match result {
-                Ok(info) if is_dir => {
-                    let attr = self.config.ownership.from_info(&info, true);
-                    out.insert(
-                        name,
-                        Some(ChildInfo {
-                            attr,
-                            etag: None,
-                            modified: None,
-                            exact: true,
-                        }),
-                    );
-                }
-                Ok(info) => {
-                    out.insert(name, Some(self.file_info(&info)));
-                }
-                Err(e) if e.is_not_found() => {
-                    out.insert(name, None);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Opens a file for reading.
-    pub async fn open(&self, ino: u64, write: bool) -> FsResult<Opened> {
-        if write {
-            return Err(FsError::ReadOnly);
-        }
-        let (key, needs_head) = {
-            let t = lock(&self.inodes);
-            let node = t.get(ino).ok_or(FsError::NotFound)?;
-            match node.attr.kind {
-                Kind::Dir => return Err(FsError::IsDir),
-                Kind::File | Kind::Symlink => {}
-                _ => return Err(FsError::NotSupported),
-            }
-            let trusted = node.is_fresh(Instant::now()) && node.exact && node.etag.is_some();
-            (node.key.clone(), !trusted)
-        };
-        if needs_head {
-            let info = self.client.head(&key).await?;
-            self.refresh_node(ino, &info);
-        }
-        let (etag, size) = {
-            let t = lock(&self.inodes);
-            let node = t.get(ino).ok_or(FsError::NotFound)?;
-            (node.etag.clone().unwrap_or_default(), node.attr.size)
-        };
-        let keep_cache = lock(&self.cached_etags)
-            .insert(ino, etag.clone())
-            .as_deref()
-            == Some(etag.as_str());
-        let fh = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        let file = OpenFile {
-            object: ObjectVersion {
-                key: key.into(),
-                etag: etag.into(),
-                size,
-            },
-            reader: Mutex::new(self.cache.new_reader()),
-        };
-        lock(&self.files).insert(fh, Arc::new(file));
-        Ok(Opened { fh, keep_cache })
-    }
-
-    /// Reads from an open file.
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let file = lock(&self.files)
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
-        self.cache
-            .read(&file.object, offset, u64::from(size), &file.reader)
-            .await
-            .map_err(|e| {
-                if e.status() == Some(412) {
-                    FsError::Stale
-                } else {
-                    e.into()
-                }
-            })
-    }
-
-    /// Closes a file handle.
-    pub fn release(&self, fh: u64) {
-        lock(&self.files).remove(&fh);
     }
 
     /// The target of symlink `ino`.

@@ -1,0 +1,517 @@
+//! Open files. Reads go through the block cache, or through the local
+//! changes of a file being written. Writes stream (a new or truncated file
+//! written front to back) or go to a staging file (anything else). flush
+//! and fsync upload; an upload failure is returned to the application and
+//! leaves no partial object. A file unlinked while open stays readable by
+//! its handles: its DELETE waits for the last close.
+
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use log::{debug, warn};
+
+use super::attr::{Attr, Kind, to_meta};
+use super::{Fs, FsError, FsResult, OpenMode, Opened, SharedWrite, lock};
+use crate::cache::{ObjectVersion, ReadAhead};
+use crate::cos::{CosError, MetadataDirective, ObjectAttrs, ObjectClient, PutResult};
+use crate::upload::staged::{Piece, StagedFile};
+use crate::upload::stream::StreamUpload;
+use crate::upload::upload_staged;
+
+/// One open file handle.
+pub(super) struct OpenFile {
+    pub(super) ino: u64,
+    /// The version reads see when the file has no changes in progress.
+    pub(super) object: ObjectVersion,
+    pub(super) reader: Mutex<ReadAhead>,
+    pub(super) writable: bool,
+}
+
+/// Where the new content of a changed file is.
+pub(super) enum Content<C> {
+    /// Nothing changed since `base`.
+    Clean,
+    /// Written front to back: parts are uploading.
+    Stream(StreamUpload<C>),
+    /// Changed elsewhere: held in a staging file.
+    Staged(StagedFile),
+    /// An upload failed and the data is gone: every later write, flush and
+    /// fsync reports this.
+    Failed(FsError),
+}
+
+/// The changes in progress on one file (shared by all its handles).
+pub(super) struct WriteState<C> {
+    /// The object as it is in COS now (`None`: not created yet).
+    pub(super) base: Option<ObjectVersion>,
+    pub(super) content: Content<C>,
+    /// Attributes as the application sees them.
+    pub(super) attr: Attr,
+    /// The modification time was set explicitly (utimens): store it.
+    pub(super) mtime_set: bool,
+    /// The content must be uploaded.
+    pub(super) data_dirty: bool,
+    /// Only the metadata must be rewritten.
+    pub(super) meta_dirty: bool,
+    /// Handles open for writing.
+    pub(super) writers: usize,
+    /// Unlinked: nothing is uploaded any more.
+    pub(super) unlinked: bool,
+}
+
+impl<C> WriteState<C> {
+    /// The state of a file that exists as `base`, unchanged.
+    pub(super) fn clean(base: Option<ObjectVersion>, attr: Attr) -> WriteState<C> {
+        WriteState {
+            base,
+            content: Content::Clean,
+            attr,
+            mtime_set: false,
+            data_dirty: false,
+            meta_dirty: false,
+            writers: 0,
+            unlinked: false,
+        }
+    }
+
+    fn is_dirty(&self) -> bool {
+        self.data_dirty || self.meta_dirty
+    }
+
+    /// The headers the object gets.
+    pub(super) fn object_attrs(&self) -> ObjectAttrs {
+        ObjectAttrs {
+            content_type: None,
+            meta: to_meta(&self.attr, self.mtime_set),
+        }
+    }
+}
+
+fn local_io(e: std::io::Error) -> FsError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        warn!("{e}");
+        FsError::NoSpace
+    } else {
+        FsError::LocalIo(e.to_string())
+    }
+}
+
+impl<C: ObjectClient> Fs<C> {
+    /// Opens a file.
+    pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<Opened> {
+        let kind = lock(&self.inodes).get(ino).ok_or(FsError::NotFound)?.attr.kind;
+        match kind {
+            Kind::Dir => return Err(FsError::IsDir),
+            Kind::File | Kind::Symlink => {}
+            _ => return Err(FsError::NotSupported),
+        }
+        if mode.write && self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let changing = lock(&self.writes).contains_key(&ino);
+        if !changing && !mode.write {
+            self.revalidate(ino).await?;
+        }
+        if mode.write {
+            let state = self.write_state(ino).await?;
+            let mut st = state.lock().await;
+            st.writers += 1;
+            if mode.truncate {
+                if let Err(e) = self.truncate_state(&mut st, ino, 0).await {
+                    st.writers -= 1;
+                    return Err(e);
+                }
+            }
+        }
+        let object = self.current_version(ino)?;
+        let keep_cache = !changing
+            && !mode.write
+            && lock(&self.cached_etags).insert(ino, object.etag.to_string()).as_deref() == Some(&*object.etag);
+        Ok(Opened {
+            fh: self.add_handle(ino, object, mode.write),
+            keep_cache,
+        })
+    }
+
+    /// Registers a new handle on `ino`.
+    pub(super) fn add_handle(&self, ino: u64, object: ObjectVersion, writable: bool) -> u64 {
+        let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = OpenFile {
+            ino,
+            object,
+            reader: Mutex::new(self.cache.new_reader()),
+            writable,
+        };
+        lock(&self.files).insert(fh, std::sync::Arc::new(file));
+        *lock(&self.open_counts).entry(ino).or_default() += 1;
+        fh
+    }
+
+    /// HEADs the object unless the node's attributes are fresh and exact.
+    async fn revalidate(&self, ino: u64) -> FsResult<()> {
+        let (key, trusted) = {
+            let t = lock(&self.inodes);
+            let node = t.get(ino).ok_or(FsError::NotFound)?;
+            let trusted = node.pending || (node.is_fresh(Instant::now()) && node.exact && node.etag.is_some());
+            (node.key.clone(), trusted)
+        };
+        if !trusted {
+            let info = self.client.head(&key).await?;
+            self.refresh_node(ino, &info);
+        }
+        Ok(())
+    }
+
+    /// The object version the node names now.
+    fn current_version(&self, ino: u64) -> FsResult<ObjectVersion> {
+        let t = lock(&self.inodes);
+        let node = t.get(ino).ok_or(FsError::NotFound)?;
+        Ok(ObjectVersion {
+            key: node.key.as_str().into(),
+            etag: node.etag.clone().unwrap_or_default().into(),
+            size: node.attr.size,
+        })
+    }
+
+    /// The key of `ino` right now (renames change it).
+    pub(super) fn key_of(&self, ino: u64) -> FsResult<String> {
+        Ok(lock(&self.inodes).get(ino).ok_or(FsError::NotFound)?.key.clone())
+    }
+
+    /// The change state of `ino`, created (clean, on the current object) if needed.
+    pub(super) async fn write_state(&self, ino: u64) -> FsResult<SharedWrite<C>> {
+        if let Some(state) = lock(&self.writes).get(&ino) {
+            return Ok(state.clone());
+        }
+        self.revalidate(ino).await?;
+        let (base, attr) = {
+            let t = lock(&self.inodes);
+            let node = t.get(ino).ok_or(FsError::NotFound)?;
+            let base = node.etag.clone().map(|etag| ObjectVersion {
+                key: node.key.as_str().into(),
+                etag: etag.into(),
+                size: node.attr.size,
+            });
+            (base, node.attr)
+        };
+        let fresh = std::sync::Arc::new(tokio::sync::Mutex::new(WriteState::clean(base, attr)));
+        Ok(lock(&self.writes).entry(ino).or_insert(fresh).clone())
+    }
+
+    /// Reads from an open file.
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let file = lock(&self.files).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        let state = lock(&self.writes).get(&file.ino).cloned();
+        let Some(state) = state else {
+            return self.read_version(&file.object, offset, u64::from(size), &file.reader).await;
+        };
+        let mut st = state.lock().await;
+        if matches!(st.content, Content::Stream(_)) {
+            self.stage(&mut st, file.ino).await?;
+        }
+        match &st.content {
+            Content::Failed(e) => Err(e.clone()),
+            Content::Staged(staged) => self.read_staged(staged, offset, u64::from(size), &file.reader).await,
+            _ => match &st.base {
+                Some(base) => self.read_version(base, offset, u64::from(size), &file.reader).await,
+                None => Ok(Bytes::new()),
+            },
+        }
+    }
+
+    async fn read_version(&self, obj: &ObjectVersion, offset: u64, len: u64, reader: &Mutex<ReadAhead>) -> FsResult<Bytes> {
+        self.cache
+            .read(obj, offset, len, reader)
+            .await
+            .map_err(|e| if e.status() == Some(412) { FsError::Stale } else { e.into() })
+    }
+
+    async fn read_staged(&self, staged: &StagedFile, offset: u64, len: u64, reader: &Mutex<ReadAhead>) -> FsResult<Bytes> {
+        let mut out = BytesMut::new();
+        for piece in staged.pieces(offset..offset + len) {
+            match piece {
+                Piece::Local(r) => out.extend_from_slice(&staged.read_local(r).map_err(local_io)?),
+                Piece::Base(r) => {
+                    let base = staged.base().expect("base pieces exist only with a base");
+                    out.extend_from_slice(&self.read_version(base, r.start, r.end - r.start, reader).await?);
+                }
+                Piece::Zero(r) => out.resize(out.len() + (r.end - r.start) as usize, 0),
+            }
+        }
+        Ok(out.freeze())
+    }
+
+    /// Writes to an open file; returns the bytes written.
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let file = lock(&self.files).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        if !file.writable {
+            return Err(FsError::BadHandle);
+        }
+        let state = lock(&self.writes).get(&file.ino).cloned().ok_or(FsError::BadHandle)?;
+        let mut st = state.lock().await;
+        if let Content::Clean = st.content {
+            let base_size = st.base.as_ref().map_or(0, |b| b.size);
+            if base_size == 0 && offset == 0 {
+                let key = self.key_of(file.ino)?;
+                let attrs = st.object_attrs();
+                st.content = Content::Stream(self.new_stream(&key, attrs));
+            } else {
+                self.stage(&mut st, file.ino).await?;
+            }
+        }
+        if matches!(&st.content, Content::Stream(s) if s.size() != offset) {
+            self.stage(&mut st, file.ino).await?;
+        }
+        match &mut st.content {
+            Content::Failed(e) => return Err(e.clone()),
+            Content::Stream(stream) => {
+                if let Err(e) = stream.write(data).await {
+                    return Err(self.fail(&mut st, e).await);
+                }
+            }
+            Content::Staged(staged) => staged.write(offset, data).map_err(local_io)?,
+            Content::Clean => unreachable!("a clean file became a stream or a staging file above"),
+        }
+        st.attr.size = st.attr.size.max(offset + data.len() as u64);
+        st.attr.mtime = SystemTime::now();
+        st.data_dirty = true;
+        self.mark_pending(file.ino, st.attr);
+        Ok(data.len() as u32)
+    }
+
+    pub(super) fn new_stream(&self, key: &str, attrs: ObjectAttrs) -> StreamUpload<C> {
+        StreamUpload::new(self.client.clone(), self.budget.clone(), key, attrs, self.config.upload.clone())
+    }
+
+    /// Marks the content lost after a failed upload and aborts what remains.
+    async fn fail(&self, st: &mut WriteState<C>, error: CosError) -> FsError {
+        if let Content::Stream(stream) = std::mem::replace(&mut st.content, Content::Clean) {
+            stream.abort().await;
+        }
+        let err = FsError::from(error);
+        warn!("upload failed; the file's new content is lost: {err}");
+        st.content = Content::Failed(err.clone());
+        err
+    }
+
+    /// Moves the content into a staging file: a clean file starts one over
+    /// its base; a stream hands over its buffer, or, when parts already went
+    /// up, completes (the object then holds what was written so far) and
+    /// becomes the base.
+    pub(super) async fn stage(&self, st: &mut WriteState<C>, ino: u64) -> FsResult<()> {
+        match std::mem::replace(&mut st.content, Content::Clean) {
+            Content::Clean => {
+                st.content = Content::Staged(StagedFile::new(self.staging.clone(), st.base.clone()).map_err(local_io)?);
+            }
+            Content::Stream(stream) => {
+                if let Some(buffered) = stream.buffered().map(<[u8]>::to_vec) {
+                    stream.abort().await;
+                    let mut staged = StagedFile::new(self.staging.clone(), None).map_err(local_io)?;
+                    staged.write(0, &buffered).map_err(local_io)?;
+                    st.content = Content::Staged(staged);
+                    return Ok(());
+                }
+                let size = stream.size();
+                let key = stream.key().to_string();
+                match stream.finish(&st.object_attrs()).await {
+                    Ok(put) => {
+                        let base = self.uploaded(ino, &key, &put, st, size);
+                        st.content = Content::Staged(StagedFile::new(self.staging.clone(), Some(base)).map_err(local_io)?);
+                        st.data_dirty = true;
+                    }
+                    Err(e) => {
+                        let err = FsError::from(e);
+                        st.content = Content::Failed(err.clone());
+                        return Err(err);
+                    }
+                }
+            }
+            other => st.content = other,
+        }
+        Ok(())
+    }
+
+    /// Applies a size change to the content.
+    pub(super) async fn truncate_state(&self, st: &mut WriteState<C>, ino: u64, size: u64) -> FsResult<()> {
+        if let Content::Failed(e) = &st.content {
+            return Err(e.clone());
+        }
+        if size == st.attr.size && !matches!(st.content, Content::Clean) {
+            return Ok(());
+        }
+        if size == 0 {
+            if let Content::Stream(stream) = std::mem::replace(&mut st.content, Content::Clean) {
+                stream.abort().await;
+            }
+            let key = self.key_of(ino)?;
+            st.content = Content::Stream(self.new_stream(&key, st.object_attrs()));
+        } else {
+            self.stage(st, ino).await?;
+            if let Content::Staged(staged) = &mut st.content {
+                staged.truncate(size).map_err(local_io)?;
+            }
+        }
+        st.attr.size = size;
+        st.attr.mtime = SystemTime::now();
+        st.data_dirty = true;
+        self.mark_pending(ino, st.attr);
+        Ok(())
+    }
+
+    /// Records local attributes in the inode and protects them from listings.
+    pub(super) fn mark_pending(&self, ino: u64, attr: Attr) {
+        if let Some(node) = lock(&self.inodes).get_mut(ino) {
+            node.attr = attr;
+            node.pending = true;
+        }
+    }
+
+    /// Uploads outstanding changes of `ino` (flush, fsync, last close).
+    pub(super) async fn sync(&self, st: &mut WriteState<C>, ino: u64) -> FsResult<()> {
+        if st.unlinked {
+            if let Content::Stream(stream) = std::mem::replace(&mut st.content, Content::Clean) {
+                stream.abort().await;
+            }
+            st.data_dirty = false;
+            st.meta_dirty = false;
+            return Ok(());
+        }
+        if let Content::Failed(e) = &st.content {
+            return Err(e.clone());
+        }
+        if !st.is_dirty() {
+            return Ok(());
+        }
+        let key = self.key_of(ino)?;
+        let attrs = st.object_attrs();
+        let size = st.attr.size;
+        let result = match std::mem::replace(&mut st.content, Content::Clean) {
+            Content::Stream(stream) => match stream.finish(&attrs).await {
+                Ok(put) => Ok(put),
+                Err(e) => Err(self.fail(st, e).await),
+            },
+            Content::Staged(staged) => {
+                let r = upload_staged(&self.client, &self.budget, &key, &staged, &attrs, &self.config.upload).await;
+                if r.is_err() {
+                    st.content = Content::Staged(staged);
+                }
+                r.map_err(FsError::from)
+            }
+            Content::Clean if st.data_dirty => self.client.put(&key, Bytes::new(), &attrs).await.map_err(FsError::from),
+            Content::Clean => self.rewrite_meta(&key, &st.attr, st.mtime_set).await,
+            Content::Failed(e) => Err(e),
+        };
+        match result {
+            Ok(put) => {
+                self.uploaded(ino, &key, &put, st, size);
+                Ok(())
+            }
+            Err(e) => {
+                warn!("uploading {key:?} failed: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Rewrites an object's metadata in place (self-copy, `Replaced`),
+    /// keeping its content type and foreign metadata.
+    pub(super) async fn rewrite_meta(&self, key: &str, attr: &Attr, with_mtime: bool) -> FsResult<PutResult> {
+        let info = self.client.head(key).await?;
+        let mut meta = info.meta;
+        meta.extend(to_meta(attr, with_mtime));
+        let attrs = ObjectAttrs {
+            content_type: info.content_type,
+            meta,
+        };
+        Ok(self.client.copy(key, key, MetadataDirective::Replaced, &attrs).await?)
+    }
+
+    /// The upload of `key` succeeded: the state is clean on the new object.
+    fn uploaded(&self, ino: u64, key: &str, put: &PutResult, st: &mut WriteState<C>, size: u64) -> ObjectVersion {
+        let base = ObjectVersion {
+            key: key.into(),
+            etag: put.etag.as_str().into(),
+            size,
+        };
+        st.base = Some(base.clone());
+        st.data_dirty = false;
+        st.meta_dirty = false;
+        self.cache.invalidate(key);
+        lock(&self.cached_etags).insert(ino, put.etag.clone());
+        if let Some(node) = lock(&self.inodes).get_mut(ino) {
+            node.attr = st.attr;
+            node.attr.size = size;
+            node.etag = Some(put.etag.clone());
+            node.modified = None;
+            node.exact = true;
+            node.pending = false;
+            node.valid_until = Instant::now() + self.config.metadata_ttl;
+        }
+        debug!("uploaded {key:?} ({size} bytes, ETag {})", put.etag);
+        base
+    }
+
+    /// flush: called at every close(2) of a handle; uploads changes.
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let Some(file) = lock(&self.files).get(&fh).cloned() else {
+            return Ok(());
+        };
+        let state = lock(&self.writes).get(&file.ino).cloned();
+        match state {
+            Some(state) if file.writable => self.sync(&mut *state.lock().await, file.ino).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// fsync: uploads changes of the file now.
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        self.flush(fh).await
+    }
+
+    /// Closes a handle: the last writer uploads anything still pending, the
+    /// last handle of an unlinked file deletes its object.
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let Some(file) = lock(&self.files).remove(&fh) else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        if file.writable {
+            let state = lock(&self.writes).get(&file.ino).cloned();
+            if let Some(state) = state {
+                let mut st = state.lock().await;
+                st.writers = st.writers.saturating_sub(1);
+                if st.writers == 0 {
+                    result = self.sync(&mut st, file.ino).await;
+                    if !st.is_dirty() || st.unlinked || matches!(st.content, Content::Failed(_)) {
+                        lock(&self.writes).remove(&file.ino);
+                    }
+                }
+            }
+        }
+        let last = {
+            let mut counts = lock(&self.open_counts);
+            let count = counts.entry(file.ino).or_default();
+            *count = count.saturating_sub(1);
+            let last = *count == 0;
+            if last {
+                counts.remove(&file.ino);
+            }
+            last
+        };
+        if last {
+            self.delete_if_pending(file.ino, &file.object.key).await;
+        }
+        result
+    }
+
+    /// Uploads every change still pending (at unmount).
+    pub async fn sync_all(&self) {
+        let states: Vec<(u64, SharedWrite<C>)> = lock(&self.writes).iter().map(|(i, s)| (*i, s.clone())).collect();
+        for (ino, state) in states {
+            if let Err(e) = self.sync(&mut *state.lock().await, ino).await {
+                warn!("changes to inode {ino} could not be uploaded at unmount: {e}");
+            }
+        }
+    }
+}

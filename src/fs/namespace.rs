@@ -1,0 +1,489 @@
+//! Changes to the namespace: create, mknod, mkdir, symlink, unlink, rmdir,
+//! rename and setattr. Directories are `dir/` markers; rename is a copy and
+//! a delete (per key for directories), which is not atomic: a failure in
+//! the middle leaves both names, never neither.
+
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use log::{debug, warn};
+
+use super::attr::{Attr, Kind, to_meta};
+use super::dir::{NAME_MAX, invalid_name};
+use super::file::{Content, WriteState};
+use super::inode::ChildInfo;
+use super::{Caller, Entry, Fs, FsError, FsResult, Opened, lock};
+use crate::cache::ObjectVersion;
+use crate::cos::{ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
+use crate::upload::{MAX_PART_SIZE, fixed_part_size};
+
+/// Content type of directory markers (as cosfs writes them).
+const DIR_CONTENT_TYPE: &str = "application/x-directory";
+/// Copies and deletes in flight while renaming a directory.
+const RENAME_CONCURRENCY: usize = 16;
+/// Keys per Delete Multiple request.
+const DELETE_BATCH: usize = 1000;
+
+/// Attribute changes requested by setattr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New size (truncate or extend).
+    pub size: Option<u64>,
+    /// New mode (permission bits are used).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New modification time.
+    pub mtime: Option<SystemTime>,
+}
+
+impl SetAttr {
+    fn changes_meta(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+    }
+
+    fn apply(&self, attr: &mut Attr) {
+        if let Some(mode) = self.mode {
+            attr.perm = (mode & 0o7777) as u16;
+        }
+        if let Some(uid) = self.uid {
+            attr.uid = uid;
+        }
+        if let Some(gid) = self.gid {
+            attr.gid = gid;
+        }
+        if let Some(mtime) = self.mtime {
+            attr.mtime = mtime;
+        }
+    }
+}
+
+fn check_new_name(name: &str) -> FsResult<()> {
+    match invalid_name(name) {
+        None => Ok(()),
+        Some(_) if name.len() > NAME_MAX => Err(FsError::NameTooLong),
+        Some(_) => Err(FsError::Invalid),
+    }
+}
+
+impl<C: ObjectClient> Fs<C> {
+    fn check_writable(&self) -> FsResult<()> {
+        if self.config.read_only { Err(FsError::ReadOnly) } else { Ok(()) }
+    }
+
+    /// The key prefix of directory `ino`.
+    fn dir_key(&self, ino: u64) -> FsResult<String> {
+        let t = lock(&self.inodes);
+        let node = t.get(ino).ok_or(FsError::NotFound)?;
+        if node.attr.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        Ok(node.key.clone())
+    }
+
+    fn new_attr(&self, kind: Kind, mode: u32, umask: u32, caller: Caller) -> Attr {
+        Attr {
+            kind,
+            size: 0,
+            mtime: SystemTime::now(),
+            perm: (mode & !umask & 0o7777) as u16,
+            uid: caller.uid,
+            gid: caller.gid,
+        }
+    }
+
+    /// Records a node this mount just made (counting one kernel reference).
+    fn add_child(&self, parent: u64, name: &str, attr: Attr, etag: Option<String>) -> FsResult<Entry> {
+        let mut t = lock(&self.inodes);
+        let until = Instant::now() + self.config.metadata_ttl;
+        if let Some(old) = t.child(parent, name).map(|n| n.ino) {
+            t.detach(old);
+        }
+        let info = ChildInfo {
+            attr,
+            etag,
+            modified: None,
+            exact: true,
+        };
+        let ino = t.upsert_child(parent, name, info, until);
+        if ino == 0 {
+            return Err(FsError::NotFound);
+        }
+        t.remember(ino);
+        Ok(Entry { ino, attr })
+    }
+
+    /// Creates and opens a new regular file. Its object is written at the
+    /// first flush, even when nothing was written.
+    pub async fn create(&self, parent: u64, name: &str, mode: u32, umask: u32, caller: Caller) -> FsResult<(Entry, Opened)> {
+        self.check_writable()?;
+        check_new_name(name)?;
+        let key = format!("{}{name}", self.dir_key(parent)?);
+        let attr = self.new_attr(Kind::File, mode, umask, caller);
+        let entry = self.add_child(parent, name, attr, None)?;
+        self.cancel_pending_delete(&key);
+        let mut state = WriteState::clean(None, attr);
+        state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
+        state.data_dirty = true;
+        state.writers = 1;
+        lock(&self.writes).insert(entry.ino, std::sync::Arc::new(tokio::sync::Mutex::new(state)));
+        self.mark_pending(entry.ino, attr);
+        let object = ObjectVersion {
+            key: key.as_str().into(),
+            etag: "".into(),
+            size: 0,
+        };
+        let fh = self.add_handle(entry.ino, object, true);
+        Ok((entry, Opened { fh, keep_cache: false }))
+    }
+
+    /// Creates a node that is not opened: a regular file, FIFO, socket or
+    /// device node, stored as an empty object whose mode carries the type.
+    pub async fn mknod(&self, parent: u64, name: &str, mode: u32, umask: u32, caller: Caller) -> FsResult<Entry> {
+        self.check_writable()?;
+        check_new_name(name)?;
+        let kind = match Kind::from_mode(mode) {
+            None => Kind::File,
+            Some(Kind::Dir | Kind::Symlink) => return Err(FsError::Invalid),
+            Some(kind) => kind,
+        };
+        let key = format!("{}{name}", self.dir_key(parent)?);
+        let attr = self.new_attr(kind, mode, umask, caller);
+        let attrs = ObjectAttrs {
+            content_type: None,
+            meta: to_meta(&attr, true),
+        };
+        let put = self.client.put(&key, Bytes::new(), &attrs).await?;
+        self.cancel_pending_delete(&key);
+        self.add_child(parent, name, attr, Some(put.etag))
+    }
+
+    /// Creates a directory: a `name/` marker object.
+    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, umask: u32, caller: Caller) -> FsResult<Entry> {
+        self.check_writable()?;
+        check_new_name(name)?;
+        let key = format!("{}{name}/", self.dir_key(parent)?);
+        let attr = self.new_attr(Kind::Dir, mode, umask, caller);
+        let attrs = ObjectAttrs {
+            content_type: Some(DIR_CONTENT_TYPE.into()),
+            meta: to_meta(&attr, true),
+        };
+        self.client.put(&key, Bytes::new(), &attrs).await?;
+        let entry = self.add_child(parent, name, attr, None)?;
+        // A new directory is empty: no need to list it.
+        lock(&self.inodes).finish_listing(entry.ino, &[], Instant::now() + self.config.metadata_ttl);
+        Ok(entry)
+    }
+
+    /// Creates a symlink: an object whose body is the target (cosfs layout).
+    pub async fn symlink(&self, parent: u64, name: &str, target: &str, caller: Caller) -> FsResult<Entry> {
+        self.check_writable()?;
+        check_new_name(name)?;
+        let key = format!("{}{name}", self.dir_key(parent)?);
+        let mut attr = self.new_attr(Kind::Symlink, 0o777, 0, caller);
+        attr.size = target.len() as u64;
+        let attrs = ObjectAttrs {
+            content_type: None,
+            meta: to_meta(&attr, true),
+        };
+        let put = self.client.put(&key, Bytes::copy_from_slice(target.as_bytes()), &attrs).await?;
+        self.cancel_pending_delete(&key);
+        self.add_child(parent, name, attr, Some(put.etag))
+    }
+
+    /// Finds `parent/name` without counting a kernel reference.
+    async fn existing(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        let entry = self.lookup(parent, name).await?;
+        lock(&self.inodes).forget(entry.ino, 1);
+        Ok(entry)
+    }
+
+    /// Removes a file. If it is open, its object is deleted at the last close.
+    pub async fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        let entry = self.existing(parent, name).await?;
+        if entry.attr.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        let key = self.key_of(entry.ino)?;
+        let state = lock(&self.writes).get(&entry.ino).cloned();
+        if let Some(state) = state {
+            state.lock().await.unlinked = true;
+        }
+        let open = lock(&self.open_counts).get(&entry.ino).copied().unwrap_or(0) > 0;
+        if open {
+            lock(&self.pending_deletes).insert(entry.ino, key.clone());
+        } else {
+            self.client.delete(&key).await?;
+        }
+        self.cache.invalidate(&key);
+        let mut t = lock(&self.inodes);
+        t.detach(entry.ino);
+        t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
+        Ok(())
+    }
+
+    /// Deletes the object of an unlinked file once its last handle closed.
+    pub(super) async fn delete_if_pending(&self, ino: u64, _key: &str) {
+        let Some(key) = lock(&self.pending_deletes).remove(&ino) else {
+            return;
+        };
+        debug!("last handle of unlinked {key:?} closed; deleting it");
+        if let Err(e) = self.client.delete(&key).await {
+            warn!("could not delete unlinked {key:?}: {e}");
+        }
+    }
+
+    /// A new object under `key` supersedes a delayed delete of the old one.
+    fn cancel_pending_delete(&self, key: &str) {
+        lock(&self.pending_deletes).retain(|_, k| k != key);
+    }
+
+    /// Fails with ENOTEMPTY unless directory `ino` (prefix `key`) is empty.
+    async fn check_empty(&self, ino: u64, key: &str) -> FsResult<()> {
+        if lock(&self.inodes).has_pending_below(ino) {
+            return Err(FsError::NotEmpty);
+        }
+        let req = ListRequest {
+            prefix: key.to_string(),
+            delimiter: None,
+            marker: String::new(),
+            max_keys: 2,
+        };
+        let page = self.client.list_page(&req).await?;
+        if page.objects.iter().any(|o| o.key != key) || !page.common_prefixes.is_empty() {
+            return Err(FsError::NotEmpty);
+        }
+        Ok(())
+    }
+
+    /// Removes an empty directory (its marker).
+    pub async fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.check_writable()?;
+        let entry = self.existing(parent, name).await?;
+        if entry.attr.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        let key = self.key_of(entry.ino)?;
+        self.check_empty(entry.ino, &key).await?;
+        self.client.delete(&key).await?;
+        let mut t = lock(&self.inodes);
+        t.detach(entry.ino);
+        t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
+        Ok(())
+    }
+
+    /// Renames a file or directory (copy, then delete).
+    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str, no_replace: bool) -> FsResult<()> {
+        self.check_writable()?;
+        check_new_name(new_name)?;
+        let src = self.existing(parent, name).await?;
+        let target = match self.existing(new_parent, new_name).await {
+            Ok(t) => Some(t),
+            Err(FsError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let is_dir = src.attr.kind == Kind::Dir;
+        if let Some(t) = &target {
+            if no_replace {
+                return Err(FsError::Exists);
+            }
+            if t.ino == src.ino {
+                return Ok(());
+            }
+            match (is_dir, t.attr.kind == Kind::Dir) {
+                (true, false) => return Err(FsError::NotDir),
+                (false, true) => return Err(FsError::IsDir),
+                (true, true) => self.check_empty(t.ino, &self.key_of(t.ino)?).await?,
+                (false, false) => {}
+            }
+        }
+        let src_key = self.key_of(src.ino)?;
+        let parent_key = self.dir_key(new_parent)?;
+        if is_dir {
+            self.sync_below(&src_key).await?;
+            self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/")).await?;
+        } else {
+            self.sync_file(src.ino).await?;
+            let dst_key = format!("{parent_key}{new_name}");
+            self.copy_object(&src_key, &dst_key, src.attr.size).await?;
+            self.client.delete(&src_key).await?;
+            self.cancel_pending_delete(&dst_key);
+            self.cache.invalidate(&dst_key);
+        }
+        self.cache.invalidate(&src_key);
+        let mut t = lock(&self.inodes);
+        t.rename(src.ino, new_parent, new_name);
+        t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
+        Ok(())
+    }
+
+    /// Uploads pending changes of one file before its key changes.
+    async fn sync_file(&self, ino: u64) -> FsResult<()> {
+        let state = lock(&self.writes).get(&ino).cloned();
+        match state {
+            Some(state) => self.sync(&mut *state.lock().await, ino).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Uploads pending changes of every file under `prefix`.
+    async fn sync_below(&self, prefix: &str) -> FsResult<()> {
+        let inos: Vec<u64> = {
+            let writes = lock(&self.writes);
+            let t = lock(&self.inodes);
+            writes
+                .keys()
+                .filter(|ino| t.get(**ino).is_some_and(|n| n.key.starts_with(prefix)))
+                .copied()
+                .collect()
+        };
+        for ino in inos {
+            self.sync_file(ino).await?;
+        }
+        Ok(())
+    }
+
+    /// Server-side copy; multipart copy above COS's 5 GB single-copy limit.
+    async fn copy_object(&self, src: &str, dst: &str, size: u64) -> FsResult<()> {
+        if size <= MAX_PART_SIZE {
+            self.client.copy(src, dst, MetadataDirective::Copy, &ObjectAttrs::default()).await?;
+            return Ok(());
+        }
+        let info = self.client.head(src).await?;
+        let attrs = ObjectAttrs {
+            content_type: info.content_type,
+            meta: info.meta,
+        };
+        let part = fixed_part_size(1 << 30, info.size);
+        let upload_id = self.client.create_multipart(dst, &attrs).await?;
+        let ranges: Vec<(u32, std::ops::Range<u64>)> = (0..info.size.div_ceil(part))
+            .map(|i| (i as u32 + 1, i * part..((i + 1) * part).min(info.size)))
+            .collect();
+        let etag = info.etag.clone();
+        let result = async {
+            let (upload_id, etag) = (&upload_id, &etag);
+            let mut parts: Vec<_> = stream::iter(ranges)
+                .map(|(n, r)| async move { self.client.upload_part_copy(dst, upload_id, n, src, Some(etag), r).await })
+                .buffer_unordered(4)
+                .try_collect()
+                .await?;
+            parts.sort_by_key(|p: &crate::cos::PartInfo| p.part_number);
+            self.client.complete_multipart(dst, &upload_id, &parts).await
+        }
+        .await;
+        if let Err(e) = &result {
+            crate::upload::abort(self.client.as_ref(), dst, &upload_id, e).await;
+        }
+        result?;
+        Ok(())
+    }
+
+    /// Renames every key under `src` to the same key under `dst`: all
+    /// copies first (in parallel), then the deletes.
+    async fn rename_prefix(&self, src: &str, dst: &str) -> FsResult<()> {
+        let mut keys = Vec::new();
+        let mut walker = ListWalker::new(src, None);
+        while let Some(page) = walker.next_page(&*self.client).await? {
+            keys.extend(page.objects.into_iter().map(|o| (o.key, o.size)));
+        }
+        let copies: Vec<(String, String, u64)> = keys
+            .iter()
+            .map(|(key, size)| (key.clone(), format!("{dst}{}", &key[src.len()..]), *size))
+            .collect();
+        stream::iter(copies)
+            .map(|(from, to, size)| async move { self.copy_object(&from, &to, size).await })
+            .buffer_unordered(RENAME_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        if !keys.iter().any(|(k, _)| k == src) {
+            // An implicit directory: give the new one a marker only if it
+            // would otherwise vanish (it has no keys).
+            if keys.is_empty() {
+                let attrs = ObjectAttrs {
+                    content_type: Some(DIR_CONTENT_TYPE.into()),
+                    meta: Default::default(),
+                };
+                self.client.put(dst, Bytes::new(), &attrs).await?;
+            }
+        }
+        let names: Vec<String> = keys.into_iter().map(|(k, _)| k).collect();
+        for batch in names.chunks(DELETE_BATCH) {
+            let failed = self.client.delete_many(batch).await?;
+            if let Some(f) = failed.first() {
+                warn!("renaming {src:?}: could not delete {:?}: {} {}", f.key, f.code, f.message);
+                return Err(FsError::Remote(crate::cos::CosError::service(500, &f.code, &f.message)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes size, mode, owner or times.
+    pub async fn setattr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
+        let kind = lock(&self.inodes).get(ino).ok_or(FsError::NotFound)?.attr.kind;
+        if changes.size.is_none() && !changes.changes_meta() {
+            return self.getattr(ino).await;
+        }
+        self.check_writable()?;
+        if kind == Kind::Dir {
+            if changes.size.is_some() {
+                return Err(FsError::IsDir);
+            }
+            return self.set_dir_attr(ino, changes).await;
+        }
+        let state = self.write_state(ino).await?;
+        let mut st = state.lock().await;
+        if let Some(size) = changes.size {
+            if kind != Kind::File {
+                return Err(FsError::Invalid);
+            }
+            self.truncate_state(&mut st, ino, size).await?;
+        }
+        if changes.changes_meta() {
+            changes.apply(&mut st.attr);
+            st.mtime_set |= changes.mtime.is_some();
+            st.meta_dirty = true;
+            self.mark_pending(ino, st.attr);
+        }
+        let attr = st.attr;
+        if st.writers == 0 {
+            let result = self.sync(&mut st, ino).await;
+            lock(&self.writes).remove(&ino);
+            result?;
+        }
+        Ok(attr)
+    }
+
+    /// Rewrites a directory marker with new attributes (creating it for an
+    /// implicit directory).
+    async fn set_dir_attr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
+        let (key, mut attr) = {
+            let t = lock(&self.inodes);
+            let node = t.get(ino).ok_or(FsError::NotFound)?;
+            (node.key.clone(), node.attr)
+        };
+        changes.apply(&mut attr);
+        if key.is_empty() {
+            return Err(FsError::NotPermitted);
+        }
+        match self.rewrite_meta(&key, &attr, true).await {
+            Err(FsError::NotFound) => {
+                let attrs = ObjectAttrs {
+                    content_type: Some(DIR_CONTENT_TYPE.into()),
+                    meta: to_meta(&attr, true),
+                };
+                self.client.put(&key, Bytes::new(), &attrs).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        if let Some(node) = lock(&self.inodes).get_mut(ino) {
+            node.attr = attr;
+        }
+        Ok(attr)
+    }
+}

@@ -1,0 +1,240 @@
+//! Directory listings: from COS (List pages, plus HEADs in parallel where
+//! exact attributes are wanted) or from the inode table while a listing is
+//! fresh; readdir and readdirplus both read a snapshot taken at offset 0.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::stream::{self, StreamExt};
+
+use super::attr::Kind;
+use super::dir::{DirListing, Listed};
+use super::inode::ChildInfo;
+use super::{DirEntry, Entry, Fs, FsError, FsResult, lock};
+use crate::cos::{CosResult, ListWalker, ObjectClient, ObjectInfo};
+
+/// An open directory: the snapshot of its entries taken at offset 0.
+#[derive(Default)]
+pub(super) struct DirHandle {
+    entries: Option<Arc<Vec<DirEntry>>>,
+}
+
+impl<C: ObjectClient> Fs<C> {
+    /// Opens a directory.
+    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let t = lock(&self.inodes);
+        let node = t.get(ino).ok_or(FsError::NotFound)?;
+        if node.attr.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        drop(t);
+        let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        lock(&self.dirs).insert(fh, Arc::default());
+        Ok(fh)
+    }
+
+    /// Entries of directory `ino` after `offset` (0 starts a new listing).
+    pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirEntry>>> {
+        let handle = lock(&self.dirs)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
+        let mut handle = handle.lock().await;
+        if offset == 0 || handle.entries.is_none() {
+            handle.entries = Some(Arc::new(self.list_dir(ino).await?));
+        }
+        Ok(handle.entries.clone().unwrap_or_default())
+    }
+
+    /// Counts a kernel reference taken by readdirplus.
+    pub fn remember(&self, ino: u64) {
+        lock(&self.inodes).remember(ino);
+    }
+
+    /// Closes a directory handle.
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.dirs).remove(&fh);
+    }
+
+    /// The full contents of directory `ino`, from the inode table while its
+    /// listing is fresh, else from COS.
+    async fn list_dir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
+        let (prefix, fresh) = {
+            let t = lock(&self.inodes);
+            let node = t.get(ino).ok_or(FsError::NotFound)?;
+            if node.attr.kind != Kind::Dir {
+                return Err(FsError::NotDir);
+            }
+            (node.key.clone(), node.is_listed(Instant::now()))
+        };
+        if !fresh {
+            self.fetch_listing(ino, &prefix).await?;
+        }
+        let t = lock(&self.inodes);
+        let node = t.get(ino).ok_or(FsError::NotFound)?;
+        let parent = t.get(node.parent).unwrap_or(node);
+        let mut entries = vec![
+            (
+                ".".to_string(),
+                Entry {
+                    ino,
+                    attr: node.attr,
+                },
+            ),
+            (
+                "..".to_string(),
+                Entry {
+                    ino: parent.ino,
+                    attr: parent.attr,
+                },
+            ),
+        ];
+        for (name, child) in &node.children {
+            if let Some(c) = t.get(*child) {
+                entries.push((
+                    name.clone(),
+                    Entry {
+                        ino: c.ino,
+                        attr: c.attr,
+                    },
+                ));
+            }
+        }
+        Ok(entries
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, entry))| DirEntry {
+                name,
+                entry,
+                offset: i as u64 + 1,
+            })
+            .collect())
+    }
+
+    /// Lists `prefix` from COS, HEADs what needs exact attributes, and
+    /// installs the result as the directory's children.
+    async fn fetch_listing(&self, ino: u64, prefix: &str) -> FsResult<()> {
+        let mut listing = DirListing::default();
+        let mut walker = ListWalker::new(prefix, Some("/"));
+        while let Some(page) = walker.next_page(&*self.client).await? {
+            listing.add_page(prefix, &page);
+        }
+        for (key, reason) in &listing.skipped {
+            self.warn_once(key, reason);
+        }
+        let heads = if self.config.fast_list {
+            HashMap::new()
+        } else {
+            self.head_entries(ino, prefix, &listing).await?
+        };
+        let until = Instant::now() + self.config.metadata_ttl;
+        let mut t = lock(&self.inodes);
+        let mut names = Vec::with_capacity(listing.entries.len());
+        for (name, listed) in listing.entries {
+            let info = match (listed, heads.get(&name)) {
+                (_, Some(Some(info))) => info.clone(),
+                (Listed::Dir, _) => ChildInfo {
+                    attr: self.config.ownership.dir(self.started),
+                    etag: None,
+                    modified: None,
+                    exact: true,
+                },
+                (
+                    Listed::Object {
+                        size,
+                        etag,
+                        last_modified,
+                    },
+                    _,
+                ) => {
+                    let known = t
+                        .child(ino, &name)
+                        .filter(|n| n.knows_version(&etag, last_modified));
+                    match known {
+                        Some(node) => ChildInfo {
+                            attr: node.attr,
+                            etag: Some(etag),
+                            modified: Some(last_modified),
+                            exact: true,
+                        },
+                        None => ChildInfo {
+                            attr: self.config.ownership.listed_file(size, last_modified),
+                            etag: Some(etag),
+                            modified: Some(last_modified),
+                            exact: false,
+                        },
+                    }
+                }
+            };
+            t.upsert_child(ino, &name, info, until);
+            names.push(name);
+        }
+        t.finish_listing(ino, &names, until);
+        Ok(())
+    }
+
+    /// HEADs, in parallel, every listed object whose metadata this mount
+    /// does not know yet and every subdirectory's marker. `None` means the
+    /// marker does not exist (an implicit directory).
+    async fn head_entries(
+        &self,
+        ino: u64,
+        prefix: &str,
+        listing: &DirListing,
+    ) -> FsResult<HashMap<String, Option<ChildInfo>>> {
+        let wanted: Vec<(String, String)> = {
+            let t = lock(&self.inodes);
+            listing
+                .entries
+                .iter()
+                .filter_map(|(name, listed)| match listed {
+                    Listed::Dir => Some((name.clone(), format!("{prefix}{name}/"))),
+                    Listed::Object {
+                        etag,
+                        last_modified,
+                        ..
+                    } => {
+                        let known = t
+                            .child(ino, name)
+                            .is_some_and(|n| n.knows_version(etag, *last_modified));
+                        (!known).then(|| (name.clone(), format!("{prefix}{name}")))
+                    }
+                })
+                .collect()
+        };
+        let results: Vec<(String, CosResult<ObjectInfo>, bool)> = stream::iter(wanted)
+            .map(|(name, key)| async move {
+                let is_dir = key.ends_with('/');
+                (name, self.client.head(&key).await, is_dir)
+            })
+            .buffer_unordered(self.config.head_concurrency.max(1))
+            .collect()
+            .await;
+        let mut out = HashMap::new();
+        for (name, result, is_dir) in results {
+            match result {
+                Ok(info) if is_dir => {
+                    let attr = self.config.ownership.from_info(&info, true);
+                    out.insert(
+                        name,
+                        Some(ChildInfo {
+                            attr,
+                            etag: None,
+                            modified: None,
+                            exact: true,
+                        }),
+                    );
+                }
+                Ok(info) => {
+                    out.insert(name, Some(self.file_info(&info)));
+                }
+                Err(e) if e.is_not_found() => {
+                    out.insert(name, None);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+}
