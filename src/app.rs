@@ -23,7 +23,10 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     let (client, local_server) = runtime.block_on(connect(config))?;
     let fs = Fs::new(Arc::new(client), config.fs.clone()).map_err(|e| {
-        format!("cannot use staging folder {}: {e}", config.fs.staging_dir.display())
+        format!(
+            "cannot use staging folder {}: {e}",
+            config.fs.staging_dir.display()
+        )
     })?;
     let fs = Arc::new(fs);
     let served = mount::serve(fs, &runtime, &config.mount, || readiness.ready());

@@ -391,7 +391,12 @@ pub struct MountArgs {
     pub read_ahead_kb: u32,
 
     /// Part size of multipart uploads (grows for very large files).
-    #[arg(long, value_name = "SIZE", default_value = "8MiB", help_heading = "Writing")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "8MiB",
+        help_heading = "Writing"
+    )]
     pub part_size: String,
 
     /// Parts of one file uploading at once.
@@ -403,7 +408,12 @@ pub struct MountArgs {
     pub staging_dir: Option<PathBuf>,
 
     /// Most disk space staging files may use (writes fail with ENOSPC past it).
-    #[arg(long, value_name = "SIZE", default_value = "16GiB", help_heading = "Writing")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "16GiB",
+        help_heading = "Writing"
+    )]
     pub staging_size: String,
 
     /// Log debug messages (same as `--log-level debug`).

@@ -414,7 +414,9 @@ pub fn parse_size(name: &str, value: &str) -> Result<u64, String> {
 fn part_size(value: &str) -> Result<u64, String> {
     let size = parse_size("--part-size", value)?;
     if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&size) {
-        return Err(format!("--part-size {value} must be between 1MiB and 5GiB (COS part limits)"));
+        return Err(format!(
+            "--part-size {value} must be between 1MiB and 5GiB (COS part limits)"
+        ));
     }
     Ok(size)
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use log::{debug, warn};
 use tokio::runtime::Handle;
@@ -93,7 +93,11 @@ fn file_type(kind: Kind) -> FileType {
 }
 
 fn fopen_flags(keep_cache: bool) -> FopenFlags {
-    if keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() }
+    if keep_cache {
+        FopenFlags::FOPEN_KEEP_CACHE
+    } else {
+        FopenFlags::empty()
+    }
 }
 
 fn caller(req: &Request) -> Caller {
@@ -103,7 +107,13 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
-fn reply_entry(reply: ReplyEntry, ttl: Duration, op: &str, parent: u64, result: Result<Entry, FsError>) {
+fn reply_entry(
+    reply: ReplyEntry,
+    ttl: Duration,
+    op: &str,
+    parent: u64,
+    result: Result<Entry, FsError>,
+) {
     match result {
         Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
         Err(e) => reply.error(errno(op, parent, &e)),
@@ -243,7 +253,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn flush(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         self.spawn(|fs| async move {
             match fs.flush(fh.0).await {
                 Ok(()) => reply.ok(),
@@ -252,7 +269,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         });
     }
 
-    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         self.spawn(|fs| async move {
             match fs.fsync(fh.0).await {
                 Ok(()) => reply.ok(),
@@ -304,33 +328,78 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         };
         let (ttl, caller) = (self.ttl, caller(req));
         self.spawn(|fs| async move {
-            reply_entry(reply, ttl, "mknod", parent.0, fs.mknod(parent.0, &name, mode, umask, caller).await);
+            reply_entry(
+                reply,
+                ttl,
+                "mknod",
+                parent.0,
+                fs.mknod(parent.0, &name, mode, umask, caller).await,
+            );
         });
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
         let Some(name) = name.to_str().map(str::to_string) else {
             return reply.error(Errno::EINVAL);
         };
         let (ttl, caller) = (self.ttl, caller(req));
         self.spawn(|fs| async move {
-            reply_entry(reply, ttl, "mkdir", parent.0, fs.mkdir(parent.0, &name, mode, umask, caller).await);
+            reply_entry(
+                reply,
+                ttl,
+                "mkdir",
+                parent.0,
+                fs.mkdir(parent.0, &name, mode, umask, caller).await,
+            );
         });
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let (Some(name), Some(target)) = (link_name.to_str().map(str::to_string), target.to_str().map(str::to_string))
-        else {
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let (Some(name), Some(target)) = (
+            link_name.to_str().map(str::to_string),
+            target.to_str().map(str::to_string),
+        ) else {
             return reply.error(Errno::EINVAL);
         };
         let (ttl, caller) = (self.ttl, caller(req));
         self.spawn(|fs| async move {
-            reply_entry(reply, ttl, "symlink", parent.0, fs.symlink(parent.0, &name, &target, caller).await);
+            reply_entry(
+                reply,
+                ttl,
+                "symlink",
+                parent.0,
+                fs.symlink(parent.0, &name, &target, caller).await,
+            );
         });
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
-        debug!("link ino={}: hard links are not supported on an object store", ino.0);
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        debug!(
+            "link ino={}: hard links are not supported on an object store",
+            ino.0
+        );
         reply.error(Errno::EPERM);
     }
 
@@ -368,15 +437,23 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        if flags.contains(RenameFlags::RENAME_EXCHANGE) || flags.contains(RenameFlags::RENAME_WHITEOUT) {
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
             return reply.error(Errno::EINVAL);
         }
-        let (Some(name), Some(newname)) = (name.to_str().map(str::to_string), newname.to_str().map(str::to_string)) else {
+        let (Some(name), Some(newname)) = (
+            name.to_str().map(str::to_string),
+            newname.to_str().map(str::to_string),
+        ) else {
             return reply.error(Errno::EINVAL);
         };
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         self.spawn(|fs| async move {
-            match fs.rename(parent.0, &name, newparent.0, &newname, no_replace).await {
+            match fs
+                .rename(parent.0, &name, newparent.0, &newname, no_replace)
+                .await
+            {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("rename", parent.0, &e)),
             }

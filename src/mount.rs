@@ -275,7 +275,10 @@ pub fn serve<C: ObjectClient>(
     });
     on_ready();
     let result = session.run();
-    info!("unmounted {}; uploading what is still pending", opts.mountpoint.display());
+    info!(
+        "unmounted {}; uploading what is still pending",
+        opts.mountpoint.display()
+    );
     tasks.close();
     runtime.block_on(async {
         tasks.wait().await;

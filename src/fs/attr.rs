@@ -320,7 +320,10 @@ mod tests {
             meta: to_meta(a, true),
             ..info(&[], "x")
         };
-        assert_eq!(own.from_info(&stored(&attr), false), Attr { size: 42, ..attr });
+        assert_eq!(
+            own.from_info(&stored(&attr), false),
+            Attr { size: 42, ..attr }
+        );
         let precise = Attr {
             mtime: UNIX_EPOCH + Duration::new(7, 1),
             ..attr

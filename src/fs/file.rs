@@ -100,7 +100,11 @@ fn local_io(e: std::io::Error) -> FsError {
 impl<C: ObjectClient> Fs<C> {
     /// Opens a file.
     pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<Opened> {
-        let kind = lock(&self.inodes).get(ino).ok_or(FsError::NotFound)?.attr.kind;
+        let kind = lock(&self.inodes)
+            .get(ino)
+            .ok_or(FsError::NotFound)?
+            .attr
+            .kind;
         match kind {
             Kind::Dir => return Err(FsError::IsDir),
             Kind::File | Kind::Symlink => {}
@@ -127,7 +131,10 @@ impl<C: ObjectClient> Fs<C> {
         let object = self.current_version(ino)?;
         let keep_cache = !changing
             && !mode.write
-            && lock(&self.cached_etags).insert(ino, object.etag.to_string()).as_deref() == Some(&*object.etag);
+            && lock(&self.cached_etags)
+                .insert(ino, object.etag.to_string())
+                .as_deref()
+                == Some(&*object.etag);
         Ok(Opened {
             fh: self.add_handle(ino, object, mode.write),
             keep_cache,
@@ -136,7 +143,9 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Registers a new handle on `ino`.
     pub(super) fn add_handle(&self, ino: u64, object: ObjectVersion, writable: bool) -> u64 {
-        let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fh = self
+            .next_handle
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file = OpenFile {
             ino,
             object,
@@ -153,7 +162,8 @@ impl<C: ObjectClient> Fs<C> {
         let (key, trusted) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
-            let trusted = node.pending || (node.is_fresh(Instant::now()) && node.exact && node.etag.is_some());
+            let trusted = node.pending
+                || (node.is_fresh(Instant::now()) && node.exact && node.etag.is_some());
             (node.key.clone(), trusted)
         };
         if !trusted {
@@ -176,7 +186,11 @@ impl<C: ObjectClient> Fs<C> {
 
     /// The key of `ino` right now (renames change it).
     pub(super) fn key_of(&self, ino: u64) -> FsResult<String> {
-        Ok(lock(&self.inodes).get(ino).ok_or(FsError::NotFound)?.key.clone())
+        Ok(lock(&self.inodes)
+            .get(ino)
+            .ok_or(FsError::NotFound)?
+            .key
+            .clone())
     }
 
     /// The change state of `ino`, created (clean, on the current object) if needed.
@@ -201,10 +215,15 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Reads from an open file.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let file = lock(&self.files).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        let file = lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
         let state = lock(&self.writes).get(&file.ino).cloned();
         let Some(state) = state else {
-            return self.read_version(&file.object, offset, u64::from(size), &file.reader).await;
+            return self
+                .read_version(&file.object, offset, u64::from(size), &file.reader)
+                .await;
         };
         let mut st = state.lock().await;
         if matches!(st.content, Content::Stream(_)) {
@@ -212,29 +231,57 @@ impl<C: ObjectClient> Fs<C> {
         }
         match &st.content {
             Content::Failed(e) => Err(e.clone()),
-            Content::Staged(staged) => self.read_staged(staged, offset, u64::from(size), &file.reader).await,
+            Content::Staged(staged) => {
+                self.read_staged(staged, offset, u64::from(size), &file.reader)
+                    .await
+            }
             _ => match &st.base {
-                Some(base) => self.read_version(base, offset, u64::from(size), &file.reader).await,
+                Some(base) => {
+                    self.read_version(base, offset, u64::from(size), &file.reader)
+                        .await
+                }
                 None => Ok(Bytes::new()),
             },
         }
     }
 
-    async fn read_version(&self, obj: &ObjectVersion, offset: u64, len: u64, reader: &Mutex<ReadAhead>) -> FsResult<Bytes> {
+    async fn read_version(
+        &self,
+        obj: &ObjectVersion,
+        offset: u64,
+        len: u64,
+        reader: &Mutex<ReadAhead>,
+    ) -> FsResult<Bytes> {
         self.cache
             .read(obj, offset, len, reader)
             .await
-            .map_err(|e| if e.status() == Some(412) { FsError::Stale } else { e.into() })
+            .map_err(|e| {
+                if e.status() == Some(412) {
+                    FsError::Stale
+                } else {
+                    e.into()
+                }
+            })
     }
 
-    async fn read_staged(&self, staged: &StagedFile, offset: u64, len: u64, reader: &Mutex<ReadAhead>) -> FsResult<Bytes> {
+    async fn read_staged(
+        &self,
+        staged: &StagedFile,
+        offset: u64,
+        len: u64,
+        reader: &Mutex<ReadAhead>,
+    ) -> FsResult<Bytes> {
         let mut out = BytesMut::new();
         for piece in staged.pieces(offset..offset + len) {
             match piece {
                 Piece::Local(r) => out.extend_from_slice(&staged.read_local(r).map_err(local_io)?),
                 Piece::Base(r) => {
                     let base = staged.base().expect("base pieces exist only with a base");
-                    out.extend_from_slice(&self.read_version(base, r.start, r.end - r.start, reader).await?);
+                    out.extend_from_slice(
+                        &self
+                            .read_version(base, r.start, r.end - r.start, reader)
+                            .await?,
+                    );
                 }
                 Piece::Zero(r) => out.resize(out.len() + (r.end - r.start) as usize, 0),
             }
@@ -244,11 +291,17 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Writes to an open file; returns the bytes written.
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        let file = lock(&self.files).get(&fh).cloned().ok_or(FsError::BadHandle)?;
+        let file = lock(&self.files)
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
         if !file.writable {
             return Err(FsError::BadHandle);
         }
-        let state = lock(&self.writes).get(&file.ino).cloned().ok_or(FsError::BadHandle)?;
+        let state = lock(&self.writes)
+            .get(&file.ino)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
         let mut st = state.lock().await;
         if let Content::Clean = st.content {
             let base_size = st.base.as_ref().map_or(0, |b| b.size);
@@ -281,7 +334,13 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     pub(super) fn new_stream(&self, key: &str, attrs: ObjectAttrs) -> StreamUpload<C> {
-        StreamUpload::new(self.client.clone(), self.budget.clone(), key, attrs, self.config.upload.clone())
+        StreamUpload::new(
+            self.client.clone(),
+            self.budget.clone(),
+            key,
+            attrs,
+            self.config.upload.clone(),
+        )
     }
 
     /// Marks the content lost after a failed upload and aborts what remains.
@@ -302,12 +361,15 @@ impl<C: ObjectClient> Fs<C> {
     pub(super) async fn stage(&self, st: &mut WriteState<C>, ino: u64) -> FsResult<()> {
         match std::mem::replace(&mut st.content, Content::Clean) {
             Content::Clean => {
-                st.content = Content::Staged(StagedFile::new(self.staging.clone(), st.base.clone()).map_err(local_io)?);
+                st.content = Content::Staged(
+                    StagedFile::new(self.staging.clone(), st.base.clone()).map_err(local_io)?,
+                );
             }
             Content::Stream(stream) => {
                 if let Some(buffered) = stream.buffered().map(<[u8]>::to_vec) {
                     stream.abort().await;
-                    let mut staged = StagedFile::new(self.staging.clone(), None).map_err(local_io)?;
+                    let mut staged =
+                        StagedFile::new(self.staging.clone(), None).map_err(local_io)?;
                     staged.write(0, &buffered).map_err(local_io)?;
                     st.content = Content::Staged(staged);
                     return Ok(());
@@ -317,7 +379,9 @@ impl<C: ObjectClient> Fs<C> {
                 match stream.finish(&st.object_attrs()).await {
                     Ok(put) => {
                         let base = self.uploaded(ino, &key, &put, st, size);
-                        st.content = Content::Staged(StagedFile::new(self.staging.clone(), Some(base)).map_err(local_io)?);
+                        st.content = Content::Staged(
+                            StagedFile::new(self.staging.clone(), Some(base)).map_err(local_io)?,
+                        );
                         st.data_dirty = true;
                     }
                     Err(e) => {
@@ -333,7 +397,12 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Applies a size change to the content.
-    pub(super) async fn truncate_state(&self, st: &mut WriteState<C>, ino: u64, size: u64) -> FsResult<()> {
+    pub(super) async fn truncate_state(
+        &self,
+        st: &mut WriteState<C>,
+        ino: u64,
+        size: u64,
+    ) -> FsResult<()> {
         if let Content::Failed(e) = &st.content {
             return Err(e.clone());
         }
@@ -392,13 +461,25 @@ impl<C: ObjectClient> Fs<C> {
                 Err(e) => Err(self.fail(st, e).await),
             },
             Content::Staged(staged) => {
-                let r = upload_staged(&self.client, &self.budget, &key, &staged, &attrs, &self.config.upload).await;
+                let r = upload_staged(
+                    &self.client,
+                    &self.budget,
+                    &key,
+                    &staged,
+                    &attrs,
+                    &self.config.upload,
+                )
+                .await;
                 if r.is_err() {
                     st.content = Content::Staged(staged);
                 }
                 r.map_err(FsError::from)
             }
-            Content::Clean if st.data_dirty => self.client.put(&key, Bytes::new(), &attrs).await.map_err(FsError::from),
+            Content::Clean if st.data_dirty => self
+                .client
+                .put(&key, Bytes::new(), &attrs)
+                .await
+                .map_err(FsError::from),
             Content::Clean => self.rewrite_meta(&key, &st.attr, st.mtime_set).await,
             Content::Failed(e) => Err(e),
         };
@@ -416,7 +497,12 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Rewrites an object's metadata in place (self-copy, `Replaced`),
     /// keeping its content type and foreign metadata.
-    pub(super) async fn rewrite_meta(&self, key: &str, attr: &Attr, with_mtime: bool) -> FsResult<PutResult> {
+    pub(super) async fn rewrite_meta(
+        &self,
+        key: &str,
+        attr: &Attr,
+        with_mtime: bool,
+    ) -> FsResult<PutResult> {
         let info = self.client.head(key).await?;
         let mut meta = info.meta;
         meta.extend(to_meta(attr, with_mtime));
@@ -424,11 +510,21 @@ impl<C: ObjectClient> Fs<C> {
             content_type: info.content_type,
             meta,
         };
-        Ok(self.client.copy(key, key, MetadataDirective::Replaced, &attrs).await?)
+        Ok(self
+            .client
+            .copy(key, key, MetadataDirective::Replaced, &attrs)
+            .await?)
     }
 
     /// The upload of `key` succeeded: the state is clean on the new object.
-    fn uploaded(&self, ino: u64, key: &str, put: &PutResult, st: &mut WriteState<C>, size: u64) -> ObjectVersion {
+    fn uploaded(
+        &self,
+        ino: u64,
+        key: &str,
+        put: &PutResult,
+        st: &mut WriteState<C>,
+        size: u64,
+    ) -> ObjectVersion {
         let base = ObjectVersion {
             key: key.into(),
             etag: put.etag.as_str().into(),
@@ -507,7 +603,10 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Uploads every change still pending (at unmount).
     pub async fn sync_all(&self) {
-        let states: Vec<(u64, SharedWrite<C>)> = lock(&self.writes).iter().map(|(i, s)| (*i, s.clone())).collect();
+        let states: Vec<(u64, SharedWrite<C>)> = lock(&self.writes)
+            .iter()
+            .map(|(i, s)| (*i, s.clone()))
+            .collect();
         for (ino, state) in states {
             if let Err(e) = self.sync(&mut *state.lock().await, ino).await {
                 warn!("changes to inode {ino} could not be uploaded at unmount: {e}");

@@ -243,7 +243,11 @@ impl InodeTable {
     /// Moves `ino` to `new_parent/new_name` (replacing whatever was there),
     /// re-keying it and, for a directory, everything below it.
     pub fn rename(&mut self, ino: u64, new_parent: u64, new_name: &str) {
-        if let Some(&old) = self.nodes.get(&new_parent).and_then(|p| p.children.get(new_name)) {
+        if let Some(&old) = self
+            .nodes
+            .get(&new_parent)
+            .and_then(|p| p.children.get(new_name))
+        {
             if old != ino {
                 self.detach(old);
             }
@@ -276,11 +280,17 @@ impl InodeTable {
             return;
         };
         node.key = key;
-        let children: Vec<(String, u64)> = node.children.iter().map(|(n, i)| (n.clone(), *i)).collect();
+        let children: Vec<(String, u64)> =
+            node.children.iter().map(|(n, i)| (n.clone(), *i)).collect();
         let node = &self.nodes[&ino];
         let keys: Vec<(u64, String)> = children
             .into_iter()
-            .filter_map(|(name, child)| Some((child, node.child_key(&name, self.nodes.get(&child)?.attr.kind))))
+            .filter_map(|(name, child)| {
+                Some((
+                    child,
+                    node.child_key(&name, self.nodes.get(&child)?.attr.kind),
+                ))
+            })
             .collect();
         for (child, key) in keys {
             self.rekey(child, key);
@@ -290,9 +300,11 @@ impl InodeTable {
     /// Whether any node below directory `ino` has local changes.
     pub fn has_pending_below(&self, ino: u64) -> bool {
         self.nodes.get(&ino).is_some_and(|n| {
-            n.children
-                .values()
-                .any(|c| self.nodes.get(c).is_some_and(|c| c.pending || self.has_pending_below(c.ino)))
+            n.children.values().any(|c| {
+                self.nodes
+                    .get(c)
+                    .is_some_and(|c| c.pending || self.has_pending_below(c.ino))
+            })
         })
     }
 
@@ -451,7 +463,10 @@ mod tests {
         t.get_mut(f).unwrap().pending = true;
         assert!(t.has_pending_below(a));
         t.finish_listing(b, &[], now + std::time::Duration::from_secs(1));
-        assert!(t.child(b, "f").is_some(), "a listing does not drop pending files");
+        assert!(
+            t.child(b, "f").is_some(),
+            "a listing does not drop pending files"
+        );
     }
 
     #[test]

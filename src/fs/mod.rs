@@ -25,9 +25,9 @@ use crate::upload::staged::StagingArea;
 use attr::{Attr, Kind, Ownership};
 use dir::invalid_name;
 pub use error::{FsError, FsResult};
-pub use namespace::SetAttr;
 use file::{OpenFile, WriteState};
 use inode::{ChildInfo, InodeTable, ROOT_INO};
+pub use namespace::SetAttr;
 use readdir::DirHandle;
 
 /// How the filesystem behaves; built from the mount options.
@@ -179,7 +179,11 @@ impl<C: ObjectClient> Fs<C> {
         let started = SystemTime::now();
         let budget = Arc::new(MemoryBudget::new(config.memory_bytes));
         let staging = StagingArea::new(&config.staging_dir, config.staging_bytes)?;
-        let root = InodeTable::new(&config.prefix, config.ownership.dir(started), Instant::now());
+        let root = InodeTable::new(
+            &config.prefix,
+            config.ownership.dir(started),
+            Instant::now(),
+        );
         Ok(Fs {
             cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone()),
             budget,
@@ -223,7 +227,8 @@ impl<C: ObjectClient> Fs<C> {
             }
             let parent_key = p.key.clone();
             if let Some(child) = t.child(parent, name) {
-                if child.pending || (child.is_fresh(now) && (child.exact || self.config.fast_list)) {
+                if child.pending || (child.is_fresh(now) && (child.exact || self.config.fast_list))
+                {
                     let entry = Entry {
                         ino: child.ino,
                         attr: child.attr,
@@ -329,7 +334,8 @@ impl<C: ObjectClient> Fs<C> {
         let (key, attr) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
-            let trusted = node.pending || (node.is_fresh(Instant::now()) && (node.exact || self.config.fast_list));
+            let trusted = node.pending
+                || (node.is_fresh(Instant::now()) && (node.exact || self.config.fast_list));
             if node.attr.kind == Kind::Dir || trusted {
                 return Ok(node.attr);
             }
@@ -413,5 +419,7 @@ impl<C: ObjectClient> Fs<C> {
 /// The root's inode number, for adapters.
 pub const ROOT: u64 = ROOT_INO;
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;

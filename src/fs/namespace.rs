@@ -71,7 +71,11 @@ fn check_new_name(name: &str) -> FsResult<()> {
 
 impl<C: ObjectClient> Fs<C> {
     fn check_writable(&self) -> FsResult<()> {
-        if self.config.read_only { Err(FsError::ReadOnly) } else { Ok(()) }
+        if self.config.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
     }
 
     /// The key prefix of directory `ino`.
@@ -96,7 +100,13 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Records a node this mount just made (counting one kernel reference).
-    fn add_child(&self, parent: u64, name: &str, attr: Attr, etag: Option<String>) -> FsResult<Entry> {
+    fn add_child(
+        &self,
+        parent: u64,
+        name: &str,
+        attr: Attr,
+        etag: Option<String>,
+    ) -> FsResult<Entry> {
         let mut t = lock(&self.inodes);
         let until = Instant::now() + self.config.metadata_ttl;
         if let Some(old) = t.child(parent, name).map(|n| n.ino) {
@@ -118,7 +128,14 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Creates and opens a new regular file. Its object is written at the
     /// first flush, even when nothing was written.
-    pub async fn create(&self, parent: u64, name: &str, mode: u32, umask: u32, caller: Caller) -> FsResult<(Entry, Opened)> {
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        umask: u32,
+        caller: Caller,
+    ) -> FsResult<(Entry, Opened)> {
         self.check_writable()?;
         check_new_name(name)?;
         let key = format!("{}{name}", self.dir_key(parent)?);
@@ -129,7 +146,10 @@ impl<C: ObjectClient> Fs<C> {
         state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
         state.data_dirty = true;
         state.writers = 1;
-        lock(&self.writes).insert(entry.ino, std::sync::Arc::new(tokio::sync::Mutex::new(state)));
+        lock(&self.writes).insert(
+            entry.ino,
+            std::sync::Arc::new(tokio::sync::Mutex::new(state)),
+        );
         self.mark_pending(entry.ino, attr);
         let object = ObjectVersion {
             key: key.as_str().into(),
@@ -137,12 +157,25 @@ impl<C: ObjectClient> Fs<C> {
             size: 0,
         };
         let fh = self.add_handle(entry.ino, object, true);
-        Ok((entry, Opened { fh, keep_cache: false }))
+        Ok((
+            entry,
+            Opened {
+                fh,
+                keep_cache: false,
+            },
+        ))
     }
 
     /// Creates a node that is not opened: a regular file, FIFO, socket or
     /// device node, stored as an empty object whose mode carries the type.
-    pub async fn mknod(&self, parent: u64, name: &str, mode: u32, umask: u32, caller: Caller) -> FsResult<Entry> {
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        umask: u32,
+        caller: Caller,
+    ) -> FsResult<Entry> {
         self.check_writable()?;
         check_new_name(name)?;
         let kind = match Kind::from_mode(mode) {
@@ -162,7 +195,14 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Creates a directory: a `name/` marker object.
-    pub async fn mkdir(&self, parent: u64, name: &str, mode: u32, umask: u32, caller: Caller) -> FsResult<Entry> {
+    pub async fn mkdir(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        umask: u32,
+        caller: Caller,
+    ) -> FsResult<Entry> {
         self.check_writable()?;
         check_new_name(name)?;
         let key = format!("{}{name}/", self.dir_key(parent)?);
@@ -174,12 +214,22 @@ impl<C: ObjectClient> Fs<C> {
         self.client.put(&key, Bytes::new(), &attrs).await?;
         let entry = self.add_child(parent, name, attr, None)?;
         // A new directory is empty: no need to list it.
-        lock(&self.inodes).finish_listing(entry.ino, &[], Instant::now() + self.config.metadata_ttl);
+        lock(&self.inodes).finish_listing(
+            entry.ino,
+            &[],
+            Instant::now() + self.config.metadata_ttl,
+        );
         Ok(entry)
     }
 
     /// Creates a symlink: an object whose body is the target (cosfs layout).
-    pub async fn symlink(&self, parent: u64, name: &str, target: &str, caller: Caller) -> FsResult<Entry> {
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &str,
+        target: &str,
+        caller: Caller,
+    ) -> FsResult<Entry> {
         self.check_writable()?;
         check_new_name(name)?;
         let key = format!("{}{name}", self.dir_key(parent)?);
@@ -189,7 +239,10 @@ impl<C: ObjectClient> Fs<C> {
             content_type: None,
             meta: to_meta(&attr, true),
         };
-        let put = self.client.put(&key, Bytes::copy_from_slice(target.as_bytes()), &attrs).await?;
+        let put = self
+            .client
+            .put(&key, Bytes::copy_from_slice(target.as_bytes()), &attrs)
+            .await?;
         self.cancel_pending_delete(&key);
         self.add_child(parent, name, attr, Some(put.etag))
     }
@@ -213,7 +266,11 @@ impl<C: ObjectClient> Fs<C> {
         if let Some(state) = state {
             state.lock().await.unlinked = true;
         }
-        let open = lock(&self.open_counts).get(&entry.ino).copied().unwrap_or(0) > 0;
+        let open = lock(&self.open_counts)
+            .get(&entry.ino)
+            .copied()
+            .unwrap_or(0)
+            > 0;
         if open {
             lock(&self.pending_deletes).insert(entry.ino, key.clone());
         } else {
@@ -277,7 +334,14 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Renames a file or directory (copy, then delete).
-    pub async fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str, no_replace: bool) -> FsResult<()> {
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        no_replace: bool,
+    ) -> FsResult<()> {
         self.check_writable()?;
         check_new_name(new_name)?;
         let src = self.existing(parent, name).await?;
@@ -305,7 +369,8 @@ impl<C: ObjectClient> Fs<C> {
         let parent_key = self.dir_key(new_parent)?;
         if is_dir {
             self.sync_below(&src_key).await?;
-            self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/")).await?;
+            self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/"))
+                .await?;
         } else {
             self.sync_file(src.ino).await?;
             let dst_key = format!("{parent_key}{new_name}");
@@ -350,7 +415,9 @@ impl<C: ObjectClient> Fs<C> {
     /// Server-side copy; multipart copy above COS's 5 GB single-copy limit.
     async fn copy_object(&self, src: &str, dst: &str, size: u64) -> FsResult<()> {
         if size <= MAX_PART_SIZE {
-            self.client.copy(src, dst, MetadataDirective::Copy, &ObjectAttrs::default()).await?;
+            self.client
+                .copy(src, dst, MetadataDirective::Copy, &ObjectAttrs::default())
+                .await?;
             return Ok(());
         }
         let info = self.client.head(src).await?;
@@ -367,12 +434,18 @@ impl<C: ObjectClient> Fs<C> {
         let result = async {
             let (upload_id, etag) = (&upload_id, &etag);
             let mut parts: Vec<_> = stream::iter(ranges)
-                .map(|(n, r)| async move { self.client.upload_part_copy(dst, upload_id, n, src, Some(etag), r).await })
+                .map(|(n, r)| async move {
+                    self.client
+                        .upload_part_copy(dst, upload_id, n, src, Some(etag), r)
+                        .await
+                })
                 .buffer_unordered(4)
                 .try_collect()
                 .await?;
             parts.sort_by_key(|p: &crate::cos::PartInfo| p.part_number);
-            self.client.complete_multipart(dst, &upload_id, &parts).await
+            self.client
+                .complete_multipart(dst, &upload_id, &parts)
+                .await
         }
         .await;
         if let Err(e) = &result {
@@ -414,8 +487,13 @@ impl<C: ObjectClient> Fs<C> {
         for batch in names.chunks(DELETE_BATCH) {
             let failed = self.client.delete_many(batch).await?;
             if let Some(f) = failed.first() {
-                warn!("renaming {src:?}: could not delete {:?}: {} {}", f.key, f.code, f.message);
-                return Err(FsError::Remote(crate::cos::CosError::service(500, &f.code, &f.message)));
+                warn!(
+                    "renaming {src:?}: could not delete {:?}: {} {}",
+                    f.key, f.code, f.message
+                );
+                return Err(FsError::Remote(crate::cos::CosError::service(
+                    500, &f.code, &f.message,
+                )));
             }
         }
         Ok(())
@@ -423,7 +501,11 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Changes size, mode, owner or times.
     pub async fn setattr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
-        let kind = lock(&self.inodes).get(ino).ok_or(FsError::NotFound)?.attr.kind;
+        let kind = lock(&self.inodes)
+            .get(ino)
+            .ok_or(FsError::NotFound)?
+            .attr
+            .kind;
         if changes.size.is_none() && !changes.changes_meta() {
             return self.getattr(ino).await;
         }

@@ -29,7 +29,9 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::NotDir);
         }
         drop(t);
-        let fh = self.next_handle.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let fh = self
+            .next_handle
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         lock(&self.dirs).insert(fh, Arc::default());
         Ok(fh)
     }
