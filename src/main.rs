@@ -91,8 +91,10 @@ fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
     if log.level == log::LevelFilter::Trace {
         builder.filter_level(log.level);
     } else {
+        // fuser warns when it cannot unmount what umount(8) already removed.
         builder
             .filter_level(log::LevelFilter::Warn)
+            .filter_module("fuser::session", log::LevelFilter::Error)
             .filter_module("cosmount", log.level);
     }
     builder.parse_default_env().format_timestamp_millis();
