@@ -1,25 +1,24 @@
 //! CRC-64/XZ, the checksum COS sends as `x-cos-hash-crc64ecma` (decimal).
-
-use crc::{CRC_64_XZ, Crc, Table};
-
-/// Slice-by-16 tables: about 8× the byte-at-a-time default, which capped
-/// whole-object checks near 270 MB/s.
-const CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_XZ);
+//! `crc64fast` computes it with SIMD (PCLMULQDQ where available), far
+//! faster than table-driven code on multi-GiB uploads.
 
 /// CRC64 of a whole buffer.
 pub fn checksum(data: &[u8]) -> u64 {
-    CRC64.checksum(data)
+    let mut digest = Crc64::default();
+    digest.update(data);
+    digest.finish()
 }
 
 /// An incremental CRC64 over several buffers.
+#[derive(Clone)]
 pub struct Crc64 {
-    digest: crc::Digest<'static, u64, Table<16>>,
+    digest: crc64fast::Digest,
 }
 
 impl Default for Crc64 {
     fn default() -> Self {
         Crc64 {
-            digest: CRC64.digest(),
+            digest: crc64fast::Digest::new(),
         }
     }
 }
@@ -27,12 +26,12 @@ impl Default for Crc64 {
 impl Crc64 {
     /// Adds bytes.
     pub fn update(&mut self, data: &[u8]) {
-        self.digest.update(data);
+        self.digest.write(data);
     }
 
     /// The CRC of everything added.
     pub fn finish(self) -> u64 {
-        self.digest.finalize()
+        self.digest.sum64()
     }
 }
 

@@ -444,7 +444,7 @@ impl<C: ObjectClient> Fs<C> {
                 .await?;
             parts.sort_by_key(|p: &crate::cos::PartInfo| p.part_number);
             self.client
-                .complete_multipart(dst, &upload_id, &parts)
+                .complete_multipart(dst, upload_id, &parts)
                 .await
         }
         .await;

@@ -221,10 +221,13 @@ impl TestServer {
         }
     }
 
-    /// Stops the server (SIGTERM) and starts it again on the same root.
+    /// Stops the server (SIGTERM) if it runs and starts it again on the same
+    /// root (on a new port).
     pub fn restart(&mut self) {
-        let status = self.terminate();
-        assert!(status.success(), "server exited with {status}");
+        if self.child.is_some() {
+            let status = self.terminate();
+            assert!(status.success(), "server exited with {status}");
+        }
         let (child, addr, admin) =
             spawn(&self.root, &self.options).unwrap_or_else(|e| panic!("restart failed: {e}"));
         self.child = Some(child);

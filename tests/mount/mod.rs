@@ -5,3 +5,4 @@ mod browse;
 mod lifecycle;
 mod listing;
 mod reads;
+mod writes;
