@@ -443,9 +443,7 @@ impl<C: ObjectClient> Fs<C> {
                 .try_collect()
                 .await?;
             parts.sort_by_key(|p: &crate::cos::PartInfo| p.part_number);
-            self.client
-                .complete_multipart(dst, upload_id, &parts)
-                .await
+            self.client.complete_multipart(dst, upload_id, &parts).await
         }
         .await;
         if let Err(e) = &result {
