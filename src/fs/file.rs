@@ -54,8 +54,6 @@ pub(super) struct WriteState<C> {
     pub(super) data_dirty: bool,
     /// Only the metadata must be rewritten.
     pub(super) meta_dirty: bool,
-    /// Handles open for writing.
-    pub(super) writers: usize,
     /// Unlinked: nothing is uploaded any more.
     pub(super) unlinked: bool,
 }
@@ -70,7 +68,6 @@ impl<C> WriteState<C> {
             mtime_set: false,
             data_dirty: false,
             meta_dirty: false,
-            writers: 0,
             unlinked: false,
         }
     }
@@ -113,17 +110,16 @@ impl<C: ObjectClient> Fs<C> {
         if mode.write && self.config.read_only {
             return Err(FsError::ReadOnly);
         }
-        let changing = lock(&self.writes).contains_key(&ino);
+        let changing = self.writes.get(ino).is_some();
         if !changing && !mode.write {
             self.revalidate(ino).await?;
         }
         if mode.write {
-            let state = self.write_state(ino).await?;
-            let mut st = state.lock().await;
-            st.writers += 1;
+            let state = self.write_state(ino, true).await?;
             if mode.truncate {
-                if let Err(e) = self.truncate_state(&mut st, ino, 0).await {
-                    st.writers -= 1;
+                let truncated = self.truncate_state(&mut *state.lock().await, ino, 0).await;
+                if let Err(e) = truncated {
+                    self.writes.drop_writer(ino);
                     return Err(e);
                 }
             }
@@ -193,12 +189,12 @@ impl<C: ObjectClient> Fs<C> {
             .clone())
     }
 
-    /// The change state of `ino`, created (clean, on the current object) if needed.
-    pub(super) async fn write_state(&self, ino: u64) -> FsResult<SharedWrite<C>> {
-        if let Some(state) = lock(&self.writes).get(&ino) {
-            return Ok(state.clone());
+    /// The change state of `ino`, created (clean, on the current object) if
+    /// needed; counts a writer when `writer` is set.
+    pub(super) async fn write_state(&self, ino: u64, writer: bool) -> FsResult<SharedWrite<C>> {
+        if self.writes.get(ino).is_none() {
+            self.revalidate(ino).await?;
         }
-        self.revalidate(ino).await?;
         let (base, attr) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
@@ -209,8 +205,9 @@ impl<C: ObjectClient> Fs<C> {
             });
             (base, node.attr)
         };
-        let fresh = std::sync::Arc::new(tokio::sync::Mutex::new(WriteState::clean(base, attr)));
-        Ok(lock(&self.writes).entry(ino).or_insert(fresh).clone())
+        Ok(self
+            .writes
+            .get_or_insert(ino, writer, || WriteState::clean(base, attr)))
     }
 
     /// Reads from an open file.
@@ -219,8 +216,7 @@ impl<C: ObjectClient> Fs<C> {
             .get(&fh)
             .cloned()
             .ok_or(FsError::BadHandle)?;
-        let state = lock(&self.writes).get(&file.ino).cloned();
-        let Some(state) = state else {
+        let Some(state) = self.writes.get(file.ino) else {
             return self
                 .read_version(&file.object, offset, u64::from(size), &file.reader)
                 .await;
@@ -298,10 +294,7 @@ impl<C: ObjectClient> Fs<C> {
         if !file.writable {
             return Err(FsError::BadHandle);
         }
-        let state = lock(&self.writes)
-            .get(&file.ino)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
+        let state = self.writes.get(file.ino).ok_or(FsError::BadHandle)?;
         let mut st = state.lock().await;
         if let Content::Clean = st.content {
             let base_size = st.base.as_ref().map_or(0, |b| b.size);
@@ -553,8 +546,7 @@ impl<C: ObjectClient> Fs<C> {
         let Some(file) = lock(&self.files).get(&fh).cloned() else {
             return Ok(());
         };
-        let state = lock(&self.writes).get(&file.ino).cloned();
-        match state {
+        match self.writes.get(file.ino) {
             Some(state) if file.writable => self.sync(&mut *state.lock().await, file.ino).await,
             _ => Ok(()),
         }
@@ -572,18 +564,13 @@ impl<C: ObjectClient> Fs<C> {
             return Ok(());
         };
         let mut result = Ok(());
-        if file.writable {
-            let state = lock(&self.writes).get(&file.ino).cloned();
-            if let Some(state) = state {
-                let mut st = state.lock().await;
-                st.writers = st.writers.saturating_sub(1);
-                if st.writers == 0 {
-                    result = self.sync(&mut st, file.ino).await;
-                    if !st.is_dirty() || st.unlinked || matches!(st.content, Content::Failed(_)) {
-                        lock(&self.writes).remove(&file.ino);
-                    }
-                }
-            }
+        if let Some((state, true)) = file
+            .writable
+            .then(|| self.writes.drop_writer(file.ino))
+            .flatten()
+        {
+            result = self.sync(&mut *state.lock().await, file.ino).await;
+            self.retire(file.ino, &state);
         }
         let last = {
             let mut counts = lock(&self.open_counts);
@@ -601,13 +588,27 @@ impl<C: ObjectClient> Fs<C> {
         result
     }
 
+    /// Forgets a state nobody writes through any more, unless it still has
+    /// changes to upload (a failed upload that a later fsync may retry).
+    pub(super) fn retire(&self, ino: u64, state: &SharedWrite<C>) {
+        let retired = self.writes.retire(ino, state, |st| {
+            !st.is_dirty() || st.unlinked || matches!(st.content, Content::Failed(_))
+        });
+        if retired {
+            // Whatever was not uploaded is gone: believe COS again.
+            if let Some(node) = lock(&self.inodes).get_mut(ino) {
+                if node.pending {
+                    node.pending = false;
+                    node.exact = false;
+                    node.valid_until = Instant::now();
+                }
+            }
+        }
+    }
+
     /// Uploads every change still pending (at unmount).
     pub async fn sync_all(&self) {
-        let states: Vec<(u64, SharedWrite<C>)> = lock(&self.writes)
-            .iter()
-            .map(|(i, s)| (*i, s.clone()))
-            .collect();
-        for (ino, state) in states {
+        for (ino, state) in self.writes.all() {
             if let Err(e) = self.sync(&mut *state.lock().await, ino).await {
                 warn!("changes to inode {ino} could not be uploaded at unmount: {e}");
             }

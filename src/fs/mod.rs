@@ -9,6 +9,7 @@ mod file;
 pub mod inode;
 mod namespace;
 mod readdir;
+mod writes;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -153,7 +154,7 @@ pub struct Fs<C> {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     /// Files with changes in progress (open for writing, or being uploaded).
-    writes: Mutex<HashMap<u64, SharedWrite<C>>>,
+    writes: writes::WriteTable<C>,
     /// Open handles per inode, to delay the DELETE of an unlinked open file.
     open_counts: Mutex<HashMap<u64, usize>>,
     /// Inodes unlinked while open, with their key: deleted at the last close.
@@ -193,7 +194,7 @@ impl<C: ObjectClient> Fs<C> {
             inodes: Mutex::new(root),
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
-            writes: Mutex::new(HashMap::new()),
+            writes: writes::WriteTable::default(),
             open_counts: Mutex::new(HashMap::new()),
             pending_deletes: Mutex::new(HashMap::new()),
             cached_etags: Mutex::new(HashMap::new()),

@@ -145,11 +145,7 @@ impl<C: ObjectClient> Fs<C> {
         let mut state = WriteState::clean(None, attr);
         state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
         state.data_dirty = true;
-        state.writers = 1;
-        lock(&self.writes).insert(
-            entry.ino,
-            std::sync::Arc::new(tokio::sync::Mutex::new(state)),
-        );
+        self.writes.insert_new(entry.ino, state);
         self.mark_pending(entry.ino, attr);
         let object = ObjectVersion {
             key: key.as_str().into(),
@@ -262,8 +258,7 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::IsDir);
         }
         let key = self.key_of(entry.ino)?;
-        let state = lock(&self.writes).get(&entry.ino).cloned();
-        if let Some(state) = state {
+        if let Some(state) = self.writes.get(entry.ino) {
             state.lock().await.unlinked = true;
         }
         let open = lock(&self.open_counts)
@@ -388,8 +383,7 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Uploads pending changes of one file before its key changes.
     async fn sync_file(&self, ino: u64) -> FsResult<()> {
-        let state = lock(&self.writes).get(&ino).cloned();
-        match state {
+        match self.writes.get(ino) {
             Some(state) => self.sync(&mut *state.lock().await, ino).await,
             None => Ok(()),
         }
@@ -398,12 +392,11 @@ impl<C: ObjectClient> Fs<C> {
     /// Uploads pending changes of every file under `prefix`.
     async fn sync_below(&self, prefix: &str) -> FsResult<()> {
         let inos: Vec<u64> = {
-            let writes = lock(&self.writes);
             let t = lock(&self.inodes);
-            writes
-                .keys()
-                .filter(|ino| t.get(**ino).is_some_and(|n| n.key.starts_with(prefix)))
-                .copied()
+            self.writes
+                .inos()
+                .into_iter()
+                .filter(|ino| t.get(*ino).is_some_and(|n| n.key.starts_with(prefix)))
                 .collect()
         };
         for ino in inos {
@@ -514,7 +507,7 @@ impl<C: ObjectClient> Fs<C> {
             }
             return self.set_dir_attr(ino, changes).await;
         }
-        let state = self.write_state(ino).await?;
+        let state = self.write_state(ino, false).await?;
         let mut st = state.lock().await;
         if let Some(size) = changes.size {
             if kind != Kind::File {
@@ -529,9 +522,10 @@ impl<C: ObjectClient> Fs<C> {
             self.mark_pending(ino, st.attr);
         }
         let attr = st.attr;
-        if st.writers == 0 {
+        if self.writes.writers(ino) == 0 {
             let result = self.sync(&mut st, ino).await;
-            lock(&self.writes).remove(&ino);
+            drop(st);
+            self.retire(ino, &state);
             result?;
         }
         Ok(attr)

@@ -248,3 +248,43 @@ async fn negative_lookups_are_cached() {
     assert!(fs.lookup(ROOT, "missing").await.is_err());
     assert_eq!(c.calls("head"), heads);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_survive_a_release_racing_the_next_open() {
+    let c = bucket(&[]).await;
+    let staging = tempfile::tempdir().unwrap();
+    let fs = Arc::new(fs(
+        &c,
+        FsConfig {
+            staging_dir: staging.path().to_path_buf(),
+            ..long_ttl()
+        },
+    ));
+    let (entry, opened) = fs
+        .create(ROOT, "log", 0o644, 0, Caller::default())
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    let mut previous = opened.fh;
+    for i in 0..200 {
+        let line = format!("line {i}\n");
+        // The kernel sends RELEASE in the background: the next open may win.
+        let release = {
+            let fs = fs.clone();
+            tokio::spawn(async move { fs.release(previous).await })
+        };
+        let mode = OpenMode {
+            write: true,
+            truncate: false,
+        };
+        let h = fs.open(entry.ino, mode).await.unwrap();
+        let size = fs.getattr(entry.ino).await.unwrap().size;
+        fs.write(h.fh, size, line.as_bytes()).await.unwrap();
+        fs.flush(h.fh).await.unwrap();
+        release.await.unwrap().unwrap();
+        expected.extend_from_slice(line.as_bytes());
+        previous = h.fh;
+    }
+    fs.release(previous).await.unwrap();
+    assert_eq!(c.object("log").unwrap(), Bytes::from(expected));
+}
