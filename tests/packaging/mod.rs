@@ -28,7 +28,6 @@ pub struct Installed {
     /// What `dpkg -i` and `dpkg -s` printed.
     pub install_log: String,
     layers: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
@@ -42,10 +41,13 @@ pub fn installed() -> &'static Installed {
 }
 
 impl Installed {
+    /// Statics are never dropped, so the scratch root lives in cargo's
+    /// test scratch folder and the next run replaces it.
     fn build_and_install() -> Installed {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let deb = build_deb(&dir.path().join("out"));
-        let layers = dir.path().join("layers");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("packaging");
+        let _ = std::fs::remove_dir_all(&dir);
+        let deb = build_deb(&dir.join("out"));
+        let layers = dir.join("layers");
         let mut setup = String::from("set -e\n");
         for tree in TREES {
             let (upper, work) = (layers.join(tree), layers.join(format!("{tree}.work")));
@@ -74,7 +76,6 @@ impl Installed {
             deb,
             install_log,
             layers,
-            _dir: dir,
         }
     }
 
