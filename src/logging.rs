@@ -120,7 +120,8 @@ pub fn stderr_is_journal() -> bool {
 
 /// A `Write` that sends each write as one syslog datagram. The socket is
 /// opened on first use (after daemonizing) and reopened once when a send
-/// fails (syslogd restarted); records are dropped when no syslog listens.
+/// fails (syslogd restarted); records are dropped when no syslog listens,
+/// and when its queue is full: a filesystem must not stall on its log.
 pub struct SyslogWriter {
     path: PathBuf,
     socket: Option<UnixDatagram>,
@@ -139,6 +140,7 @@ impl SyslogWriter {
         if self.socket.is_none() {
             let socket = UnixDatagram::unbound()?;
             socket.connect(&self.path)?;
+            socket.set_nonblocking(true)?;
             self.socket = Some(socket);
         }
         let socket = self.socket.as_ref().expect("connected above");
@@ -155,9 +157,12 @@ impl Default for SyslogWriter {
 impl Write for SyslogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let datagram = buf.strip_suffix(b"\n").unwrap_or(buf);
-        if self.send(datagram).is_err() {
-            self.socket = None;
-            let _ = self.send(datagram);
+        match self.send(datagram) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                self.socket = None;
+                let _ = self.send(datagram);
+            }
+            _ => {}
         }
         Ok(buf.len())
     }
@@ -197,7 +202,7 @@ mod tests {
     }
 
     #[test]
-    fn syslog_writer_sends_one_datagram_per_write() {
+    fn syslog_writer_sends_one_datagram_per_write_and_never_blocks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
         let listener = UnixDatagram::bind(&path).unwrap();
@@ -206,6 +211,10 @@ mod tests {
         let mut buf = [0; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"<30>cosmount[1]: hello");
+        // Nobody reads: the queue fills and records are dropped, not waited on.
+        for _ in 0..5000 {
+            writer.write_all(b"<31>cosmount[1]: flood\n").unwrap();
+        }
         drop(listener);
         writer.write_all(b"dropped, not an error\n").unwrap();
     }
