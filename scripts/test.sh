@@ -11,6 +11,12 @@ command -v rsync >/dev/null || missing+=(rsync)
 command -v getfattr >/dev/null || missing+=(attr)
 command -v fio >/dev/null || missing+=(fio)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# Packaging tests: build the .deb, check the man page and systemd units.
+command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
+command -v strip >/dev/null || missing+=(binutils)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v man >/dev/null || missing+=(man-db)
+command -v groff >/dev/null || missing+=(groff-base)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt-get update -qq

@@ -424,7 +424,8 @@ pub struct MountArgs {
     #[arg(long, value_name = "LEVEL", help_heading = "Logging")]
     pub log_level: Option<String>,
 
-    /// Write the log to FILE (a daemon otherwise logs nowhere).
+    /// Write the log to FILE (default: stderr in the foreground, syslog as
+    /// a daemon). SIGUSR2 toggles debug logging at runtime.
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
 }

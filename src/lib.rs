@@ -13,7 +13,8 @@
 //! Dependency rules: `cos/` never imports `fs`, `fuser` or `libc`; `fs/` and
 //! `cache/` use the [`cos::ObjectClient`] trait, never the HTTP client
 //! directly; only `fuse.rs` and `mount.rs` touch fuser's session and reply
-//! types; clap lives in `cli.rs`/`main.rs`, env_logger in `main.rs`.
+//! types; clap lives in `cli.rs`/`main.rs`, env_logger in `main.rs` (which
+//! hands the logger it builds to `logging`).
 //! `server/` shares the signer and XML wire types with `cos/` and nothing
 //! with `fs/`.
 
@@ -25,6 +26,7 @@ pub mod cos;
 pub mod creds;
 pub mod fs;
 pub mod fuse;
+pub mod logging;
 pub mod mount;
 pub mod server;
 pub mod upload;

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use clap::Parser;
 use cosmount::cli::{Cli, CliError, Command, MountArgs, ServeArgs, expand_mount_options};
 use cosmount::config::{LogConfig, MountConfig, log_config};
+use cosmount::logging;
 use cosmount::mount::{Readiness, check_mountpoint, daemonize};
 
 fn main() -> ExitCode {
@@ -67,10 +68,9 @@ fn mount(args: &MountArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             if readiness.is_daemon() {
-                // The waiting parent prints it; stderr is still its terminal.
-                if log.file.is_some() {
-                    log::error!("{message}");
-                }
+                // The waiting parent prints it; the log (file or syslog)
+                // keeps it for boot-time mounts nobody watches.
+                log::error!("{message}");
                 readiness.fail(&message);
             } else {
                 log::error!("{message}");
@@ -84,8 +84,10 @@ fn mount(args: &MountArgs) -> ExitCode {
 }
 
 /// Logs our own crate at the chosen level and dependencies at warn (all at
-/// trace), to the log file if given, else to stderr in the foreground and
-/// nowhere as a daemon (whose stderr is about to be closed).
+/// trace): to the log file if given, else to stderr in the foreground (with
+/// journald priority prefixes when stderr is the journal) and to syslog as a
+/// daemon. Our records pass the builder up to debug so that SIGUSR2 can
+/// switch debug on (`cosmount::logging`).
 fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
     let mut builder = env_logger::Builder::new();
     if log.level == log::LevelFilter::Trace {
@@ -95,7 +97,7 @@ fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
         builder
             .filter_level(log::LevelFilter::Warn)
             .filter_module("fuser::session", log::LevelFilter::Error)
-            .filter_module("cosmount", log.level);
+            .filter_module("cosmount", log.level.max(log::LevelFilter::Debug));
     }
     builder.parse_default_env().format_timestamp_millis();
     if let Some(path) = &log.file {
@@ -106,9 +108,24 @@ fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
             .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
         builder.target(env_logger::Target::Pipe(Box::new(file)));
     } else if daemon {
-        builder.target(env_logger::Target::Pipe(Box::new(io::sink())));
+        builder
+            .target(env_logger::Target::Pipe(Box::new(
+                logging::SyslogWriter::new(),
+            )))
+            .format(|buf, record| {
+                let pri = logging::syslog_priority(record.level());
+                let pid = std::process::id();
+                writeln!(buf, "<{pri}>cosmount[{pid}]: {}", record.args())
+            });
+    } else if logging::stderr_is_journal() {
+        builder.format(|buf, record| {
+            let pri = logging::journal_priority(record.level());
+            writeln!(buf, "<{pri}>{}", record.args())
+        });
     }
-    builder.try_init().map_err(|e| e.to_string())
+    let logger = builder.build();
+    let max = logger.filter();
+    logging::install(Box::new(logger), max, log.level)
 }
 
 /// Runs `cosmount serve` until SIGTERM or SIGINT.

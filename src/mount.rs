@@ -1,11 +1,15 @@
 //! Mounting: mountpoint checks (including stale mounts left by a dead
 //! daemon), daemonizing with success or failure reported to the parent
-//! through a pipe, the fuser session with several threads, the read-ahead
-//! setting of the mount's bdi, and clean unmount on SIGTERM/SIGINT.
+//! through a pipe, readiness notified to systemd (`Type=notify`), the fuser
+//! session with several threads, the read-ahead setting of the mount's bdi,
+//! clean unmount on SIGTERM/SIGINT and debug logging toggled by SIGUSR2.
+//! Signal handlers are installed before readiness is reported, so a signal
+//! sent as soon as `mount` returns is never fatal.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -143,9 +147,10 @@ impl Readiness {
         Readiness { pipe: None }
     }
 
-    /// The mount is live: the parent exits 0; the daemon detaches from the
-    /// terminal.
+    /// The mount is live: systemd hears `READY=1` (when it asked), the
+    /// parent exits 0 and the daemon detaches from the terminal.
     pub fn ready(&mut self) {
+        notify_systemd("READY=1");
         if let Some(mut pipe) = self.pipe.take() {
             let _ = pipe.write_all(b"ok\n");
             detach_stdio();
@@ -163,6 +168,31 @@ impl Readiness {
     pub fn is_daemon(&self) -> bool {
         self.pipe.is_some()
     }
+}
+
+/// Sends `state` (e.g. `READY=1`) to systemd's `$NOTIFY_SOCKET` when it is
+/// set, as sd_notify(3) does: one datagram to a path or, with a leading
+/// `@`, an abstract socket. Failures are logged and otherwise ignored.
+pub fn notify_systemd(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    match send_notification(target.as_encoded_bytes(), state) {
+        Ok(()) => debug!("told systemd {state}"),
+        Err(e) => warn!("cannot notify systemd at {}: {e}", target.to_string_lossy()),
+    }
+}
+
+fn send_notification(target: &[u8], state: &str) -> io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::SocketAddr;
+    let addr = match target.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(target))?,
+    };
+    UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(())
 }
 
 /// Forks; the parent waits for the child's verdict and exits with it, the
@@ -242,7 +272,10 @@ pub fn serve<C: ObjectClient>(
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(opts.source.clone()),
-        MountOption::Subtype("cosmount".into()),
+        // fuser's own mount(2) (as root) drops `Subtype`, so the type would
+        // read plain `fuse`; as a kernel option the kernel names the type
+        // `fuse.cosmount`, and fusermount3 (non-root) takes it as well.
+        MountOption::CUSTOM("subtype=cosmount".into()),
         MountOption::NoAtime,
         if opts.read_only {
             MountOption::RO
@@ -266,9 +299,15 @@ pub fn serve<C: ObjectClient>(
     set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
     info!("mounted {} on {}", opts.source, opts.mountpoint.display());
     let mut unmounter = session.unmount_callable();
+    let stop = {
+        let _entered = runtime.enter();
+        spawn_debug_toggle();
+        stop_signals()
+    };
     runtime.spawn(async move {
-        wait_for_stop_signal().await;
+        wait_for_stop_signal(stop).await;
         info!("stop signal received; unmounting");
+        notify_systemd("STOPPING=1");
         if let Err(e) = unmounter.unmount() {
             warn!("unmount failed ({e}); detaching the mount lazily");
         }
@@ -287,19 +326,47 @@ pub fn serve<C: ObjectClient>(
     result
 }
 
-async fn wait_for_stop_signal() {
+type StopSignals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+/// SIGTERM and SIGINT handlers; must run inside the runtime.
+fn stop_signals() -> StopSignals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        warn!("cannot install signal handlers; stop with `umount`");
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            warn!("cannot install signal handlers; stop with `umount`");
+            None
+        }
+    }
+}
+
+async fn wait_for_stop_signal(signals: StopSignals) {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// SIGUSR2 toggles debug logging (see [`crate::logging::toggle_debug`]);
+/// must run inside the runtime.
+fn spawn_debug_toggle() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut usr2) = signal(SignalKind::user_defined2()) else {
+        warn!("cannot install the SIGUSR2 handler; the log level is fixed");
+        return;
+    };
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            let level = crate::logging::toggle_debug();
+            info!("SIGUSR2: log level of cosmount is now {level}");
+        }
+    });
 }
 
 /// fuser cannot raise the kernel's read-ahead in `init`; write it to the
@@ -322,6 +389,25 @@ fn set_read_ahead(mountpoint: &Path, kb: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notifications_reach_path_and_abstract_sockets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let listener = UnixDatagram::bind(&path).unwrap();
+        send_notification(path.as_os_str().as_encoded_bytes(), "READY=1").unwrap();
+        let mut buf = [0; 32];
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"READY=1");
+
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("cosmount-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+        let listener = UnixDatagram::bind_addr(&addr).unwrap();
+        send_notification(format!("@{name}").as_bytes(), "STOPPING=1").unwrap();
+        let n = listener.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"STOPPING=1");
+    }
 
     #[test]
     fn unescapes_mountinfo_paths() {

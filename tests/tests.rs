@@ -2,5 +2,6 @@
 
 mod common;
 mod mount;
+mod packaging;
 mod server;
 mod sign;

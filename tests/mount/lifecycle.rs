@@ -4,9 +4,8 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::common::mount::{TestMount, is_mounted, server_args};
+use crate::common::mount::{TestMount, daemons_for, is_mounted, server_args, wait_for};
 use crate::common::{BUCKET, REGION, SECRET_ID, TestServer};
 
 /// Runs `cosmount ARGS` in the default (daemon) mode; returns (exit code, stderr).
@@ -26,31 +25,6 @@ fn mount_args(server: &TestServer, bucket: &str, mountpoint: &Path) -> Vec<Strin
     args.push(bucket.into());
     args.push(mountpoint.display().to_string());
     args
-}
-
-/// Pids of processes whose command line mentions `needle`.
-fn daemons_for(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat.split(' ').nth(2) == Some("Z");
-        if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
