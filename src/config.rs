@@ -2,11 +2,13 @@
 //! here, with a message that names the bad value and what to do. Inner
 //! layers get their own small config structs and never see clap.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cache::CacheConfig;
 use crate::cli::MountArgs;
+use crate::cos::endpoint::{Endpoint, Style};
 use crate::cos::retry::RetryPolicy;
 use crate::creds::select::{self, Surroundings};
 use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selected, SourceKind};
@@ -20,12 +22,12 @@ pub const LOCAL_BUCKET: &str = "local-1250000000";
 /// Where requests go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The default COS domain of the region.
+    /// One of COS's own domains.
     Cos {
-        /// Use HTTPS.
+        /// Use HTTPS (the default; `--http` turns it off).
         https: bool,
-        /// Path-style addressing.
-        path_style: bool,
+        /// Which domain.
+        domain: Domain,
     },
     /// A custom endpoint URL.
     Custom {
@@ -39,6 +41,57 @@ pub enum Target {
         /// The folder.
         dir: PathBuf,
     },
+}
+
+/// COS's own domains for a bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// `<bucket>.cos.<region>.myqcloud.com` (the default).
+    VirtualHosted,
+    /// `cos.<region>.myqcloud.com/<bucket>` (`--path-style`).
+    PathStyle,
+    /// `<bucket>.cos.accelerate.myqcloud.com` (`--accelerate`).
+    Accelerate,
+    /// `<bucket>.cos-website.<region>.myqcloud.com` (`--website`).
+    Website,
+}
+
+impl Target {
+    /// Where `bucket` of `region` lives for this target (not for `Local`,
+    /// whose address is known only once its server runs).
+    pub fn endpoint(&self, bucket: &str, region: &str) -> Result<Endpoint, String> {
+        Ok(match self {
+            Target::Cos { https, domain } => match domain {
+                Domain::VirtualHosted => Endpoint::virtual_hosted(bucket, region, *https),
+                Domain::PathStyle => Endpoint::path_style(bucket, region, *https),
+                Domain::Accelerate => Endpoint::accelerate(bucket, region, *https),
+                Domain::Website => Endpoint::website(bucket, region, *https),
+            },
+            Target::Custom { url, path_style } => {
+                let style = if *path_style {
+                    Style::PathStyle
+                } else {
+                    Style::VirtualHosted
+                };
+                Endpoint::custom(url, bucket, region, style).map_err(|e| e.to_string())?
+            }
+            Target::Local { dir } => {
+                return Err(format!(
+                    "--local {} has no endpoint before its server starts",
+                    dir.display()
+                ));
+            }
+        })
+    }
+}
+
+/// `--resolve HOST:ADDR`: send requests for HOST to ADDR instead of asking DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolve {
+    /// The host name (no port).
+    pub host: String,
+    /// Where its requests go.
+    pub addr: SocketAddr,
 }
 
 /// How requests are signed.
@@ -80,6 +133,10 @@ pub struct MountConfig {
     pub region: String,
     /// Where requests go.
     pub target: Target,
+    /// The static-website domain's behaviour: read-only, no listing.
+    pub website: bool,
+    /// DNS override for the endpoint's host.
+    pub resolve: Option<Resolve>,
     /// How requests are signed.
     pub credentials: CredentialSource,
     /// Warnings about the credential choice (sources configured but unused),
@@ -142,7 +199,34 @@ impl MountConfig {
             }
             _ => return Err("missing MOUNTPOINT: `cosmount BUCKET MOUNTPOINT`".into()),
         };
-        let (bucket, prefix) = parse_bucket_spec(&spec)?;
+        MountConfig::build(args, &spec, mountpoint, around)
+    }
+
+    /// Validates the arguments of `cosmount check BUCKET [options]`: the
+    /// same as a mount's, without a mountpoint.
+    pub fn for_check(args: &MountArgs, around: &Surroundings<'_>) -> Result<MountConfig, String> {
+        if args.local.is_some() {
+            return Err("`cosmount check` tests a bucket at COS or --endpoint, not --local".into());
+        }
+        let Some(spec) = &args.bucket else {
+            return Err("missing BUCKET: `cosmount check BUCKET [options]`".into());
+        };
+        if let Some(extra) = &args.mountpoint {
+            return Err(format!(
+                "`cosmount check` takes no mountpoint (got {})",
+                extra.display()
+            ));
+        }
+        MountConfig::build(args, spec, PathBuf::new(), around)
+    }
+
+    fn build(
+        args: &MountArgs,
+        spec: &str,
+        mountpoint: PathBuf,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
+        let (bucket, prefix) = parse_bucket_spec(spec)?;
         let target = target(args)?;
         let region = match (&args.region, &target) {
             (Some(r), _) => validate_region(r)?,
@@ -151,6 +235,11 @@ impl MountConfig {
             }
             (None, _) => "ap-guangzhou".to_string(),
         };
+        let resolve = match &args.resolve {
+            Some(text) => Some(resolve(text, &target, &bucket, &region)?),
+            None => None,
+        };
+        let website = args.website;
         let (credentials, credential_notes) = credentials(args, &bucket, &region, &target, around)?;
         let ownership = ownership(args)?;
         let block_size = parse_size("--block-size", &args.block_size)?;
@@ -165,7 +254,7 @@ impl MountConfig {
         if args.retries == 0 {
             return Err("--retries must be at least 1".into());
         }
-        let read_only = args.read_only;
+        let read_only = args.read_only || website;
         let fs = FsConfig {
             prefix,
             ownership,
@@ -173,6 +262,7 @@ impl MountConfig {
             negative_ttl: parse_duration("--negative-ttl", &args.negative_ttl)?,
             fast_list: args.fast_list,
             read_only,
+            no_listing: website,
             head_concurrency: args.max_requests.max(1),
             cache: CacheConfig {
                 block_size,
@@ -182,7 +272,7 @@ impl MountConfig {
         };
         let mount = MountOptions {
             mountpoint,
-            source: spec,
+            source: spec.to_string(),
             read_only,
             allow_other: args.allow_other,
             allow_root: args.allow_root,
@@ -195,6 +285,8 @@ impl MountConfig {
             bucket,
             region,
             target,
+            website,
+            resolve,
             credentials,
             credential_notes,
             request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
@@ -258,25 +350,115 @@ fn validate_region(region: &str) -> Result<String, String> {
 }
 
 fn target(args: &MountArgs) -> Result<Target, String> {
-    match (&args.local, &args.endpoint) {
-        (Some(_), Some(_)) => Err("--local and --endpoint cannot be combined".into()),
-        (Some(dir), None) => Ok(Target::Local { dir: dir.clone() }),
-        (None, Some(url)) => {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(format!(
-                    "--endpoint {url:?} must start with http:// or https://"
-                ));
-            }
-            Ok(Target::Custom {
-                url: url.clone(),
-                path_style: args.path_style,
-            })
+    let named = [
+        ("--local", args.local.is_some()),
+        ("--endpoint", args.endpoint.is_some()),
+        ("--accelerate", args.accelerate),
+        ("--website", args.website),
+        ("--path-style", args.path_style),
+        ("--http", args.http),
+        ("--resolve", args.resolve.is_some()),
+    ];
+    let given = |name: &str| named.iter().any(|(n, on)| *n == name && *on);
+    // Pairs that contradict each other, and why.
+    let conflicts = [
+        (
+            "--local",
+            "--endpoint",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--local",
+            "--accelerate",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--local",
+            "--website",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--local",
+            "--resolve",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--endpoint",
+            "--accelerate",
+            "give the accelerate URL as --endpoint instead",
+        ),
+        (
+            "--endpoint",
+            "--http",
+            "write http:// in the --endpoint URL instead",
+        ),
+        ("--accelerate", "--website", "they are different domains"),
+        (
+            "--accelerate",
+            "--path-style",
+            "the accelerate domain names the bucket in the host",
+        ),
+        (
+            "--website",
+            "--path-style",
+            "the website domain names the bucket in the host",
+        ),
+    ];
+    for (a, b, why) in conflicts {
+        if given(a) && given(b) {
+            return Err(format!("{a} and {b} cannot be combined: {why}"));
         }
-        (None, None) => Ok(Target::Cos {
-            https: !args.http,
-            path_style: args.path_style,
-        }),
     }
+    if let Some(dir) = &args.local {
+        return Ok(Target::Local { dir: dir.clone() });
+    }
+    if let Some(url) = &args.endpoint {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!(
+                "--endpoint {url:?} must start with http:// or https://"
+            ));
+        }
+        return Ok(Target::Custom {
+            url: url.clone(),
+            path_style: args.path_style,
+        });
+    }
+    let domain = if args.accelerate {
+        Domain::Accelerate
+    } else if args.website {
+        Domain::Website
+    } else if args.path_style {
+        Domain::PathStyle
+    } else {
+        Domain::VirtualHosted
+    };
+    Ok(Target::Cos {
+        https: !args.http,
+        domain,
+    })
+}
+
+/// Parses `--resolve HOST:ADDR` (ADDR is `IP:PORT` or `[IPv6]:PORT`) and
+/// checks HOST is the host requests go to.
+fn resolve(text: &str, target: &Target, bucket: &str, region: &str) -> Result<Resolve, String> {
+    let bad = || {
+        format!(
+            "--resolve {text:?} is not HOST:IP:PORT (e.g. {bucket}.cos.{region}.myqcloud.com:127.0.0.1:8080)"
+        )
+    };
+    let (host, addr) = text.split_once(':').ok_or_else(bad)?;
+    let addr: SocketAddr = addr.parse().map_err(|_| bad())?;
+    let endpoint = target.endpoint(bucket, region)?;
+    let endpoint_host = endpoint.host.split(':').next().unwrap_or_default();
+    if host.is_empty() || !host.eq_ignore_ascii_case(endpoint_host) {
+        return Err(format!(
+            "--resolve names host {host:?}, but requests go to {endpoint_host}"
+        ));
+    }
+    Ok(Resolve {
+        host: endpoint_host.to_string(),
+        addr,
+    })
 }
 
 /// Picks the credential source (precedence in `creds/select.rs`); also
@@ -459,7 +641,7 @@ mod tests {
             c.target,
             Target::Cos {
                 https: true,
-                path_style: false
+                domain: Domain::VirtualHosted
             }
         );
         assert!(matches!(c.credentials, CredentialSource::Static { .. }));
