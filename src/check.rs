@@ -131,7 +131,7 @@ async fn check(
     for (addr, how) in &addrs {
         report.line(
             "address",
-            &format!("{} {} {how}", addr.ip(), Network::of(addr.ip()).describe()),
+            &format!("{}: {} ({how})", addr.ip(), Network::of(addr.ip()).describe()),
         )?;
     }
     report.line("network", &network_summary(&addrs))?;
@@ -196,10 +196,10 @@ async fn addresses(
         } else {
             r.addr
         };
-        return Ok(vec![(addr, "(from --resolve)")]);
+        return Ok(vec![(addr, "from --resolve")]);
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![(SocketAddr::new(ip, port), "(literal address)")]);
+        return Ok(vec![(SocketAddr::new(ip, port), "literal address")]);
     }
     let looked_up = tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
     let found: Vec<SocketAddr> = match looked_up {
@@ -221,7 +221,7 @@ async fn addresses(
             "{host} has no address: check --region and --endpoint"
         ));
     }
-    Ok(found.into_iter().map(|a| (a, "(DNS)")).collect())
+    Ok(found.into_iter().map(|a| (a, "from DNS")).collect())
 }
 
 fn network_summary(addrs: &[(SocketAddr, &str)]) -> String {

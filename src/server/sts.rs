@@ -227,7 +227,7 @@ fn verify(
     body: &[u8],
     now: SystemTime,
 ) -> Result<String, ApiCallError> {
-    for required in ["x-tc-version", "x-tc-region", "x-tc-timestamp"] {
+    for required in ["X-TC-Version", "X-TC-Region", "X-TC-Timestamp"] {
         if header_text(headers, required).is_none() {
             return Err(missing(required));
         }
