@@ -131,7 +131,11 @@ async fn check(
     for (addr, how) in &addrs {
         report.line(
             "address",
-            &format!("{}: {} ({how})", addr.ip(), Network::of(addr.ip()).describe()),
+            &format!(
+                "{}: {} ({how})",
+                addr.ip(),
+                Network::of(addr.ip()).describe()
+            ),
         )?;
     }
     report.line("network", &network_summary(&addrs))?;
@@ -154,7 +158,7 @@ async fn check(
         Ok(c) => c,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    Ok(signed_requests(config, &client, public, report).await?)
+    signed_requests(config, &client, public, report).await
 }
 
 fn describe_style(config: &MountConfig) -> String {
@@ -512,6 +516,66 @@ mod tests {
         );
         assert_eq!(host_and_port("[::1]:81", "http"), ("::1".into(), 81));
         assert_eq!(host_and_port("h", "http"), ("h".into(), 80));
+    }
+
+    fn config(args: &[&str]) -> MountConfig {
+        use clap::Parser;
+        let full = [
+            &["cosmount", "b-1250000000", "--region", "ap-guangzhou"][..],
+            args,
+        ]
+        .concat();
+        let around = crate::creds::select::Surroundings {
+            env: &|_: &str| None,
+            default_passwd_files: Vec::new(),
+        };
+        let cli = crate::cli::Cli::try_parse_from(full).unwrap();
+        MountConfig::for_check(&cli.mount, &around).unwrap()
+    }
+
+    #[test]
+    fn verdicts_name_the_cause() {
+        let keys = config(&["--secret-id", "AKIDx", "--secret-key", "k"]);
+        let denied = || Err(CosError::service(403, "AccessDenied", "Access Denied."));
+        let e = verdict(&keys, Ok(()), denied(), false, "h").unwrap_err();
+        assert!(e.starts_with("permission denied for list (AccessDenied): the credentials (from the command line) reach bucket b-1250000000 but may not list it"), "{e}");
+        let ok = verdict(&keys, Ok(()), Ok(()), false, "h").unwrap();
+        assert!(ok.contains("the mount would work"), "{ok}");
+        let skewed = Err(CosError::service(403, "RequestTimeTooSkewed", "skew"));
+        let e = verdict(
+            &keys,
+            Err(CosError::service(403, "", "")),
+            skewed,
+            false,
+            "h",
+        )
+        .unwrap_err();
+        assert!(e.contains("clock is too far"), "{e}");
+        let expired = Err(CosError::service(400, "ExpiredToken", "expired"));
+        let e = verdict(
+            &keys,
+            Err(CosError::service(400, "", "")),
+            expired,
+            true,
+            "h",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("session token") && e.contains("--anonymous would work"),
+            "{e}"
+        );
+        let anonymous = config(&["--anonymous"]);
+        let ok = verdict(&anonymous, Ok(()), Ok(()), true, "h").unwrap();
+        assert!(ok.contains("public bucket"), "{ok}");
+        let website = config(&["--anonymous", "--website"]);
+        let missing_index = Err(CosError::service(404, "NoSuchKey", ""));
+        assert!(website_verdict(&website, missing_index, "h").is_ok());
+        let missing_bucket = Err(CosError::service(404, "NoSuchBucket", ""));
+        assert!(
+            website_verdict(&website, missing_bucket, "h")
+                .unwrap_err()
+                .contains("does not exist")
+        );
     }
 
     #[test]

@@ -39,11 +39,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the embedded COS-compatible server over a local folder.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Test whether BUCKET can be mounted with these options: DNS, network
     /// (private or public), TCP latency, credentials, HEAD Bucket and List.
     #[command(override_usage = "cosmount check <BUCKET[:/PREFIX]> [OPTIONS] [-o OPT[=VAL],...]")]
-    Check(MountArgs),
+    Check(Box<MountArgs>),
 }
 
 /// `cosmount serve`.

@@ -701,6 +701,106 @@ mod tests {
     }
 
     #[test]
+    fn picks_each_endpoint_kind() {
+        let endpoint = |extra: &[&str]| {
+            let args = [
+                &["b-1", "/m", "--region", "ap-beijing", "--anonymous"][..],
+                extra,
+            ]
+            .concat();
+            let c = config(&args).unwrap();
+            (c.target.endpoint(&c.bucket, &c.region).unwrap(), c)
+        };
+        let (e, _) = endpoint(&[]);
+        assert_eq!(e.bucket_url(), "https://b-1.cos.ap-beijing.myqcloud.com/");
+        let (e, _) = endpoint(&["--path-style", "--http"]);
+        assert_eq!(e.bucket_url(), "http://cos.ap-beijing.myqcloud.com/b-1/");
+        let (e, _) = endpoint(&["--accelerate"]);
+        assert_eq!(e.bucket_url(), "https://b-1.cos.accelerate.myqcloud.com/");
+        let (e, c) = endpoint(&["--website"]);
+        assert_eq!(
+            e.bucket_url(),
+            "https://b-1.cos-website.ap-beijing.myqcloud.com/"
+        );
+        assert!(c.website && c.fs.no_listing && c.fs.read_only && c.mount.read_only);
+        let (e, c) = endpoint(&["--endpoint", "http://gw:81", "--website"]);
+        assert_eq!(e.bucket_url(), "http://gw:81/");
+        assert!(c.fs.no_listing);
+        let (e, _) = endpoint(&["--endpoint", "https://gw", "--path-style"]);
+        assert_eq!(e.bucket_url(), "https://gw/b-1/");
+        let (_, c) = endpoint(&[]);
+        assert!(!c.website && !c.fs.no_listing && !c.fs.read_only);
+    }
+
+    #[test]
+    fn resolve_must_name_the_endpoint_host() {
+        let base = ["b-1", "/m", "--region", "ap-beijing", "--anonymous"];
+        let with = |extra: &[&str]| config(&[&base[..], extra].concat());
+        let c = with(&[
+            "--resolve",
+            "b-1.cos.ap-beijing.myqcloud.com:127.0.0.1:8080",
+        ])
+        .unwrap();
+        let r = c.resolve.unwrap();
+        assert_eq!(r.host, "b-1.cos.ap-beijing.myqcloud.com");
+        assert_eq!(r.addr, "127.0.0.1:8080".parse().unwrap());
+        let c = with(&[
+            "--path-style",
+            "--resolve",
+            "cos.ap-beijing.myqcloud.com:[::1]:80",
+        ])
+        .unwrap();
+        assert_eq!(c.resolve.unwrap().addr, "[::1]:80".parse().unwrap());
+        let e = with(&["--resolve", "other.example.com:127.0.0.1:80"]).unwrap_err();
+        assert!(
+            e.contains("requests go to b-1.cos.ap-beijing.myqcloud.com"),
+            "{e}"
+        );
+        let e = with(&["--resolve", "b-1.cos.ap-beijing.myqcloud.com"]).unwrap_err();
+        assert!(e.contains("HOST:IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn contradictory_endpoint_options_are_refused() {
+        let base = ["b-1", "/m", "--region", "ap-beijing", "--anonymous"];
+        let err = |extra: &[&str]| config(&[&base[..], extra].concat()).unwrap_err();
+        assert!(err(&["--accelerate", "--website"]).contains("--accelerate and --website"));
+        assert!(err(&["--accelerate", "--path-style"]).contains("cannot be combined"));
+        assert!(err(&["--website", "--path-style"]).contains("cannot be combined"));
+        assert!(err(&["--endpoint", "http://x", "--http"]).contains("write http://"));
+        assert!(
+            err(&["--endpoint", "http://x", "--accelerate"])
+                .contains("--endpoint and --accelerate")
+        );
+        let e = config(&["--local", "/d", "/m", "--website"]).unwrap_err();
+        assert!(e.contains("--local and --website"), "{e}");
+    }
+
+    #[test]
+    fn check_needs_a_bucket_and_no_mountpoint() {
+        let parse = |args: &[&str]| {
+            let full = [&["cosmount"][..], args].concat();
+            let around = Surroundings {
+                env: &|_: &str| None,
+                default_passwd_files: Vec::new(),
+            };
+            MountConfig::for_check(&Cli::try_parse_from(full).unwrap().mount, &around)
+        };
+        let c = parse(&["b-1", "--region", "r", "--anonymous"]).unwrap();
+        assert_eq!(c.bucket, "b-1");
+        assert!(
+            parse(&["b-1", "/mnt", "--region", "r", "--anonymous"])
+                .unwrap_err()
+                .contains("no mountpoint")
+        );
+        assert!(
+            parse(&["--region", "r", "--anonymous"])
+                .unwrap_err()
+                .contains("missing BUCKET")
+        );
+    }
+
+    #[test]
     fn parses_sizes_and_durations() {
         assert_eq!(parse_size("x", "64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("x", "1G"), Ok(1 << 30));

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => mount(&cli.mount),
         Some(Command::Check(args)) => check(&args),
-        Some(Command::Serve(args)) => match serve(args) {
+        Some(Command::Serve(args)) => match serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cosmount: {e}");

@@ -66,7 +66,7 @@ impl Keyring {
         self.keys
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, c| !c.expires_at.is_some_and(|e| e < time));
+            .retain(|_, c| c.expires_at.is_none_or(|e| e >= time));
     }
 
     fn lookup(&self, secret_id: &str) -> Option<Credentials> {

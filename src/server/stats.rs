@@ -55,16 +55,17 @@ impl Stats {
     /// Counts how one request was authenticated.
     pub fn count_auth(&self, outcome: AuthOutcome) {
         let a = &self.auth;
-        match outcome {
-            AuthOutcome::Anonymous => a.anonymous.fetch_add(1, Ordering::Relaxed),
-            AuthOutcome::Permanent => a.permanent.fetch_add(1, Ordering::Relaxed),
-            AuthOutcome::Temporary => a.temporary.fetch_add(1, Ordering::Relaxed),
+        let counter = match outcome {
+            AuthOutcome::Anonymous => &a.anonymous,
+            AuthOutcome::Permanent => &a.permanent,
+            AuthOutcome::Temporary => &a.temporary,
             AuthOutcome::Rejected(code) => {
                 let mut rejected = a.rejected.lock().unwrap_or_else(|e| e.into_inner());
                 *rejected.entry(code).or_default() += 1;
                 return;
             }
         };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Zeroes every counter.

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cosmount::cos::{ListRequest, ObjectClient};
-use cosmount::creds::metadata::{CamRoleConfig, CamRoleProvider};
 use cosmount::creds::Provider;
+use cosmount::creds::metadata::{CamRoleConfig, CamRoleProvider};
 
 use super::{metadata_url, sts_server};
 use crate::common::{BUCKET, Public, REGION, SECRET_ID, SECRET_KEY, ServerOptions, TestServer};
@@ -40,7 +40,12 @@ fn endpoint(server: &TestServer, bucket: &str) -> Vec<String> {
 }
 
 fn keys(id: &str, key: &str) -> Vec<String> {
-    vec!["--secret-id".into(), id.into(), "--secret-key".into(), key.into()]
+    vec![
+        "--secret-id".into(),
+        id.into(),
+        "--secret-key".into(),
+        key.into(),
+    ]
 }
 
 /// The last line of the report.
@@ -54,7 +59,10 @@ fn expect_fail(args: &[String], phrases: &[&str]) -> String {
     let last = verdict(&out);
     assert!(last.starts_with("FAIL:"), "{out}");
     for phrase in phrases {
-        assert!(last.contains(phrase), "wanted {phrase:?} in {last:?}\n{out}");
+        assert!(
+            last.contains(phrase),
+            "wanted {phrase:?} in {last:?}\n{out}"
+        );
     }
     out
 }
@@ -62,7 +70,8 @@ fn expect_fail(args: &[String], phrases: &[&str]) -> String {
 #[test]
 fn good_credentials_pass_with_a_full_report() {
     let server = TestServer::start();
-    let (code, out, err) = check(&[endpoint(&server, BUCKET), keys(SECRET_ID, SECRET_KEY)].concat());
+    let (code, out, err) =
+        check(&[endpoint(&server, BUCKET), keys(SECRET_ID, SECRET_KEY)].concat());
     assert_eq!(code, 0, "{out}{err}");
     for phrase in [
         "127.0.0.1: loopback (this machine) (literal address)",
@@ -83,14 +92,24 @@ fn good_credentials_pass_with_a_full_report() {
     // The real virtual-hosted name, sent to loopback by --resolve.
     let host = format!("{BUCKET}.cos.{REGION}.myqcloud.com");
     let args = [
-        vec![BUCKET.to_string(), "--region".into(), REGION.into(), "--http".into()],
+        vec![
+            BUCKET.to_string(),
+            "--region".into(),
+            REGION.into(),
+            "--http".into(),
+        ],
         vec!["--resolve".into(), format!("{host}:{}", server.addr())],
         keys(SECRET_ID, SECRET_KEY),
     ]
     .concat();
     let (code, out, err) = check(&args);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains(&format!("http://{host}/ (virtual-hosted, {host} resolved by --resolve)")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "http://{host}/ (virtual-hosted, {host} resolved by --resolve)"
+        )),
+        "{out}"
+    );
     assert!(out.contains("(from --resolve)"), "{out}");
 }
 
@@ -111,10 +130,23 @@ fn wrong_key_wrong_bucket_and_stopped_server_fail_with_reasons() {
         keys(SECRET_ID, SECRET_KEY),
     ]
     .concat();
-    expect_fail(&missing, &["bucket missing-1250000000 does not exist in region ap-guangzhou", "check the bucket name and --region"]);
+    expect_fail(
+        &missing,
+        &[
+            "bucket missing-1250000000 does not exist in region ap-guangzhou",
+            "check the bucket name and --region",
+        ],
+    );
     let args = [endpoint(&server, BUCKET), keys(SECRET_ID, SECRET_KEY)].concat();
     assert!(server.terminate().success());
-    let out = expect_fail(&args, &["cannot connect to 127.0.0.1", "Connection refused", "that the server is running"]);
+    let out = expect_fail(
+        &args,
+        &[
+            "cannot connect to 127.0.0.1",
+            "Connection refused",
+            "that the server is running",
+        ],
+    );
     assert!(out.contains("cannot connect: Connection refused"), "{out}");
 }
 
@@ -124,10 +156,16 @@ fn public_buckets_and_anonymous_access_are_explained() {
     let (code, out, err) = check(&[endpoint(&public, BUCKET), vec!["--anonymous".into()]].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("allowed: the bucket is public"), "{out}");
-    assert!(verdict(&out).contains("anonymous requests can read and list this public bucket"), "{out}");
+    assert!(
+        verdict(&out).contains("anonymous requests can read and list this public bucket"),
+        "{out}"
+    );
     expect_fail(
         &[endpoint(&public, BUCKET), keys(SECRET_ID, "not-the-key")].concat(),
-        &["does not match the SecretId", "the bucket is public, so --anonymous would work for reading"],
+        &[
+            "does not match the SecretId",
+            "the bucket is public, so --anonymous would work for reading",
+        ],
     );
     let private = TestServer::start();
     expect_fail(
@@ -163,10 +201,16 @@ fn an_expired_session_token_is_named() {
     let args = [
         endpoint(&server, BUCKET),
         keys(&creds.secret_id, &creds.secret_key),
-        vec!["--session-token".into(), creds.session_token.clone().unwrap()],
+        vec![
+            "--session-token".into(),
+            creds.session_token.clone().unwrap(),
+        ],
     ]
     .concat();
-    let out = expect_fail(&args, &["the session token (from the command line) has expired or is invalid"]);
+    let out = expect_fail(
+        &args,
+        &["the session token (from the command line) has expired or is invalid"],
+    );
     assert!(out.contains("ExpiredToken"), "{out}");
     assert!(!out.contains(&creds.secret_key));
 }

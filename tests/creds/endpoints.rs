@@ -36,12 +36,16 @@ fn resolve(server: &TestServer, host: &str) -> Vec<String> {
 }
 
 fn put(server: &TestServer, bucket: &str, files: &[(&str, &str)]) {
-    let client = server.client_virtual_hosted(bucket, Some(Credentials::permanent(SECRET_ID, SECRET_KEY)));
+    let client =
+        server.client_virtual_hosted(bucket, Some(Credentials::permanent(SECRET_ID, SECRET_KEY)));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         for (key, body) in files {
             let body = Bytes::from(body.to_string());
-            client.put(key, body, &ObjectAttrs::default()).await.unwrap();
+            client
+                .put(key, body, &ObjectAttrs::default())
+                .await
+                .unwrap();
         }
     });
 }
@@ -67,7 +71,11 @@ fn two_buckets(options: ServerOptions) -> TestServer {
 fn mounts_other(addressing: &[String]) {
     let all = [addressing, &keys()[..]].concat();
     let m = TestMount::start_raw(OTHER, &all);
-    assert_eq!(names(&m), BTreeSet::from(["in-other.txt".to_string()]), "{addressing:?}");
+    assert_eq!(
+        names(&m),
+        BTreeSet::from(["in-other.txt".to_string()]),
+        "{addressing:?}"
+    );
     assert_eq!(m.sh_ok("cat in-other.txt"), "other bucket\n");
 }
 
@@ -75,9 +83,21 @@ fn mounts_other(addressing: &[String]) {
 fn path_style_virtual_hosted_and_accelerate_mounts_reach_the_right_bucket() {
     let server = two_buckets(ServerOptions::default());
     let url = server.url();
-    mounts_other(&args(&["--endpoint", &url, "--path-style", "--region", REGION]));
+    mounts_other(&args(&[
+        "--endpoint",
+        &url,
+        "--path-style",
+        "--region",
+        REGION,
+    ]));
     let virtual_hosted = format!("{OTHER}.cos.{REGION}.myqcloud.com");
-    mounts_other(&[args(&["--region", REGION, "--http"]), resolve(&server, &virtual_hosted)].concat());
+    mounts_other(
+        &[
+            args(&["--region", REGION, "--http"]),
+            resolve(&server, &virtual_hosted),
+        ]
+        .concat(),
+    );
     let path_style = format!("cos.{REGION}.myqcloud.com");
     mounts_other(
         &[
@@ -98,7 +118,12 @@ fn path_style_virtual_hosted_and_accelerate_mounts_reach_the_right_bucket() {
     server.reset_stats();
     let m = TestMount::start_raw(
         BUCKET,
-        &[args(&["--region", REGION, "--http"]), resolve(&server, &format!("{BUCKET}.cos.{REGION}.myqcloud.com")), keys()].concat(),
+        &[
+            args(&["--region", REGION, "--http"]),
+            resolve(&server, &format!("{BUCKET}.cos.{REGION}.myqcloud.com")),
+            keys(),
+        ]
+        .concat(),
     );
     assert_eq!(names(&m), BTreeSet::from(["in-test.txt".to_string()]));
 }
@@ -109,7 +134,14 @@ fn anonymous_mount_reads_a_public_bucket() {
     server.reset_stats();
     let m = TestMount::start_raw(
         BUCKET,
-        &args(&["--endpoint", &server.url(), "--path-style", "--region", REGION, "--anonymous"]),
+        &args(&[
+            "--endpoint",
+            &server.url(),
+            "--path-style",
+            "--region",
+            REGION,
+            "--anonymous",
+        ]),
     );
     assert_eq!(names(&m), BTreeSet::from(["in-test.txt".to_string()]));
     assert_eq!(m.sh_ok("cat in-test.txt"), "test bucket\n");
@@ -136,9 +168,16 @@ fn website_mount_looks_up_by_head_never_lists_and_is_read_only() {
     let website = format!("{BUCKET}.cos-website.{REGION}.myqcloud.com");
     let m = TestMount::start_raw(
         BUCKET,
-        &[args(&["--region", REGION, "--http", "--website", "--anonymous"]), resolve(&server, &website)].concat(),
+        &[
+            args(&["--region", REGION, "--http", "--website", "--anonymous"]),
+            resolve(&server, &website),
+        ]
+        .concat(),
     );
-    assert_eq!(m.sh_ok("cat index.html docs/page.html"), "<h1>home</h1>\n<p>page</p>\n");
+    assert_eq!(
+        m.sh_ok("cat index.html docs/page.html"),
+        "<h1>home</h1>\n<p>page</p>\n"
+    );
     assert_eq!(
         names(&m),
         BTreeSet::from(["docs".to_string(), "index.html".to_string()]),

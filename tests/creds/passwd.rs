@@ -39,7 +39,7 @@ fn a_readable_passwd_file_is_refused_with_chmod_advice() {
     std::fs::create_dir(&home).unwrap();
     let named = dir.path().join("passwd-cosfs");
     write_passwd(&named, 0o644);
-    let base = vec![
+    let base = [
         "--endpoint".to_string(),
         server.url(),
         "--region".into(),
@@ -69,7 +69,11 @@ fn a_readable_passwd_file_is_refused_with_chmod_advice() {
 
     // Fixed as advised, the same file mounts.
     std::fs::set_permissions(&named, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let ok = [&base[..], &["--passwd-file".into(), named.display().to_string()]].concat();
+    let ok = [
+        &base[..],
+        &["--passwd-file".into(), named.display().to_string()],
+    ]
+    .concat();
     let m = TestMount::start_raw(BUCKET, &ok);
     assert!(std::fs::read_dir(m.path()).is_ok());
 }

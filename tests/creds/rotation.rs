@@ -132,7 +132,7 @@ fn fetch_command(server: &TestServer, role: &str) -> String {
 enum Writes {
     /// Straight to COS, signed with refreshing temporary keys.
     Client {
-        client: HttpClient,
+        client: Box<HttpClient>,
         runtime: tokio::runtime::Runtime,
     },
     /// Through the mount.
@@ -159,7 +159,10 @@ impl Writes {
                 Endpoint::custom(&server.url(), BUCKET, REGION, Style::VirtualHosted).unwrap();
             HttpClient::new(ClientConfig::new(endpoint), Arc::new(store)).unwrap()
         });
-        Writes::Client { client, runtime }
+        Writes::Client {
+            client: Box::new(client),
+            runtime,
+        }
     }
 
     fn put(&self, key: &str, data: &[u8]) -> Result<(), String> {
@@ -213,8 +216,12 @@ fn run_variant(source: Source, time: Duration) -> Outcome {
     let server = sts_server(TTL);
     let seeder = server.client();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(seeder.put("work/big.bin", Bytes::from(big_contents()), &ObjectAttrs::default()))
-        .unwrap();
+    rt.block_on(seeder.put(
+        "work/big.bin",
+        Bytes::from(big_contents()),
+        &ObjectAttrs::default(),
+    ))
+    .unwrap();
     let mut args = vec![
         "--endpoint".to_string(),
         server.url(),
@@ -277,12 +284,12 @@ fn workload(mount: &TestMount, writes: &Writes, time: Duration) -> (usize, Vec<S
         }
         check(list(mount, &live), &mut failures);
         check(read_at(mount, &big, n), &mut failures);
-        if live.len() > 8 {
+        if live.len() > 6 {
             let oldest = live.pop_first().unwrap_or_default();
             check(writes.delete(&format!("work/f{oldest:05}")), &mut failures);
         }
         n += 1;
-        thread::sleep(Duration::from_millis(150));
+        thread::sleep(Duration::from_millis(300));
     }
     (operations, failures)
 }
@@ -290,7 +297,11 @@ fn workload(mount: &TestMount, writes: &Writes, time: Duration) -> (usize, Vec<S
 fn read_back(mount: &TestMount, name: &str, data: &[u8]) -> Result<(), String> {
     match fs::read(mount.join(name)) {
         Ok(got) if got == data => Ok(()),
-        Ok(got) => Err(format!("{name}: read {} bytes, wrote {}", got.len(), data.len())),
+        Ok(got) => Err(format!(
+            "{name}: read {} bytes, wrote {}",
+            got.len(),
+            data.len()
+        )),
         Err(e) => Err(format!("read {name}: {e}")),
     }
 }
@@ -300,7 +311,9 @@ fn list(mount: &TestMount, live: &BTreeSet<usize>) -> Result<(), String> {
     let mut names = BTreeSet::new();
     for entry in entries {
         let entry = entry.map_err(|e| format!("ls work: {e}"))?;
-        entry.metadata().map_err(|e| format!("stat {:?}: {e}", entry.file_name()))?;
+        entry
+            .metadata()
+            .map_err(|e| format!("stat {:?}: {e}", entry.file_name()))?;
         names.insert(entry.file_name().to_string_lossy().into_owned());
     }
     let mut wanted: BTreeSet<String> = live.iter().map(|n| format!("f{n:05}")).collect();
@@ -349,17 +362,42 @@ fn temporary_credentials_rotate_under_a_three_minute_workload() {
     }
     for o in &outcomes {
         let s = o.source;
-        assert!(o.failures.is_empty(), "{s:?}: failed operations: {:#?}", o.failures);
-        assert!(o.operations > 100, "{s:?}: only {} operations", o.operations);
+        assert!(
+            o.failures.is_empty(),
+            "{s:?}: failed operations: {:#?}",
+            o.failures
+        );
+        assert!(
+            o.operations > 100,
+            "{s:?}: only {} operations",
+            o.operations
+        );
         assert!(
             o.server_rotations >= MIN_ROTATIONS,
             "{s:?}: {} rotations in the server log",
             o.server_rotations
         );
-        assert!(o.mount_rotations >= MIN_ROTATIONS, "{s:?}: {} in the mount log", o.mount_rotations);
-        assert_eq!(o.auth["rejected"], serde_json::json!({}), "{s:?}: {}", o.auth);
+        assert!(
+            o.mount_rotations >= MIN_ROTATIONS,
+            "{s:?}: {} in the mount log",
+            o.mount_rotations
+        );
+        assert_eq!(
+            o.auth["rejected"],
+            serde_json::json!({}),
+            "{s:?}: {}",
+            o.auth
+        );
         assert_eq!(o.auth["anonymous"], 0, "{s:?}: {}", o.auth);
-        assert_eq!(o.auth["permanent"], 1, "{s:?}: only the seeding PUT: {}", o.auth);
-        assert!(o.auth["temporary"].as_u64().unwrap() > 500, "{s:?}: {}", o.auth);
+        assert_eq!(
+            o.auth["permanent"], 1,
+            "{s:?}: only the seeding PUT: {}",
+            o.auth
+        );
+        assert!(
+            o.auth["temporary"].as_u64().unwrap() > 500,
+            "{s:?}: {}",
+            o.auth
+        );
     }
 }

@@ -41,9 +41,11 @@ fn code(e: &CosError) -> (Option<u16>, &str) {
 #[tokio::test]
 async fn issued_keys_need_their_token_and_expire() {
     let server = sts_server(3);
-    let provider =
-        AssumeRoleProvider::new(assume_role_config(&server.sts_url(), SECRET_KEY), Arc::new(SystemClock))
-            .unwrap();
+    let provider = AssumeRoleProvider::new(
+        assume_role_config(&server.sts_url(), SECRET_KEY),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
     let creds = provider.fetch().await.unwrap();
     let left = creds
         .expires_at
@@ -51,8 +53,16 @@ async fn issued_keys_need_their_token_and_expire() {
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
     assert!(left <= Duration::from_secs(3), "lives --sts-ttl: {left:?}");
-    assert!(issued_to(&server.log_text(), "AssumeRole qcs::cam::uin/100000000001:roleName/sts-test") == 1);
-    assert!(!server.log_text().contains(&creds.secret_key), "the SecretKey is not logged");
+    assert!(
+        issued_to(
+            &server.log_text(),
+            "AssumeRole qcs::cam::uin/100000000001:roleName/sts-test"
+        ) == 1
+    );
+    assert!(
+        !server.log_text().contains(&creds.secret_key),
+        "the SecretKey is not logged"
+    );
 
     let client = server.client_for(BUCKET, Some(creds.clone()));
     client.head_bucket().await.unwrap();
@@ -170,7 +180,10 @@ async fn federation_tokens_and_refusals_look_like_tencents() {
     for field in ["Token", "TmpSecretId", "TmpSecretKey"] {
         assert!(r["Credentials"][field].is_string(), "{field}: {ok}");
     }
-    assert!(r["ExpiredTime"].is_u64() && r["Expiration"].is_string(), "{ok}");
+    assert!(
+        r["ExpiredTime"].is_u64() && r["Expiration"].is_string(),
+        "{ok}"
+    );
     assert!(r["RequestId"].is_string(), "{ok}");
     let creds = Credentials::temporary(
         r["Credentials"]["TmpSecretId"].as_str().unwrap(),
@@ -184,15 +197,31 @@ async fn federation_tokens_and_refusals_look_like_tencents() {
         .await
         .unwrap();
 
-    let refused = api_call(&sts, "AssumeRole", r#"{"RoleArn":"qcs::cam::uin/1:roleName/r","RoleSessionName":"s1"}"#, "wrong-key").await;
-    assert_eq!(refused["Response"]["Error"]["Code"], "AuthFailure.SignatureFailure", "{refused}");
+    let refused = api_call(
+        &sts,
+        "AssumeRole",
+        r#"{"RoleArn":"qcs::cam::uin/1:roleName/r","RoleSessionName":"s1"}"#,
+        "wrong-key",
+    )
+    .await;
+    assert_eq!(
+        refused["Response"]["Error"]["Code"], "AuthFailure.SignatureFailure",
+        "{refused}"
+    );
     assert!(refused["Response"]["RequestId"].is_string());
     let unknown = api_call(&sts, "DescribeThings", "{}", SECRET_KEY).await;
-    assert_eq!(unknown["Response"]["Error"]["Code"], "InvalidAction", "{unknown}");
+    assert_eq!(
+        unknown["Response"]["Error"]["Code"], "InvalidAction",
+        "{unknown}"
+    );
 
     // The client's provider explains a refusal with STS's code.
     let provider =
-        AssumeRoleProvider::new(assume_role_config(&sts, "wrong-key"), Arc::new(SystemClock)).unwrap();
+        AssumeRoleProvider::new(assume_role_config(&sts, "wrong-key"), Arc::new(SystemClock))
+            .unwrap();
     let e = provider.fetch().await.unwrap_err().to_string();
-    assert!(e.contains("AuthFailure.SignatureFailure") && e.contains("check the SecretId/SecretKey"), "{e}");
+    assert!(
+        e.contains("AuthFailure.SignatureFailure") && e.contains("check the SecretId/SecretKey"),
+        "{e}"
+    );
 }
