@@ -230,6 +230,9 @@ impl MountConfig {
         let target = target(args)?;
         let region = match (&args.region, &target) {
             (Some(r), _) => validate_region(r)?,
+            (None, Target::Custom { url, .. }) if url_region(url).is_some() => {
+                url_region(url).unwrap_or_default()
+            }
             (None, Target::Cos { .. }) => {
                 return Err("--region is required (e.g. --region ap-guangzhou) unless --endpoint or --local is given".into());
             }
@@ -436,6 +439,12 @@ fn target(args: &MountArgs) -> Result<Target, String> {
         https: !args.http,
         domain,
     })
+}
+
+/// The region a COS regional-domain URL names (`https://cos.<region>.myqcloud.com`).
+fn url_region(url: &str) -> Option<String> {
+    let host = url.split_once("://")?.1.split('/').next()?;
+    crate::cos::endpoint::regional_domain(host).map(str::to_string)
 }
 
 /// Parses `--resolve HOST:ADDR` (ADDR is `IP:PORT` or `[IPv6]:PORT`) and
@@ -728,6 +737,19 @@ mod tests {
         assert!(c.fs.no_listing);
         let (e, _) = endpoint(&["--endpoint", "https://gw", "--path-style"]);
         assert_eq!(e.bucket_url(), "https://gw/b-1/");
+        // cosfs's `url=https://cos.<region>.myqcloud.com`: the bucket goes in
+        // front, and the region comes from the URL.
+        let c = config(&[
+            "b-1",
+            "/m",
+            "--url",
+            "https://cos.ap-chengdu.myqcloud.com",
+            "--anonymous",
+        ])
+        .unwrap();
+        let e = c.target.endpoint(&c.bucket, &c.region).unwrap();
+        assert_eq!(e.bucket_url(), "https://b-1.cos.ap-chengdu.myqcloud.com/");
+        assert_eq!(c.region, "ap-chengdu");
         let (_, c) = endpoint(&[]);
         assert!(!c.website && !c.fs.no_listing && !c.fs.read_only);
     }

@@ -57,7 +57,10 @@ impl Keyring {
 
     /// True when `secret_id` is a temporary key (one with a session token).
     pub fn is_temporary(&self, secret_id: &str) -> bool {
-        self.lookup(secret_id)
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(secret_id)
             .is_some_and(|c| c.session_token.is_some())
     }
 
