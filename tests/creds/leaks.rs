@@ -82,7 +82,7 @@ fn assert_clean(name: &str, log: &str, secrets: &[String]) {
 
 #[test]
 fn trace_logs_of_a_rotating_workload_hold_no_secret() {
-    let server = TestServer::with(ServerOptions {
+    let mut server = TestServer::with(ServerOptions {
         sts_ttl: Some(4),
         log_filter: Some("trace".into()),
         ..ServerOptions::default()
@@ -119,11 +119,14 @@ fn trace_logs_of_a_rotating_workload_hold_no_secret() {
         }
         thread::sleep(Duration::from_millis(200));
     }
-    let logs = [
-        ("cam_role mount", cam_role.log_text()),
-        ("AssumeRole mount", assume_role.log_text()),
-    ];
-    drop((cam_role, assume_role));
+    let mut logs = Vec::new();
+    for (name, mut m) in [
+        ("cam_role mount", cam_role),
+        ("AssumeRole mount", assume_role),
+    ] {
+        assert!(m.stop().success(), "{name} unmounts");
+        logs.push((name, m.log_text()));
+    }
     let secrets = secrets(&server);
     // The permanent key, plus a key and a token per issue: 2 mounts, 2+ issues each.
     let issues = (secrets.len() - 1) / 2;
@@ -142,6 +145,13 @@ fn trace_logs_of_a_rotating_workload_hold_no_secret() {
             );
         }
         assert_clean(name, log, &secrets);
+    }
+    // The whole server log: stop it and wait for its last line.
+    assert!(server.terminate().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_text().contains("shutting down") {
+        assert!(Instant::now() < deadline, "the server's log never ended");
+        thread::sleep(Duration::from_millis(20));
     }
     assert_clean("server", &server.log_text(), &secrets);
 }

@@ -36,3 +36,17 @@ pub fn issued_to(log: &str, caller: &str) -> usize {
         .filter(|l| l.contains("sts: issued temporary key") && l.contains(&wanted))
         .count()
 }
+
+/// Waits (polling, up to 10 s) until the server's log shows `n` keys issued
+/// to `caller`: its stderr arrives through a pipe, after the answer.
+pub fn wait_for_issued(server: &TestServer, caller: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while issued_to(&server.log_text(), caller) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} key(s) for {caller} never logged:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

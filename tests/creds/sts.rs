@@ -12,7 +12,7 @@ use cosmount::creds::tc3::{self, Tc3Request};
 use cosmount::creds::{Credentials, Provider, SystemClock};
 use serde_json::Value;
 
-use super::{issued_to, metadata_url, sts_server};
+use super::{issued_to, metadata_url, sts_server, wait_for_issued};
 use crate::common::{BUCKET, SECRET_ID, SECRET_KEY};
 
 fn assume_role_config(server_sts: &str, key: &str) -> AssumeRoleConfig {
@@ -53,12 +53,9 @@ async fn issued_keys_need_their_token_and_expire() {
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
     assert!(left <= Duration::from_secs(3), "lives --sts-ttl: {left:?}");
-    assert!(
-        issued_to(
-            &server.log_text(),
-            "AssumeRole qcs::cam::uin/100000000001:roleName/sts-test"
-        ) == 1
-    );
+    let caller = "AssumeRole qcs::cam::uin/100000000001:roleName/sts-test";
+    wait_for_issued(&server, caller, 1);
+    assert_eq!(issued_to(&server.log_text(), caller), 1);
     assert!(
         !server.log_text().contains(&creds.secret_key),
         "the SecretKey is not logged"
@@ -123,6 +120,7 @@ async fn metadata_service_lists_a_role_and_hands_out_keys_for_any_role() {
         .head_bucket()
         .await
         .unwrap();
+    wait_for_issued(&server, "cam_role any-name-at-all", 1);
     assert_eq!(issued_to(&server.log_text(), "cam_role any-name-at-all"), 1);
     let issued = server.admin_json("/sts/issued");
     assert_eq!(issued.as_array().unwrap().len(), 1);
