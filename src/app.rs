@@ -41,23 +41,24 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
 /// Builds the client (starting the embedded server for `--local`) and
 /// checks the bucket answers.
 async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServer>), String> {
-    let (endpoint, creds, local_server) = match &config.target {
+    let (client_config, creds, local_server) = match &config.target {
         Target::Local { dir } => {
             let (server, keys) = start_local_server(config, dir).await?;
             let url = format!("http://{}", server.addr());
             let endpoint =
                 Endpoint::custom(&url, &config.bucket, &config.region, Style::VirtualHosted)
                     .map_err(|e| e.to_string())?;
-            (endpoint, CredentialStore::fixed(keys), Some(server))
+            let mut client_config = ClientConfig::new(endpoint);
+            client_config.request_timeout = config.request_timeout;
+            client_config.retry = config.retry.clone();
+            (client_config, CredentialStore::fixed(keys), Some(server))
         }
-        _ => {
-            let (endpoint, creds) = endpoint_and_credentials(config).await?;
-            (endpoint, creds, None)
-        }
+        _ => (
+            client_config(config)?,
+            credential_store(config).await?,
+            None,
+        ),
     };
-    let mut client_config = ClientConfig::new(endpoint);
-    client_config.request_timeout = config.request_timeout;
-    client_config.retry = config.retry.clone();
     let client = HttpClient::new(client_config, Arc::new(creds)).map_err(|e| e.to_string())?;
     check_bucket(&client, config).await?;
     Ok((client, local_server))
@@ -89,41 +90,20 @@ async fn start_local_server(
     Ok((server, keys))
 }
 
-async fn endpoint_and_credentials(
-    config: &MountConfig,
-) -> Result<(Endpoint, CredentialStore), String> {
-    let (bucket, region) = (config.bucket.as_str(), config.region.as_str());
-    let endpoint = match &config.target {
-        Target::Cos {
-            https,
-            path_style: false,
-        } => Endpoint::virtual_hosted(bucket, region, *https),
-        Target::Cos {
-            https,
-            path_style: true,
-        } => Endpoint::path_style(bucket, region, *https),
-        Target::Custom { url, path_style } => {
-            let style = if *path_style {
-                Style::PathStyle
-            } else {
-                Style::VirtualHosted
-            };
-            Endpoint::custom(url, bucket, region, style).map_err(|e| e.to_string())?
-        }
-        Target::Local { dir } => {
-            return Err(format!(
-                "--local {} is not available in this build",
-                dir.display()
-            ));
-        }
-    };
-    let creds = credential_store(config).await?;
-    Ok((endpoint, creds))
+/// The client settings of a mount at COS or a custom endpoint: the
+/// endpoint, timeouts, retries and the `--resolve` override.
+pub fn client_config(config: &MountConfig) -> Result<ClientConfig, String> {
+    let endpoint = config.target.endpoint(&config.bucket, &config.region)?;
+    let mut client_config = ClientConfig::new(endpoint);
+    client_config.request_timeout = config.request_timeout;
+    client_config.retry = config.retry.clone();
+    client_config.resolve = config.resolve.as_ref().map(|r| r.addr);
+    Ok(client_config)
 }
 
 /// The store requests sign with; a refreshing source is asked for its
 /// first keys here, so a mount with unusable credentials fails up front.
-async fn credential_store(config: &MountConfig) -> Result<CredentialStore, String> {
+pub async fn credential_store(config: &MountConfig) -> Result<CredentialStore, String> {
     for note in &config.credential_notes {
         log::warn!("{note}");
     }
@@ -144,9 +124,18 @@ async fn credential_store(config: &MountConfig) -> Result<CredentialStore, Strin
 /// HEAD Bucket; on failure, a one-key List to learn COS's error code, then
 /// a message that says what is wrong and what to do.
 async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), String> {
-    let Err(head_error) = client.head_bucket().await else {
-        return Ok(());
+    let head_error = match client.head_bucket().await {
+        Ok(()) => return Ok(()),
+        // A website domain answers `/` with its index document, or 404
+        // without one; only a missing bucket is fatal there.
+        Err(e) if config.website && e.status() == Some(404) && e.code() != "NoSuchBucket" => {
+            return Ok(());
+        }
+        Err(e) => e,
     };
+    if config.website {
+        return Err(explain(&head_error, config, &client.endpoint().host));
+    }
     let probe = ListRequest {
         max_keys: 1,
         ..ListRequest::default()

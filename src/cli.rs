@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::creds::{Credentials, Secret};
-use crate::server::{Access, ServerConfig};
+use crate::server::{Access, ServerConfig, StsEmulation};
 
 /// Mount a Tencent Cloud COS bucket as a local filesystem.
 #[derive(Debug, Parser)]
@@ -39,7 +39,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the embedded COS-compatible server over a local folder.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Test whether BUCKET can be mounted with these options: DNS, network
+    /// (private or public), TCP latency, credentials, HEAD Bucket and List.
+    #[command(override_usage = "cosmount check <BUCKET[:/PREFIX]> [OPTIONS] [-o OPT[=VAL],...]")]
+    Check(Box<MountArgs>),
 }
 
 /// `cosmount serve`.
@@ -90,6 +94,21 @@ pub struct ServeArgs {
     /// fsync every object before answering (slower; survives power loss).
     #[arg(long)]
     pub fsync: bool,
+
+    /// Emulate STS (AssumeRole, GetFederationToken) and the CVM metadata
+    /// service (cam_role) on --sts-listen, issuing temporary keys that
+    /// expire after SECS seconds (for tests).
+    #[arg(long, value_name = "SECS", help_heading = "Temporary credentials")]
+    pub sts_ttl: Option<u64>,
+
+    /// Address of the STS and metadata emulation [default: 127.0.0.1:0].
+    #[arg(
+        long,
+        value_name = "ADDR",
+        requires = "sts_ttl",
+        help_heading = "Temporary credentials"
+    )]
+    pub sts_listen: Option<SocketAddr>,
 }
 
 /// A failed command: a one-line message and an exit code.
@@ -144,6 +163,12 @@ impl ServeArgs {
             access,
             region: self.region,
             fsync: self.fsync,
+            sts: self.sts_ttl.map(|secs| StsEmulation {
+                listen: self
+                    .sts_listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+                ttl: std::time::Duration::from_secs(secs),
+            }),
         })
     }
 }
@@ -182,9 +207,25 @@ pub struct MountArgs {
     #[arg(long, alias = "use-path-request-style", help_heading = "Connection")]
     pub path_style: bool,
 
-    /// Use plain HTTP to the default COS domain (HTTPS otherwise).
+    /// Use plain HTTP to COS's domains (HTTPS otherwise).
     #[arg(long, help_heading = "Connection")]
     pub http: bool,
+
+    /// Use the global accelerate domain `<bucket>.cos.accelerate.myqcloud.com`
+    /// (acceleration must be enabled on the bucket).
+    #[arg(long, help_heading = "Connection")]
+    pub accelerate: bool,
+
+    /// Use the static-website domain `<bucket>.cos-website.<region>.myqcloud.com`
+    /// (or --endpoint as a website): read-only, and names are found by HEAD
+    /// only, never by listing.
+    #[arg(long, help_heading = "Connection")]
+    pub website: bool,
+
+    /// Send requests for HOST to IP:PORT instead of asking DNS, keeping the
+    /// Host header (like curl's --resolve).
+    #[arg(long, value_name = "HOST:IP:PORT", help_heading = "Connection")]
+    pub resolve: Option<String>,
 
     /// Serve DIR with the embedded COS server in-process and mount it.
     #[arg(long, value_name = "DIR", help_heading = "Connection")]

@@ -2,11 +2,13 @@
 //! here, with a message that names the bad value and what to do. Inner
 //! layers get their own small config structs and never see clap.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cache::CacheConfig;
 use crate::cli::MountArgs;
+use crate::cos::endpoint::{Endpoint, Style};
 use crate::cos::retry::RetryPolicy;
 use crate::creds::select::{self, Surroundings};
 use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selected, SourceKind};
@@ -21,12 +23,12 @@ pub const LOCAL_BUCKET: &str = "local-1250000000";
 /// Where requests go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// The default COS domain of the region.
+    /// One of COS's own domains.
     Cos {
-        /// Use HTTPS.
+        /// Use HTTPS (the default; `--http` turns it off).
         https: bool,
-        /// Path-style addressing.
-        path_style: bool,
+        /// Which domain.
+        domain: Domain,
     },
     /// A custom endpoint URL.
     Custom {
@@ -40,6 +42,57 @@ pub enum Target {
         /// The folder.
         dir: PathBuf,
     },
+}
+
+/// COS's own domains for a bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Domain {
+    /// `<bucket>.cos.<region>.myqcloud.com` (the default).
+    VirtualHosted,
+    /// `cos.<region>.myqcloud.com/<bucket>` (`--path-style`).
+    PathStyle,
+    /// `<bucket>.cos.accelerate.myqcloud.com` (`--accelerate`).
+    Accelerate,
+    /// `<bucket>.cos-website.<region>.myqcloud.com` (`--website`).
+    Website,
+}
+
+impl Target {
+    /// Where `bucket` of `region` lives for this target (not for `Local`,
+    /// whose address is known only once its server runs).
+    pub fn endpoint(&self, bucket: &str, region: &str) -> Result<Endpoint, String> {
+        Ok(match self {
+            Target::Cos { https, domain } => match domain {
+                Domain::VirtualHosted => Endpoint::virtual_hosted(bucket, region, *https),
+                Domain::PathStyle => Endpoint::path_style(bucket, region, *https),
+                Domain::Accelerate => Endpoint::accelerate(bucket, region, *https),
+                Domain::Website => Endpoint::website(bucket, region, *https),
+            },
+            Target::Custom { url, path_style } => {
+                let style = if *path_style {
+                    Style::PathStyle
+                } else {
+                    Style::VirtualHosted
+                };
+                Endpoint::custom(url, bucket, region, style).map_err(|e| e.to_string())?
+            }
+            Target::Local { dir } => {
+                return Err(format!(
+                    "--local {} has no endpoint before its server starts",
+                    dir.display()
+                ));
+            }
+        })
+    }
+}
+
+/// `--resolve HOST:ADDR`: send requests for HOST to ADDR instead of asking DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolve {
+    /// The host name (no port).
+    pub host: String,
+    /// Where its requests go.
+    pub addr: SocketAddr,
 }
 
 /// How requests are signed.
@@ -81,6 +134,10 @@ pub struct MountConfig {
     pub region: String,
     /// Where requests go.
     pub target: Target,
+    /// The static-website domain's behaviour: read-only, no listing.
+    pub website: bool,
+    /// DNS override for the endpoint's host.
+    pub resolve: Option<Resolve>,
     /// How requests are signed.
     pub credentials: CredentialSource,
     /// Warnings about the credential choice (sources configured but unused),
@@ -143,15 +200,50 @@ impl MountConfig {
             }
             _ => return Err("missing MOUNTPOINT: `cosmount BUCKET MOUNTPOINT`".into()),
         };
-        let (bucket, prefix) = parse_bucket_spec(&spec)?;
+        MountConfig::build(args, &spec, mountpoint, around)
+    }
+
+    /// Validates the arguments of `cosmount check BUCKET [options]`: the
+    /// same as a mount's, without a mountpoint.
+    pub fn for_check(args: &MountArgs, around: &Surroundings<'_>) -> Result<MountConfig, String> {
+        if args.local.is_some() {
+            return Err("`cosmount check` tests a bucket at COS or --endpoint, not --local".into());
+        }
+        let Some(spec) = &args.bucket else {
+            return Err("missing BUCKET: `cosmount check BUCKET [options]`".into());
+        };
+        if let Some(extra) = &args.mountpoint {
+            return Err(format!(
+                "`cosmount check` takes no mountpoint (got {})",
+                extra.display()
+            ));
+        }
+        MountConfig::build(args, spec, PathBuf::new(), around)
+    }
+
+    fn build(
+        args: &MountArgs,
+        spec: &str,
+        mountpoint: PathBuf,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
+        let (bucket, prefix) = parse_bucket_spec(spec)?;
         let target = target(args)?;
         let region = match (&args.region, &target) {
             (Some(r), _) => validate_region(r)?,
+            (None, Target::Custom { url, .. }) if url_region(url).is_some() => {
+                url_region(url).unwrap_or_default()
+            }
             (None, Target::Cos { .. }) => {
                 return Err("--region is required (e.g. --region ap-guangzhou) unless --endpoint or --local is given".into());
             }
             (None, _) => "ap-guangzhou".to_string(),
         };
+        let resolve = match &args.resolve {
+            Some(text) => Some(resolve(text, &target, &bucket, &region)?),
+            None => None,
+        };
+        let website = args.website;
         let (credentials, credential_notes) = credentials(args, &bucket, &region, &target, around)?;
         let ownership = ownership(args)?;
         let block_size = parse_size("--block-size", &args.block_size)?;
@@ -166,7 +258,7 @@ impl MountConfig {
         if args.retries == 0 {
             return Err("--retries must be at least 1".into());
         }
-        let read_only = args.read_only;
+        let read_only = args.read_only || website;
         let fs = FsConfig {
             prefix,
             ownership,
@@ -174,6 +266,7 @@ impl MountConfig {
             negative_ttl: parse_duration("--negative-ttl", &args.negative_ttl)?,
             fast_list: args.fast_list,
             read_only,
+            no_listing: website,
             head_concurrency: args.max_requests.max(1),
             cache: CacheConfig {
                 block_size,
@@ -192,7 +285,7 @@ impl MountConfig {
         };
         let mount = MountOptions {
             mountpoint,
-            source: spec,
+            source: spec.to_string(),
             read_only,
             allow_other: args.allow_other,
             allow_root: args.allow_root,
@@ -205,6 +298,8 @@ impl MountConfig {
             bucket,
             region,
             target,
+            website,
+            resolve,
             credentials,
             credential_notes,
             request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
@@ -268,25 +363,121 @@ fn validate_region(region: &str) -> Result<String, String> {
 }
 
 fn target(args: &MountArgs) -> Result<Target, String> {
-    match (&args.local, &args.endpoint) {
-        (Some(_), Some(_)) => Err("--local and --endpoint cannot be combined".into()),
-        (Some(dir), None) => Ok(Target::Local { dir: dir.clone() }),
-        (None, Some(url)) => {
-            if !url.starts_with("http://") && !url.starts_with("https://") {
-                return Err(format!(
-                    "--endpoint {url:?} must start with http:// or https://"
-                ));
-            }
-            Ok(Target::Custom {
-                url: url.clone(),
-                path_style: args.path_style,
-            })
+    let named = [
+        ("--local", args.local.is_some()),
+        ("--endpoint", args.endpoint.is_some()),
+        ("--accelerate", args.accelerate),
+        ("--website", args.website),
+        ("--path-style", args.path_style),
+        ("--http", args.http),
+        ("--resolve", args.resolve.is_some()),
+    ];
+    let given = |name: &str| named.iter().any(|(n, on)| *n == name && *on);
+    // Pairs that contradict each other, and why.
+    let conflicts = [
+        (
+            "--local",
+            "--endpoint",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--local",
+            "--accelerate",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--local",
+            "--website",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--local",
+            "--resolve",
+            "the embedded server is the endpoint",
+        ),
+        (
+            "--endpoint",
+            "--accelerate",
+            "give the accelerate URL as --endpoint instead",
+        ),
+        (
+            "--endpoint",
+            "--http",
+            "write http:// in the --endpoint URL instead",
+        ),
+        ("--accelerate", "--website", "they are different domains"),
+        (
+            "--accelerate",
+            "--path-style",
+            "the accelerate domain names the bucket in the host",
+        ),
+        (
+            "--website",
+            "--path-style",
+            "the website domain names the bucket in the host",
+        ),
+    ];
+    for (a, b, why) in conflicts {
+        if given(a) && given(b) {
+            return Err(format!("{a} and {b} cannot be combined: {why}"));
         }
-        (None, None) => Ok(Target::Cos {
-            https: !args.http,
-            path_style: args.path_style,
-        }),
     }
+    if let Some(dir) = &args.local {
+        return Ok(Target::Local { dir: dir.clone() });
+    }
+    if let Some(url) = &args.endpoint {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!(
+                "--endpoint {url:?} must start with http:// or https://"
+            ));
+        }
+        return Ok(Target::Custom {
+            url: url.clone(),
+            path_style: args.path_style,
+        });
+    }
+    let domain = if args.accelerate {
+        Domain::Accelerate
+    } else if args.website {
+        Domain::Website
+    } else if args.path_style {
+        Domain::PathStyle
+    } else {
+        Domain::VirtualHosted
+    };
+    Ok(Target::Cos {
+        https: !args.http,
+        domain,
+    })
+}
+
+/// The region a COS regional-domain URL names (`https://cos.<region>.myqcloud.com`).
+fn url_region(url: &str) -> Option<String> {
+    let host = url.split_once("://")?.1.split('/').next()?;
+    crate::cos::endpoint::regional_domain(host).map(str::to_string)
+}
+
+/// Parses `--resolve HOST:ADDR` (ADDR is `IP:PORT` or `[IPv6]:PORT`) and
+/// checks HOST is the host requests go to.
+fn resolve(text: &str, target: &Target, bucket: &str, region: &str) -> Result<Resolve, String> {
+    let bad = || {
+        format!(
+            "--resolve {text:?} is not HOST:IP:PORT (e.g. {bucket}.cos.{region}.myqcloud.com:127.0.0.1:8080)"
+        )
+    };
+    let (host, addr) = text.split_once(':').ok_or_else(bad)?;
+    let addr: SocketAddr = addr.parse().map_err(|_| bad())?;
+    let endpoint = target.endpoint(bucket, region)?;
+    let endpoint_host = endpoint.host.split(':').next().unwrap_or_default();
+    if host.is_empty() || !host.eq_ignore_ascii_case(endpoint_host) {
+        return Err(format!(
+            "--resolve names host {host:?}, but requests go to {endpoint_host}"
+        ));
+    }
+    Ok(Resolve {
+        host: endpoint_host.to_string(),
+        addr,
+    })
 }
 
 /// Picks the credential source (precedence in `creds/select.rs`); also
@@ -480,7 +671,7 @@ mod tests {
             c.target,
             Target::Cos {
                 https: true,
-                path_style: false
+                domain: Domain::VirtualHosted
             }
         );
         assert!(matches!(c.credentials, CredentialSource::Static { .. }));
@@ -537,6 +728,119 @@ mod tests {
             err(&["b-1", "/m", "--endpoint", "localhost:9", "--anonymous"]).contains("http://")
         );
         assert!(err(&["b-1"]).contains("MOUNTPOINT"));
+    }
+
+    #[test]
+    fn picks_each_endpoint_kind() {
+        let endpoint = |extra: &[&str]| {
+            let args = [
+                &["b-1", "/m", "--region", "ap-beijing", "--anonymous"][..],
+                extra,
+            ]
+            .concat();
+            let c = config(&args).unwrap();
+            (c.target.endpoint(&c.bucket, &c.region).unwrap(), c)
+        };
+        let (e, _) = endpoint(&[]);
+        assert_eq!(e.bucket_url(), "https://b-1.cos.ap-beijing.myqcloud.com/");
+        let (e, _) = endpoint(&["--path-style", "--http"]);
+        assert_eq!(e.bucket_url(), "http://cos.ap-beijing.myqcloud.com/b-1/");
+        let (e, _) = endpoint(&["--accelerate"]);
+        assert_eq!(e.bucket_url(), "https://b-1.cos.accelerate.myqcloud.com/");
+        let (e, c) = endpoint(&["--website"]);
+        assert_eq!(
+            e.bucket_url(),
+            "https://b-1.cos-website.ap-beijing.myqcloud.com/"
+        );
+        assert!(c.website && c.fs.no_listing && c.fs.read_only && c.mount.read_only);
+        let (e, c) = endpoint(&["--endpoint", "http://gw:81", "--website"]);
+        assert_eq!(e.bucket_url(), "http://gw:81/");
+        assert!(c.fs.no_listing);
+        let (e, _) = endpoint(&["--endpoint", "https://gw", "--path-style"]);
+        assert_eq!(e.bucket_url(), "https://gw/b-1/");
+        // cosfs's `url=https://cos.<region>.myqcloud.com`: the bucket goes in
+        // front, and the region comes from the URL.
+        let c = config(&[
+            "b-1",
+            "/m",
+            "--url",
+            "https://cos.ap-chengdu.myqcloud.com",
+            "--anonymous",
+        ])
+        .unwrap();
+        let e = c.target.endpoint(&c.bucket, &c.region).unwrap();
+        assert_eq!(e.bucket_url(), "https://b-1.cos.ap-chengdu.myqcloud.com/");
+        assert_eq!(c.region, "ap-chengdu");
+        let (_, c) = endpoint(&[]);
+        assert!(!c.website && !c.fs.no_listing && !c.fs.read_only);
+    }
+
+    #[test]
+    fn resolve_must_name_the_endpoint_host() {
+        let base = ["b-1", "/m", "--region", "ap-beijing", "--anonymous"];
+        let with = |extra: &[&str]| config(&[&base[..], extra].concat());
+        let c = with(&[
+            "--resolve",
+            "b-1.cos.ap-beijing.myqcloud.com:127.0.0.1:8080",
+        ])
+        .unwrap();
+        let r = c.resolve.unwrap();
+        assert_eq!(r.host, "b-1.cos.ap-beijing.myqcloud.com");
+        assert_eq!(r.addr, "127.0.0.1:8080".parse().unwrap());
+        let c = with(&[
+            "--path-style",
+            "--resolve",
+            "cos.ap-beijing.myqcloud.com:[::1]:80",
+        ])
+        .unwrap();
+        assert_eq!(c.resolve.unwrap().addr, "[::1]:80".parse().unwrap());
+        let e = with(&["--resolve", "other.example.com:127.0.0.1:80"]).unwrap_err();
+        assert!(
+            e.contains("requests go to b-1.cos.ap-beijing.myqcloud.com"),
+            "{e}"
+        );
+        let e = with(&["--resolve", "b-1.cos.ap-beijing.myqcloud.com"]).unwrap_err();
+        assert!(e.contains("HOST:IP:PORT"), "{e}");
+    }
+
+    #[test]
+    fn contradictory_endpoint_options_are_refused() {
+        let base = ["b-1", "/m", "--region", "ap-beijing", "--anonymous"];
+        let err = |extra: &[&str]| config(&[&base[..], extra].concat()).unwrap_err();
+        assert!(err(&["--accelerate", "--website"]).contains("--accelerate and --website"));
+        assert!(err(&["--accelerate", "--path-style"]).contains("cannot be combined"));
+        assert!(err(&["--website", "--path-style"]).contains("cannot be combined"));
+        assert!(err(&["--endpoint", "http://x", "--http"]).contains("write http://"));
+        assert!(
+            err(&["--endpoint", "http://x", "--accelerate"])
+                .contains("--endpoint and --accelerate")
+        );
+        let e = config(&["--local", "/d", "/m", "--website"]).unwrap_err();
+        assert!(e.contains("--local and --website"), "{e}");
+    }
+
+    #[test]
+    fn check_needs_a_bucket_and_no_mountpoint() {
+        let parse = |args: &[&str]| {
+            let full = [&["cosmount"][..], args].concat();
+            let around = Surroundings {
+                env: &|_: &str| None,
+                default_passwd_files: Vec::new(),
+            };
+            MountConfig::for_check(&Cli::try_parse_from(full).unwrap().mount, &around)
+        };
+        let c = parse(&["b-1", "--region", "r", "--anonymous"]).unwrap();
+        assert_eq!(c.bucket, "b-1");
+        assert!(
+            parse(&["b-1", "/mnt", "--region", "r", "--anonymous"])
+                .unwrap_err()
+                .contains("no mountpoint")
+        );
+        assert!(
+            parse(&["--region", "r", "--anonymous"])
+                .unwrap_err()
+                .contains("missing BUCKET")
+        );
     }
 
     #[test]

@@ -597,7 +597,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     // Extended attributes are not stored: ENOSYS makes the kernel stop
     // asking (applications see EOPNOTSUPP), so `ls -l` does not pay a FUSE
     // round trip per file for security.selinux and ACL lookups.
-    fn getxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
         reply.error(Errno::ENOSYS);
     }
 

@@ -7,7 +7,9 @@
 //!                               cos/  (ObjectClient: HTTP, retries, XML, errors)
 //!                                 ├─► cos/sign  (pure q-sign-algorithm=sha1 signer)
 //!                                 └─► creds/    (credential providers, refresher)
-//!   server/  embedded COS-compatible server (`cosmount serve`, `--local DIR`)
+//!   server/  embedded COS-compatible server (`cosmount serve`, `--local DIR`),
+//!            with STS/metadata emulation for temporary-credential tests
+//!   check.rs `cosmount check`: DNS, network kind, TCP, credentials, HEAD/List
 //! ```
 //!
 //! Dependency rules: `cos/` never imports `fs`, `fuser` or `libc`; `fs/` and
@@ -20,6 +22,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod cos;

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use clap::Parser;
 use cosmount::cli::{Cli, CliError, Command, MountArgs, ServeArgs, expand_mount_options};
 use cosmount::config::{LogConfig, MountConfig, log_config};
+use cosmount::creds::select::Surroundings;
 use cosmount::logging;
 use cosmount::mount::{Readiness, check_mountpoint, daemonize};
 
@@ -19,7 +20,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     match cli.command {
         None => mount(&cli.mount),
-        Some(Command::Serve(args)) => match serve(args) {
+        Some(Command::Check(args)) => check(&args),
+        Some(Command::Serve(args)) => match serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("cosmount: {e}");
@@ -83,6 +85,37 @@ fn mount(args: &MountArgs) -> ExitCode {
     }
 }
 
+/// Runs `cosmount check`: exit 0 only when a mount would work.
+fn check(args: &MountArgs) -> ExitCode {
+    let log = match log_config(args) {
+        Ok(log) => log,
+        Err(e) => return usage_error(&e),
+    };
+    let config = match MountConfig::for_check(args, &Surroundings::of_process()) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    if let Err(e) = init_logger(&log, false) {
+        return usage_error(&e);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cosmount: cannot start the I/O runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = io::stdout().lock();
+    match runtime.block_on(cosmount::check::run(&config, &mut out)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("cosmount: cannot write the report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Logs our own crate at the chosen level and dependencies at warn (all at
 /// trace): to the log file if given, else to stderr in the foreground (with
 /// journald priority prefixes when stderr is the journal) and to syslog as a
@@ -141,6 +174,9 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         writeln!(out, "listening on http://{}", server.addr())?;
         if let Some(admin) = server.admin_addr() {
             writeln!(out, "admin on http://{admin}")?;
+        }
+        if let Some(sts) = server.sts_addr() {
+            writeln!(out, "sts on http://{sts}")?;
         }
         out.flush()?;
         drop(out);

@@ -1,6 +1,7 @@
 //! One integration-test binary (modules below) to keep link time down.
 
 mod common;
+mod creds;
 mod mount;
 mod packaging;
 mod server;

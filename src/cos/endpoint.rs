@@ -82,6 +82,9 @@ impl Endpoint {
     /// A custom endpoint URL such as `http://127.0.0.1:9000`. With
     /// [`Style::VirtualHosted`] the URL itself is the bucket's address;
     /// with [`Style::PathStyle`] the bucket follows as the first segment.
+    /// A COS regional domain (`cos.<region>.myqcloud.com`, as cosfs's
+    /// `url=` takes it) cannot address a bucket by itself: virtual-hosted,
+    /// the bucket is put in front of it, as cosfs does.
     pub fn custom(
         url: &str,
         bucket: &str,
@@ -104,9 +107,13 @@ impl Endpoint {
                 "endpoint {url:?} must be a scheme and host[:port] only"
             )));
         }
+        let host = match style {
+            Style::VirtualHosted if regional_domain(host).is_some() => format!("{bucket}.{host}"),
+            _ => host.to_string(),
+        };
         Ok(Endpoint::new(
             scheme == "https",
-            host.to_string(),
+            host,
             bucket,
             region,
             style,
@@ -159,6 +166,24 @@ impl Endpoint {
     }
 }
 
+/// The region of a COS regional domain (`cos.<region>.myqcloud.com`,
+/// `cos-internal.<region>.tencentcos.cn`, ...), without a bucket in front.
+pub fn regional_domain(host: &str) -> Option<&str> {
+    let name = host.split(':').next().unwrap_or(host);
+    let rest = name
+        .strip_prefix("cos.")
+        .or_else(|| name.strip_prefix("cos-internal."))?;
+    let region = rest
+        .strip_suffix(".myqcloud.com")
+        .or_else(|| rest.strip_suffix(".tencentcos.cn"))?;
+    let plain = !region.is_empty()
+        && region != "accelerate"
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    plain.then_some(region)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,12 +213,50 @@ mod tests {
     }
 
     #[test]
+    fn recognises_regional_domains() {
+        assert_eq!(
+            regional_domain("cos.ap-beijing.myqcloud.com"),
+            Some("ap-beijing")
+        );
+        assert_eq!(
+            regional_domain("cos-internal.ap-shanghai.tencentcos.cn:8080"),
+            Some("ap-shanghai")
+        );
+        assert_eq!(regional_domain("b-1.cos.ap-beijing.myqcloud.com"), None);
+        assert_eq!(regional_domain("cos.accelerate.myqcloud.com"), None);
+        assert_eq!(regional_domain("127.0.0.1:9000"), None);
+        assert_eq!(regional_domain("gateway.example.com"), None);
+    }
+
+    #[test]
     fn parses_custom_urls() {
         let c =
             Endpoint::custom("http://127.0.0.1:9000/", "b-1", "r", Style::VirtualHosted).unwrap();
         assert_eq!(c.host, "127.0.0.1:9000");
         assert_eq!(c.object_url("k").unwrap(), "http://127.0.0.1:9000/k");
         assert!(Endpoint::custom("127.0.0.1:9000", "b", "r", Style::PathStyle).is_err());
+        let cosfs = Endpoint::custom(
+            "https://cos.ap-guangzhou.myqcloud.com",
+            "b-1",
+            "ap-guangzhou",
+            Style::VirtualHosted,
+        )
+        .unwrap();
+        assert_eq!(
+            cosfs.bucket_url(),
+            "https://b-1.cos.ap-guangzhou.myqcloud.com/"
+        );
+        let path = Endpoint::custom(
+            "https://cos.ap-guangzhou.myqcloud.com",
+            "b-1",
+            "ap-guangzhou",
+            Style::PathStyle,
+        )
+        .unwrap();
+        assert_eq!(
+            path.bucket_url(),
+            "https://cos.ap-guangzhou.myqcloud.com/b-1/"
+        );
         assert!(Endpoint::custom("ftp://x", "b", "r", Style::PathStyle).is_err());
         assert!(Endpoint::custom("http://x/y", "b", "r", Style::PathStyle).is_err());
     }

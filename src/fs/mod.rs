@@ -46,6 +46,10 @@ pub struct FsConfig {
     pub fast_list: bool,
     /// Refuse every change.
     pub read_only: bool,
+    /// Never list (static-website endpoints): names are found by HEAD of
+    /// `key` and of the marker `key/` only, and a directory shows only the
+    /// names looked up so far.
+    pub no_listing: bool,
     /// HEAD requests in flight at once while listing.
     pub head_concurrency: usize,
     /// Read path sizes.
@@ -69,6 +73,7 @@ impl Default for FsConfig {
             negative_ttl: Duration::from_millis(500),
             fast_list: false,
             read_only: false,
+            no_listing: false,
             head_concurrency: 64,
             cache: CacheConfig::default(),
             memory_bytes: 256 << 20,
@@ -270,6 +275,9 @@ impl<C: ObjectClient> Fs<C> {
     /// which wins), a file, or nothing.
     async fn resolve(&self, parent_key: &str, name: &str) -> FsResult<Option<ChildInfo>> {
         let key = format!("{parent_key}{name}");
+        if self.config.no_listing {
+            return self.resolve_by_head(&key).await;
+        }
         let prefix = format!("{key}/");
         let list_req = ListRequest {
             prefix: prefix.clone(),
@@ -308,6 +316,31 @@ impl<C: ObjectClient> Fs<C> {
                 modified: None,
                 exact: true,
             }));
+        }
+        match file {
+            Ok(info) => Ok(Some(self.file_info(&info))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`resolve`](Self::resolve) without listing: HEAD the key and its
+    /// marker `key/` at once; the marker (a directory) wins, as in listings.
+    /// Directories without a marker cannot be found this way.
+    async fn resolve_by_head(&self, key: &str) -> FsResult<Option<ChildInfo>> {
+        let marker_key = format!("{key}/");
+        let (file, marker) = tokio::join!(self.client.head(key), self.client.head(&marker_key));
+        match marker {
+            Ok(info) => {
+                return Ok(Some(ChildInfo {
+                    attr: self.config.ownership.from_info(&info, true),
+                    etag: None,
+                    modified: None,
+                    exact: true,
+                }));
+            }
+            Err(e) if !e.is_not_found() => return Err(e.into()),
+            Err(_) => {}
         }
         match file {
             Ok(info) => Ok(Some(self.file_info(&info))),

@@ -70,7 +70,7 @@ impl<C: ObjectClient> Fs<C> {
             }
             (node.key.clone(), node.is_listed(Instant::now()))
         };
-        if !fresh {
+        if !fresh && !self.config.no_listing {
             self.fetch_listing(ino, &prefix).await?;
         }
         let t = lock(&self.inodes);

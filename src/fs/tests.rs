@@ -288,3 +288,45 @@ async fn appends_survive_a_release_racing_the_next_open() {
     fs.release(previous).await.unwrap();
     assert_eq!(c.object("log").unwrap(), Bytes::from(expected));
 }
+
+#[tokio::test]
+async fn no_listing_finds_names_by_head_only() {
+    let c = bucket(&[
+        ("index.html", b"<html>"),
+        ("docs/", b""),
+        ("docs/a.txt", b"a"),
+        ("implicit/b.txt", b"b"),
+    ])
+    .await;
+    let fs = fs(
+        &c,
+        FsConfig {
+            no_listing: true,
+            read_only: true,
+            ..FsConfig::default()
+        },
+    );
+    let f = fs.lookup(ROOT, "index.html").await.unwrap();
+    assert_eq!((f.attr.kind, f.attr.size), (Kind::File, 6));
+    let docs = fs.lookup(ROOT, "docs").await.unwrap();
+    assert_eq!(docs.attr.kind, Kind::Dir, "found by its marker");
+    let a = fs.lookup(docs.ino, "a.txt").await.unwrap();
+    let h = fs.open(a.ino, READ).await.unwrap();
+    assert_eq!(&fs.read(h.fh, 0, 10).await.unwrap()[..], b"a");
+    assert_eq!(
+        fs.lookup(ROOT, "implicit").await.unwrap_err(),
+        FsError::NotFound,
+        "no marker, no listing: not found"
+    );
+    assert_eq!(
+        names(&fs, ROOT).await,
+        vec![".", "..", "docs", "index.html"],
+        "a directory shows the names looked up so far"
+    );
+    assert_eq!(c.calls("list_page"), 0);
+    let write = OpenMode {
+        write: true,
+        truncate: false,
+    };
+    assert_eq!(fs.open(f.ino, write).await.unwrap_err(), FsError::ReadOnly);
+}

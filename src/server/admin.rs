@@ -1,5 +1,7 @@
 //! The admin endpoint (only with `--admin-listen`), for tests: request
-//! counters now, fault injection later. A small router over (method, path).
+//! counters (`/stats`), authentication counters (`/stats/auth`), the keys the
+//! STS emulation issued (`/sts/issued`, secrets included: this port exists
+//! for tests), fault injection later. A small router over (method, path).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,6 +20,14 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, "/stats") => json(StatusCode::OK, &state.stats.to_json()),
+        (&Method::GET, "/stats/auth") => json(StatusCode::OK, &state.stats.auth_json()),
+        (&Method::GET, "/sts/issued") => match &state.sts {
+            Some(sts) => json(StatusCode::OK, &super::sts::issued_json(sts)),
+            None => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"error": "the STS emulation is off (--sts-ttl)"}),
+            ),
+        },
         (&Method::POST, "/stats/reset") => {
             state.stats.reset();
             json(StatusCode::OK, &serde_json::json!({}))

@@ -1,8 +1,8 @@
 //! Request authentication: `q-sign-algorithm=sha1` signatures checked with
 //! the shared signer ([`crate::cos::sign`]) over exactly the headers and
 //! parameters the client listed, against a [`Keyring`] of SecretId →
-//! credentials (permanent keys now; temporary STS keys with a session token
-//! and an expiry fit the same entry). Secrets and signatures are never logged.
+//! credentials (permanent keys, and temporary STS keys with a session token
+//! and an expiry, issued by `sts.rs`). Secrets and signatures are never logged.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -53,6 +53,23 @@ impl Keyring {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
+    }
+
+    /// True when `secret_id` is a temporary key (one with a session token).
+    pub fn is_temporary(&self, secret_id: &str) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(secret_id)
+            .is_some_and(|c| c.session_token.is_some())
+    }
+
+    /// Forgets temporary keys that expired before `time`.
+    pub fn remove_expired_before(&self, time: SystemTime) {
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, c| c.expires_at.is_none_or(|e| e >= time));
     }
 
     fn lookup(&self, secret_id: &str) -> Option<Credentials> {

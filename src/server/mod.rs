@@ -8,6 +8,7 @@
 //!                                   ├─ router   bucket / key / operation
 //!                                   ├─ auth     q-sign verification, Keyring
 //!                                   └─ admin    /stats (separate port)
+//!   sts (separate port, --sts-ttl) ─► issues temporary keys into the Keyring
 //! ```
 //!
 //! Start it with [`Server::start`] from inside a tokio runtime; it runs on
@@ -26,6 +27,7 @@ pub mod router;
 mod service;
 pub mod stats;
 pub mod store;
+pub mod sts;
 
 use std::fs;
 use std::io;
@@ -46,6 +48,8 @@ use auth::Keyring;
 use router::Op;
 use stats::Stats;
 use store::Store;
+use sts::Sts;
+pub use sts::StsEmulation;
 
 /// Who may use the buckets without signing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +95,8 @@ pub struct ServerConfig {
     pub region: String,
     /// Make every write reach the disk (fsync) before answering.
     pub fsync: bool,
+    /// Emulate STS and the instance metadata service on a second address.
+    pub sts: Option<StsEmulation>,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +110,7 @@ impl Default for ServerConfig {
             access: Access::Private,
             region: "ap-guangzhou".to_string(),
             fsync: false,
+            sts: None,
         }
     }
 }
@@ -117,6 +124,7 @@ pub struct State {
     pub(crate) region: String,
     pub(crate) stats: Stats,
     pub(crate) header_case: hyper::http::Extensions,
+    pub(crate) sts: Option<Arc<Sts>>,
     request_prefix: String,
     request_counter: AtomicU64,
 }
@@ -141,6 +149,7 @@ pub struct Server;
 pub struct RunningServer {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    sts_addr: Option<SocketAddr>,
     keyring: Arc<Keyring>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -161,6 +170,10 @@ impl Server {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let sts_listener = match &config.sts {
+            Some(s) => Some(bind(s.listen).await?),
+            None => None,
+        };
         let (root, store_names, fsync) = (config.root.clone(), names.clone(), config.fsync);
         let store = tokio::task::spawn_blocking(move || Store::open(&root, &store_names, fsync))
             .await
@@ -172,6 +185,10 @@ impl Server {
                 )
             })?;
         let keyring = Arc::new(Keyring::new(config.keys.iter().cloned()));
+        let sts = config
+            .sts
+            .as_ref()
+            .map(|s| Arc::new(Sts::new(keyring.clone(), &config.keys, s.ttl)));
         let state = Arc::new(State {
             store,
             bucket_names: names,
@@ -180,12 +197,17 @@ impl Server {
             region: config.region.clone(),
             stats: Stats::default(),
             header_case: http::cos_header_case().await?,
+            sts: sts.clone(),
             request_prefix: request_prefix(),
             request_counter: AtomicU64::new(0),
         });
         let (stop, stopped) = watch::channel(false);
         let addr = listener.local_addr()?;
         let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+        let sts_addr = sts_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let mut tasks = Vec::new();
         let cos_state = state.clone();
         tasks.push(http::serve(listener, stopped.clone(), move |req| {
@@ -193,9 +215,19 @@ impl Server {
         }));
         if let Some(admin) = admin {
             let admin_state = state.clone();
-            tasks.push(http::serve(admin, stopped, move |req| {
+            tasks.push(http::serve(admin, stopped.clone(), move |req| {
                 admin::handle(admin_state.clone(), req)
             }));
+        }
+        if let (Some(listener), Some(sts)) = (sts_listener, sts) {
+            tasks.push(http::serve(listener, stopped, move |req| {
+                sts::handle(sts.clone(), req)
+            }));
+            info!(
+                "emulating STS and the metadata service on http://{} (keys live {:?})",
+                sts_addr.map_or_else(String::new, |a| a.to_string()),
+                config.sts.as_ref().map(|s| s.ttl).unwrap_or_default()
+            );
         }
         info!(
             "serving {} from {} on http://{addr} ({:?}, {} key(s))",
@@ -207,6 +239,7 @@ impl Server {
         Ok(RunningServer {
             addr,
             admin_addr,
+            sts_addr,
             keyring,
             stop,
             tasks,
@@ -223,6 +256,11 @@ impl RunningServer {
     /// The admin endpoint's address, when one was asked for.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
+    }
+
+    /// The STS/metadata emulation's address, when it runs.
+    pub fn sts_addr(&self) -> Option<SocketAddr> {
+        self.sts_addr
     }
 
     /// The keys the server accepts; keys added here work at once.
@@ -263,6 +301,9 @@ fn validate(config: &ServerConfig) -> io::Result<()> {
             "no way in: give --secret-id and --secret-key, or --public-read / --public-read-write"
                 .into(),
         ));
+    }
+    if config.sts.as_ref().is_some_and(|s| s.ttl.is_zero()) {
+        return Err(invalid("--sts-ttl must be at least 1 second".into()));
     }
     if let Some(k) = config
         .keys

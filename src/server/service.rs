@@ -19,6 +19,7 @@ use super::error::ApiError;
 use super::handlers::{self, Ctx};
 use super::response;
 use super::router::{self, Op, Query, Target};
+use super::stats::AuthOutcome;
 
 /// What routing found out, for the answer and the log line.
 #[derive(Default)]
@@ -77,7 +78,14 @@ async fn serve(
         params: &query.pairs,
         headers: &parts.headers,
     };
-    let principal = auth::authenticate(&state.keyring, &signed, SystemTime::now())?;
+    let authenticated = auth::authenticate(&state.keyring, &signed, SystemTime::now());
+    state.stats.count_auth(match &authenticated {
+        Ok(Principal::Anonymous) => AuthOutcome::Anonymous,
+        Ok(Principal::Key(id)) if state.keyring.is_temporary(id) => AuthOutcome::Temporary,
+        Ok(Principal::Key(_)) => AuthOutcome::Permanent,
+        Err(e) => AuthOutcome::Rejected(e.code),
+    });
+    let principal = authenticated?;
     if state.deny_anonymous(op, principal == Principal::Anonymous) {
         return Err(ApiError::access_denied("Access Denied."));
     }

@@ -11,8 +11,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cosmount::cos::client::{ClientConfig, HttpClient};
@@ -55,6 +55,11 @@ pub struct ServerOptions {
     pub extra_args: Vec<String>,
     /// Serve this root instead of a fresh temporary one.
     pub root: Option<PathBuf>,
+    /// `--sts-ttl SECS` (with `--sts-listen 127.0.0.1:0`): emulate STS and
+    /// the metadata service.
+    pub sts_ttl: Option<u64>,
+    /// `RUST_LOG` of the server (default `warn`, or the test's `RUST_LOG`).
+    pub log_filter: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -67,6 +72,8 @@ impl Default for ServerOptions {
             admin: true,
             extra_args: Vec::new(),
             root: None,
+            sts_ttl: None,
+            log_filter: None,
         }
     }
 }
@@ -86,6 +93,8 @@ pub struct TestServer {
     child: Option<Child>,
     addr: SocketAddr,
     admin: Option<SocketAddr>,
+    sts: Option<SocketAddr>,
+    log: Arc<Mutex<String>>,
     root: PathBuf,
     options: ServerOptions,
     _tmp: Option<tempfile::TempDir>,
@@ -113,11 +122,14 @@ impl TestServer {
                 (Some(tmp), root)
             }
         };
-        let (child, addr, admin) = spawn(&root, &options)?;
+        let log = Arc::new(Mutex::new(String::new()));
+        let (child, addr, admin, sts) = spawn(&root, &options, &log)?;
         Ok(TestServer {
             child: Some(child),
             addr,
             admin,
+            sts,
+            log,
             root,
             options,
             _tmp: tmp,
@@ -138,6 +150,25 @@ impl TestServer {
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
             .expect("the server was started without the admin endpoint")
+    }
+
+    /// `http://127.0.0.1:PORT` of the STS/metadata emulation.
+    pub fn sts_url(&self) -> String {
+        let addr = self.sts.expect("the server was started without --sts-ttl");
+        format!("http://{addr}")
+    }
+
+    /// What the server wrote on stderr so far (its log).
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// GETs an admin path and parses the JSON answer.
+    pub fn admin_json(&self, path: &str) -> serde_json::Value {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        let r = raw_request(self.admin_addr(), req.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.head);
+        serde_json::from_slice(&r.body).expect("admin answers are JSON")
     }
 
     /// The root folder the server stores its buckets in.
@@ -228,11 +259,12 @@ impl TestServer {
             let status = self.terminate();
             assert!(status.success(), "server exited with {status}");
         }
-        let (child, addr, admin) =
-            spawn(&self.root, &self.options).unwrap_or_else(|e| panic!("restart failed: {e}"));
+        let (child, addr, admin, sts) = spawn(&self.root, &self.options, &self.log)
+            .unwrap_or_else(|e| panic!("restart failed: {e}"));
         self.child = Some(child);
         self.addr = addr;
         self.admin = admin;
+        self.sts = sts;
     }
 }
 
@@ -245,11 +277,12 @@ impl Drop for TestServer {
     }
 }
 
-/// Starts the binary and reads its `listening on`/`admin on` lines.
-fn spawn(
-    root: &Path,
-    o: &ServerOptions,
-) -> Result<(Child, SocketAddr, Option<SocketAddr>), String> {
+/// The addresses a server printed: COS, admin, STS.
+type Addresses = (Child, SocketAddr, Option<SocketAddr>, Option<SocketAddr>);
+
+/// Starts the binary and reads its `listening on`/`admin on`/`sts on`
+/// lines; its stderr is echoed and appended to `log`.
+fn spawn(root: &Path, o: &ServerOptions, log: &Arc<Mutex<String>>) -> Result<Addresses, String> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cosmount"));
     cmd.arg("serve")
         .arg("--root")
@@ -269,8 +302,13 @@ fn spawn(
     if o.admin {
         cmd.args(["--admin-listen", "127.0.0.1:0"]);
     }
+    if let Some(ttl) = o.sts_ttl {
+        cmd.args(["--sts-ttl", &ttl.to_string(), "--sts-listen", "127.0.0.1:0"]);
+    }
     cmd.args(&o.extra_args);
-    if std::env::var_os("RUST_LOG").is_none() {
+    if let Some(filter) = &o.log_filter {
+        cmd.env("RUST_LOG", filter);
+    } else if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
     }
     let mut child = cmd
@@ -288,6 +326,7 @@ fn spawn(
         }
     });
     let (err_tx, err_rx) = mpsc::channel();
+    let shared_log = log.clone();
     std::thread::spawn(move || {
         let mut text = String::new();
         let mut reader = BufReader::new(stderr);
@@ -295,21 +334,28 @@ fn spawn(
         while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
             eprint!("[cosmount serve] {line}");
             text.push_str(&line);
+            shared_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_str(&line);
             line.clear();
         }
         let _ = err_tx.send(text);
     });
-    let wanted = if o.admin { 2 } else { 1 };
-    let (mut addr, mut admin) = (None, None);
+    let wanted = 1 + usize::from(o.admin) + usize::from(o.sts_ttl.is_some());
+    let (mut addr, mut admin, mut sts) = (None, None, None);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while addr.is_none() || (o.admin && admin.is_none()) {
+    while addr.is_none() || (o.admin && admin.is_none()) || (o.sts_ttl.is_some() && sts.is_none()) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
+                let parse = |a: &str| a.parse().map_err(|_| format!("bad line {line:?}"));
                 if let Some(a) = line.strip_prefix("listening on http://") {
-                    addr = Some(a.parse().map_err(|_| format!("bad line {line:?}"))?);
+                    addr = Some(parse(a)?);
                 } else if let Some(a) = line.strip_prefix("admin on http://") {
-                    admin = Some(a.parse().map_err(|_| format!("bad line {line:?}"))?);
+                    admin = Some(parse(a)?);
+                } else if let Some(a) = line.strip_prefix("sts on http://") {
+                    sts = Some(parse(a)?);
                 }
             }
             Err(_) => {
@@ -324,7 +370,7 @@ fn spawn(
             }
         }
     }
-    Ok((child, addr.unwrap(), admin))
+    Ok((child, addr.unwrap(), admin, sts))
 }
 
 /// A response read off the wire.

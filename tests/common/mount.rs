@@ -46,6 +46,11 @@ impl TestMount {
     /// Mounts with exactly these arguments (plus `-f`, the log file and the
     /// mountpoint), failing the test if the mount does not come up.
     pub fn start_raw(bucket: &str, args: &[String]) -> TestMount {
+        TestMount::start_logged(bucket, args, "debug")
+    }
+
+    /// Like [`start_raw`](Self::start_raw), logging at `level` (`trace`...).
+    pub fn start_logged(bucket: &str, args: &[String], level: &str) -> TestMount {
         let dir = tempfile::tempdir().expect("temp dir");
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
@@ -54,7 +59,7 @@ impl TestMount {
             .args(args)
             .arg(bucket)
             .arg(&mountpoint)
-            .args(["-f", "--log-level", "debug", "--log-file"])
+            .args(["-f", "--log-level", level, "--log-file"])
             .arg(&log)
             .stdin(Stdio::null())
             .spawn()
