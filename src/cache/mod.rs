@@ -5,6 +5,7 @@
 //! Concurrent requests for the same block share one GET.
 
 pub mod budget;
+pub mod pool;
 pub mod readahead;
 
 use std::collections::HashMap;
@@ -15,8 +16,9 @@ use futures_util::future::{BoxFuture, FutureExt, Shared};
 use log::debug;
 use lru::LruCache;
 
-use crate::cos::{CosError, CosResult, GetOptions, ObjectClient};
+use crate::cos::{BodyBuffers, CosError, CosResult, GetOptions, ObjectClient};
 pub use budget::{MemoryBudget, Reservation};
+use pool::{BufferPool, PoolBuffers};
 pub use readahead::ReadAhead;
 
 /// Sizes of the read path.
@@ -67,6 +69,7 @@ pub struct BlockCache<C> {
     client: Arc<C>,
     config: CacheConfig,
     budget: Arc<MemoryBudget>,
+    buffers: Arc<dyn BodyBuffers>,
     blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>>,
     inflight: Arc<Mutex<HashMap<BlockId, BlockFuture>>>,
 }
@@ -85,10 +88,16 @@ impl<C: ObjectClient> BlockCache<C> {
                     .is_some()
             })
         }));
+        let max_idle = (budget.total() / config.block_size.max(1)) as usize;
+        let buffers = Arc::new(PoolBuffers(BufferPool::new(
+            config.block_size as usize,
+            max_idle,
+        )));
         BlockCache {
             client,
             config,
             budget,
+            buffers,
             blocks,
             inflight: Arc::new(Mutex::new(HashMap::new())),
         }
@@ -198,6 +207,7 @@ impl<C: ObjectClient> BlockCache<C> {
         let budget = self.budget.clone();
         let blocks = self.blocks.clone();
         let inflight = self.inflight.clone();
+        let buffers = self.buffers.clone();
         let bs = self.config.block_size;
         async move {
             let start = id.index * bs;
@@ -206,6 +216,7 @@ impl<C: ObjectClient> BlockCache<C> {
             let opts = GetOptions {
                 range: Some(start..end),
                 if_match: Some(id.etag.to_string()),
+                buffers: Some(buffers),
             };
             let result = client.get(&id.key, &opts).await;
             inflight

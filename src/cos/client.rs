@@ -18,9 +18,9 @@ use super::retry::RetryPolicy;
 use super::sign::{self, KeyTime, StringToSign};
 use super::xml::{self, unquote_etag};
 use super::{
-    CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest, META_PREFIX,
-    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, UploadInfo,
-    UserMeta, crc64,
+    BodyBuffers, CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
+    META_PREFIX, MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult,
+    UploadInfo, UserMeta, crc64,
 };
 use crate::creds::CredentialStore;
 
@@ -84,6 +84,8 @@ struct Call<'a> {
     body: Bytes,
     /// The answer is an XML document that may be `<Error>` even with 200.
     xml_result: bool,
+    /// Where the response body's memory comes from.
+    buffers: Option<std::sync::Arc<dyn BodyBuffers>>,
 }
 
 impl<'a> Call<'a> {
@@ -96,6 +98,7 @@ impl<'a> Call<'a> {
             headers: Vec::new(),
             body: Bytes::new(),
             xml_result: false,
+            buffers: None,
         }
     }
 
@@ -328,7 +331,11 @@ impl HttpClient {
         let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport_error)?;
+        let body = if call.method == Method::HEAD {
+            Bytes::new()
+        } else {
+            read_body(resp, call.buffers.as_deref()).await?
+        };
         debug!(
             "{} {} {:?} -> {status} ({} bytes, {:?})",
             call.op,
@@ -428,6 +435,26 @@ fn transport_error(e: reqwest::Error) -> AttemptError {
         timeout: e.is_timeout(),
     }
     .into()
+}
+
+/// Reads a response body into one buffer sized from Content-Length (from
+/// `buffers` when given), so a 1 MiB block costs no allocator churn.
+async fn read_body(
+    mut resp: reqwest::Response,
+    buffers: Option<&dyn BodyBuffers>,
+) -> Result<Bytes, AttemptError> {
+    let expected = resp.content_length().unwrap_or(0).min(64 << 20) as usize;
+    let mut body = match buffers {
+        Some(b) => b.buffer(expected),
+        None => Vec::with_capacity(expected),
+    };
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match buffers {
+        Some(b) => b.freeze(body),
+        None => Bytes::from(body),
+    })
 }
 
 /// A body shorter or longer than Content-Length is damaged, never used.
@@ -551,6 +578,7 @@ impl ObjectClient for HttpClient {
         if let Some(etag) = &opts.if_match {
             call = call.header("if-match", format!("\"{etag}\""));
         }
+        call.buffers = opts.buffers.clone();
         let reply = self.execute(&call).await?;
         let mut body = reply.body;
         let size = content_range_total(&reply.headers).unwrap_or(body.len() as u64);

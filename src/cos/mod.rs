@@ -64,6 +64,19 @@ pub struct GetOptions {
     pub range: Option<Range<u64>>,
     /// Send `If-Match`: fail with 412 when the ETag changed.
     pub if_match: Option<String>,
+    /// Where the body's memory comes from (a pool of reusable buffers);
+    /// `None` allocates.
+    pub buffers: Option<std::sync::Arc<dyn BodyBuffers>>,
+}
+
+/// A source of reusable body buffers, so bulk reads recycle memory instead
+/// of churning the allocator.
+pub trait BodyBuffers: Send + Sync + std::fmt::Debug {
+    /// An empty buffer with room for at least `len` bytes.
+    fn buffer(&self, len: usize) -> Vec<u8>;
+    /// Shares a filled buffer; its memory returns to the source when the
+    /// last clone is dropped.
+    fn freeze(&self, buf: Vec<u8>) -> Bytes;
 }
 
 /// Headers that describe a new object (PUT, copy with `Replaced`, initiate).

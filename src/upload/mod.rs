@@ -141,6 +141,7 @@ pub async fn assemble<C: ObjectClient>(
                 let opts = GetOptions {
                     range: Some(r.clone()),
                     if_match: Some(base.etag.to_string()),
+                    buffers: None,
                 };
                 let got = client.get(&base.key, &opts).await?;
                 if got.body.len() as u64 != r.end - r.start {
