@@ -103,11 +103,8 @@ mod tests {
         assert_eq!(pool.idle(), 0, "a slice still holds it");
         drop(slice);
         assert_eq!(pool.idle(), 1);
-        assert_eq!(
-            buffers.buffer(10).as_ptr(),
-            ptr,
-            "the same memory is reused"
-        );
+        let reused = buffers.buffer(10);
+        assert_eq!(reused.as_ptr(), ptr, "the same memory is reused");
         assert!(
             buffers.buffer(5000).capacity() >= 5000,
             "oversized requests are allocated"
