@@ -328,7 +328,7 @@ async fn raw_read(client: &HttpClient, keys: &[&str]) -> f64 {
             .map(|i| async move {
                 let opts = GetOptions {
                     range: Some(i * 8 * MIB..(i + 1) * 8 * MIB),
-                    if_match: None,
+                    ..GetOptions::default()
                 };
                 client.get(key, &opts).await.expect("get").body.len()
             })
