@@ -311,11 +311,20 @@ impl<C: ObjectClient> Fs<C> {
         }
         match &mut st.content {
             Content::Failed(e) => return Err(e.clone()),
-            Content::Stream(stream) => {
-                if let Err(e) = stream.write(data).await {
-                    return Err(self.fail(&mut st, e).await);
+            Content::Stream(stream) => match stream.write(data).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    debug!(
+                        "memory budget exhausted; inode {} continues in a staging file",
+                        file.ino
+                    );
+                    self.stage(&mut st, file.ino).await?;
+                    if let Content::Staged(staged) = &mut st.content {
+                        staged.write(offset, data).map_err(local_io)?;
+                    }
                 }
-            }
+                Err(e) => return Err(self.fail(&mut st, e).await),
+            },
             Content::Staged(staged) => staged.write(offset, data).map_err(local_io)?,
             Content::Clean => unreachable!("a clean file became a stream or a staging file above"),
         }

@@ -285,18 +285,7 @@ impl<C: ObjectClient> Fs<C> {
             marker: String::new(),
             max_keys: 1,
         };
-        let marker = async {
-            if self.config.fast_list {
-                None
-            } else {
-                Some(self.client.head(&prefix).await)
-            }
-        };
-        let (file, listed, marker) = tokio::join!(
-            self.client.head(&key),
-            self.client.list_page(&list_req),
-            marker
-        );
+        let (file, listed) = tokio::join!(self.client.head(&key), self.client.list_page(&list_req));
         let listed = listed?;
         if !listed.objects.is_empty() || !listed.common_prefixes.is_empty() {
             if file.is_ok() {
@@ -305,10 +294,16 @@ impl<C: ObjectClient> Fs<C> {
                     &format!("directory {prefix:?} has the same name and wins"),
                 );
             }
-            let attr = match marker {
-                Some(Ok(info)) => self.config.ownership.from_info(&info, true),
-                Some(Err(e)) if !e.is_not_found() => return Err(e.into()),
-                _ => self.config.ownership.dir(self.started),
+            // The marker sorts first under its prefix: the listing says
+            // whether it exists; only then is it worth a HEAD for its mode.
+            let has_marker = listed.objects.first().is_some_and(|o| o.key == prefix);
+            let attr = match has_marker && !self.config.fast_list {
+                true => match self.client.head(&prefix).await {
+                    Ok(info) => self.config.ownership.from_info(&info, true),
+                    Err(e) if e.is_not_found() => self.config.ownership.dir(self.started),
+                    Err(e) => return Err(e.into()),
+                },
+                false => self.config.ownership.dir(self.started),
             };
             return Ok(Some(ChildInfo {
                 attr,

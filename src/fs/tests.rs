@@ -330,3 +330,36 @@ async fn no_listing_finds_names_by_head_only() {
     };
     assert_eq!(fs.open(f.ino, write).await.unwrap_err(), FsError::ReadOnly);
 }
+
+#[tokio::test(start_paused = true)]
+async fn many_files_open_for_writing_spill_to_disk_instead_of_waiting() {
+    let c = bucket(&[]).await;
+    let staging = tempfile::tempdir().unwrap();
+    let config = FsConfig {
+        staging_dir: staging.path().to_path_buf(),
+        memory_bytes: 8 << 20,
+        ..long_ttl()
+    };
+    let fs = fs(&c, config);
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let (_, opened) = fs
+            .create(ROOT, &format!("f{i}"), 0o644, 0, Caller::default())
+            .await
+            .unwrap();
+        fs.write(opened.fh, 0, &vec![i as u8; 1 << 20])
+            .await
+            .unwrap();
+        handles.push(opened.fh);
+    }
+    for fh in handles {
+        fs.flush(fh).await.unwrap();
+        fs.release(fh).await.unwrap();
+    }
+    for i in 0..20u8 {
+        assert_eq!(
+            c.object(&format!("f{i}")).unwrap(),
+            Bytes::from(vec![i; 1 << 20])
+        );
+    }
+}

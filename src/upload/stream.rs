@@ -16,6 +16,8 @@ use crate::cos::{CosError, CosResult, ObjectAttrs, ObjectClient, PartInfo, PutRe
 
 /// Budget is taken in steps of this size as the buffer fills.
 const RESERVE_STEP: u64 = 1 << 20;
+/// How long a small file waits for memory before it goes to disk instead.
+const SPILL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An upload in progress of a file being written front to back.
 pub struct StreamUpload<C> {
@@ -86,13 +88,19 @@ impl<C: ObjectClient> StreamUpload<C> {
     }
 
     /// Appends `data` (the caller checked it continues the stream).
-    pub async fn write(&mut self, mut data: &[u8]) -> CosResult<()> {
+    /// Returns `Ok(false)`, writing nothing, when no part went up yet and
+    /// the memory budget stays exhausted for a second: the caller then moves
+    /// the file to a staging file on disk instead of waiting (many files
+    /// open for writing at once must not wait for each other forever).
+    pub async fn write(&mut self, mut data: &[u8]) -> CosResult<bool> {
+        let needed = self.buffer.len() as u64 + data.len() as u64;
+        if !self.reserve_for(needed).await {
+            return Ok(false);
+        }
         while !data.is_empty() {
             let part_len = stream_part_size(self.config.part_size, self.next_part);
             let room = (part_len - self.buffer.len() as u64) as usize;
             let take = room.min(data.len());
-            self.reserve_for(self.buffer.len() as u64 + take as u64)
-                .await;
             self.buffer.extend_from_slice(&data[..take]);
             self.size += take as u64;
             data = &data[take..];
@@ -100,15 +108,26 @@ impl<C: ObjectClient> StreamUpload<C> {
                 self.seal_part().await?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
-    async fn reserve_for(&mut self, needed: u64) {
+    /// Holds budget for `needed` buffered bytes; gives up after a second
+    /// only while nothing was uploaded (see [`write`](Self::write)).
+    async fn reserve_for(&mut self, needed: u64) -> bool {
         while self.reserved < needed {
-            self.reservations
-                .push(self.budget.reserve(RESERVE_STEP).await);
+            let reservation = if self.has_uploaded_parts() {
+                self.budget.reserve(RESERVE_STEP).await
+            } else {
+                match tokio::time::timeout(SPILL_PATIENCE, self.budget.reserve(RESERVE_STEP)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => return false,
+                }
+            };
+            self.reservations.push(reservation);
             self.reserved += RESERVE_STEP;
         }
+        true
     }
 
     /// Hands the full buffer to a background part upload, waiting for the
@@ -123,8 +142,14 @@ impl<C: ObjectClient> StreamUpload<C> {
             }
         };
         let body = self.buffer.split().freeze();
-        let reservations = std::mem::take(&mut self.reservations);
-        self.reserved = 0;
+        // The part takes the budget that covers it; the rest stays for the
+        // bytes already accepted beyond it.
+        let steps = (body.len() as u64).div_ceil(RESERVE_STEP) as usize;
+        let reservations: Vec<Reservation> = self
+            .reservations
+            .drain(..steps.min(self.reservations.len()))
+            .collect();
+        self.reserved = self.reservations.len() as u64 * RESERVE_STEP;
         let (client, key, number) = (self.client.clone(), self.key.clone(), self.next_part);
         self.next_part += 1;
         self.inflight.push_back(tokio::spawn(async move {
@@ -273,7 +298,7 @@ mod tests {
         let data = vec![1u8; 3 * MB as usize];
         let write = s.write(&data).await;
         let result = match write {
-            Ok(()) => s.finish(&ObjectAttrs::default()).await.map(|_| ()),
+            Ok(_) => s.finish(&ObjectAttrs::default()).await.map(|_| ()),
             Err(e) => {
                 s.abort().await;
                 Err(e)
