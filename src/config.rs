@@ -293,6 +293,7 @@ impl MountConfig {
                 || (args.allow_other && !args.no_default_permissions),
             fuse_threads: args.fuse_threads.clamp(1, 64),
             read_ahead_kb: args.read_ahead_kb,
+            direct_io: args.direct_io,
         };
         Ok(MountConfig {
             bucket,

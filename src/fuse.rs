@@ -31,18 +31,25 @@ pub struct FuseAdapter<C> {
     runtime: Handle,
     tasks: TaskTracker,
     ttl: Duration,
+    direct_io: bool,
 }
 
 impl<C: ObjectClient> FuseAdapter<C> {
     /// An adapter running `fs` on `runtime`; every request's task is
     /// tracked by `tasks`, so unmount can wait for uploads in flight.
-    pub fn new(fs: Arc<Fs<C>>, runtime: Handle, tasks: TaskTracker) -> FuseAdapter<C> {
+    pub fn new(
+        fs: Arc<Fs<C>>,
+        runtime: Handle,
+        tasks: TaskTracker,
+        direct_io: bool,
+    ) -> FuseAdapter<C> {
         let ttl = fs.config().metadata_ttl;
         FuseAdapter {
             fs,
             runtime,
             tasks,
             ttl,
+            direct_io,
         }
     }
 
@@ -92,11 +99,11 @@ fn file_type(kind: Kind) -> FileType {
     }
 }
 
-fn fopen_flags(keep_cache: bool) -> FopenFlags {
-    if keep_cache {
-        FopenFlags::FOPEN_KEEP_CACHE
-    } else {
-        FopenFlags::empty()
+fn fopen_flags(keep_cache: bool, direct_io: bool) -> FopenFlags {
+    match (direct_io, keep_cache) {
+        (true, _) => FopenFlags::FOPEN_DIRECT_IO,
+        (false, true) => FopenFlags::FOPEN_KEEP_CACHE,
+        (false, false) => FopenFlags::empty(),
     }
 }
 
@@ -136,7 +143,8 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let wanted = InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_ASYNC_READ
-            | InitFlags::FUSE_ATOMIC_O_TRUNC;
+            | InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
         if let Err(missing) = config.add_capabilities(wanted) {
             debug!("kernel lacks FUSE capabilities {missing:?}");
         }
@@ -187,9 +195,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
         };
+        let direct_io = self.direct_io;
         self.spawn(|fs| async move {
             match fs.open(ino.0, mode).await {
-                Ok(opened) => reply.opened(FileHandle(opened.fh), fopen_flags(opened.keep_cache)),
+                Ok(opened) => reply.opened(
+                    FileHandle(opened.fh),
+                    fopen_flags(opened.keep_cache, direct_io),
+                ),
                 Err(e) => reply.error(errno("open", ino.0, &e)),
             }
         });
@@ -298,7 +310,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let Some(name) = name.to_str().map(str::to_string) else {
             return reply.error(Errno::EINVAL);
         };
-        let (ttl, caller) = (self.ttl, caller(req));
+        let (ttl, caller, direct_io) = (self.ttl, caller(req), self.direct_io);
         self.spawn(|fs| async move {
             match fs.create(parent.0, &name, mode, umask, caller).await {
                 Ok((entry, opened)) => reply.created(
@@ -306,7 +318,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
                     &file_attr(&entry),
                     Generation(0),
                     FileHandle(opened.fh),
-                    FopenFlags::empty(),
+                    fopen_flags(false, direct_io),
                 ),
                 Err(e) => reply.error(errno("create", parent.0, &e)),
             }

@@ -40,6 +40,8 @@ pub struct MountOptions {
     pub fuse_threads: usize,
     /// Kernel read-ahead of the mount, in KiB.
     pub read_ahead_kb: u32,
+    /// Open files with FOPEN_DIRECT_IO (no kernel page cache).
+    pub direct_io: bool,
 }
 
 /// Canonicalizes the mountpoint and checks it can be mounted on: it exists,
@@ -294,7 +296,12 @@ pub fn serve<C: ObjectClient>(
     config.n_threads = Some(opts.fuse_threads.max(1));
     config.clone_fd = true;
     let tasks = TaskTracker::new();
-    let adapter = FuseAdapter::new(fs.clone(), runtime.handle().clone(), tasks.clone());
+    let adapter = FuseAdapter::new(
+        fs.clone(),
+        runtime.handle().clone(),
+        tasks.clone(),
+        opts.direct_io,
+    );
     let mut session = Session::new(adapter, &opts.mountpoint, &config)?;
     set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
     info!("mounted {} on {}", opts.source, opts.mountpoint.display());
