@@ -92,3 +92,16 @@ fn a_replaced_object_is_read_whole_after_the_ttl() {
         "after the TTL a new open reads the new version"
     );
 }
+
+#[test]
+fn direct_io_mounts_read_write_and_mmap() {
+    let server = TestServer::start();
+    let m = TestMount::start(&server, &["--direct-io"]);
+    let data = pattern(5 << 20, 11);
+    std::fs::write(m.join("d.bin"), &data).unwrap();
+    assert!(std::fs::read(m.join("d.bin")).unwrap() == data);
+    let out = m.sh_ok(
+        "python3 -c \"import mmap; f=open('d.bin','rb'); m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ); print(len(m), m[12345])\"",
+    );
+    assert_eq!(out.trim(), format!("{} {}", data.len(), data[12345]));
+}
