@@ -114,6 +114,13 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
+fn reply_empty(reply: ReplyEmpty, op: &str, ino: u64, result: Result<(), FsError>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, ino, &e)),
+    }
+}
+
 fn reply_entry(
     reply: ReplyEntry,
     ttl: Duration,
@@ -237,10 +244,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         self.spawn(|fs| async move {
-            match fs.release(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("release", ino.0, &e)),
-            }
+            reply_empty(reply, "release", ino.0, fs.release(fh.0).await);
         });
     }
 
@@ -274,10 +278,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         self.spawn(|fs| async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("flush", ino.0, &e)),
-            }
+            reply_empty(reply, "flush", ino.0, fs.flush(fh.0).await);
         });
     }
 
@@ -290,10 +291,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         reply: ReplyEmpty,
     ) {
         self.spawn(|fs| async move {
-            match fs.fsync(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("fsync", ino.0, &e)),
-            }
+            reply_empty(reply, "fsync", ino.0, fs.fsync(fh.0).await);
         });
     }
 
@@ -420,10 +418,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             return reply.error(Errno::ENOENT);
         };
         self.spawn(|fs| async move {
-            match fs.unlink(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", parent.0, &e)),
-            }
+            reply_empty(reply, "unlink", parent.0, fs.unlink(parent.0, &name).await);
         });
     }
 
@@ -432,10 +427,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             return reply.error(Errno::ENOENT);
         };
         self.spawn(|fs| async move {
-            match fs.rmdir(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", parent.0, &e)),
-            }
+            reply_empty(reply, "rmdir", parent.0, fs.rmdir(parent.0, &name).await);
         });
     }
 

@@ -134,6 +134,28 @@ fn store(
     }
 }
 
+fn store_part(
+    state: &mut State,
+    key: &str,
+    upload_id: &str,
+    part_number: u32,
+    body: Bytes,
+) -> CosResult<PartInfo> {
+    let upload = state
+        .uploads
+        .get_mut(upload_id)
+        .filter(|u| u.key == key)
+        .ok_or_else(no_upload)?;
+    let info = PartInfo {
+        part_number,
+        etag: etag_of(&body),
+        size: body.len() as u64,
+        crc64: Some(crc64::checksum(&body)),
+    };
+    upload.parts.insert(part_number, body);
+    Ok(info)
+}
+
 fn etag_of(data: &[u8]) -> String {
     format!("{:016x}{:016x}", crc64::checksum(data), data.len())
 }
@@ -298,19 +320,7 @@ impl ObjectClient for MemoryClient {
         body: Bytes,
     ) -> CosResult<PartInfo> {
         let mut state = self.enter("upload_part")?;
-        let upload = state
-            .uploads
-            .get_mut(upload_id)
-            .filter(|u| u.key == key)
-            .ok_or_else(no_upload)?;
-        let info = PartInfo {
-            part_number,
-            etag: etag_of(&body),
-            size: body.len() as u64,
-            crc64: Some(crc64::checksum(&body)),
-        };
-        upload.parts.insert(part_number, body);
-        Ok(info)
+        store_part(&mut state, key, upload_id, part_number, body)
     }
 
     async fn upload_part_copy(
@@ -340,19 +350,7 @@ impl ObjectClient for MemoryClient {
             ));
         }
         let body = source.slice(range.start as usize..range.end as usize);
-        let upload = state
-            .uploads
-            .get_mut(upload_id)
-            .filter(|u| u.key == key)
-            .ok_or_else(no_upload)?;
-        let info = PartInfo {
-            part_number,
-            etag: etag_of(&body),
-            size: body.len() as u64,
-            crc64: Some(crc64::checksum(&body)),
-        };
-        upload.parts.insert(part_number, body);
-        Ok(info)
+        store_part(&mut state, key, upload_id, part_number, body)
     }
 
     async fn complete_multipart(

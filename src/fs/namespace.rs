@@ -179,13 +179,25 @@ impl<C: ObjectClient> Fs<C> {
             Some(Kind::Dir | Kind::Symlink) => return Err(FsError::Invalid),
             Some(kind) => kind,
         };
-        let key = format!("{}{name}", self.dir_key(parent)?);
         let attr = self.new_attr(kind, mode, umask, caller);
+        self.store_node(parent, name, attr, Bytes::new()).await
+    }
+
+    /// Writes a node that needs no open handle (special files, symlinks) as
+    /// one object carrying its attributes.
+    async fn store_node(
+        &self,
+        parent: u64,
+        name: &str,
+        attr: Attr,
+        body: Bytes,
+    ) -> FsResult<Entry> {
+        let key = format!("{}{name}", self.dir_key(parent)?);
         let attrs = ObjectAttrs {
             content_type: None,
             meta: to_meta(&attr, true),
         };
-        let put = self.client.put(&key, Bytes::new(), &attrs).await?;
+        let put = self.client.put(&key, body, &attrs).await?;
         self.cancel_pending_delete(&key);
         self.add_child(parent, name, attr, Some(put.etag))
     }
@@ -228,19 +240,10 @@ impl<C: ObjectClient> Fs<C> {
     ) -> FsResult<Entry> {
         self.check_writable()?;
         check_new_name(name)?;
-        let key = format!("{}{name}", self.dir_key(parent)?);
         let mut attr = self.new_attr(Kind::Symlink, 0o777, 0, caller);
         attr.size = target.len() as u64;
-        let attrs = ObjectAttrs {
-            content_type: None,
-            meta: to_meta(&attr, true),
-        };
-        let put = self
-            .client
-            .put(&key, Bytes::copy_from_slice(target.as_bytes()), &attrs)
-            .await?;
-        self.cancel_pending_delete(&key);
-        self.add_child(parent, name, attr, Some(put.etag))
+        let body = Bytes::copy_from_slice(target.as_bytes());
+        self.store_node(parent, name, attr, body).await
     }
 
     /// Finds `parent/name` without counting a kernel reference.
