@@ -408,7 +408,7 @@ impl<C: ObjectClient> Fs<C> {
         if let Content::Failed(e) = &st.content {
             return Err(e.clone());
         }
-        if size == st.attr.size && !matches!(st.content, Content::Clean) {
+        if size == st.attr.size {
             return Ok(());
         }
         if size == 0 {
