@@ -217,6 +217,14 @@ impl<C: ObjectClient> Fs<C> {
             .cloned()
             .ok_or(FsError::BadHandle)?;
         let Some(state) = self.writes.get(file.ino) else {
+            if file.object.etag.is_empty() {
+                // Opened while the file was being written: read what was
+                // uploaded since.
+                let current = self.current_version(file.ino)?;
+                return self
+                    .read_version(&current, offset, u64::from(size), &file.reader)
+                    .await;
+            }
             return self
                 .read_version(&file.object, offset, u64::from(size), &file.reader)
                 .await;
