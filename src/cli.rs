@@ -431,11 +431,20 @@ pub struct MountArgs {
     )]
     pub read_ahead_kb: u32,
 
-    /// Bypass the kernel page cache (FOPEN_DIRECT_IO): faster large
-    /// sequential reads on machines where fresh page-cache memory is slow;
-    /// re-reads are then served from cosmount's own block cache.
-    #[arg(long, help_heading = "Caching")]
-    pub direct_io: bool,
+    /// Bypass the kernel page cache (FOPEN_DIRECT_IO): `auto` for files of
+    /// 32 MiB and more (when the kernel still allows mmap of them), `always`
+    /// (the same as a bare `--direct-io` or `-o direct_io`) or `never`.
+    /// Large sequential reads get much faster; re-reads are served from
+    /// cosmount's own block cache.
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "auto",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        help_heading = "Caching"
+    )]
+    pub direct_io: String,
 
     /// Part size of multipart uploads (grows for very large files).
     #[arg(

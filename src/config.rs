@@ -14,7 +14,7 @@ use crate::creds::select::{self, Surroundings};
 use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selected, SourceKind};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
-use crate::mount::MountOptions;
+use crate::mount::{DirectIo, MountOptions};
 use crate::upload::{MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig};
 
 /// Bucket name used by `--local` when none is given.
@@ -293,7 +293,16 @@ impl MountConfig {
                 || (args.allow_other && !args.no_default_permissions),
             fuse_threads: args.fuse_threads.clamp(1, 64),
             read_ahead_kb: args.read_ahead_kb,
-            direct_io: args.direct_io,
+            direct_io: match args.direct_io.as_str() {
+                "auto" => DirectIo::Auto,
+                "always" => DirectIo::Always,
+                "never" => DirectIo::Never,
+                other => {
+                    return Err(format!(
+                        "--direct-io {other:?} is not one of auto, always, never"
+                    ));
+                }
+            },
         };
         Ok(MountConfig {
             bucket,

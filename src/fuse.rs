@@ -21,6 +21,21 @@ use tokio_util::task::TaskTracker;
 use crate::cos::ObjectClient;
 use crate::fs::attr::{Attr, Kind};
 use crate::fs::{Caller, Entry, Fs, FsError, OpenMode, SetAttr};
+use crate::mount::DirectIo;
+
+/// Files this large are opened with direct I/O in `DirectIo::Auto`: their
+/// sequential reads skip the page cache, whose fresh pages cost more than
+/// the copy itself on small VMs.
+const AUTO_DIRECT_IO_SIZE: u64 = 32 << 20;
+
+/// Whether a file of `size` bytes is opened with direct I/O.
+fn use_direct_io(mode: DirectIo, direct_mmap: bool, size: u64) -> bool {
+    match mode {
+        DirectIo::Always => true,
+        DirectIo::Never => false,
+        DirectIo::Auto => direct_mmap && size >= AUTO_DIRECT_IO_SIZE,
+    }
+}
 
 /// Block size reported in `st_blksize`: large, so tools read in big chunks.
 const BLKSIZE: u32 = 1 << 20;
@@ -31,7 +46,9 @@ pub struct FuseAdapter<C> {
     runtime: Handle,
     tasks: TaskTracker,
     ttl: Duration,
-    direct_io: bool,
+    direct_io: DirectIo,
+    /// The kernel lets files opened with direct I/O be mmapped.
+    direct_mmap: bool,
 }
 
 impl<C: ObjectClient> FuseAdapter<C> {
@@ -41,7 +58,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
         fs: Arc<Fs<C>>,
         runtime: Handle,
         tasks: TaskTracker,
-        direct_io: bool,
+        direct_io: DirectIo,
     ) -> FuseAdapter<C> {
         let ttl = fs.config().metadata_ttl;
         FuseAdapter {
@@ -50,6 +67,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
             tasks,
             ttl,
             direct_io,
+            direct_mmap: false,
         }
     }
 
@@ -155,6 +173,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         if let Err(missing) = config.add_capabilities(wanted) {
             debug!("kernel lacks FUSE capabilities {missing:?}");
         }
+        self.direct_mmap = config
+            .capabilities()
+            .contains(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP);
         let _ = config.set_max_background(64);
         Ok(())
     }
@@ -202,13 +223,17 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
         };
-        let direct_io = self.direct_io;
+        let (direct_io, direct_mmap) = (self.direct_io, self.direct_mmap);
         self.spawn(|fs| async move {
             match fs.open(ino.0, mode).await {
-                Ok(opened) => reply.opened(
-                    FileHandle(opened.fh),
-                    fopen_flags(opened.keep_cache, direct_io),
-                ),
+                Ok(opened) => {
+                    let size = fs.cached_attr(ino.0).map_or(0, |a| a.size);
+                    let direct = use_direct_io(direct_io, direct_mmap, size);
+                    reply.opened(
+                        FileHandle(opened.fh),
+                        fopen_flags(opened.keep_cache, direct),
+                    )
+                }
                 Err(e) => reply.error(errno("open", ino.0, &e)),
             }
         });
@@ -308,7 +333,8 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let Some(name) = name.to_str().map(str::to_string) else {
             return reply.error(Errno::EINVAL);
         };
-        let (ttl, caller, direct_io) = (self.ttl, caller(req), self.direct_io);
+        let (ttl, caller) = (self.ttl, caller(req));
+        let direct_io = use_direct_io(self.direct_io, self.direct_mmap, 0);
         self.spawn(|fs| async move {
             match fs.create(parent.0, &name, mode, umask, caller).await {
                 Ok((entry, opened)) => reply.created(

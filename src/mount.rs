@@ -40,8 +40,19 @@ pub struct MountOptions {
     pub fuse_threads: usize,
     /// Kernel read-ahead of the mount, in KiB.
     pub read_ahead_kb: u32,
-    /// Open files with FOPEN_DIRECT_IO (no kernel page cache).
-    pub direct_io: bool,
+    /// When files are opened with FOPEN_DIRECT_IO (no kernel page cache).
+    pub direct_io: DirectIo,
+}
+
+/// When to bypass the kernel page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectIo {
+    /// For large files, when the kernel lets direct-I/O files be mmapped.
+    Auto,
+    /// For every file.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Canonicalizes the mountpoint and checks it can be mounted on: it exists,
