@@ -441,7 +441,7 @@ pub struct MountArgs {
         value_name = "MODE",
         default_value = "auto",
         num_args = 0..=1,
-        default_missing_value = "always",
+        default_missing_value = DIRECT_IO_BARE,
         help_heading = "Caching"
     )]
     pub direct_io: String,
@@ -565,7 +565,12 @@ pub fn expand_mount_options(args: Vec<OsString>) -> Result<Vec<OsString>, String
             out.push(OsString::from(match value {
                 Some(v) if is_flag(&command, &long) => flag_with_value(&long, v)?,
                 Some(v) => format!("--{long}={v}"),
-                None => format!("--{long}"),
+                None => match missing_value(&long) {
+                    // `-o direct_io`: spell the implied value out, so the
+                    // next argument is not taken for it.
+                    Some(v) => format!("--{long}={v}"),
+                    None => format!("--{long}"),
+                },
             }));
         }
     }
@@ -580,6 +585,15 @@ fn is_flag(command: &clap::Command, long: &str) -> bool {
         })
         .is_some_and(|a| !a.get_action().takes_values())
 }
+
+/// The value an option takes when given bare, if it has one (clap keeps
+/// these private, so they are named here and in the definitions).
+fn missing_value(long: &str) -> Option<&'static str> {
+    (long == "direct-io").then_some(DIRECT_IO_BARE)
+}
+
+/// What a bare `--direct-io` means.
+const DIRECT_IO_BARE: &str = "always";
 
 /// cosfs writes boolean options as `name=1`; accept 1/true/yes (and drop 0).
 fn flag_with_value(long: &str, value: &str) -> Result<String, String> {
@@ -656,6 +670,8 @@ mod tests {
 
     #[test]
     fn credential_options_work_inside_dash_o() {
+        let bare = expand(&["cosmount", "-o", "direct_io", "b-1", "/mnt"]).unwrap();
+        assert_eq!(bare, vec!["cosmount", "--direct-io=always", "b-1", "/mnt"]);
         let args = expand(&[
             "cosmount",
             "b-1",

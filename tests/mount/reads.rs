@@ -96,7 +96,7 @@ fn a_replaced_object_is_read_whole_after_the_ttl() {
 #[test]
 fn direct_io_mounts_read_write_and_mmap() {
     let server = TestServer::start();
-    let m = TestMount::start(&server, &["--direct-io"]);
+    let m = TestMount::start(&server, &["-o", "direct_io"]);
     let data = pattern(5 << 20, 11);
     std::fs::write(m.join("d.bin"), &data).unwrap();
     assert!(std::fs::read(m.join("d.bin")).unwrap() == data);
