@@ -61,8 +61,7 @@ impl Kind {
             Kind::Cosmount => vec!["--metadata-ttl", "5m"],
             Kind::S3fs => vec![
                 "-o",
-                "parallel_count=8,multipart_size=16,max_stat_cache_size=200000,\
-                 enable_noobj_cache,big_writes,max_write=131072",
+                "parallel_count=8,multipart_size=16,max_stat_cache_size=200000,enable_noobj_cache",
             ],
             Kind::Rclone => vec![
                 "--vfs-cache-mode",
@@ -96,7 +95,7 @@ impl Kind {
             ),
             Kind::S3fs => format!(
                 "`s3fs {bucket} MNT -f -o public_bucket=1,use_path_request_style,url={url},\
-                 tmpdir=DIR {}` (no listing-only mode)",
+                 tmpdir=DIR,{}` (no listing-only mode)",
                 opts(Variant::Default).trim_start_matches("-o ")
             ),
             Kind::Rclone => format!(

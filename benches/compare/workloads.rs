@@ -191,8 +191,8 @@ impl Bench<'_> {
                 .read(&mut buf)
                 .map_err(|e| Skip::Failed(format!("read {key}: {e}")))?;
             ms.push(start.elapsed().as_secs_f64() * 1000.0);
-            if n == 0 {
-                return failed(format!("{key}: empty read"));
+            if n == 0 || buf[..n] != raw::pattern(n)[..] {
+                return failed(format!("{key}: the first {n} bytes are not the object's"));
             }
         }
         Ok(vec![median(&ms)])
