@@ -212,6 +212,7 @@ fn run(opts: &Options) -> Result<bool, String> {
         {
             continue;
         }
+        peaks.set_workload(&w.name);
         run_workload(&mut table, w, &opts.peers, sizes.runs);
     }
     let rss_row = table.row(
@@ -220,10 +221,15 @@ fn run(opts: &Options) -> Result<bool, String> {
         Better::Lower,
         false,
     );
+    let mut rss_notes = Vec::new();
     for &p in &opts.peers {
-        let cell = peaks
-            .get(p)
-            .map_or(Cell::Failed("no mount measured".into()), Cell::Value);
+        let cell = match peaks.get(p) {
+            Some((mib, workload)) => {
+                rss_notes.push(format!("{} {mib:.0} MiB in `{workload}`", p.name()));
+                Cell::Value(mib)
+            }
+            None => Cell::Failed("no mount measured".into()),
+        };
         table.set(rss_row, Col::Peer(p), cell);
     }
 
@@ -232,7 +238,15 @@ fn run(opts: &Options) -> Result<bool, String> {
     } else {
         table.failures(&opts.peers)
     };
-    let doc = document(opts, &sizes, &server.url, &table, &failures, &cosmount);
+    let doc = document(
+        opts,
+        &sizes,
+        &server.url,
+        &table,
+        &failures,
+        &rss_notes,
+        &cosmount,
+    );
     println!("{doc}");
     std::fs::write(&out, &doc).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("written to {}", out.display());
@@ -287,7 +301,7 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
         "MiB/s",
         Better::Higher,
     );
-    let ls = s.ls;
+    let ls = sys::thousands(s.ls);
     let ls_rows = [
         row(
             format!("ls -l of {ls} objects, exact metadata, cold"),
@@ -316,13 +330,16 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
     let dirs = top + top * sub;
     let find_rows = [
         row(
-            format!("find over {} files in {dirs} folders, cold", s.tree_files()),
+            format!(
+                "find over {} files in {dirs} folders, cold",
+                sys::thousands(s.tree_files())
+            ),
             "s",
             Better::Lower,
         ),
         row("find over the same tree, warm".into(), "s", Better::Lower),
     ];
-    let untar = s.untar;
+    let untar = sys::thousands(s.untar);
     let untar_rows = [
         row(
             format!("untar {untar} small files (tar -xf), until tar exits"),
@@ -481,6 +498,7 @@ fn document(
     url: &str,
     table: &Table,
     failures: &[String],
+    rss_notes: &[String],
     cosmount: &Path,
 ) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -517,6 +535,12 @@ fn document(
          throughput, fewer seconds, less memory); against raw HTTP it is the fraction of the \
          ceiling reached.\n\n",
     );
+    if !rss_notes.is_empty() {
+        d.push_str(&format!(
+            "Peak RSS was reached by {}.\n\n",
+            rss_notes.join(", ")
+        ));
+    }
     d.push_str(
         "**Cold**: a fresh mount, then `sync; echo 3 > /proc/sys/vm/drop_caches`, then the \
          server's own files of the objects read back in: the mount's side (page cache, its \
@@ -543,11 +567,11 @@ fn document(
     d.push_str(&format!(
         "\nSizes: large objects {} each, {} objects in the `ls -l` folder, {} + {} folders and {} files for find, {} small files in the tarball (100–4,099 bytes), fio {} s per run.\n",
         sizes.big_label(),
-        sizes.ls,
+        sys::thousands(sizes.ls),
         sizes.tree.0,
         sizes.tree.0 * sizes.tree.1,
-        sizes.tree_files(),
-        sizes.untar,
+        sys::thousands(sizes.tree_files()),
+        sys::thousands(sizes.untar),
         sizes.fio_secs,
     ));
     if !failures.is_empty() {

@@ -171,20 +171,31 @@ impl Kind {
     }
 }
 
-/// The largest peak RSS seen per peer, over every mount of the run.
+/// The largest peak RSS seen per peer, over every mount of the run, and the
+/// workload it was seen in.
 #[derive(Debug, Default)]
-pub struct PeakRss(RefCell<HashMap<Kind, f64>>);
+pub struct PeakRss {
+    current: RefCell<String>,
+    peaks: RefCell<HashMap<Kind, (f64, String)>>,
+}
 
 impl PeakRss {
-    fn record(&self, kind: Kind, mib: f64) {
-        let mut map = self.0.borrow_mut();
-        let peak = map.entry(kind).or_insert(0.0);
-        *peak = peak.max(mib);
+    /// Names the workload the next mounts belong to.
+    pub fn set_workload(&self, name: &str) {
+        *self.current.borrow_mut() = name.to_string();
     }
 
-    /// The peak for `kind`, if any mount of it was measured.
-    pub fn get(&self, kind: Kind) -> Option<f64> {
-        self.0.borrow().get(&kind).copied()
+    fn record(&self, kind: Kind, mib: f64) {
+        let mut peaks = self.peaks.borrow_mut();
+        let peak = peaks.entry(kind).or_insert((0.0, String::new()));
+        if mib > peak.0 {
+            *peak = (mib, self.current.borrow().clone());
+        }
+    }
+
+    /// The peak for `kind` and its workload, if any mount of it was measured.
+    pub fn get(&self, kind: Kind) -> Option<(f64, String)> {
+        self.peaks.borrow().get(&kind).cloned()
     }
 }
 
