@@ -1,5 +1,6 @@
 //! One integration-test binary (modules below) to keep link time down.
 
+mod bench;
 mod common;
 mod creds;
 mod mount;

@@ -25,7 +25,7 @@ pub enum Op {
     GetObject,
     /// `PUT /key`.
     PutObject,
-    /// `PUT /key` with `x-cos-copy-source`.
+    /// `PUT /key` with `x-cos-copy-source` (or S3's `x-amz-copy-source`).
     CopyObject,
     /// `DELETE /key`.
     DeleteObject,
@@ -33,7 +33,8 @@ pub enum Op {
     InitiateMultipartUpload,
     /// `PUT /key?partNumber&uploadId`.
     UploadPart,
-    /// `PUT /key?partNumber&uploadId` with `x-cos-copy-source`.
+    /// `PUT /key?partNumber&uploadId` with `x-cos-copy-source` (or
+    /// `x-amz-copy-source`).
     UploadPartCopy,
     /// `POST /key?uploadId`.
     CompleteMultipartUpload,
@@ -216,6 +217,16 @@ const UNSUPPORTED: &[&str] = &[
     "website",
 ];
 
+/// The header prefix a copy request spells its copy headers with: `x-cos-`
+/// when it sends `x-cos-copy-source`, else `x-amz-` when it sends S3's
+/// `x-amz-copy-source` (COS accepts both families; S3 clients such as
+/// rclone and s3fs send the second). `None`: not a copy.
+pub fn copy_headers(headers: &HeaderMap) -> Option<&'static str> {
+    ["x-cos-", "x-amz-"]
+        .into_iter()
+        .find(|family| headers.contains_key(format!("{family}copy-source").as_str()))
+}
+
 /// Classifies a request into an operation.
 pub fn classify(
     method: &Method,
@@ -228,7 +239,7 @@ pub fn classify(
             "The ?{sub} sub-resource"
         )));
     }
-    let copy = headers.contains_key("x-cos-copy-source");
+    let copy = copy_headers(headers).is_some();
     let op = if key.is_empty() {
         match *method {
             Method::HEAD => Op::HeadBucket,
@@ -330,6 +341,16 @@ mod tests {
     }
 
     #[test]
+    fn copy_headers_pick_one_spelling() {
+        let mut h = HeaderMap::new();
+        assert_eq!(copy_headers(&h), None);
+        h.insert("x-amz-copy-source", "b/k".parse().unwrap());
+        assert_eq!(copy_headers(&h), Some("x-amz-"));
+        h.insert("x-cos-copy-source", "b/k".parse().unwrap());
+        assert_eq!(copy_headers(&h), Some("x-cos-"), "COS's own spelling wins");
+    }
+
+    #[test]
     fn decodes_queries_like_forms() {
         let q = Query::parse(Some("prefix=a%2Fb+c%2B&uploads&marker=&x=%E4%B8%AD")).unwrap();
         assert_eq!(q.get("prefix"), Some("a/b c+"));
@@ -345,6 +366,8 @@ mod tests {
         let h = HeaderMap::new();
         let mut copy = HeaderMap::new();
         copy.insert("x-cos-copy-source", "b/k".parse().unwrap());
+        let mut s3_copy = HeaderMap::new();
+        s3_copy.insert("x-amz-copy-source", "b/k".parse().unwrap());
         let q = |s| Query::parse(Some(s)).unwrap();
         let none = Query::default();
         assert_eq!(
@@ -371,6 +394,10 @@ mod tests {
             classify(&Method::PUT, "k", &none, &copy).unwrap(),
             Op::CopyObject
         );
+        assert_eq!(
+            classify(&Method::PUT, "k", &none, &s3_copy).unwrap(),
+            Op::CopyObject
+        );
         let part = q("partNumber=1&uploadId=x");
         assert_eq!(
             classify(&Method::PUT, "k", &part, &h).unwrap(),
@@ -378,6 +405,10 @@ mod tests {
         );
         assert_eq!(
             classify(&Method::PUT, "k", &part, &copy).unwrap(),
+            Op::UploadPartCopy
+        );
+        assert_eq!(
+            classify(&Method::PUT, "k", &part, &s3_copy).unwrap(),
             Op::UploadPartCopy
         );
         assert_eq!(

@@ -16,7 +16,7 @@ use hyper::{HeaderMap, Response, StatusCode, header};
 use super::State;
 use super::body::Body;
 use super::error::ApiError;
-use super::router::{Op, Query, decode};
+use super::router::{self, Op, Query, decode};
 use super::store::{Bucket, Digests, TempFile};
 
 /// Largest object key, in bytes.
@@ -89,9 +89,23 @@ impl Ctx<'_> {
         })
     }
 
-    /// The bucket and key named by `x-cos-copy-source`.
+    /// A copy header (`copy-source-range`, `metadata-directive`, ...) in the
+    /// spelling the request's copy source uses (`x-cos-` or `x-amz-`).
+    pub fn copy_header(&self, suffix: &str) -> Option<&str> {
+        let family = router::copy_headers(self.headers)?;
+        self.header(&format!("{family}{suffix}"))
+    }
+
+    /// The prefix of the copy-source preconditions (`x-cos-copy-source-if-match`
+    /// or `x-amz-copy-source-if-match`, ...).
+    pub fn copy_condition_prefix(&self) -> String {
+        let family = router::copy_headers(self.headers).unwrap_or("x-cos-");
+        format!("{family}copy-source-")
+    }
+
+    /// The bucket and key named by `x-cos-copy-source` (or `x-amz-copy-source`).
     pub fn copy_source(&self) -> Result<(Arc<Bucket>, String), ApiError> {
-        let value = self.header("x-cos-copy-source").ok_or_else(|| {
+        let value = self.copy_header("copy-source").ok_or_else(|| {
             ApiError::invalid_argument("x-cos-copy-source is missing or not ASCII.")
         })?;
         let (bucket, key) = parse_copy_source(value)?;

@@ -99,12 +99,15 @@ fn source_range(value: Option<&str>, size: u64) -> Result<(u64, u64), ApiError> 
     Ok((first, last - first + 1))
 }
 
-/// PUT /key?partNumber=N&uploadId=ID with `x-cos-copy-source`.
+/// PUT /key?partNumber=N&uploadId=ID with `x-cos-copy-source` (or
+/// `x-amz-copy-source`, with `x-amz-copy-source-range`).
 pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     let number = part_number(ctx)?;
     ctx.bucket.upload(upload_id(ctx), ctx.key)?;
     let (src_bucket, src_key) = ctx.copy_source()?;
     let headers = ctx.headers.clone();
+    let conditions = ctx.copy_condition_prefix();
+    let range = ctx.copy_header("copy-source-range").map(str::to_string);
     let (bucket, key, id) = (
         ctx.bucket.clone(),
         ctx.key.to_string(),
@@ -115,19 +118,12 @@ pub async fn upload_part_copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError>
             .open_object(&src_key)?
             .ok_or_else(ApiError::no_such_key)?;
         let meta = &src.record.meta;
-        if conditional::evaluate(
-            &headers,
-            "x-cos-copy-source-",
-            &meta.etag,
-            meta.last_modified,
-        ) != Precondition::Pass
+        if conditional::evaluate(&headers, &conditions, &meta.etag, meta.last_modified)
+            != Precondition::Pass
         {
             return Err(ApiError::precondition_failed());
         }
-        let range = headers
-            .get("x-cos-copy-source-range")
-            .and_then(|v| v.to_str().ok());
-        let (offset, len) = source_range(range, meta.size)?;
+        let (offset, len) = source_range(range.as_deref(), meta.size)?;
         let mut temp = bucket.temp()?;
         temp.copy_from(&src.file, offset, len)?;
         let digests = temp.digests();

@@ -117,10 +117,10 @@ pub async fn put(ctx: &Ctx<'_>, body: Incoming) -> Result<Response<Body>, ApiErr
 }
 
 /// The metadata directive: `Copy` (default) or `Replaced` (any case;
-/// cosfs's `REPLACE` too).
+/// cosfs's and S3's `REPLACE` too), spelled like the copy source.
 fn replaces_metadata(ctx: &Ctx) -> Result<bool, ApiError> {
     match ctx
-        .header("x-cos-metadata-directive")
+        .copy_header("metadata-directive")
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
@@ -143,6 +143,7 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         None
     };
     let headers = ctx.headers.clone();
+    let conditions = ctx.copy_condition_prefix();
     let (bucket, key) = (ctx.bucket.clone(), ctx.key.to_string());
     let meta = blocking(move || {
         let src = src_bucket
@@ -151,7 +152,7 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         let src_meta = src.record.meta;
         match conditional::evaluate(
             &headers,
-            "x-cos-copy-source-",
+            &conditions,
             &src_meta.etag,
             src_meta.last_modified,
         ) {

@@ -1,0 +1,331 @@
+//! The three mounters and how each is mounted on the served bucket, in the
+//! foreground as a child process so its pid gives CPU time and peak RSS.
+//! Each gets its documented throughput settings ([`Kind::settings`] lists
+//! them in the report). A [`Mount`] unmounts on drop, even on failure.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::sys::{self, Measured, ProcStats, Skip, failed};
+
+/// A mounter under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// This project.
+    Cosmount,
+    /// s3fs-fuse (the engine under Tencent's cosfs).
+    S3fs,
+    /// `rclone mount` with an S3 remote.
+    Rclone,
+}
+
+/// Which settings a workload mounts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The peer's throughput settings, exact metadata.
+    Default,
+    /// Listings without a request per entry: cosmount `--fast-list`, rclone
+    /// `--use-server-modtime`; s3fs has no such mode.
+    ListingOnly,
+}
+
+/// rclone's remote, configured through the environment.
+const RCLONE_REMOTE: &str = "BENCH";
+
+impl Kind {
+    /// All peers, in column order.
+    pub const ALL: [Kind; 3] = [Kind::Cosmount, Kind::S3fs, Kind::Rclone];
+
+    /// Column name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Cosmount => "cosmount",
+            Kind::S3fs => "s3fs",
+            Kind::Rclone => "rclone",
+        }
+    }
+
+    /// Parses a column name.
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Options besides the endpoint, bucket and mount point.
+    fn options(self, variant: Variant) -> Option<Vec<&'static str>> {
+        let mut opts = match self {
+            // cosmount's defaults, except a metadata TTL as long as rclone's
+            // default --dir-cache-time (s3fs caches stats for 900 s).
+            Kind::Cosmount => vec!["--metadata-ttl", "5m"],
+            Kind::S3fs => vec![
+                "-o",
+                "parallel_count=8,multipart_size=16,max_stat_cache_size=200000,enable_noobj_cache",
+            ],
+            Kind::Rclone => vec![
+                "--vfs-cache-mode",
+                "writes",
+                "--s3-upload-concurrency",
+                "8",
+                "--s3-chunk-size",
+                "16M",
+                "--vfs-fast-fingerprint",
+                "--dir-cache-time",
+                "5m",
+            ],
+        };
+        match (self, variant) {
+            (_, Variant::Default) => {}
+            (Kind::Cosmount, Variant::ListingOnly) => opts.push("--fast-list"),
+            (Kind::Rclone, Variant::ListingOnly) => opts.push("--use-server-modtime"),
+            (Kind::S3fs, Variant::ListingOnly) => return None,
+        }
+        Some(opts)
+    }
+
+    /// The settings, as the report lists them.
+    pub fn settings(self, url: &str, bucket: &str) -> String {
+        let opts = |v| self.options(v).unwrap_or_default().join(" ");
+        match self {
+            Kind::Cosmount => format!(
+                "`cosmount --anonymous --endpoint {url} --path-style {} {bucket} MNT -f`; \
+                 listing-only rows add `--fast-list`",
+                opts(Variant::Default)
+            ),
+            Kind::S3fs => format!(
+                "`s3fs {bucket} MNT -f -o public_bucket=1,use_path_request_style,url={url},\
+                 tmpdir=DIR,{}` (no listing-only mode)",
+                opts(Variant::Default).trim_start_matches("-o ")
+            ),
+            Kind::Rclone => format!(
+                "remote `type=s3 provider=Other endpoint={url} env_auth=false list_version=1 \
+                 no_check_bucket=true` (no keys: anonymous); `rclone mount {RCLONE_REMOTE}:{bucket} MNT \
+                 --cache-dir DIR {}`; listing-only rows add `--use-server-modtime`",
+                opts(Variant::Default)
+            ),
+        }
+    }
+
+    /// Program, arguments and extra environment to mount `bucket`.
+    fn command(
+        self,
+        cosmount: &Path,
+        url: &str,
+        bucket: &str,
+        mnt: &Path,
+        scratch: &Path,
+        variant: Variant,
+    ) -> Option<Command> {
+        let opts = self.options(variant)?;
+        let mut cmd;
+        match self {
+            Kind::Cosmount => {
+                cmd = Command::new(cosmount);
+                cmd.args(["--anonymous", "--endpoint", url, "--path-style"])
+                    .args(&opts)
+                    .arg("--staging-dir")
+                    .arg(scratch)
+                    .arg(bucket)
+                    .arg(mnt)
+                    .arg("-f");
+            }
+            Kind::S3fs => {
+                cmd = Command::new("s3fs");
+                cmd.arg(bucket).arg(mnt).arg("-f").arg("-o").arg(format!(
+                    "public_bucket=1,use_path_request_style,url={url},tmpdir={},dbglevel=err",
+                    scratch.display()
+                ));
+                cmd.args(&opts);
+            }
+            Kind::Rclone => {
+                cmd = Command::new("rclone");
+                let var = |name: &str| format!("RCLONE_CONFIG_{RCLONE_REMOTE}_{name}");
+                for (name, value) in [
+                    ("TYPE", "s3"),
+                    ("PROVIDER", "Other"),
+                    ("ENDPOINT", url),
+                    ("ENV_AUTH", "false"),
+                    ("LIST_VERSION", "1"),
+                    ("NO_CHECK_BUCKET", "true"),
+                    ("FORCE_PATH_STYLE", "true"),
+                ] {
+                    cmd.env(var(name), value);
+                }
+                cmd.arg("mount")
+                    .arg(format!("{RCLONE_REMOTE}:{bucket}"))
+                    .arg(mnt)
+                    .arg("--cache-dir")
+                    .arg(scratch)
+                    .args(&opts);
+            }
+        }
+        // This machine's AWS_CA_BUNDLE (and any keys) must not reach the
+        // peers: the bucket is anonymous, on plain HTTP.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(name);
+            }
+        }
+        Some(cmd)
+    }
+}
+
+/// The largest peak RSS seen per peer, over every mount of the run, and the
+/// workload it was seen in.
+#[derive(Debug, Default)]
+pub struct PeakRss {
+    current: RefCell<String>,
+    peaks: RefCell<HashMap<Kind, (f64, String)>>,
+}
+
+impl PeakRss {
+    /// Names the workload the next mounts belong to.
+    pub fn set_workload(&self, name: &str) {
+        *self.current.borrow_mut() = name.to_string();
+    }
+
+    fn record(&self, kind: Kind, mib: f64) {
+        let mut peaks = self.peaks.borrow_mut();
+        let peak = peaks.entry(kind).or_insert((0.0, String::new()));
+        if mib > peak.0 {
+            *peak = (mib, self.current.borrow().clone());
+        }
+    }
+
+    /// The peak for `kind` and its workload, if any mount of it was measured.
+    pub fn get(&self, kind: Kind) -> Option<(f64, String)> {
+        self.peaks.borrow().get(&kind).cloned()
+    }
+}
+
+/// What every mount needs to know.
+pub struct MountEnv<'a> {
+    /// The cosmount binary.
+    pub cosmount: &'a Path,
+    /// The server's URL.
+    pub url: &'a str,
+    /// The served bucket.
+    pub bucket: &'a str,
+    /// Where mount points and scratch folders go.
+    pub work: &'a Path,
+    /// Peak RSS per peer.
+    pub peaks: &'a PeakRss,
+}
+
+/// A live mount; unmounted on drop.
+pub struct Mount<'a> {
+    kind: Kind,
+    child: Child,
+    dir: tempfile::TempDir,
+    peaks: &'a PeakRss,
+}
+
+impl<'a> Mount<'a> {
+    /// Mounts `kind` and waits until the kernel lists the mount.
+    pub fn start(env: &MountEnv<'a>, kind: Kind, variant: Variant) -> Measured<Mount<'a>> {
+        let dir = tempfile::Builder::new()
+            .prefix(kind.name())
+            .tempdir_in(env.work)
+            .map_err(|e| Skip::Failed(format!("temp dir: {e}")))?;
+        let (mnt, scratch) = (dir.path().join("mnt"), dir.path().join("scratch"));
+        for d in [&mnt, &scratch] {
+            std::fs::create_dir(d).map_err(|e| Skip::Failed(format!("mkdir: {e}")))?;
+        }
+        let Some(mut cmd) =
+            kind.command(env.cosmount, env.url, env.bucket, &mnt, &scratch, variant)
+        else {
+            return Err(Skip::NotApplicable("no such mode"));
+        };
+        let log = std::fs::File::create(dir.path().join("log"))
+            .map_err(|e| Skip::Failed(format!("log: {e}")))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| Skip::Failed(format!("log: {e}")))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(|e| Skip::Failed(format!("start {}: {e}", kind.name())))?;
+        let mut mount = Mount {
+            kind,
+            child,
+            dir,
+            peaks: env.peaks,
+        };
+        let mut exited = None;
+        let up = sys::wait_for(
+            "mount",
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || {
+                if let Ok(Some(status)) = mount.child.try_wait() {
+                    exited = Some(status);
+                    return true;
+                }
+                sys::is_mounted(&mnt)
+            },
+        );
+        if let Some(status) = exited {
+            return failed(format!(
+                "{} exited with {status} before mounting: {}",
+                kind.name(),
+                mount.log_tail()
+            ));
+        }
+        up.map_err(|_| {
+            Skip::Failed(format!(
+                "{} did not mount: {}",
+                kind.name(),
+                mount.log_tail()
+            ))
+        })?;
+        Ok(mount)
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// CPU time and peak RSS of the daemon so far.
+    pub fn stats(&self) -> Measured<ProcStats> {
+        sys::proc_stats(self.child.id())
+            .ok_or_else(|| Skip::Failed(format!("{} daemon is gone", self.kind.name())))
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+}
+
+impl Drop for Mount<'_> {
+    fn drop(&mut self) {
+        if let Some(stats) = sys::proc_stats(self.child.id()) {
+            self.peaks.record(self.kind, stats.peak_rss_mib);
+        }
+        // SAFETY: kill(2) on our own child's pid; every peer unmounts on SIGTERM.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let mut gone = false;
+        let _ = sys::wait_for(
+            "unmount",
+            Duration::from_secs(20),
+            Duration::from_millis(20),
+            || {
+                gone = matches!(self.child.try_wait(), Ok(Some(_)));
+                gone
+            },
+        );
+        let mnt = self.path();
+        if sys::is_mounted(&mnt) {
+            let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+        }
+        if !gone {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The side-by-side benchmark (`scripts/bench`, `benches/compare/`) in its
+//! `--quick` mode, once, so the harness cannot rot: every cell of the table
+//! must be measured. No speed is asserted. Needs root, /dev/fuse and apt
+//! (the script installs s3fs, rclone and fio when missing).
+
+use std::process::Command;
+
+/// Cells a row may hold besides numbers: `n/a` (a peer without that mode)
+/// and `—` (no raw-HTTP counterpart, or a ratio that cannot be formed).
+fn is_measured(cell: &str) -> bool {
+    let cell = cell.trim().trim_end_matches('×');
+    cell == "n/a" || cell == "—" || cell.replace(',', "").parse::<f64>().is_ok()
+}
+
+#[test]
+fn quick_comparison_measures_every_cell() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let report = out.path().join("compare.md");
+    // Build the harness in this test run's profile: its dependencies are
+    // already compiled, so only the bench target itself is new.
+    let profile = if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "release"
+    };
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench"))
+        .args(["--quick", "--out"])
+        .arg(&report)
+        .env("COSMOUNT_BENCH_PROFILE", profile)
+        .status()
+        .expect("run scripts/bench");
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    assert!(
+        status.success(),
+        "scripts/bench --quick failed: {status}\n{text}"
+    );
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| workload"))
+        .collect();
+    assert_eq!(rows.len(), 18, "one row per workload:\n{text}");
+    for row in rows {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
+        assert_eq!(cells.len(), 9, "{row}");
+        // workload, unit, raw, cosmount, s3fs, rclone, then the ratios.
+        assert!(
+            cells[3].trim().replace(',', "").parse::<f64>().is_ok(),
+            "cosmount measured: {row}"
+        );
+        for cell in &cells[2..] {
+            assert!(is_measured(cell), "`{cell}` in {row}");
+        }
+    }
+    assert!(!text.contains("Not measured"), "{text}");
+}
