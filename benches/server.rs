@@ -22,6 +22,10 @@ const LARGE: usize = 256 * 1024 * 1024;
 const SMALL_RUN: Duration = Duration::from_secs(3);
 
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("server: run `cargo bench --bench server` to benchmark");
+        return;
+    }
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(run());
 }

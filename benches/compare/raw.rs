@@ -132,7 +132,7 @@ pub async fn read(client: &HttpClient, keys: &[String], size: u64) -> Measured<f
             .map(|i| async move {
                 let opts = GetOptions {
                     range: Some(i * RANGE..((i + 1) * RANGE).min(size)),
-                    if_match: None,
+                    ..GetOptions::default()
                 };
                 client.get(key, &opts).await.map(|g| g.body.len())
             })
@@ -161,7 +161,7 @@ pub async fn first_byte(client: &HttpClient, keys: &[String]) -> Measured<f64> {
         let start = Instant::now();
         let opts = GetOptions {
             range: Some(0..4096),
-            if_match: None,
+            ..GetOptions::default()
         };
         client.get(key, &opts).await.map_err(err)?;
         ms.push(start.elapsed().as_secs_f64() * 1000.0);
@@ -186,7 +186,7 @@ pub async fn random_reads(
             let block = rand::random::<u64>() % (size / 4096);
             let opts = GetOptions {
                 range: Some(block * 4096..(block + 1) * 4096),
-                if_match: None,
+                ..GetOptions::default()
             };
             client.get(key, &opts).await.map_err(err)?;
             done += 1;
