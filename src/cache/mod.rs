@@ -130,6 +130,10 @@ impl<C: ObjectClient> BlockCache<C> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .observe(offset, end - offset);
+        if window == 0 && !self.is_held(obj, first..=last) {
+            // A random reader: fetch what it asked for, not whole blocks.
+            return self.read_exact_range(obj, offset, end).await;
+        }
         let last_block = (obj.size - 1) / bs;
         let needed: Vec<BlockFuture> = (first..=last).map(|i| self.block(obj, i)).collect();
         for i in (last + 1)..=(last + window).min(last_block) {
@@ -158,6 +162,46 @@ impl<C: ObjectClient> BlockCache<C> {
             }
         }
         Ok(single.unwrap_or_else(|| out.freeze()))
+    }
+
+    /// Whether every block in `blocks` is cached or already being fetched.
+    fn is_held(&self, obj: &ObjectVersion, blocks: std::ops::RangeInclusive<u64>) -> bool {
+        let cached = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        blocks.into_iter().all(|index| {
+            let id = BlockId {
+                key: obj.key.clone(),
+                etag: obj.etag.clone(),
+                index,
+            };
+            cached.contains(&id) || inflight.contains_key(&id)
+        })
+    }
+
+    /// One GET of `offset..end`, widened to 4 KiB pages, not cached.
+    async fn read_exact_range(
+        &self,
+        obj: &ObjectVersion,
+        offset: u64,
+        end: u64,
+    ) -> CosResult<Bytes> {
+        const PAGE: u64 = 4096;
+        let start = offset / PAGE * PAGE;
+        let stop = end.next_multiple_of(PAGE).min(obj.size);
+        let opts = GetOptions {
+            range: Some(start..stop),
+            if_match: Some(obj.etag.to_string()),
+            buffers: None,
+        };
+        let body = self.client.get(&obj.key, &opts).await?.body;
+        let (from, to) = ((offset - start) as usize, (end - start) as usize);
+        if body.len() < to {
+            return Err(CosError::Integrity(format!(
+                "range {start}..{stop} of {:?} is short",
+                obj.key
+            )));
+        }
+        Ok(body.slice(from..to))
     }
 
     /// Drops every cached block of `key` (after it was changed here).
@@ -309,6 +353,34 @@ mod tests {
         let r2 = Mutex::new(cache.new_reader());
         cache.read(&obj, 100, 10, &r2).await.unwrap();
         assert_eq!(client.calls("get"), gets);
+    }
+
+    #[tokio::test]
+    async fn random_reads_fetch_only_what_they_ask_for() {
+        let (client, cache, obj) = setup(8 * MB as usize, 16 * MB).await;
+        let r = Mutex::new(cache.new_reader());
+        cache.read(&obj, 0, 10, &r).await.unwrap(); // offset 0 counts as sequential
+        let before = client.calls("get");
+        for offset in [5 * MB + 3, 2 * MB + 100, 7 * MB] {
+            let got = cache.read(&obj, offset, 4096, &r).await.unwrap();
+            assert_eq!(&got[..], &expected(offset, 4096)[..]);
+        }
+        assert_eq!(
+            client.calls("get") - before,
+            3,
+            "one small GET per random read"
+        );
+        let cached: Vec<u64> = cache
+            .blocks
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| id.index)
+            .collect();
+        assert!(
+            cached.iter().all(|i| *i <= 1),
+            "random reads cache no block: {cached:?}"
+        );
     }
 
     #[tokio::test]
