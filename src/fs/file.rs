@@ -347,6 +347,7 @@ impl<C: ObjectClient> Fs<C> {
         StreamUpload::new(
             self.client.clone(),
             self.budget.clone(),
+            self.part_buffers.clone(),
             key,
             attrs,
             self.config.upload.clone(),

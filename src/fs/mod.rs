@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, warn};
 
+use crate::cache::pool::{BufferPool, PoolBuffers};
 use crate::cache::{BlockCache, CacheConfig, MemoryBudget};
 use crate::cos::{GetOptions, ListRequest, ObjectClient, ObjectInfo};
 use crate::upload::UploadConfig;
@@ -156,6 +157,8 @@ pub struct Fs<C> {
     budget: Arc<MemoryBudget>,
     cache: BlockCache<C>,
     staging: Arc<StagingArea>,
+    /// Whole-part buffers of streaming uploads, recycled.
+    part_buffers: PoolBuffers,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     /// Files with changes in progress (open for writing, or being uploaded).
@@ -192,6 +195,10 @@ impl<C: ObjectClient> Fs<C> {
         );
         Ok(Fs {
             cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone()),
+            part_buffers: PoolBuffers(BufferPool::new(
+                config.upload.part_size as usize,
+                (config.memory_bytes / config.upload.part_size.max(1)) as usize,
+            )),
             budget,
             staging,
             client,

@@ -7,11 +7,13 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use super::{UploadConfig, abort, stream_part_size};
+use crate::cache::pool::PoolBuffers;
 use crate::cache::{MemoryBudget, Reservation};
+use crate::cos::BodyBuffers;
 use crate::cos::{CosError, CosResult, ObjectAttrs, ObjectClient, PartInfo, PutResult};
 
 /// Budget is taken in steps of this size as the buffer fills.
@@ -26,7 +28,9 @@ pub struct StreamUpload<C> {
     key: String,
     attrs: ObjectAttrs,
     config: UploadConfig,
-    buffer: BytesMut,
+    /// Where whole part buffers come from, so large files recycle them.
+    part_buffers: PoolBuffers,
+    buffer: Vec<u8>,
     reservations: Vec<Reservation>,
     reserved: u64,
     size: u64,
@@ -41,6 +45,7 @@ impl<C: ObjectClient> StreamUpload<C> {
     pub fn new(
         client: Arc<C>,
         budget: Arc<MemoryBudget>,
+        part_buffers: PoolBuffers,
         key: &str,
         attrs: ObjectAttrs,
         config: UploadConfig,
@@ -51,7 +56,8 @@ impl<C: ObjectClient> StreamUpload<C> {
             key: key.to_string(),
             attrs,
             config,
-            buffer: BytesMut::new(),
+            part_buffers,
+            buffer: Vec::new(),
             reservations: Vec::new(),
             reserved: 0,
             size: 0,
@@ -101,6 +107,7 @@ impl<C: ObjectClient> StreamUpload<C> {
             let part_len = stream_part_size(self.config.part_size, self.next_part);
             let room = (part_len - self.buffer.len() as u64) as usize;
             let take = room.min(data.len());
+            self.grow_for(part_len, take);
             self.buffer.extend_from_slice(&data[..take]);
             self.size += take as u64;
             data = &data[take..];
@@ -109,6 +116,36 @@ impl<C: ObjectClient> StreamUpload<C> {
             }
         }
         Ok(true)
+    }
+
+    /// Makes room for `incoming` more bytes. A small file's buffer grows as
+    /// needed; once the file passes 1 MiB (or its first part), the buffer
+    /// is a whole part, taken from the pool when it has the pool's size.
+    fn grow_for(&mut self, part_len: u64, incoming: usize) {
+        let wanted = self.buffer.len() + incoming;
+        if wanted <= self.buffer.capacity()
+            || (self.next_part == 1 && wanted as u64 <= RESERVE_STEP)
+        {
+            return;
+        }
+        let mut part = if part_len == self.config.part_size {
+            self.part_buffers.buffer(part_len as usize)
+        } else {
+            Vec::with_capacity(part_len as usize)
+        };
+        part.extend_from_slice(&self.buffer);
+        self.buffer = part;
+    }
+
+    /// Shares the buffer as a body; a pooled buffer returns to the pool
+    /// once the upload dropped it.
+    fn take_body(&mut self) -> Bytes {
+        let buffer = std::mem::take(&mut self.buffer);
+        if buffer.capacity() as u64 == self.config.part_size {
+            self.part_buffers.freeze(buffer)
+        } else {
+            Bytes::from(buffer)
+        }
     }
 
     /// Holds budget for `needed` buffered bytes; gives up after a second
@@ -141,7 +178,7 @@ impl<C: ObjectClient> StreamUpload<C> {
                 id
             }
         };
-        let body = self.buffer.split().freeze();
+        let body = self.take_body();
         // The part takes the budget that covers it; the rest stays for the
         // bytes already accepted beyond it.
         let steps = (body.len() as u64).div_ceil(RESERVE_STEP) as usize;
@@ -179,7 +216,7 @@ impl<C: ObjectClient> StreamUpload<C> {
     /// the multipart upload.
     pub async fn finish(mut self, attrs: &ObjectAttrs) -> CosResult<PutResult> {
         let Some(upload_id) = self.upload_id.clone() else {
-            let body = Bytes::from(std::mem::take(&mut self.buffer));
+            let body = self.take_body();
             return self.client.put(&self.key, body, attrs).await;
         };
         let result = self.complete(&upload_id).await;
@@ -205,7 +242,7 @@ impl<C: ObjectClient> StreamUpload<C> {
 
     async fn complete(&mut self, upload_id: &str) -> CosResult<PutResult> {
         if !self.buffer.is_empty() {
-            let body = self.buffer.split().freeze();
+            let body = self.take_body();
             let part = self
                 .client
                 .upload_part(&self.key, upload_id, self.next_part, body)
@@ -248,6 +285,7 @@ mod tests {
         StreamUpload::new(
             client.clone(),
             Arc::new(MemoryBudget::new(budget)),
+            PoolBuffers(crate::cache::pool::BufferPool::new(MB as usize, 4)),
             "k",
             ObjectAttrs::default(),
             config,
