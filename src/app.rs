@@ -22,7 +22,8 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     let (client, local_server) = runtime.block_on(connect(config))?;
-    let fs = Fs::new(Arc::new(client), config.fs.clone()).map_err(|e| {
+    let client = Arc::new(client);
+    let fs = Fs::new(client.clone(), config.fs.clone()).map_err(|e| {
         format!(
             "cannot use staging folder {}: {e}",
             config.fs.staging_dir.display()
@@ -33,6 +34,7 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
     if let Some(server) = local_server {
         runtime.block_on(server.shutdown());
     }
+    log::info!("COS client: {}", client.stats().summary());
     served.map_err(|e| mount_error(config, &e))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
@@ -50,6 +52,7 @@ async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServ
                     .map_err(|e| e.to_string())?;
             let mut client_config = ClientConfig::new(endpoint);
             client_config.request_timeout = config.request_timeout;
+            client_config.op_timeout = config.op_timeout;
             client_config.retry = config.retry.clone();
             (client_config, CredentialStore::fixed(keys), Some(server))
         }
@@ -96,6 +99,7 @@ pub fn client_config(config: &MountConfig) -> Result<ClientConfig, String> {
     let endpoint = config.target.endpoint(&config.bucket, &config.region)?;
     let mut client_config = ClientConfig::new(endpoint);
     client_config.request_timeout = config.request_timeout;
+    client_config.op_timeout = config.op_timeout;
     client_config.retry = config.retry.clone();
     client_config.resolve = config.resolve.as_ref().map(|r| r.addr);
     Ok(client_config)

@@ -240,6 +240,17 @@ pub struct MountArgs {
     )]
     pub request_timeout: String,
 
+    /// Longest time one COS operation may take, all attempts and waits
+    /// between them included; then it fails (EIO, or ETIMEDOUT when the
+    /// last attempt timed out), so no file operation hangs on the network.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "120s",
+        help_heading = "Connection"
+    )]
+    pub op_timeout: String,
+
     /// Attempts per request before giving up (retryable errors only).
     #[arg(
         long,

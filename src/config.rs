@@ -145,6 +145,8 @@ pub struct MountConfig {
     pub credential_notes: Vec<String>,
     /// Per-attempt deadline.
     pub request_timeout: Duration,
+    /// Per-operation deadline (all attempts).
+    pub op_timeout: Duration,
     /// Retry policy.
     pub retry: RetryPolicy,
     /// Filesystem behaviour.
@@ -303,6 +305,7 @@ impl MountConfig {
             credentials,
             credential_notes,
             request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
+            op_timeout: op_timeout(&args.op_timeout)?,
             retry: RetryPolicy {
                 max_attempts: args.retries,
                 ..RetryPolicy::default()
@@ -312,6 +315,14 @@ impl MountConfig {
             foreground: args.foreground,
         })
     }
+}
+
+fn op_timeout(text: &str) -> Result<Duration, String> {
+    let d = parse_duration("--op-timeout", text)?;
+    if d.is_zero() {
+        return Err("--op-timeout must be longer than 0 (e.g. 30s)".into());
+    }
+    Ok(d)
 }
 
 /// Splits `name-appid[:/prefix]` and checks the bucket name.
