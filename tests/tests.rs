@@ -2,6 +2,7 @@
 
 mod common;
 mod creds;
+mod faults;
 mod mount;
 mod packaging;
 mod server;

@@ -1,0 +1,6 @@
+//! Reliability and security under faults (issue 7): the client against a
+//! misbehaving `cosmount serve` (`--fault-rate`), the fault workload through
+//! a real mount, outages, `kill -9`, hostile keys, and the security
+//! promises (permissions, TLS, unsigned writes).
+
+mod client;
