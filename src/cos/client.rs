@@ -3,7 +3,7 @@
 //! credentials current at that moment and re-signed on each retry.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -179,6 +179,8 @@ pub struct HttpClient {
     op_timeout: Duration,
     /// Seconds to add to the local clock, learned from RequestTimeTooSkewed.
     clock_offset: AtomicI64,
+    /// The first correction was logged as a warning; later ones at debug.
+    skew_warned: AtomicBool,
     stats: ClientStats,
 }
 
@@ -285,6 +287,7 @@ impl HttpClient {
             request_timeout: config.request_timeout,
             op_timeout: config.op_timeout,
             clock_offset: AtomicI64::new(0),
+            skew_warned: AtomicBool::new(false),
             stats: ClientStats::default(),
         })
     }
@@ -339,8 +342,8 @@ impl HttpClient {
             if !retryable {
                 return Err(err);
             }
-            let delay = self.retry.delay(failures);
-            let out_of_time = Instant::now() + delay >= deadline;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let out_of_time = remaining < MIN_ATTEMPT;
             if failures >= self.retry.max_attempts || out_of_time {
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 let why = if out_of_time {
@@ -356,6 +359,9 @@ impl HttpClient {
                 );
                 return Err(err);
             }
+            // Never sleep away the time left: half of it at most, so a
+            // last attempt still fits before the deadline.
+            let delay = self.retry.delay(failures).min(remaining / 2);
             debug!(
                 "{} {:?} attempt {sent} failed ({err}); retrying in {delay:?}",
                 call.op,
@@ -397,7 +403,7 @@ impl HttpClient {
         if (offset - previous).abs() <= 1 {
             return false;
         }
-        if previous == 0 {
+        if !self.skew_warned.swap(true, Ordering::Relaxed) {
             warn!("the local clock differs from COS's by {offset} s; signing with COS's time");
         } else {
             debug!("COS reports a clock offset of {offset} s (was {previous} s)");
@@ -411,9 +417,8 @@ impl HttpClient {
         self.clock_offset.load(Ordering::Relaxed)
     }
 
-    fn key_time(&self) -> KeyTime {
-        let now =
-            unix_seconds(SystemTime::now()) as i64 + self.clock_offset.load(Ordering::Relaxed);
+    fn key_time(offset: i64) -> KeyTime {
+        let now = unix_seconds(SystemTime::now()) as i64 + offset;
         let now = now.max(60) as u64;
         KeyTime {
             start: now - 60,
@@ -456,6 +461,8 @@ impl HttpClient {
             headers.push(("content-length".into(), call.body.len().to_string()));
         }
         let creds = self.creds.current().await;
+        // Signed with, and judged against: other requests may move it.
+        let offset = self.clock_offset.load(Ordering::Relaxed);
         if let Some(token) = creds.as_ref().and_then(|c| c.session_token.as_ref()) {
             headers.push(("x-cos-security-token".into(), token.clone()));
         }
@@ -483,7 +490,7 @@ impl HttpClient {
                 &to_sign,
                 &creds.secret_id,
                 &creds.secret_key,
-                self.key_time(),
+                Self::key_time(offset),
             );
             req = req.header("authorization", sig.authorization);
         }
@@ -504,7 +511,6 @@ impl HttpClient {
             started.elapsed()
         );
         if status >= 300 || (call.xml_result && xml::is_error_body(&body)) {
-            let offset = self.clock_offset.load(Ordering::Relaxed);
             return Err(service_error(status, &resp_headers, &body, offset));
         }
         check_length(&resp_headers, &body, &call.method)?;
@@ -607,6 +613,9 @@ fn reason(status: u16) -> &'static str {
         .and_then(|s| s.canonical_reason())
         .unwrap_or("")
 }
+
+/// Below this much time left, an operation gives up instead of retrying.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
 /// Slack of the outer guard over reqwest's own per-attempt timeout.
 const GUARD: Duration = Duration::from_millis(250);

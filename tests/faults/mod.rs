@@ -4,3 +4,7 @@
 //! promises (permissions, TLS, unsigned writes).
 
 mod client;
+pub mod harness;
+mod mount;
+mod outage;
+pub mod workload;
