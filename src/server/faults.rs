@@ -44,7 +44,8 @@ pub enum FaultKind {
     InternalError,
     /// `503 SlowDown`, before the request runs.
     SlowDown,
-    /// `403 RequestTimeTooSkewed` with a `Date` far ahead of the real time,
+    /// `403 RequestTimeTooSkewed` with a `Date` far ahead of the time the
+    /// request was signed at (as a server whose clock is off would send),
     /// so the client adopts a wrong clock offset and must correct it again.
     Skew,
     /// The connection is closed: before the answer, or in its body.
@@ -146,7 +147,8 @@ pub struct FaultConfig {
     pub delay: Duration,
     /// How long a `stall` sends nothing before closing the connection.
     pub stall: Duration,
-    /// How far ahead of the real time a `skew` answer's `Date` is.
+    /// How far ahead of the request's signing time a `skew` answer's
+    /// `Date` is.
     pub skew: Duration,
 }
 
@@ -213,6 +215,9 @@ pub struct Refusal {
 pub struct Plan<'a> {
     faults: &'a Faults,
     action: Action,
+    /// The time the request was signed at (its `q-key-time` start plus
+    /// the minute clients put before it), when signed.
+    signed_at: Option<SystemTime>,
 }
 
 enum Action {
@@ -286,6 +291,7 @@ impl Faults {
         Plan {
             faults: self,
             action,
+            signed_at: signing_time(headers),
         }
     }
 
@@ -377,6 +383,14 @@ impl Faults {
     }
 }
 
+/// When a signed request was signed, by the signer's clock.
+fn signing_time(headers: &HeaderMap) -> Option<SystemTime> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let fields = crate::cos::sign::parse_authorization(value)?;
+    let start = fields.key_time.start.saturating_add(60);
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(start))
+}
+
 /// A GET of a whole object (no Range, no sub-resource): the only answer
 /// whose every byte a client can check, against `x-cos-hash-crc64ecma`.
 fn whole_object_get(method: &Method, headers: &HeaderMap, query: Option<&str>) -> bool {
@@ -412,7 +426,8 @@ impl Plan<'_> {
             }
             FaultKind::Skew => {
                 faults.count(kind);
-                let date = SystemTime::now() + faults.config.skew;
+                let signed_at = self.signed_at.unwrap_or_else(SystemTime::now);
+                let date = signed_at + faults.config.skew;
                 Ok(Some(refusal(skewed(), Some(date))))
             }
             FaultKind::InternalError if !after => {
@@ -761,6 +776,7 @@ mod tests {
                 at: 0.5,
                 delay: Duration::ZERO,
             },
+            signed_at: None,
         }
     }
 
@@ -827,6 +843,22 @@ mod tests {
             .unwrap();
         assert_eq!(skew.error.code, "RequestTimeTooSkewed");
         assert!(skew.date.unwrap() > SystemTime::now() + Duration::from_secs(3000));
+        // Relative to the time the request was signed at, as a server with
+        // a clock an hour ahead of the client's would answer.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static(
+                "q-sign-algorithm=sha1&q-ak=AK&q-sign-time=1000;5000&q-key-time=1000;5000&q-header-list=&q-url-param-list=&q-signature=x",
+            ),
+        );
+        let mut signed = plan(&f, FaultKind::Skew, false);
+        signed.signed_at = signing_time(&headers);
+        let skew = signed.before().await.unwrap().unwrap();
+        assert_eq!(
+            skew.date,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1060 + 3600))
+        );
         assert!(plan(&f, FaultKind::Reset, false).before().await.is_err());
         assert!(
             plan(&f, FaultKind::Reset, true)
