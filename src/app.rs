@@ -21,8 +21,18 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let started = std::time::SystemTime::now();
     let (client, local_server) = runtime.block_on(connect(config))?;
     let client = Arc::new(client);
+    if let (Some(age), false) = (config.abort_stale_uploads, config.fs.read_only) {
+        let prefix = config.fs.prefix.clone();
+        runtime.spawn(crate::cleanup::at_mount(
+            client.clone(),
+            prefix,
+            started,
+            age,
+        ));
+    }
     let fs = Fs::new(client.clone(), config.fs.clone()).map_err(|e| {
         format!(
             "cannot use staging folder {}: {e}",
@@ -149,6 +159,25 @@ async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), S
         _ => head_error,
     };
     Err(explain(&error, config, &client.endpoint().host))
+}
+
+/// `cosmount cleanup`: the uploads under the configured prefix initiated
+/// more than `older_than` ago, listed and (unless `dry_run`) aborted.
+pub async fn cleanup(
+    config: &MountConfig,
+    older_than: std::time::Duration,
+    dry_run: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<bool, String> {
+    let creds = credential_store(config).await?;
+    let client =
+        HttpClient::new(client_config(config)?, Arc::new(creds)).map_err(|e| e.to_string())?;
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    crate::cleanup::run(&client, &config.fs.prefix, cutoff, dry_run, out)
+        .await
+        .map_err(|e| format!("cannot write the report: {e}"))
 }
 
 /// Plain words for a failed bucket check.

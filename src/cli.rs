@@ -45,6 +45,29 @@ pub enum Command {
     /// (private or public), TCP latency, credentials, HEAD Bucket and List.
     #[command(override_usage = "cosmount check <BUCKET[:/PREFIX]> [OPTIONS] [-o OPT[=VAL],...]")]
     Check(Box<MountArgs>),
+    /// List, and abort, the multipart uploads left under BUCKET[:/PREFIX]
+    /// by a crash or a lost answer (their parts are billed as storage).
+    #[command(
+        override_usage = "cosmount cleanup <BUCKET[:/PREFIX]> [--older-than AGE] [--dry-run] [OPTIONS] [-o OPT[=VAL],...]"
+    )]
+    Cleanup(Box<CleanupArgs>),
+}
+
+/// `cosmount cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Only uploads initiated longer ago than AGE (`0` for all; a younger
+    /// upload may still be running somewhere).
+    #[arg(long, value_name = "AGE", default_value = "24h")]
+    pub older_than: String,
+
+    /// List the uploads that would be aborted; abort nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The bucket and how to reach it: the mount's options.
+    #[command(flatten)]
+    pub mount: MountArgs,
 }
 
 /// `cosmount serve`.
@@ -317,6 +340,17 @@ pub struct MountArgs {
         help_heading = "Connection"
     )]
     pub op_timeout: String,
+
+    /// At mount, abort the multipart uploads under the mounted prefix that
+    /// were initiated more than AGE before (left by a crash or a lost
+    /// answer); `off` keeps them (see `cosmount cleanup`).
+    #[arg(
+        long,
+        value_name = "AGE",
+        default_value = "24h",
+        help_heading = "Writing"
+    )]
+    pub abort_stale_uploads: String,
 
     /// Attempts per request before giving up (retryable errors only).
     #[arg(

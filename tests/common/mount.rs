@@ -14,6 +14,8 @@ pub struct TestMount {
     child: Option<Child>,
     dir: tempfile::TempDir,
     log: PathBuf,
+    /// What started it: bucket, arguments, log level (for `restart`).
+    started_with: (String, Vec<String>, String),
 }
 
 /// The arguments that point `cosmount` at `server` with the test keys.
@@ -55,27 +57,55 @@ impl TestMount {
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
         let log = dir.path().join("cosmount.log");
+        let mut mount = TestMount {
+            child: None,
+            dir,
+            log,
+            started_with: (bucket.to_string(), args.to_vec(), level.to_string()),
+        };
+        mount.spawn();
+        mount
+    }
+
+    fn spawn(&mut self) {
+        let (bucket, args, level) = &self.started_with;
         let child = Command::new(env!("CARGO_BIN_EXE_cosmount"))
             .args(args)
             .arg(bucket)
-            .arg(&mountpoint)
+            .arg(self.path())
             .args(["-f", "--log-level", level, "--log-file"])
-            .arg(&log)
+            .arg(&self.log)
             .stdin(Stdio::null())
             .spawn()
             .expect("start cosmount");
-        let mut mount = TestMount {
-            child: Some(child),
-            dir,
-            log,
-        };
-        mount.wait_until_mounted();
-        mount
+        self.child = Some(child);
+        self.wait_until_mounted();
+    }
+
+    /// Kills the daemon with SIGKILL, leaving its mount dead ("Transport
+    /// endpoint is not connected").
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+
+    /// Starts the daemon again on the same mountpoint with the same
+    /// arguments plus `extra`, as a user would after a crash (no
+    /// `fusermount -u` first).
+    pub fn restart(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        self.started_with
+            .1
+            .extend(extra.iter().map(|s| s.to_string()));
+        self.spawn();
     }
 
     fn wait_until_mounted(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !is_mounted(&self.path()) {
+        // A dead mount stays in mountinfo but cannot be stat'ed.
+        let live = |p: &Path| is_mounted(p) && std::fs::metadata(p).is_ok();
+        while !live(&self.path()) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "cosmount exited with {status} before mounting:\n{}",

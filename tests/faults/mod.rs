@@ -4,6 +4,7 @@
 //! promises (permissions, TLS, unsigned writes).
 
 mod client;
+mod crash;
 pub mod harness;
 mod mount;
 mod outage;
