@@ -5,6 +5,7 @@
 
 mod client;
 mod crash;
+mod fuzz;
 pub mod harness;
 mod mount;
 mod outage;
