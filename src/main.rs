@@ -51,6 +51,7 @@ fn mount(args: &MountArgs) -> ExitCode {
     if let Err(e) = init_logger(&log, !config.foreground) {
         return usage_error(&e);
     }
+    log_panics();
     config.mount.mountpoint = match check_mountpoint(&config.mount.mountpoint) {
         Ok(path) => path,
         Err(e) => {
@@ -86,6 +87,15 @@ fn mount(args: &MountArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Panics also go to the log: a daemon's stderr is /dev/null.
+fn log_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("{info}");
+        default_hook(info);
+    }));
 }
 
 /// Runs `cosmount check`: exit 0 only when a mount would work.

@@ -14,8 +14,9 @@ pub struct TestMount {
     child: Option<Child>,
     dir: tempfile::TempDir,
     log: PathBuf,
-    /// What started it: bucket, arguments, log level (for `restart`).
-    started_with: (String, Vec<String>, String),
+    /// What started it: bucket, arguments, log level, environment (for
+    /// `restart`).
+    started_with: (String, Vec<String>, String, Vec<(String, String)>),
 }
 
 /// The arguments that point `cosmount` at `server` with the test keys.
@@ -53,6 +54,17 @@ impl TestMount {
 
     /// Like [`start_raw`](Self::start_raw), logging at `level` (`trace`...).
     pub fn start_logged(bucket: &str, args: &[String], level: &str) -> TestMount {
+        TestMount::start_env(bucket, args, level, &[])
+    }
+
+    /// Like [`start_logged`](Self::start_logged), with more environment
+    /// variables for the daemon.
+    pub fn start_env(
+        bucket: &str,
+        args: &[String],
+        level: &str,
+        env: &[(&str, &str)],
+    ) -> TestMount {
         let dir = tempfile::tempdir().expect("temp dir");
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
@@ -61,15 +73,23 @@ impl TestMount {
             child: None,
             dir,
             log,
-            started_with: (bucket.to_string(), args.to_vec(), level.to_string()),
+            started_with: (
+                bucket.to_string(),
+                args.to_vec(),
+                level.to_string(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
         };
         mount.spawn();
         mount
     }
 
     fn spawn(&mut self) {
-        let (bucket, args, level) = &self.started_with;
+        let (bucket, args, level, env) = &self.started_with;
         let child = Command::new(env!("CARGO_BIN_EXE_cosmount"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .arg(bucket)
             .arg(self.path())

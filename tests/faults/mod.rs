@@ -9,4 +9,5 @@ mod fuzz;
 pub mod harness;
 mod mount;
 mod outage;
+mod panic;
 pub mod workload;
