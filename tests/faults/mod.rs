@@ -7,6 +7,7 @@ mod client;
 mod crash;
 mod fuzz;
 pub mod harness;
+mod hostile;
 mod mount;
 mod outage;
 mod panic;
