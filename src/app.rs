@@ -209,10 +209,23 @@ pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
         (Some(403), _) => format!(
             "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
         ),
+        (None, _) if error.is_certificate_error() => format!(
+            "the TLS certificate of {host} is not trusted ({}): cosmount verifies certificates against the system's trusted CAs; give a URL whose certificate is valid, or add its CA to the system's store (update-ca-certificates)",
+            certificate_problem(error)
+        ),
         (None, _) => {
             format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
         }
         _ => format!("bucket {bucket} cannot be used: {error}"),
+    }
+}
+
+/// The certificate part of a transport error's message.
+fn certificate_problem(error: &CosError) -> String {
+    let text = error.to_string();
+    match text.find("invalid peer certificate") {
+        Some(i) => text[i..].to_string(),
+        None => text,
     }
 }
 

@@ -11,4 +11,5 @@ mod hostile;
 mod mount;
 mod outage;
 mod panic;
+mod security;
 pub mod workload;
