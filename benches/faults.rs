@@ -11,7 +11,8 @@
 //!
 //! `cargo bench --bench faults -- [--files N] [--min-size B] [--max-size B]
 //! [--seed N] [--threads N] [--rate P] [--fault-seed N] [--renames N]
-//! [--deletes N] [--outage SECS] [--op-timeout SECS] [--log-level L]`
+//! [--deletes N] [--outage SECS] [--op-timeout SECS] [--log-level L]
+//! [--mount-arg ARG]...`
 //! (needs root and /dev/fuse).
 
 #[path = "../tests/common/mod.rs"]
@@ -47,9 +48,9 @@ fn parse() -> Args {
         setup: Setup {
             fault_rate: 0.1,
             fault_seed: 1,
-            stall: "6s".into(),
+            stall: "4s".into(),
             delay: "500ms".into(),
-            mount_args: ["--request-timeout", "5s", "--part-size", "2MiB"]
+            mount_args: ["--request-timeout", "3s", "--part-size", "2MiB"]
                 .map(String::from)
                 .to_vec(),
             log_level: "info".into(),
@@ -58,9 +59,15 @@ fn parse() -> Args {
         op_timeout: 10,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
-    while let Some(flag) = args.next() {
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg, None),
+        };
         let mut value = || {
-            args.next()
+            inline
+                .clone()
+                .or_else(|| args.next())
                 .unwrap_or_else(|| panic!("{flag} needs a value"))
         };
         let number =
@@ -78,6 +85,7 @@ fn parse() -> Args {
             "--log-level" => a.setup.log_level = value(),
             "--outage" => a.outage = number(value()),
             "--op-timeout" => a.op_timeout = number(value()),
+            "--mount-arg" => a.setup.mount_args.push(value()),
             other => panic!("unknown option {other}"),
         }
     }

@@ -501,7 +501,7 @@ impl HttpClient {
         let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport_error)?;
+        let body = read_body(resp, &call.method).await?;
         debug!(
             "{} {} {:?} -> {status} ({} bytes, {:?})",
             call.op,
@@ -640,6 +640,24 @@ fn transport_error(e: reqwest::Error) -> AttemptError {
         timeout: e.is_timeout(),
     }
     .into()
+}
+
+/// Most bytes reserved up front for a body, whatever Content-Length says.
+const MAX_PREALLOCATION: usize = 16 << 20;
+
+/// Reads a body chunk by chunk into one buffer sized from Content-Length
+/// (bounded: the header comes from the network), so a body never sits in
+/// memory twice, as its chunks and as their concatenation.
+async fn read_body(mut resp: reqwest::Response, method: &Method) -> Result<Bytes, AttemptError> {
+    let expected = match *method {
+        Method::HEAD => 0,
+        _ => resp.content_length().unwrap_or(0) as usize,
+    };
+    let mut body = bytes::BytesMut::with_capacity(expected.min(MAX_PREALLOCATION));
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// A body shorter or longer than Content-Length is damaged, never used.

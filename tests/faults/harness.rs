@@ -57,6 +57,8 @@ pub struct Report {
     pub leftover_uploads: usize,
     /// Highest VmHWM of the daemons, in KiB.
     pub peak_rss_kib: u64,
+    /// VmHWM of each daemon (the writing mount, then the reading one), KiB.
+    pub rss_kib: Vec<u64>,
     /// Wall time of the whole run.
     pub duration: Duration,
     /// The daemons' logs.
@@ -146,7 +148,9 @@ pub fn mount(server: &TestServer, args: &[&str], level: &str) -> TestMount {
 
 /// Stops a mount, adding its peak RSS, retry counters and log.
 pub fn finish(mut m: TestMount, report: &mut Report) {
-    report.peak_rss_kib = report.peak_rss_kib.max(peak_rss_kib(m.pid()));
+    let rss = peak_rss_kib(m.pid());
+    report.peak_rss_kib = report.peak_rss_kib.max(rss);
+    report.rss_kib.push(rss);
     let status = m.stop();
     let log = m.log_text();
     assert!(status.success(), "the mount exited with {status}");
@@ -296,9 +300,15 @@ pub fn render(setup: &Setup, w: &Workload, r: &Report) -> String {
         "| multipart uploads left over | {} |\n",
         r.leftover_uploads
     ));
+    let per_mount: Vec<String> = r
+        .rss_kib
+        .iter()
+        .map(|k| format!("{:.0}", *k as f64 / 1024.0))
+        .collect();
     t.push_str(&format!(
-        "| daemon peak RSS | {:.0} MiB |\n",
-        r.peak_rss_kib as f64 / 1024.0
+        "| daemon peak RSS | {:.0} MiB (writing mount, reading mount: {} MiB) |\n",
+        r.peak_rss_kib as f64 / 1024.0,
+        per_mount.join(", ")
     ));
     t.push_str(&format!(
         "| duration | {:.1} s ({}) |\n",

@@ -65,6 +65,13 @@ fn ten_percent_faults_cause_no_error_and_no_corruption() {
         (&vec![], &vec![], &vec![]),
         "the bucket holds exactly what was written"
     );
+    // The memory budget (--cache-size 64MiB) bounds blocks and write
+    // buffers; the rest is the runtime and requests in flight.
+    assert!(
+        r.peak_rss_kib < (64 + 64) << 10,
+        "peak RSS {} KiB",
+        r.peak_rss_kib
+    );
     assert!(
         r.faults() > 0 && r.retries_total() > 0,
         "faults were injected and retried"
