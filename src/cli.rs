@@ -174,7 +174,8 @@ pub struct ServeArgs {
     )]
     pub fault_stall: String,
 
-    /// How far ahead of the real time a `skew` fault's Date header is.
+    /// How far a `skew` fault's Date header is ahead of the time the
+    /// request was signed at.
     #[arg(
         long,
         value_name = "DURATION",
@@ -340,17 +341,6 @@ pub struct MountArgs {
         help_heading = "Connection"
     )]
     pub op_timeout: String,
-
-    /// At mount, abort the multipart uploads under the mounted prefix that
-    /// were initiated more than AGE before (left by a crash or a lost
-    /// answer); `off` keeps them (see `cosmount cleanup`).
-    #[arg(
-        long,
-        value_name = "AGE",
-        default_value = "24h",
-        help_heading = "Writing"
-    )]
-    pub abort_stale_uploads: String,
 
     /// Attempts per request before giving up (retryable errors only).
     #[arg(
@@ -568,6 +558,17 @@ pub struct MountArgs {
         help_heading = "Writing"
     )]
     pub staging_size: String,
+
+    /// At mount, abort the multipart uploads under the mounted prefix that
+    /// were initiated more than AGE before (left by a crash or a lost
+    /// answer); `off` keeps them (see `cosmount cleanup`).
+    #[arg(
+        long,
+        value_name = "AGE",
+        default_value = "24h",
+        help_heading = "Writing"
+    )]
+    pub abort_stale_uploads: String,
 
     /// Log debug messages (same as `--log-level debug`).
     #[arg(short, long, help_heading = "Logging")]
