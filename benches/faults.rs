@@ -115,7 +115,8 @@ fn main() {
         || report.outcome.corrupted_bytes > 0
         || !report.missing.is_empty()
         || !report.unexpected.is_empty()
-        || !report.damaged.is_empty();
+        || !report.damaged.is_empty()
+        || harness::secret_lines(&report.logs) > 0;
     for e in report.outcome.errors.iter().take(20) {
         text.push_str(&format!("\n- error: {e}"));
     }

@@ -55,6 +55,8 @@ pub struct Report {
     pub damaged: Vec<String>,
     /// Multipart uploads left (an Initiate whose answer was lost).
     pub leftover_uploads: usize,
+    /// Uploads left after `cosmount cleanup --older-than 0` ran.
+    pub uploads_after_cleanup: usize,
     /// Highest VmHWM of the daemons, in KiB.
     pub peak_rss_kib: u64,
     /// VmHWM of each daemon (the writing mount, then the reading one), KiB.
@@ -101,6 +103,25 @@ pub fn faulty_server(setup: &Setup) -> TestServer {
     })
 }
 
+/// Spellings of secrets and signatures that must never be logged.
+pub fn forbidden() -> [&'static str; 5] {
+    [
+        crate::common::SECRET_KEY,
+        "q-signature",
+        "q-sign-algorithm",
+        "q-key-time",
+        "Signature=",
+    ]
+}
+
+/// Log lines holding a secret, a token or a signature.
+pub fn secret_lines(logs: &[String]) -> usize {
+    logs.iter()
+        .flat_map(|l| l.lines())
+        .filter(|line| forbidden().iter().any(|s| line.contains(s)))
+        .count()
+}
+
 /// Runs the workload: one mount writes, a fresh one (cold cache) reads,
 /// renames, deletes and reads what remains; then the bucket is checked
 /// with faults off.
@@ -126,6 +147,7 @@ pub fn run(setup: &Setup, w: &Workload) -> Report {
     report.faults_json = admin(&server, "GET", "/faults");
     admin(&server, "POST", "/faults?rate=0");
     check_bucket(&server, w, &mut report);
+    report.uploads_after_cleanup = cleanup(&server);
     report.requests = report.faults_json["requests"].as_u64().unwrap_or(0);
     if let Some(kinds) = report.faults_json["injected"].as_object() {
         for (kind, n) in kinds {
@@ -183,6 +205,20 @@ pub fn admin(server: &TestServer, method: &str, path: &str) -> serde_json::Value
     let r = raw_request(server.admin_addr(), req.as_bytes());
     assert_eq!(r.status, 200, "{}", r.head);
     serde_json::from_slice(&r.body).expect("admin answers are JSON")
+}
+
+/// Runs `cosmount cleanup --older-than 0` on the bucket; returns the
+/// uploads left afterwards.
+fn cleanup(server: &TestServer) -> usize {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cosmount"))
+        .args(["cleanup", BUCKET, "--older-than", "0"])
+        .args(crate::common::mount::server_args(server))
+        .output()
+        .expect("cosmount cleanup");
+    assert!(out.status.success(), "cleanup failed: {out:?}");
+    let client = server.client();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(client.list_uploads("")).unwrap().len()
 }
 
 /// Lists the bucket and HEADs every object: exactly the expected keys,
@@ -297,8 +333,14 @@ pub fn render(setup: &Setup, w: &Workload, r: &Report) -> String {
         r.damaged.len()
     ));
     t.push_str(&format!(
-        "| multipart uploads left over | {} |\n",
-        r.leftover_uploads
+        "| multipart uploads left over (Initiate answers lost) | {}; after `cosmount cleanup --older-than 0`: {} |\n",
+        r.leftover_uploads, r.uploads_after_cleanup
+    ));
+    let lines: usize = r.logs.iter().map(|l| l.lines().count()).sum();
+    t.push_str(&format!(
+        "| daemon log lines with a secret, token or signature | {} (of {lines}, level {}) |\n",
+        secret_lines(&r.logs),
+        setup.log_level
     ));
     let per_mount: Vec<String> = r
         .rss_kib
