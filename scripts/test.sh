@@ -10,6 +10,9 @@ command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v rsync >/dev/null || missing+=(rsync)
 command -v getfattr >/dev/null || missing+=(attr)
 command -v fio >/dev/null || missing+=(fio)
+# tests/faults/security.rs: a self-signed TLS endpoint, another user.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v setpriv >/dev/null || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 # Packaging tests: build the .deb, check the man page and systemd units.
 command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)

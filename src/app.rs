@@ -22,8 +22,19 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let started = std::time::SystemTime::now();
     let (client, local_server) = runtime.block_on(connect(config))?;
-    let fs = Fs::new(Arc::new(client), config.fs.clone()).map_err(|e| {
+    let client = Arc::new(client);
+    if let (Some(age), false) = (config.abort_stale_uploads, config.fs.read_only) {
+        let prefix = config.fs.prefix.clone();
+        runtime.spawn(crate::cleanup::at_mount(
+            client.clone(),
+            prefix,
+            started,
+            age,
+        ));
+    }
+    let fs = Fs::new(client.clone(), config.fs.clone()).map_err(|e| {
         format!(
             "cannot use staging folder {}: {e}",
             config.fs.staging_dir.display()
@@ -34,6 +45,7 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
     if let Some(server) = local_server {
         runtime.block_on(server.shutdown());
     }
+    log::info!("COS client: {}", client.stats().summary());
     served.map_err(|e| mount_error(config, &e))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
@@ -61,6 +73,7 @@ async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServ
                     .map_err(|e| e.to_string())?;
             let mut client_config = ClientConfig::new(endpoint);
             client_config.request_timeout = config.request_timeout;
+            client_config.op_timeout = config.op_timeout;
             client_config.retry = config.retry.clone();
             (client_config, CredentialStore::fixed(keys), Some(server))
         }
@@ -107,6 +120,7 @@ pub fn client_config(config: &MountConfig) -> Result<ClientConfig, String> {
     let endpoint = config.target.endpoint(&config.bucket, &config.region)?;
     let mut client_config = ClientConfig::new(endpoint);
     client_config.request_timeout = config.request_timeout;
+    client_config.op_timeout = config.op_timeout;
     client_config.retry = config.retry.clone();
     client_config.resolve = config.resolve.as_ref().map(|r| r.addr);
     Ok(client_config)
@@ -158,6 +172,25 @@ async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), S
     Err(explain(&error, config, &client.endpoint().host))
 }
 
+/// `cosmount cleanup`: the uploads under the configured prefix initiated
+/// more than `older_than` ago, listed and (unless `dry_run`) aborted.
+pub async fn cleanup(
+    config: &MountConfig,
+    older_than: std::time::Duration,
+    dry_run: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<bool, String> {
+    let creds = credential_store(config).await?;
+    let client =
+        HttpClient::new(client_config(config)?, Arc::new(creds)).map_err(|e| e.to_string())?;
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    crate::cleanup::run(&client, &config.fs.prefix, cutoff, dry_run, out)
+        .await
+        .map_err(|e| format!("cannot write the report: {e}"))
+}
+
 /// Plain words for a failed bucket check.
 pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
     let bucket = &config.bucket;
@@ -187,10 +220,23 @@ pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
         (Some(403), _) => format!(
             "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
         ),
+        (None, _) if error.is_certificate_error() => format!(
+            "the TLS certificate of {host} is not trusted ({}): cosmount verifies certificates against the system's trusted CAs; give a URL whose certificate is valid, or add its CA to the system's store (update-ca-certificates)",
+            certificate_problem(error)
+        ),
         (None, _) => {
             format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
         }
         _ => format!("bucket {bucket} cannot be used: {error}"),
+    }
+}
+
+/// The certificate part of a transport error's message.
+fn certificate_problem(error: &CosError) -> String {
+    let text = error.to_string();
+    match text.find("invalid peer certificate") {
+        Some(i) => text[i..].to_string(),
+        None => text,
     }
 }
 

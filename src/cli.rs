@@ -12,8 +12,9 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::config::parse_duration;
 use crate::creds::{Credentials, Secret};
-use crate::server::{Access, ServerConfig, StsEmulation};
+use crate::server::{Access, FaultConfig, FaultKind, ServerConfig, StsEmulation};
 
 /// Mount a Tencent Cloud COS bucket as a local filesystem.
 #[derive(Debug, Parser)]
@@ -44,6 +45,29 @@ pub enum Command {
     /// (private or public), TCP latency, credentials, HEAD Bucket and List.
     #[command(override_usage = "cosmount check <BUCKET[:/PREFIX]> [OPTIONS] [-o OPT[=VAL],...]")]
     Check(Box<MountArgs>),
+    /// List, and abort, the multipart uploads left under BUCKET[:/PREFIX]
+    /// by a crash or a lost answer (their parts are billed as storage).
+    #[command(
+        override_usage = "cosmount cleanup <BUCKET[:/PREFIX]> [--older-than AGE] [--dry-run] [OPTIONS] [-o OPT[=VAL],...]"
+    )]
+    Cleanup(Box<CleanupArgs>),
+}
+
+/// `cosmount cleanup`.
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Only uploads initiated longer ago than AGE (`0` for all; a younger
+    /// upload may still be running somewhere).
+    #[arg(long, value_name = "AGE", default_value = "24h")]
+    pub older_than: String,
+
+    /// List the uploads that would be aborted; abort nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// The bucket and how to reach it: the mount's options.
+    #[command(flatten)]
+    pub mount: MountArgs,
 }
 
 /// `cosmount serve`.
@@ -109,6 +133,56 @@ pub struct ServeArgs {
         help_heading = "Temporary credentials"
     )]
     pub sts_listen: Option<SocketAddr>,
+
+    /// Fraction of requests (0 to 1) that get a fault: an error answer, a
+    /// dropped connection, a truncated body, added latency or a stall (for
+    /// reliability tests). Off by default. Counters: `GET /faults` on
+    /// --admin-listen, which also takes `POST /outage?secs=N`.
+    #[arg(long, value_name = "P", help_heading = "Fault injection")]
+    pub fault_rate: Option<f64>,
+
+    /// Seed of the fault RNG [default: random, printed in the log].
+    #[arg(long, value_name = "N", help_heading = "Fault injection")]
+    pub fault_seed: Option<u64>,
+
+    /// Faults to pick from: 500, 503, skew, reset, truncate, delay, stall,
+    /// corrupt (whole-object GETs only), or all.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "500,503,skew,reset,truncate,delay,stall",
+        help_heading = "Fault injection"
+    )]
+    pub fault_kinds: String,
+
+    /// Longest latency a `delay` fault adds.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        help_heading = "Fault injection"
+    )]
+    pub fault_delay: String,
+
+    /// How long a `stall` sends nothing before closing the connection
+    /// (make it longer than the client's --request-timeout).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "65s",
+        help_heading = "Fault injection"
+    )]
+    pub fault_stall: String,
+
+    /// How far a `skew` fault's Date header is ahead of the time the
+    /// request was signed at.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1h",
+        help_heading = "Fault injection"
+    )]
+    pub fault_skew: String,
 }
 
 /// A failed command: a one-line message and an exit code.
@@ -143,6 +217,7 @@ impl From<io::Error> for CliError {
 impl ServeArgs {
     /// The validated server configuration.
     pub fn into_config(self) -> Result<ServerConfig, CliError> {
+        let faults = self.fault_config()?;
         let keys = match (self.secret_id, self.secret_key) {
             (Some(id), Some(key)) => vec![Credentials::permanent(&id, &key)],
             (None, None) => Vec::new(),
@@ -169,7 +244,23 @@ impl ServeArgs {
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
                 ttl: std::time::Duration::from_secs(secs),
             }),
+            faults,
         })
+    }
+
+    fn fault_config(&self) -> Result<FaultConfig, CliError> {
+        let duration = |name: &str, text: &str| parse_duration(name, text).map_err(|e| usage(&e));
+        let config = FaultConfig {
+            rate: self.fault_rate.unwrap_or(0.0),
+            seed: self.fault_seed.unwrap_or_else(rand::random),
+            kinds: FaultKind::parse_list(&self.fault_kinds)
+                .map_err(|e| usage(&format!("--fault-kinds: {e}")))?,
+            delay: duration("--fault-delay", &self.fault_delay)?,
+            stall: duration("--fault-stall", &self.fault_stall)?,
+            skew: duration("--fault-skew", &self.fault_skew)?,
+        };
+        config.validate().map_err(|e| usage(&e))?;
+        Ok(config)
     }
 }
 
@@ -239,6 +330,17 @@ pub struct MountArgs {
         help_heading = "Connection"
     )]
     pub request_timeout: String,
+
+    /// Longest time one COS operation may take, all attempts and waits
+    /// between them included; then it fails (EIO, or ETIMEDOUT when the
+    /// last attempt timed out), so no file operation hangs on the network.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "120s",
+        help_heading = "Connection"
+    )]
+    pub op_timeout: String,
 
     /// Attempts per request before giving up (retryable errors only).
     #[arg(
@@ -471,6 +573,17 @@ pub struct MountArgs {
         help_heading = "Writing"
     )]
     pub staging_size: String,
+
+    /// At mount, abort the multipart uploads under the mounted prefix that
+    /// were initiated more than AGE before (left by a crash or a lost
+    /// answer); `off` keeps them (see `cosmount cleanup`).
+    #[arg(
+        long,
+        value_name = "AGE",
+        default_value = "24h",
+        help_heading = "Writing"
+    )]
+    pub abort_stale_uploads: String,
 
     /// Log debug messages (same as `--log-level debug`).
     #[arg(short, long, help_heading = "Logging")]

@@ -145,6 +145,11 @@ pub struct MountConfig {
     pub credential_notes: Vec<String>,
     /// Per-attempt deadline.
     pub request_timeout: Duration,
+    /// Per-operation deadline (all attempts).
+    pub op_timeout: Duration,
+    /// At mount, abort multipart uploads under the prefix initiated this
+    /// long before the mount started (`None`: keep them).
+    pub abort_stale_uploads: Option<Duration>,
     /// Retry policy.
     pub retry: RetryPolicy,
     /// Filesystem behaviour.
@@ -206,15 +211,29 @@ impl MountConfig {
     /// Validates the arguments of `cosmount check BUCKET [options]`: the
     /// same as a mount's, without a mountpoint.
     pub fn for_check(args: &MountArgs, around: &Surroundings<'_>) -> Result<MountConfig, String> {
+        MountConfig::for_command("check", args, around)
+    }
+
+    /// Validates the arguments of `cosmount COMMAND BUCKET [options]`
+    /// (`check`, `cleanup`): a mount's, without a mountpoint.
+    pub fn for_command(
+        command: &str,
+        args: &MountArgs,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
         if args.local.is_some() {
-            return Err("`cosmount check` tests a bucket at COS or --endpoint, not --local".into());
+            return Err(format!(
+                "`cosmount {command}` works on a bucket at COS or --endpoint, not --local"
+            ));
         }
         let Some(spec) = &args.bucket else {
-            return Err("missing BUCKET: `cosmount check BUCKET [options]`".into());
+            return Err(format!(
+                "missing BUCKET: `cosmount {command} BUCKET [options]`"
+            ));
         };
         if let Some(extra) = &args.mountpoint {
             return Err(format!(
-                "`cosmount check` takes no mountpoint (got {})",
+                "`cosmount {command}` takes no mountpoint (got {})",
                 extra.display()
             ));
         }
@@ -313,6 +332,11 @@ impl MountConfig {
             credentials,
             credential_notes,
             request_timeout: parse_duration("--request-timeout", &args.request_timeout)?,
+            op_timeout: op_timeout(&args.op_timeout)?,
+            abort_stale_uploads: match args.abort_stale_uploads.as_str() {
+                "off" | "never" => None,
+                age => Some(parse_duration("--abort-stale-uploads", age)?),
+            },
             retry: RetryPolicy {
                 max_attempts: args.retries,
                 ..RetryPolicy::default()
@@ -322,6 +346,14 @@ impl MountConfig {
             foreground: args.foreground,
         })
     }
+}
+
+fn op_timeout(text: &str) -> Result<Duration, String> {
+    let d = parse_duration("--op-timeout", text)?;
+    if d.is_zero() {
+        return Err("--op-timeout must be longer than 0 (e.g. 30s)".into());
+    }
+    Ok(d)
 }
 
 /// Splits `name-appid[:/prefix]` and checks the bucket name.

@@ -1,6 +1,9 @@
 //! The only fuser adapter: each handler converts arguments, hands the work
 //! to the fs core on the shared tokio runtime and replies from there, so no
 //! FUSE thread ever waits on the network and many requests run at once.
+//! A task that panics drops its reply, which fuser answers with EIO; the
+//! panic is logged and the mount goes on (no lock is held across it that
+//! poisoning would break: the fs core's locks ignore poisoning).
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -14,7 +17,9 @@ use fuser::{
     ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
-use log::{debug, warn};
+use futures_util::FutureExt;
+use log::{debug, error, warn};
+use std::panic::AssertUnwindSafe;
 use tokio::runtime::Handle;
 use tokio_util::task::TaskTracker;
 
@@ -72,9 +77,44 @@ impl<C: ObjectClient> FuseAdapter<C> {
     }
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, work: impl FnOnce(Arc<Fs<C>>) -> F) {
-        self.tasks.spawn_on(work(self.fs.clone()), &self.runtime);
+        let task = AssertUnwindSafe(work(self.fs.clone())).catch_unwind();
+        self.tasks.spawn_on(
+            async move {
+                if let Err(panic) = task.await {
+                    error!(
+                        "a request panicked and was answered EIO; the mount goes on: {}",
+                        panic_message(&*panic)
+                    );
+                }
+            },
+            &self.runtime,
+        );
     }
 }
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Test hook, in debug builds only: a lookup of the name in
+/// `COSMOUNT_TEST_PANIC_ON` panics inside its request task, so tests can
+/// show that a panicking request does not take the mount down.
+#[cfg(debug_assertions)]
+fn panic_if_asked(name: &str) {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let wanted = NAME.get_or_init(|| std::env::var("COSMOUNT_TEST_PANIC_ON").ok());
+    if wanted.as_deref() == Some(name) {
+        panic!("test hook: lookup of {name:?}");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn panic_if_asked(_: &str) {}
 
 /// Converts fs attributes to the kernel's.
 fn file_attr(entry: &Entry) -> FileAttr {
@@ -186,6 +226,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         };
         let ttl = self.ttl;
         self.spawn(|fs| async move {
+            panic_if_asked(&name);
             match fs.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
                 Err(e) => reply.error(errno("lookup", parent.0, &e)),

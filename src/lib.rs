@@ -10,6 +10,7 @@
 //!   server/  embedded COS-compatible server (`cosmount serve`, `--local DIR`),
 //!            with STS/metadata emulation for temporary-credential tests
 //!   check.rs `cosmount check`: DNS, network kind, TCP, credentials, HEAD/List
+//!   cleanup.rs `cosmount cleanup` and the mount's abort of stale multipart uploads
 //! ```
 //!
 //! Dependency rules: `cos/` never imports `fs`, `fuser` or `libc`; `fs/` and
@@ -23,6 +24,7 @@
 pub mod app;
 pub mod cache;
 pub mod check;
+pub mod cleanup;
 pub mod cli;
 pub mod config;
 pub mod cos;

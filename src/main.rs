@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::io::{self, Write};
 
 use clap::Parser;
-use cosmount::cli::{Cli, CliError, Command, MountArgs, ServeArgs, expand_mount_options};
+use cosmount::cli::{
+    CleanupArgs, Cli, CliError, Command, MountArgs, ServeArgs, expand_mount_options,
+};
 use cosmount::config::{LogConfig, MountConfig, log_config};
 use cosmount::creds::select::Surroundings;
 use cosmount::logging;
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => mount(&cli.mount),
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Cleanup(args)) => cleanup(&args),
         Some(Command::Serve(args)) => match serve(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -48,6 +51,7 @@ fn mount(args: &MountArgs) -> ExitCode {
     if let Err(e) = init_logger(&log, !config.foreground) {
         return usage_error(&e);
     }
+    log_panics();
     config.mount.mountpoint = match check_mountpoint(&config.mount.mountpoint) {
         Ok(path) => path,
         Err(e) => {
@@ -85,6 +89,15 @@ fn mount(args: &MountArgs) -> ExitCode {
     }
 }
 
+/// Panics also go to the log: a daemon's stderr is /dev/null.
+fn log_panics() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        log::error!("{info}");
+        default_hook(info);
+    }));
+}
+
 /// Runs `cosmount check`: exit 0 only when a mount would work.
 fn check(args: &MountArgs) -> ExitCode {
     let log = match log_config(args) {
@@ -111,6 +124,43 @@ fn check(args: &MountArgs) -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("cosmount: cannot write the report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `cosmount cleanup`: exit 0 when every upload found was aborted.
+fn cleanup(args: &CleanupArgs) -> ExitCode {
+    let log = match log_config(&args.mount) {
+        Ok(log) => log,
+        Err(e) => return usage_error(&e),
+    };
+    let older_than = match cosmount::config::parse_duration("--older-than", &args.older_than) {
+        Ok(d) => d,
+        Err(e) => return usage_error(&e),
+    };
+    let config = match MountConfig::for_command("cleanup", &args.mount, &Surroundings::of_process())
+    {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    if let Err(e) = init_logger(&log, false) {
+        return usage_error(&e);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cosmount: cannot start the I/O runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = io::stdout().lock();
+    let run = cosmount::app::cleanup(&config, older_than, args.dry_run, &mut out);
+    match runtime.block_on(run) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("cosmount: {e}");
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,7 @@
 mod bench;
 mod common;
 mod creds;
+mod faults;
 mod mount;
 mod packaging;
 mod server;

@@ -3,7 +3,7 @@
 //! credentials current at that moment and re-signed on each retry.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -35,19 +35,25 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Deadline of one attempt, from sending to the last body byte.
     pub request_timeout: Duration,
+    /// Deadline of one operation: every attempt and every wait between
+    /// attempts. When it passes, the operation fails with its last error
+    /// (a timeout when an attempt was cut short), so no caller waits longer.
+    pub op_timeout: Duration,
     /// Send requests for the endpoint's host to this address instead of
     /// resolving it (tests, private gateways).
     pub resolve: Option<std::net::SocketAddr>,
 }
 
 impl ClientConfig {
-    /// Defaults for an endpoint: 6 attempts, 10 s connect, 60 s per attempt.
+    /// Defaults for an endpoint: 6 attempts, 10 s connect, 60 s per
+    /// attempt, 120 s per operation.
     pub fn new(endpoint: Endpoint) -> ClientConfig {
         ClientConfig {
             endpoint,
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            op_timeout: Duration::from_secs(120),
             resolve: None,
         }
     }
@@ -60,6 +66,107 @@ pub struct ClientStats {
     pub requests: AtomicU64,
     /// Attempts that were retries.
     pub retries: AtomicU64,
+    /// Retries by the cause of the attempt that failed before them.
+    by_cause: [AtomicU64; RetryCause::ALL.len()],
+    /// Operations that failed after their last attempt or at their deadline.
+    pub failed: AtomicU64,
+}
+
+/// Why an attempt failed and was retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCause {
+    /// A 5xx answer (other than 503), or a conflict COS asks to retry.
+    ServerError,
+    /// 503 or `SlowDown`: COS asks for less traffic.
+    SlowDown,
+    /// The attempt's deadline passed, or COS's `RequestTimeout`.
+    Timeout,
+    /// Connection refused, reset or closed early (truncated bodies included).
+    Connection,
+    /// The body arrived complete but damaged (length or CRC64 mismatch).
+    Integrity,
+    /// `RequestTimeTooSkewed`: the clock offset was corrected.
+    ClockSkew,
+    /// The temporary credentials had expired and were refreshed.
+    Credentials,
+}
+
+impl RetryCause {
+    /// Every cause, in the order [`ClientStats::summary`] prints them.
+    pub const ALL: [RetryCause; 7] = [
+        RetryCause::ServerError,
+        RetryCause::SlowDown,
+        RetryCause::Timeout,
+        RetryCause::Connection,
+        RetryCause::Integrity,
+        RetryCause::ClockSkew,
+        RetryCause::Credentials,
+    ];
+
+    /// The cause's name in [`ClientStats::summary`].
+    pub fn name(self) -> &'static str {
+        match self {
+            RetryCause::ServerError => "server_error",
+            RetryCause::SlowDown => "slow_down",
+            RetryCause::Timeout => "timeout",
+            RetryCause::Connection => "connection",
+            RetryCause::Integrity => "integrity",
+            RetryCause::ClockSkew => "clock_skew",
+            RetryCause::Credentials => "credentials",
+        }
+    }
+
+    /// The cause of a retryable error.
+    pub fn of(err: &CosError) -> RetryCause {
+        if err.is_clock_skew() {
+            return RetryCause::ClockSkew;
+        }
+        if err.is_credential_expired() {
+            return RetryCause::Credentials;
+        }
+        match err {
+            CosError::Service { status, code, .. } => match (*status, code.as_str()) {
+                (503, _) | (_, "SlowDown") => RetryCause::SlowDown,
+                (_, "RequestTimeout") => RetryCause::Timeout,
+                _ => RetryCause::ServerError,
+            },
+            CosError::Transport { timeout: true, .. } => RetryCause::Timeout,
+            CosError::Transport { .. } => RetryCause::Connection,
+            CosError::Integrity(_) => RetryCause::Integrity,
+            CosError::InvalidResponse(_) | CosError::InvalidRequest(_) => RetryCause::ServerError,
+        }
+    }
+
+    fn index(self) -> usize {
+        RetryCause::ALL.iter().position(|&c| c == self).unwrap_or(0)
+    }
+}
+
+impl ClientStats {
+    /// Retries made after a failure of this cause.
+    pub fn retries_for(&self, cause: RetryCause) -> u64 {
+        self.by_cause[cause.index()].load(Ordering::Relaxed)
+    }
+
+    fn count_retry(&self, cause: RetryCause) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One line, `requests=N retries=N failed=N server_error=N ...`, that
+    /// the mount logs at exit and the fault harness reads.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "requests={} retries={} failed={}",
+            self.requests.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed)
+        );
+        for cause in RetryCause::ALL {
+            line.push_str(&format!(" {}={}", cause.name(), self.retries_for(cause)));
+        }
+        line
+    }
 }
 
 /// COS over HTTP(S).
@@ -69,8 +176,11 @@ pub struct HttpClient {
     creds: Arc<CredentialStore>,
     retry: RetryPolicy,
     request_timeout: Duration,
+    op_timeout: Duration,
     /// Seconds to add to the local clock, learned from RequestTimeTooSkewed.
     clock_offset: AtomicI64,
+    /// The first correction was logged as a warning; later ones at debug.
+    skew_warned: AtomicBool,
     stats: ClientStats,
 }
 
@@ -86,7 +196,12 @@ struct Call<'a> {
     xml_result: bool,
     /// Where the response body's memory comes from.
     buffers: Option<std::sync::Arc<dyn BodyBuffers>>,
+    /// Checks a successful answer; a failure is retried like a damaged body.
+    check: Option<&'a Check<'a>>,
 }
+
+/// A check of a successful answer's headers and body.
+type Check<'a> = dyn Fn(&HeaderMap, &Bytes) -> CosResult<()> + Sync + 'a;
 
 impl<'a> Call<'a> {
     fn new(op: &'static str, method: Method, key: Option<&'a str>) -> Call<'a> {
@@ -99,6 +214,7 @@ impl<'a> Call<'a> {
             body: Bytes::new(),
             xml_result: false,
             buffers: None,
+            check: None,
         }
     }
 
@@ -129,6 +245,11 @@ impl<'a> Call<'a> {
 
     fn xml(mut self) -> Self {
         self.xml_result = true;
+        self
+    }
+
+    fn check(mut self, check: &'a Check<'a>) -> Self {
+        self.check = Some(check);
         self
     }
 }
@@ -167,7 +288,9 @@ impl HttpClient {
             creds,
             retry: config.retry,
             request_timeout: config.request_timeout,
+            op_timeout: config.op_timeout,
             clock_offset: AtomicI64::new(0),
+            skew_warned: AtomicBool::new(false),
             stats: ClientStats::default(),
         })
     }
@@ -182,51 +305,72 @@ impl HttpClient {
         &self.stats
     }
 
-    /// Sends a call, retrying what is worth retrying.
+    /// Sends a call, retrying what is worth retrying, until it succeeds,
+    /// fails for good, runs out of attempts or reaches its deadline.
     async fn execute(&self, call: &Call<'_>) -> CosResult<Reply> {
         let started = Instant::now();
-        let mut attempt = 0;
-        let mut skew_fixed = false;
+        let deadline = started + self.op_timeout;
+        let mut sent = 0u32;
+        let mut failures = 0u32;
+        let mut corrections = 0u32;
         let mut creds_refreshed = false;
         loop {
-            attempt += 1;
+            sent += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            if attempt > 1 {
-                self.stats.retries.fetch_add(1, Ordering::Relaxed);
-            }
-            let err = match self.attempt(call).await {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let err = match self.attempt(call, remaining).await {
                 Ok(reply) => return Ok(reply),
                 Err(err) => err,
             };
-            if let Some(server_time) = err.skew.filter(|_| !skew_fixed) {
-                skew_fixed = true;
-                self.learn_clock_offset(server_time);
+            // A skew answer carries the server's time: adopt it and retry
+            // at once (up to --retries corrections, apart from the failure
+            // budget). One that repeats the time we already sign with is
+            // retried like any transient failure.
+            let corrected = err.skew.is_some_and(|t| self.learn_clock_offset(t));
+            if corrected && corrections < self.retry.max_attempts {
+                corrections += 1;
+                self.stats.count_retry(RetryCause::ClockSkew);
                 continue;
             }
+            let retryable = err.skew.is_some() || err.error.is_retryable();
             let err = err.error;
             if err.is_credential_expired() && !creds_refreshed {
                 creds_refreshed = true;
                 if self.refresh_credentials(call, &err).await {
+                    self.stats.count_retry(RetryCause::Credentials);
                     continue;
                 }
             }
-            if !err.is_retryable() || attempt >= self.retry.max_attempts {
-                if err.is_retryable() {
-                    warn!(
-                        "{} {:?} failed after {attempt} attempts in {:?}: {err}",
-                        call.op,
-                        call.key.unwrap_or("/"),
-                        started.elapsed()
-                    );
-                }
+            failures += 1;
+            if !retryable {
                 return Err(err);
             }
-            let delay = self.retry.delay(attempt);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let out_of_time = remaining < MIN_ATTEMPT;
+            if failures >= self.retry.max_attempts || out_of_time {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let why = if out_of_time {
+                    "reached its deadline (--op-timeout)"
+                } else {
+                    "ran out of attempts (--retries)"
+                };
+                warn!(
+                    "{} {:?} failed: {sent} attempts in {:?}, {why}: {err}",
+                    call.op,
+                    call.key.unwrap_or("/"),
+                    started.elapsed()
+                );
+                return Err(err);
+            }
+            // Never sleep away the time left: half of it at most, so a
+            // last attempt still fits before the deadline.
+            let delay = self.retry.delay(failures).min(remaining / 2);
             debug!(
-                "{} {:?} attempt {attempt} failed ({err}); retrying in {delay:?}",
+                "{} {:?} attempt {sent} failed ({err}); retrying in {delay:?}",
                 call.op,
                 call.key.unwrap_or("/")
             );
+            self.stats.count_retry(RetryCause::of(&err));
             tokio::time::sleep(delay).await;
         }
     }
@@ -254,19 +398,30 @@ impl HttpClient {
         }
     }
 
-    fn learn_clock_offset(&self, server_time: SystemTime) {
-        let server = unix_seconds(server_time) as i64;
-        let local = unix_seconds(SystemTime::now()) as i64;
-        warn!(
-            "the local clock differs from COS's by {} s; signing with COS's time",
-            server - local
-        );
-        self.clock_offset.store(server - local, Ordering::Relaxed);
+    /// Adopts the server's clock; false when it is (within a second) the
+    /// clock we already sign with, so correcting cannot help.
+    fn learn_clock_offset(&self, server_time: SystemTime) -> bool {
+        let offset = unix_seconds(server_time) as i64 - unix_seconds(SystemTime::now()) as i64;
+        let previous = self.clock_offset.swap(offset, Ordering::Relaxed);
+        if (offset - previous).abs() <= 1 {
+            return false;
+        }
+        if !self.skew_warned.swap(true, Ordering::Relaxed) {
+            warn!("the local clock differs from COS's by {offset} s; signing with COS's time");
+        } else {
+            debug!("COS reports a clock offset of {offset} s (was {previous} s)");
+        }
+        true
     }
 
-    fn key_time(&self) -> KeyTime {
-        let now =
-            unix_seconds(SystemTime::now()) as i64 + self.clock_offset.load(Ordering::Relaxed);
+    /// Seconds added to the local clock when signing (0 until COS said
+    /// the clock is off).
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    fn key_time(offset: i64) -> KeyTime {
+        let now = unix_seconds(SystemTime::now()) as i64 + offset;
         let now = now.max(60) as u64;
         KeyTime {
             start: now - 60,
@@ -274,8 +429,27 @@ impl HttpClient {
         }
     }
 
-    /// One attempt: sign with the current credentials, send, read the body.
-    async fn attempt(&self, call: &Call<'_>) -> Result<Reply, AttemptError> {
+    /// One attempt within `budget` (the operation's time left): bounded by
+    /// the per-attempt deadline too, however long credentials or the
+    /// server take.
+    async fn attempt(&self, call: &Call<'_>, budget: Duration) -> Result<Reply, AttemptError> {
+        let limit = budget.min(self.request_timeout);
+        if limit.is_zero() {
+            return Err(deadline_passed(budget).into());
+        }
+        // reqwest's own timeout yields the precise error; this one also
+        // covers waiting for credentials.
+        match tokio::time::timeout(limit + GUARD, self.attempt_within(call, limit)).await {
+            Ok(result) => result,
+            Err(_) => Err(deadline_passed(limit).into()),
+        }
+    }
+
+    async fn attempt_within(
+        &self,
+        call: &Call<'_>,
+        limit: Duration,
+    ) -> Result<Reply, AttemptError> {
         let (url, signed_path) = match call.key {
             Some(key) => (
                 self.endpoint.object_url(key)?,
@@ -290,13 +464,12 @@ impl HttpClient {
             headers.push(("content-length".into(), call.body.len().to_string()));
         }
         let creds = self.creds.current().await;
+        // Signed with, and judged against: other requests may move it.
+        let offset = self.clock_offset.load(Ordering::Relaxed);
         if let Some(token) = creds.as_ref().and_then(|c| c.session_token.as_ref()) {
             headers.push(("x-cos-security-token".into(), token.clone()));
         }
-        let mut req = self
-            .http
-            .request(call.method.clone(), &url)
-            .timeout(self.request_timeout);
+        let mut req = self.http.request(call.method.clone(), &url).timeout(limit);
         for (name, value) in &headers {
             // Content-Length is sent explicitly: it is signed, and hyper
             // omits it for an empty PUT/POST body.
@@ -320,7 +493,7 @@ impl HttpClient {
                 &to_sign,
                 &creds.secret_id,
                 &creds.secret_key,
-                self.key_time(),
+                Self::key_time(offset),
             );
             req = req.header("authorization", sig.authorization);
         }
@@ -345,22 +518,30 @@ impl HttpClient {
             started.elapsed()
         );
         if status >= 300 || (call.xml_result && xml::is_error_body(&body)) {
-            return Err(service_error(status, &resp_headers, &body));
+            return Err(service_error(status, &resp_headers, &body, offset));
         }
         check_length(&resp_headers, &body, &call.method)?;
+        if let Some(check) = call.check {
+            check(&resp_headers, &body)?;
+        }
         Ok(Reply {
             headers: resp_headers,
             body,
         })
     }
 
+    /// A PUT whose answer must carry our CRC64 when it carries one: a
+    /// mismatch means the stored bytes are damaged, and sending them again
+    /// replaces them.
     async fn put_like(&self, call: Call<'_>, local_crc: u64) -> CosResult<PutResult> {
-        let reply = self.execute(&call).await?;
-        let crc64 = header_u64(&reply.headers, "x-cos-hash-crc64ecma");
-        verify_crc(call.key.unwrap_or("/"), crc64, local_crc)?;
+        let key = call.key.unwrap_or("/");
+        let check = |headers: &HeaderMap, _: &Bytes| {
+            verify_crc(key, header_u64(headers, "x-cos-hash-crc64ecma"), local_crc)
+        };
+        let reply = self.execute(&call.check(&check)).await?;
         Ok(PutResult {
             etag: etag(&reply.headers),
-            crc64,
+            crc64: header_u64(&reply.headers, "x-cos-hash-crc64ecma"),
         })
     }
 
@@ -390,7 +571,19 @@ impl From<CosError> for AttemptError {
     }
 }
 
-fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> AttemptError {
+/// COS refuses signatures whose time is more than 15 minutes off.
+const SKEW_LIMIT_SECS: i64 = 15 * 60;
+
+/// A HEAD cannot carry an error code: a bare 403 whose `Date` is further
+/// from the time we sign with than COS allows is taken for clock skew.
+fn bodiless_skew(error: &CosError, server_time: SystemTime, clock_offset: i64) -> bool {
+    let signing = unix_seconds(SystemTime::now()) as i64 + clock_offset;
+    error.status() == Some(403)
+        && error.code().is_empty()
+        && (unix_seconds(server_time) as i64 - signing).abs() > SKEW_LIMIT_SECS
+}
+
+fn service_error(status: u16, headers: &HeaderMap, body: &[u8], clock_offset: i64) -> AttemptError {
     let request_id = header_str(headers, "x-cos-request-id");
     let parsed: Option<xml::ErrorBody> = if body.is_empty() {
         None
@@ -407,10 +600,16 @@ fn service_error(status: u16, headers: &HeaderMap, body: &[u8]) -> AttemptError 
         message,
         request_id,
     };
-    let skew = if error.is_clock_skew() {
-        header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok())
-    } else {
-        None
+    let date = header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok());
+    let skew = date.filter(|&d| error.is_clock_skew() || bodiless_skew(&error, d, clock_offset));
+    let error = match (&error, skew) {
+        (CosError::Service { code, .. }, Some(_)) if code.is_empty() => CosError::Service {
+            status,
+            code: "RequestTimeTooSkewed".into(),
+            message: "a 403 without a body whose Date is far from our clock".into(),
+            request_id: header_str(headers, "x-cos-request-id"),
+        },
+        _ => error,
     };
     AttemptError { error, skew }
 }
@@ -420,6 +619,19 @@ fn reason(status: u16) -> &'static str {
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("")
+}
+
+/// Below this much time left, an operation gives up instead of retrying.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
+/// Slack of the outer guard over reqwest's own per-attempt timeout.
+const GUARD: Duration = Duration::from_millis(250);
+
+fn deadline_passed(limit: Duration) -> CosError {
+    CosError::Transport {
+        message: format!("no answer within {limit:?}"),
+        timeout: true,
+    }
 }
 
 fn transport_error(e: reqwest::Error) -> AttemptError {
@@ -437,13 +649,17 @@ fn transport_error(e: reqwest::Error) -> AttemptError {
     .into()
 }
 
-/// Reads a response body into one buffer sized from Content-Length (from
-/// `buffers` when given), so a 1 MiB block costs no allocator churn.
+/// Most bytes reserved up front for a body, whatever Content-Length says.
+const MAX_PREALLOCATION: usize = 16 << 20;
+
+/// Reads a response body into one buffer sized from Content-Length (bounded:
+/// the header comes from the network; from `buffers` when given), so a body
+/// never sits in memory twice and a 1 MiB block costs no allocator churn.
 async fn read_body(
     mut resp: reqwest::Response,
     buffers: Option<&dyn BodyBuffers>,
 ) -> Result<Bytes, AttemptError> {
-    let expected = resp.content_length().unwrap_or(0).min(64 << 20) as usize;
+    let expected = (resp.content_length().unwrap_or(0) as usize).min(MAX_PREALLOCATION);
     let mut body = match buffers {
         Some(b) => b.buffer(expected),
         None => Vec::with_capacity(expected),
@@ -468,6 +684,35 @@ fn check_length(headers: &HeaderMap, body: &Bytes, method: &Method) -> CosResult
             body.len()
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A GET's body is what was asked for: a range has the range's length
+/// (the object may be shorter); a whole object, or a range the server
+/// answered with the whole object, matches the object's CRC64 when COS
+/// sent one. Anything else is damage, retried and never returned.
+fn check_get(
+    key: &str,
+    range: Option<&std::ops::Range<u64>>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> CosResult<()> {
+    match (range, content_range_total(headers)) {
+        (Some(r), Some(total)) => {
+            let expected = r.end.min(total).saturating_sub(r.start);
+            if body.len() as u64 == expected {
+                Ok(())
+            } else {
+                Err(CosError::Integrity(format!(
+                    "range {r:?} of {key:?} returned {} bytes, expected {expected}",
+                    body.len()
+                )))
+            }
+        }
+        _ => match header_u64(headers, "x-cos-hash-crc64ecma") {
+            Some(remote) => verify_crc(key, Some(remote), crc64::checksum(body)),
+            None => Ok(()),
+        },
     }
 }
 
@@ -579,30 +824,17 @@ impl ObjectClient for HttpClient {
             call = call.header("if-match", format!("\"{etag}\""));
         }
         call.buffers = opts.buffers.clone();
-        let reply = self.execute(&call).await?;
+        let range = opts.range.clone();
+        let check =
+            |headers: &HeaderMap, body: &Bytes| check_get(key, range.as_ref(), headers, body);
+        let reply = self.execute(&call.check(&check)).await?;
         let mut body = reply.body;
-        let size = content_range_total(&reply.headers).unwrap_or(body.len() as u64);
-        let info = object_info(&reply.headers, size);
-        match &opts.range {
-            Some(r) if content_range_total(&reply.headers).is_none() => {
-                // The server ignored Range and sent the whole object.
-                let end = r.end.min(body.len() as u64) as usize;
-                body = body.slice((r.start as usize).min(end)..end);
-            }
-            Some(r) => {
-                let expected = r.end.min(size).saturating_sub(r.start);
-                if body.len() as u64 != expected {
-                    return Err(CosError::Integrity(format!(
-                        "range {r:?} of {key:?} returned {} bytes, expected {expected}",
-                        body.len()
-                    )));
-                }
-            }
-            None => {
-                if let Some(remote) = info.crc64 {
-                    verify_crc(key, Some(remote), crc64::checksum(&body))?;
-                }
-            }
+        let total = content_range_total(&reply.headers);
+        let info = object_info(&reply.headers, total.unwrap_or(body.len() as u64));
+        if let (Some(r), None) = (&opts.range, total) {
+            // The server ignored Range and sent the whole object.
+            let end = r.end.min(body.len() as u64) as usize;
+            body = body.slice((r.start as usize).min(end)..end);
         }
         Ok(GetObject { info, body })
     }
@@ -923,6 +1155,101 @@ mod tests {
         assert_eq!(e.code(), "ExpiredToken");
         assert_eq!(p.call_times().len(), 2);
         assert_eq!(requests.await.unwrap().len(), 2);
+    }
+
+    /// A listener that accepts connections and, with `hold`, keeps them
+    /// open without a word or closes them at once.
+    async fn silent_server(hold: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                if hold {
+                    held.push(conn);
+                }
+            }
+        });
+        url
+    }
+
+    fn deadline_client(base: &str, op_timeout: Duration) -> HttpClient {
+        let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
+        let mut config = ClientConfig::new(endpoint);
+        config.request_timeout = Duration::from_secs(30);
+        config.op_timeout = op_timeout;
+        config.retry = RetryPolicy {
+            max_attempts: 1000,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        };
+        let store = CredentialStore::fixed(Credentials::permanent("AKID", "KEY"));
+        HttpClient::new(config, Arc::new(store)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_at_the_operation_deadline() {
+        let c = deadline_client(&silent_server(true).await, Duration::from_millis(400));
+        let started = Instant::now();
+        let e = c.head("k").await.unwrap_err();
+        assert!(
+            matches!(e, CosError::Transport { timeout: true, .. }),
+            "{e}"
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert_eq!(c.stats().failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn dropped_connections_are_retried_until_the_deadline() {
+        let c = deadline_client(&silent_server(false).await, Duration::from_millis(400));
+        // The last attempt may be cut by the deadline (a timeout) or fail
+        // like the others.
+        let e = c.head("k").await.unwrap_err();
+        assert!(matches!(e, CosError::Transport { .. }), "{e}");
+        let stats = c.stats();
+        assert!(
+            stats.retries_for(RetryCause::Connection) >= 2,
+            "{}",
+            stats.summary()
+        );
+        assert_eq!(
+            stats.requests.load(Ordering::Relaxed),
+            stats.retries.load(Ordering::Relaxed) + 1
+        );
+    }
+
+    #[test]
+    fn classifies_retry_causes() {
+        let svc = |s, c: &str| CosError::service(s, c, "");
+        assert_eq!(
+            RetryCause::of(&svc(500, "InternalError")),
+            RetryCause::ServerError
+        );
+        assert_eq!(RetryCause::of(&svc(503, "SlowDown")), RetryCause::SlowDown);
+        assert_eq!(
+            RetryCause::of(&svc(400, "RequestTimeout")),
+            RetryCause::Timeout
+        );
+        assert_eq!(
+            RetryCause::of(&svc(403, "RequestTimeTooSkewed")),
+            RetryCause::ClockSkew
+        );
+        assert_eq!(
+            RetryCause::of(&svc(400, "ExpiredToken")),
+            RetryCause::Credentials
+        );
+        assert_eq!(
+            RetryCause::of(&CosError::Integrity("crc".into())),
+            RetryCause::Integrity
+        );
+        let stats = ClientStats::default();
+        stats.count_retry(RetryCause::SlowDown);
+        assert_eq!(
+            stats.summary(),
+            "requests=0 retries=1 failed=0 server_error=0 slow_down=1 timeout=0 connection=0 integrity=0 clock_skew=0 credentials=0"
+        );
     }
 
     #[tokio::test]

@@ -89,9 +89,16 @@ impl CosError {
                         "RequestTimeout" | "SlowDown" | "PathConflict" | "UploadConflict"
                     )
             }
-            CosError::Transport { .. } | CosError::Integrity(_) => true,
+            CosError::Transport { .. } => !self.is_certificate_error(),
+            CosError::Integrity(_) => true,
             CosError::InvalidResponse(_) | CosError::InvalidRequest(_) => false,
         }
+    }
+
+    /// True when TLS refused the server's certificate: sending again
+    /// cannot help.
+    pub fn is_certificate_error(&self) -> bool {
+        matches!(self, CosError::Transport { message, .. } if message.contains("invalid peer certificate"))
     }
 
     fn message_contains(&self, needle: &str) -> bool {
@@ -145,6 +152,13 @@ mod tests {
         assert!(!CosError::service(404, "NoSuchKey", "").is_retryable());
         assert!(!CosError::service(403, "SignatureDoesNotMatch", "").is_retryable());
         assert!(CosError::Integrity("crc".into()).is_retryable());
+        let transport = |m: &str| CosError::Transport {
+            message: m.into(),
+            timeout: false,
+        };
+        assert!(transport("connection reset by peer").is_retryable());
+        let tls = transport("client error (Connect): invalid peer certificate: UnknownIssuer");
+        assert!(tls.is_certificate_error() && !tls.is_retryable());
     }
 
     #[test]

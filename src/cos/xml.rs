@@ -2,8 +2,10 @@
 //! by the client to parse and by the embedded server to render) and the
 //! conversions into domain types. Timestamps: ISO-8601 in listings.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
+use log::{debug, warn};
 use serde::{Deserialize, Serialize};
 
 use super::{CosError, ListEntry, ListPage, PartInfo, UploadInfo, path};
@@ -338,32 +340,41 @@ pub fn unquote_etag(etag: &str) -> String {
 }
 
 impl ListBucketResult {
-    /// Converts to a domain page, percent-decoding when `EncodingType` is `url`.
+    /// Converts to a domain page, percent-decoding when `EncodingType` is
+    /// `url`. An entry whose key does not decode to UTF-8 cannot be named
+    /// or addressed: it is left out with a warning, the rest of the page
+    /// kept. A LastModified that does not parse reads as the epoch.
     pub fn into_page(self) -> Result<ListPage, CosError> {
         let encoded = self.encoding_type.as_deref() == Some("url");
         let decode = |s: String| if encoded { path::decode(&s) } else { Ok(s) };
         let objects = self
             .contents
             .into_iter()
-            .map(|c| {
-                Ok(ListEntry {
-                    key: decode(c.key)?,
+            .filter_map(|c| {
+                let key = skip_undecodable(decode(c.key))?;
+                let last_modified = parse_iso8601(&c.last_modified).unwrap_or_else(|_| {
+                    debug!("{key:?} is listed with LastModified {:?}", c.last_modified);
+                    SystemTime::UNIX_EPOCH
+                });
+                Some(ListEntry {
+                    key,
                     size: c.size,
                     etag: unquote_etag(&c.etag),
-                    last_modified: parse_iso8601(&c.last_modified)?,
+                    last_modified,
                 })
             })
-            .collect::<Result<_, CosError>>()?;
+            .collect();
         let common_prefixes = self
             .common_prefixes
             .into_iter()
-            .map(|p| decode(p.prefix))
-            .collect::<Result<_, _>>()?;
+            .filter_map(|p| skip_undecodable(decode(p.prefix)))
+            .collect();
+        // A marker that does not decode cannot be sent back; the walk then
+        // continues from the last key it could read.
         let next_marker = self
             .next_marker
             .filter(|m| !m.is_empty())
-            .map(decode)
-            .transpose()?;
+            .and_then(|m| skip_undecodable(decode(m)));
         Ok(ListPage {
             objects,
             common_prefixes,
@@ -372,6 +383,26 @@ impl ListBucketResult {
         })
     }
 }
+
+/// Listed names that are not UTF-8 once decoded: warned about (the first
+/// [`UNDECODABLE_WARNINGS`] of the process; the rest at debug) and skipped.
+fn skip_undecodable(decoded: Result<String, CosError>) -> Option<String> {
+    static WARNED: AtomicU32 = AtomicU32::new(0);
+    match decoded {
+        Ok(s) => Some(s),
+        Err(e) if WARNED.fetch_add(1, Ordering::Relaxed) < UNDECODABLE_WARNINGS => {
+            warn!("a listed key is skipped: {e}");
+            None
+        }
+        Err(e) => {
+            debug!("a listed key is skipped: {e}");
+            None
+        }
+    }
+}
+
+/// Warnings about undecodable listed keys before they go to debug level.
+const UNDECODABLE_WARNINGS: u32 = 100;
 
 impl ListPartsResult {
     /// Converts the parts to domain parts.
@@ -389,23 +420,27 @@ impl ListPartsResult {
 }
 
 impl ListMultipartUploadsResult {
-    /// Converts the uploads to domain uploads.
+    /// Converts the uploads to domain uploads. One whose key does not
+    /// decode is skipped (it could not be addressed); one whose Initiated
+    /// does not parse reads as initiated now, so no age-based cleanup
+    /// takes it for stale.
     pub fn uploads(&self) -> Result<Vec<UploadInfo>, CosError> {
         let encoded = self.encoding_type.as_deref() == Some("url");
-        self.upload
+        Ok(self
+            .upload
             .iter()
-            .map(|u| {
-                Ok(UploadInfo {
-                    key: if encoded {
-                        path::decode(&u.key)?
-                    } else {
-                        u.key.clone()
-                    },
+            .filter_map(|u| {
+                let key = match encoded {
+                    true => skip_undecodable(path::decode(&u.key))?,
+                    false => u.key.clone(),
+                };
+                Some(UploadInfo {
+                    key,
                     upload_id: u.upload_id.clone(),
-                    initiated: parse_iso8601(&u.initiated)?,
+                    initiated: parse_iso8601(&u.initiated).unwrap_or_else(|_| SystemTime::now()),
                 })
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -497,6 +532,27 @@ mod tests {
             from_xml::<DeleteRequest>(to_xml(&del).as_bytes()).unwrap(),
             del
         );
+    }
+
+    #[test]
+    fn undecodable_keys_and_bad_times_spoil_only_their_entry() {
+        let body = "<ListBucketResult><Name>b</Name><EncodingType>url</EncodingType>\
+            <MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextMarker>%FF</NextMarker>\
+            <CommonPrefixes><Prefix>%C3%28/</Prefix></CommonPrefixes>\
+            <CommonPrefixes><Prefix>ok/</Prefix></CommonPrefixes>\
+            <Contents><Key>bad%FF</Key><LastModified>x</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents>\
+            <Contents><Key>fine</Key><LastModified>yesterday</LastModified><ETag>\"e\"</ETag><Size>2</Size></Contents>\
+            </ListBucketResult>";
+        let page = from_xml::<ListBucketResult>(body.as_bytes())
+            .unwrap()
+            .into_page()
+            .unwrap();
+        assert_eq!(page.common_prefixes, vec!["ok/"]);
+        assert_eq!(page.objects.len(), 1);
+        assert_eq!(page.objects[0].key, "fine");
+        assert_eq!(page.objects[0].last_modified, SystemTime::UNIX_EPOCH);
+        assert_eq!(page.next_marker, None);
+        assert!(page.truncated);
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub fn invalid_name(name: &str) -> Option<&'static str> {
         Some("its name is longer than 255 bytes")
     } else if name.contains('\0') {
         Some("its name contains a NUL byte")
+    } else if name.contains('/') {
+        // Only a listing that did not group by `/` (or a prefix of `//`
+        // at the root) gets here; the kernel takes no `/` in a name.
+        Some("its name contains a slash")
     } else {
         None
     }
@@ -150,6 +154,21 @@ mod tests {
                 .iter()
                 .any(|(k, r)| k == "d/b" && r.contains("wins"))
         );
+    }
+
+    #[test]
+    fn names_never_contain_a_slash() {
+        let page = ListPage {
+            objects: vec![obj("x/y"), obj("z")],
+            common_prefixes: vec!["//".into(), "a/b/".into()],
+            next_marker: None,
+            truncated: false,
+        };
+        let mut l = DirListing::default();
+        l.add_page("", &page);
+        let names: Vec<&str> = l.entries.keys().map(String::as_str).collect();
+        assert_eq!(names, vec!["z"]);
+        assert_eq!(l.skipped.len(), 3, "{:?}", l.skipped);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The admin endpoint (only with `--admin-listen`), for tests: request
 //! counters (`/stats`), authentication counters (`/stats/auth`), the keys the
 //! STS emulation issued (`/sts/issued`, secrets included: this port exists
-//! for tests), fault injection later. A small router over (method, path).
+//! for tests), fault injection (`GET /faults` counts injected faults by
+//! kind, `POST /faults?rate=P` changes the rate, `POST /outage?secs=N`
+//! refuses every COS request for N seconds, 0 ends it). A small router over
+//! (method, path).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use serde_json::Value;
 
 use super::State;
 use super::body::{self, Body};
+use super::router::Query;
 
 /// Serves one admin request.
 pub async fn handle(
@@ -30,14 +34,44 @@ pub async fn handle(
         },
         (&Method::POST, "/stats/reset") => {
             state.stats.reset();
+            state.faults.reset();
             json(StatusCode::OK, &serde_json::json!({}))
         }
+        (&Method::GET, "/faults") => json(StatusCode::OK, &state.faults.to_json()),
+        (&Method::POST, "/faults") => match number(req.uri().query(), "rate") {
+            Some(rate) if (0.0..=1.0).contains(&rate) => {
+                state.faults.set_rate(rate);
+                json(StatusCode::OK, &state.faults.to_json())
+            }
+            _ => bad_request("give ?rate=P with P between 0 and 1"),
+        },
+        (&Method::POST, "/outage") => match number(req.uri().query(), "secs") {
+            Some(secs) if (0.0..=1e6).contains(&secs) => {
+                state
+                    .faults
+                    .start_outage(std::time::Duration::from_secs_f64(secs));
+                json(StatusCode::OK, &state.faults.to_json())
+            }
+            _ => bad_request("give ?secs=N (0 ends the outage)"),
+        },
         _ => json(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"error": "no such admin endpoint"}),
         ),
     };
     Ok(answer)
+}
+
+/// The number in query parameter `name`.
+fn number(query: Option<&str>, name: &str) -> Option<f64> {
+    Query::parse(query).ok()?.get(name)?.parse().ok()
+}
+
+fn bad_request(message: &str) -> Response<Body> {
+    json(
+        StatusCode::BAD_REQUEST,
+        &serde_json::json!({ "error": message }),
+    )
 }
 
 fn json(status: StatusCode, value: &Value) -> Response<Body> {

@@ -81,14 +81,16 @@ pub async fn cos_header_case() -> io::Result<Extensions> {
 
 /// Serves HTTP/1.1 on `listener` with `handler` until `stop` turns true,
 /// then lets open connections finish (up to a deadline).
-pub fn serve<F, Fut>(
+/// A handler's `Err` closes the connection without an answer.
+pub fn serve<F, Fut, E>(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
     handler: F,
 ) -> JoinHandle<()>
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+    Fut: Future<Output = Result<Response<Body>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();

@@ -19,6 +19,7 @@ pub mod auth;
 mod body;
 mod conditional;
 mod error;
+pub mod faults;
 mod handlers;
 mod http;
 pub mod listing;
@@ -45,6 +46,8 @@ use tokio::task::JoinHandle;
 
 use crate::creds::Credentials;
 use auth::Keyring;
+use faults::Faults;
+pub use faults::{FaultConfig, FaultKind};
 use router::Op;
 use stats::Stats;
 use store::Store;
@@ -97,6 +100,8 @@ pub struct ServerConfig {
     pub fsync: bool,
     /// Emulate STS and the instance metadata service on a second address.
     pub sts: Option<StsEmulation>,
+    /// Fault injection (off by default).
+    pub faults: FaultConfig,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +116,7 @@ impl Default for ServerConfig {
             region: "ap-guangzhou".to_string(),
             fsync: false,
             sts: None,
+            faults: FaultConfig::default(),
         }
     }
 }
@@ -125,6 +131,7 @@ pub struct State {
     pub(crate) stats: Stats,
     pub(crate) header_case: hyper::http::Extensions,
     pub(crate) sts: Option<Arc<Sts>>,
+    pub(crate) faults: Faults,
     request_prefix: String,
     request_counter: AtomicU64,
 }
@@ -198,6 +205,7 @@ impl Server {
             stats: Stats::default(),
             header_case: http::cos_header_case().await?,
             sts: sts.clone(),
+            faults: Faults::new(config.faults.clone()),
             request_prefix: request_prefix(),
             request_counter: AtomicU64::new(0),
         });
@@ -228,6 +236,9 @@ impl Server {
                 sts_addr.map_or_else(String::new, |a| a.to_string()),
                 config.sts.as_ref().map(|s| s.ttl).unwrap_or_default()
             );
+        }
+        if state.faults.rate() > 0.0 {
+            info!("{}", state.faults.describe());
         }
         info!(
             "serving {} from {} on http://{addr} ({:?}, {} key(s))",
@@ -302,6 +313,7 @@ fn validate(config: &ServerConfig) -> io::Result<()> {
                 .into(),
         ));
     }
+    config.faults.validate().map_err(invalid)?;
     if config.sts.as_ref().is_some_and(|s| s.ttl.is_zero()) {
         return Err(invalid("--sts-ttl must be at least 1 second".into()));
     }

@@ -3,7 +3,6 @@
 //! handler, and stamp the answer (`x-cos-request-id`, `Server`, COS header
 //! spelling). Errors become COS `<Error>` documents here, in one place.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -16,6 +15,7 @@ use super::State;
 use super::auth::{self, Principal, SignedParts};
 use super::body::Body;
 use super::error::ApiError;
+use super::faults::{Dropped, Refusal};
 use super::handlers::{self, Ctx};
 use super::response;
 use super::router::{self, Op, Query, Target};
@@ -28,22 +28,34 @@ struct Routed {
     target: Option<Target>,
 }
 
-/// Serves one request on the COS port.
-pub async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+/// Serves one request on the COS port, with whatever fault injection
+/// (`faults.rs`) decides for it; `Err` closes the connection unanswered.
+pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let head = req.method() == Method::HEAD;
+    let plan = state
+        .faults
+        .plan(req.method(), req.headers(), req.uri().query());
+    if let Some(refusal) = plan.before().await? {
+        return Ok(refuse(&state, refusal, head));
+    }
+    let answer = respond(&state, req).await;
+    plan.after(answer, head, |refusal| refuse(&state, refusal, head))
+        .await
+}
+
+/// Serves one request: route, authenticate, run, answer.
+async fn respond(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let request_id = state.next_request_id();
     let head = req.method() == Method::HEAD;
     let mut routed = Routed::default();
-    let result = serve(&state, req, &mut routed).await;
-    let resource = resource(&state, routed.target.as_ref());
+    let result = serve(state, req, &mut routed).await;
+    let resource = resource(state, routed.target.as_ref());
     let mut answer = match result {
         Ok(answer) => answer,
         Err(e) => response::error(&e, &resource, &request_id, head),
     };
-    stamp(&state, &mut answer, &request_id);
+    stamp(state, &mut answer, &request_id);
     debug!(
         "{} {:?} -> {} in {:?}",
         routed.op.map_or("-", Op::name),
@@ -51,7 +63,25 @@ pub async fn handle(
         answer.status().as_u16(),
         started.elapsed()
     );
-    Ok(answer)
+    answer
+}
+
+/// The error document of an injected fault, stamped like any answer.
+fn refuse(state: &State, refusal: Refusal, head: bool) -> Response<Body> {
+    let request_id = state.next_request_id();
+    let mut answer = response::error(&refusal.error, "", &request_id, head);
+    stamp(state, &mut answer, &request_id);
+    if let Some(date) = refusal.date {
+        if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
+            answer.headers_mut().insert(header::DATE, v);
+        }
+    }
+    debug!(
+        "injected {} {}",
+        refusal.error.status.as_u16(),
+        refusal.error.code
+    );
+    answer
 }
 
 async fn serve(

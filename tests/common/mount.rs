@@ -14,6 +14,9 @@ pub struct TestMount {
     child: Option<Child>,
     dir: tempfile::TempDir,
     log: PathBuf,
+    /// What started it: bucket, arguments, log level, environment (for
+    /// `restart`).
+    started_with: (String, Vec<String>, String, Vec<(String, String)>),
 }
 
 /// The arguments that point `cosmount` at `server` with the test keys.
@@ -51,31 +54,78 @@ impl TestMount {
 
     /// Like [`start_raw`](Self::start_raw), logging at `level` (`trace`...).
     pub fn start_logged(bucket: &str, args: &[String], level: &str) -> TestMount {
+        TestMount::start_env(bucket, args, level, &[])
+    }
+
+    /// Like [`start_logged`](Self::start_logged), with more environment
+    /// variables for the daemon.
+    pub fn start_env(
+        bucket: &str,
+        args: &[String],
+        level: &str,
+        env: &[(&str, &str)],
+    ) -> TestMount {
         let dir = tempfile::tempdir().expect("temp dir");
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint).unwrap();
         let log = dir.path().join("cosmount.log");
+        let mut mount = TestMount {
+            child: None,
+            dir,
+            log,
+            started_with: (
+                bucket.to_string(),
+                args.to_vec(),
+                level.to_string(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        };
+        mount.spawn();
+        mount
+    }
+
+    fn spawn(&mut self) {
+        let (bucket, args, level, env) = &self.started_with;
         let child = Command::new(env!("CARGO_BIN_EXE_cosmount"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(args)
             .arg(bucket)
-            .arg(&mountpoint)
+            .arg(self.path())
             .args(["-f", "--log-level", level, "--log-file"])
-            .arg(&log)
+            .arg(&self.log)
             .stdin(Stdio::null())
             .spawn()
             .expect("start cosmount");
-        let mut mount = TestMount {
-            child: Some(child),
-            dir,
-            log,
-        };
-        mount.wait_until_mounted();
-        mount
+        self.child = Some(child);
+        self.wait_until_mounted();
+    }
+
+    /// Kills the daemon with SIGKILL, leaving its mount dead ("Transport
+    /// endpoint is not connected").
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+
+    /// Starts the daemon again on the same mountpoint with the same
+    /// arguments plus `extra`, as a user would after a crash (no
+    /// `fusermount -u` first).
+    pub fn restart(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        self.started_with
+            .1
+            .extend(extra.iter().map(|s| s.to_string()));
+        self.spawn();
     }
 
     fn wait_until_mounted(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !is_mounted(&self.path()) {
+        // A dead mount stays in mountinfo but cannot be stat'ed.
+        let live = |p: &Path| is_mounted(p) && std::fs::metadata(p).is_ok();
+        while !live(&self.path()) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "cosmount exited with {status} before mounting:\n{}",
