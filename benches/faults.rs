@@ -97,6 +97,10 @@ fn parse() -> Args {
 }
 
 fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("faults: run `scripts/faults` (root) for the fault harness");
+        return;
+    }
     let args = parse();
     let (w, setup) = (&args.workload, &args.setup);
     eprintln!(
