@@ -1,5 +1,7 @@
-//! Reusable block buffers. Every cached block's memory comes from here and
-//! returns here when its last `Bytes` clone is dropped, so a long read
+//! Reusable block buffers. Every full-size block's memory comes from here
+//! and returns here when its last `Bytes` clone is dropped (a shorter body,
+//! such as a small file or an object's tail, gets a buffer of its own
+//! length, so the memory budget counts what it really holds), so a long read
 //! recycles the same pages instead of churning the allocator: resident
 //! memory stays near the budget, and no time is spent faulting in fresh
 //! pages (which costs ~2 ms per MiB on this kind of VM).
@@ -69,13 +71,11 @@ pub struct PoolBuffers(pub Arc<BufferPool>);
 
 impl BodyBuffers for PoolBuffers {
     fn buffer(&self, len: usize) -> Vec<u8> {
-        if len <= self.0.buffer_size {
-            if let Some(buf) = self.0.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                return buf;
-            }
-            return Vec::with_capacity(self.0.buffer_size);
+        if len != self.0.buffer_size {
+            return Vec::with_capacity(len);
         }
-        Vec::with_capacity(len)
+        let idle = self.0.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        idle.unwrap_or_else(|| Vec::with_capacity(len))
     }
 
     fn freeze(&self, buf: Vec<u8>) -> Bytes {
@@ -94,8 +94,8 @@ mod tests {
     fn buffers_come_back_when_the_last_clone_drops() {
         let pool = BufferPool::new(1024, 2);
         let buffers = PoolBuffers(pool.clone());
-        let mut buf = buffers.buffer(1000);
-        buf.extend_from_slice(&[7; 1000]);
+        let mut buf = buffers.buffer(1024);
+        buf.extend_from_slice(&[7; 1024]);
         let ptr = buf.as_ptr();
         let bytes = buffers.freeze(buf);
         let slice = bytes.slice(10..20);
@@ -103,8 +103,13 @@ mod tests {
         assert_eq!(pool.idle(), 0, "a slice still holds it");
         drop(slice);
         assert_eq!(pool.idle(), 1);
-        let reused = buffers.buffer(10);
+        let reused = buffers.buffer(1024);
         assert_eq!(reused.as_ptr(), ptr, "the same memory is reused");
+        assert_eq!(
+            buffers.buffer(10).capacity(),
+            10,
+            "a short body gets a buffer of its own size, not a pooled one"
+        );
         assert!(
             buffers.buffer(5000).capacity() >= 5000,
             "oversized requests are allocated"
