@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::task::Context;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -76,19 +77,27 @@ impl<C: ObjectClient> FuseAdapter<C> {
         }
     }
 
+    /// Runs a request's work: polled once right here, so work that needs
+    /// no network (a write into a buffer, a setattr of an open file, a
+    /// cached read) replies without a hop to another thread; anything that
+    /// must wait goes on as a tracked task of the runtime.
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, work: impl FnOnce(Arc<Fs<C>>) -> F) {
-        let task = AssertUnwindSafe(work(self.fs.clone())).catch_unwind();
-        self.tasks.spawn_on(
-            async move {
-                if let Err(panic) = task.await {
+        let _runtime = self.runtime.enter();
+        let _tracked = self.tasks.token();
+        let mut task = Box::pin(AssertUnwindSafe(work(self.fs.clone())).catch_unwind().map(
+            |result| {
+                if let Err(panic) = result {
                     error!(
                         "a request panicked and was answered EIO; the mount goes on: {}",
                         panic_message(&*panic)
                     );
                 }
             },
-            &self.runtime,
-        );
+        ));
+        let mut first_poll = Context::from_waker(futures_util::task::noop_waker_ref());
+        if task.as_mut().poll(&mut first_poll).is_pending() {
+            self.tasks.spawn_on(task, &self.runtime);
+        }
     }
 }
 
