@@ -1,6 +1,8 @@
-//! The only fuser adapter: each handler converts arguments, hands the work
-//! to the fs core on the shared tokio runtime and replies from there, so no
-//! FUSE thread ever waits on the network and many requests run at once.
+//! The only fuser adapter: each handler converts arguments and polls the fs
+//! core's work once; what is not done at once (anything waiting on the
+//! network or the memory budget) goes on as a task of the shared tokio
+//! runtime and replies from there, so no FUSE thread ever waits on the
+//! network and many requests run at once.
 //! A task that panics drops its reply, which fuser answers with EIO; the
 //! panic is logged and the mount goes on (no lock is held across it that
 //! poisoning would break: the fs core's locks ignore poisoning).
