@@ -2,11 +2,13 @@
 //! every buffer holds permits for its size, so the sum of all of them never
 //! exceeds the configured `--cache-size`. When the budget is used up, the
 //! read cache gives blocks back first (its registered evictor); only then
-//! do callers wait.
+//! do callers wait, for memory returned or for a block the cache can give
+//! back (memory a fetch held becomes evictable only once its block is
+//! cached, so waiting on returned memory alone could wait forever).
 
 use std::sync::{Arc, OnceLock};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Budget granularity: 64 KiB.
 const UNIT: u64 = 64 * 1024;
@@ -19,6 +21,7 @@ pub struct MemoryBudget {
     permits: Arc<Semaphore>,
     total_units: u64,
     evictor: OnceLock<Evictor>,
+    evictable: Notify,
 }
 
 impl std::fmt::Debug for MemoryBudget {
@@ -44,12 +47,18 @@ impl MemoryBudget {
             permits: Arc::new(Semaphore::new(total_units as usize)),
             total_units,
             evictor: OnceLock::new(),
+            evictable: Notify::new(),
         }
     }
 
     /// Registers the cache that gives memory back under pressure (once).
     pub fn set_evictor(&self, evictor: Evictor) {
         let _ = self.evictor.set(evictor);
+    }
+
+    /// Tells waiting callers that the evictor has something to give back.
+    pub fn evictable_added(&self) {
+        self.evictable.notify_waiters();
     }
 
     /// Total bytes of the budget.
@@ -77,23 +86,31 @@ impl MemoryBudget {
     }
 
     /// Reserves `bytes`, evicting cached blocks first, then waiting until
-    /// enough is returned.
+    /// enough is returned or the cache has something new to evict.
     pub async fn reserve(&self, bytes: u64) -> Reservation {
         loop {
+            let evictable = self.evictable.notified();
+            tokio::pin!(evictable);
+            // Registered before looking, so a block cached meanwhile is seen.
+            evictable.as_mut().enable();
             if let Some(r) = self.try_reserve(bytes) {
                 return r;
             }
-            if !self.evictor.get().is_some_and(|evict| evict()) {
-                break;
+            if self.evict_one() {
+                continue;
+            }
+            tokio::select! {
+                permit = self.permits.clone().acquire_many_owned(self.units(bytes)) => {
+                    let permit = permit.expect("the budget's semaphore is never closed");
+                    return Reservation { _permit: permit };
+                }
+                () = evictable => {}
             }
         }
-        let permit = self
-            .permits
-            .clone()
-            .acquire_many_owned(self.units(bytes))
-            .await
-            .expect("the budget's semaphore is never closed");
-        Reservation { _permit: permit }
+    }
+
+    fn evict_one(&self) -> bool {
+        self.evictor.get().is_some_and(|evict| evict())
     }
 }
 
@@ -123,5 +140,29 @@ mod tests {
         b.set_evictor(Box::new(move || cache.lock().unwrap().pop().is_some()));
         let _r = b.reserve(3 * UNIT).await;
         assert!(held.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_takes_memory_that_becomes_evictable() {
+        // The whole budget is held by a fetch in flight; once its block is
+        // cached (evictable, not returned), the waiter must get it.
+        let b = Arc::new(MemoryBudget::new(2 * UNIT));
+        let cached = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let cache = cached.clone();
+        b.set_evictor(Box::new(move || cache.lock().unwrap().pop().is_some()));
+        let fetching = b.try_reserve(2 * UNIT).unwrap();
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.reserve(UNIT).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        cached.lock().unwrap().push(fetching);
+        b.evictable_added();
+        let reserved = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert!(reserved.is_ok(), "the waiter was never woken");
+        assert!(
+            cached.lock().unwrap().is_empty(),
+            "the cached block was evicted"
+        );
     }
 }

@@ -10,6 +10,7 @@ pub mod readahead;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -64,6 +65,9 @@ struct CachedBlock {
 
 type BlockFuture = Shared<BoxFuture<'static, CosResult<Bytes>>>;
 
+/// A reader that prefetched this recently shares the budget with the others.
+const PREFETCHING_FOR: Duration = Duration::from_secs(1);
+
 /// The block cache.
 pub struct BlockCache<C> {
     client: Arc<C>,
@@ -72,6 +76,8 @@ pub struct BlockCache<C> {
     buffers: Arc<dyn BodyBuffers>,
     blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>>,
     inflight: Arc<Mutex<HashMap<BlockId, BlockFuture>>>,
+    /// When each sequential reader last asked for read-ahead.
+    prefetchers: Mutex<HashMap<u64, Instant>>,
 }
 
 impl<C: ObjectClient> BlockCache<C> {
@@ -100,6 +106,7 @@ impl<C: ObjectClient> BlockCache<C> {
             buffers,
             blocks,
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            prefetchers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -126,10 +133,11 @@ impl<C: ObjectClient> BlockCache<C> {
         let end = (offset + len).min(obj.size);
         let bs = self.config.block_size;
         let (first, last) = (offset / bs, (end - 1) / bs);
-        let window = reader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe(offset, end - offset);
+        let (reader_id, window) = {
+            let mut reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+            (reader.id(), reader.observe(offset, end - offset))
+        };
+        let window = self.share_window(reader_id, window);
         if window == 0 && !self.is_held(obj, first..=last) {
             // A random reader: fetch what it asked for, not whole blocks.
             return self.read_exact_range(obj, offset, end).await;
@@ -162,6 +170,23 @@ impl<C: ObjectClient> BlockCache<C> {
             }
         }
         Ok(single.unwrap_or_else(|| out.freeze()))
+    }
+
+    /// Caps `window` so that the readers prefetching at once share half the
+    /// budget: prefetched blocks must not push out each other's before they
+    /// are read (four readers of a 64 MiB cache would otherwise refetch
+    /// the same blocks over and over).
+    fn share_window(&self, reader_id: u64, window: u64) -> u64 {
+        let mut prefetchers = self.prefetchers.lock().unwrap_or_else(|e| e.into_inner());
+        if window == 0 {
+            prefetchers.remove(&reader_id);
+            return 0;
+        }
+        let now = Instant::now();
+        prefetchers.insert(reader_id, now);
+        prefetchers.retain(|_, last| now.duration_since(*last) < PREFETCHING_FOR);
+        let share = self.budget.total() / 2 / self.config.block_size / prefetchers.len() as u64;
+        window.min(share.max(1))
     }
 
     /// Whether every block in `blocks` is cached or already being fetched.
@@ -290,6 +315,7 @@ impl<C: ObjectClient> BlockCache<C> {
                     _reservation: reservation,
                 },
             );
+            budget.evictable_added();
             Ok(data)
         }
     }

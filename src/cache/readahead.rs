@@ -4,9 +4,15 @@
 //! Reads that arrive slightly out of order (the kernel issues several at
 //! once) still count as sequential.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Source of reader ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// Read-ahead state of one reader, in blocks.
 #[derive(Clone, Debug)]
 pub struct ReadAhead {
+    id: u64,
     next_offset: u64,
     window: u64,
     max_window: u64,
@@ -17,11 +23,17 @@ impl ReadAhead {
     /// A reader starting at offset 0 with a window of up to `max_window` blocks.
     pub fn new(block_size: u64, max_window: u64) -> ReadAhead {
         ReadAhead {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             next_offset: 0,
             window: 0,
             max_window,
             block_size,
         }
+    }
+
+    /// Tells this reader apart from every other.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Records a read of `len` bytes at `offset` and returns how many blocks

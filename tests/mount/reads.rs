@@ -60,6 +60,40 @@ fn large_object_sequential_and_random_reads() {
     assert!(copy == data, "sequential read of all 300 MiB");
 }
 
+/// Four sequential readers whose read-ahead together wants more than the
+/// whole cache: every byte arrives, and nobody waits forever for memory
+/// that only the cache could give back.
+#[test]
+fn four_readers_share_a_small_cache() {
+    const SIZE: usize = 24 << 20;
+    let server = TestServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    let files: Vec<Vec<u8>> = (0..4).map(|i| pattern(SIZE, 100 + i)).collect();
+    for (i, data) in files.iter().enumerate() {
+        rt.block_on(client.put(
+            &format!("r{i}"),
+            Bytes::from(data.clone()),
+            &ObjectAttrs::default(),
+        ))
+        .unwrap();
+    }
+    let m = TestMount::start(&server, &["--cache-size", "8MiB", "--direct-io", "never"]);
+    let (done, finished) = std::sync::mpsc::channel();
+    for i in 0..4 {
+        let (path, done) = (m.join(&format!("r{i}")), done.clone());
+        std::thread::spawn(move || {
+            let _ = done.send((i, std::fs::read(path)));
+        });
+    }
+    for _ in 0..4 {
+        let (i, read) = finished
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a reader is stuck");
+        assert!(read.unwrap() == files[i], "file r{i} read back whole");
+    }
+}
+
 #[test]
 fn a_replaced_object_is_read_whole_after_the_ttl() {
     let server = TestServer::start();
