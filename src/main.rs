@@ -108,25 +108,13 @@ fn check(args: &MountArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = init_logger(&log, false) {
-        return usage_error(&e);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cosmount: cannot start the I/O runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let runtime = match start_command(&log) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let mut out = io::stdout().lock();
-    match runtime.block_on(cosmount::check::run(&config, &mut out)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("cosmount: cannot write the report: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let report = runtime.block_on(cosmount::check::run(&config, &mut out));
+    report_exit(report.map_err(|e| format!("cannot write the report: {e}")))
 }
 
 /// Runs `cosmount cleanup`: exit 0 when every upload found was aborted.
@@ -144,19 +132,28 @@ fn cleanup(args: &CleanupArgs) -> ExitCode {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
-    if let Err(e) = init_logger(&log, false) {
-        return usage_error(&e);
-    }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cosmount: cannot start the I/O runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let runtime = match start_command(&log) {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let mut out = io::stdout().lock();
     let run = cosmount::app::cleanup(&config, older_than, args.dry_run, &mut out);
-    match runtime.block_on(run) {
+    report_exit(runtime.block_on(run))
+}
+
+/// Sets up logging and the I/O runtime of a one-shot command (`check`,
+/// `cleanup`), or gives the exit code of why it cannot run.
+fn start_command(log: &LogConfig) -> Result<tokio::runtime::Runtime, ExitCode> {
+    init_logger(log, false).map_err(|e| usage_error(&e))?;
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("cosmount: cannot start the I/O runtime: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+/// Exit 0 when a command's report says all is well.
+fn report_exit(result: Result<bool, String>) -> ExitCode {
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
