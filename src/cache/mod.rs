@@ -110,12 +110,11 @@ impl<C: ObjectClient> BlockCache<C> {
         }
     }
 
-    /// A fresh read-ahead state for a new reader.
+    /// A fresh read-ahead state for a new reader (its window is held to its
+    /// share of the budget by `share_window`).
     pub fn new_reader(&self) -> ReadAhead {
         let max_window = self.config.max_prefetch / self.config.block_size;
-        // Never let one reader's window take more than half the budget.
-        let cap = (self.budget.total() / 2 / self.config.block_size).max(1);
-        ReadAhead::new(self.config.block_size, max_window.min(cap))
+        ReadAhead::new(self.config.block_size, max_window)
     }
 
     /// Reads up to `len` bytes at `offset` of `obj`, prefetching as the

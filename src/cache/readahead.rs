@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Source of reader ids.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// Read-ahead state of one reader, in blocks.
-#[derive(Clone, Debug)]
+/// Read-ahead state of one reader, in blocks (not `Clone`: its id is its own).
+#[derive(Debug)]
 pub struct ReadAhead {
     id: u64,
     next_offset: u64,

@@ -76,16 +76,8 @@ impl FaultKind {
         FaultKind::Corrupt,
     ];
 
-    /// The kinds `--fault-kinds` defaults to (all but `corrupt`).
-    pub const DEFAULT: [FaultKind; 7] = [
-        FaultKind::InternalError,
-        FaultKind::SlowDown,
-        FaultKind::Skew,
-        FaultKind::Reset,
-        FaultKind::Truncate,
-        FaultKind::Delay,
-        FaultKind::Stall,
-    ];
+    /// The kinds `--fault-kinds` defaults to: all but `corrupt` (the last).
+    pub const DEFAULT: &[FaultKind] = FaultKind::ALL.split_at(FaultKind::ALL.len() - 1).0;
 
     /// The kind's name in `--fault-kinds` and `/faults`.
     pub fn name(self) -> &'static str {
@@ -701,14 +693,14 @@ mod tests {
 
     #[test]
     fn the_seed_decides_and_the_rate_holds() {
-        let a = decisions(&faults(0.1, &FaultKind::DEFAULT, 7), 20_000);
-        let b = decisions(&faults(0.1, &FaultKind::DEFAULT, 7), 20_000);
+        let a = decisions(&faults(0.1, FaultKind::DEFAULT, 7), 20_000);
+        let b = decisions(&faults(0.1, FaultKind::DEFAULT, 7), 20_000);
         assert_eq!(a, b, "same seed, same decisions");
-        let c = decisions(&faults(0.1, &FaultKind::DEFAULT, 8), 20_000);
+        let c = decisions(&faults(0.1, FaultKind::DEFAULT, 8), 20_000);
         assert_ne!(a, c);
         let hits = a.iter().flatten().count();
         assert!((1_700..2_300).contains(&hits), "{hits} faults in 20,000");
-        for kind in FaultKind::DEFAULT {
+        for &kind in FaultKind::DEFAULT {
             let n = a.iter().flatten().filter(|&&k| k == kind).count();
             assert!(n > 200, "{kind:?} picked {n} times");
         }
@@ -740,7 +732,7 @@ mod tests {
 
     #[test]
     fn an_outage_refuses_everything_until_it_ends() {
-        let f = faults(0.0, &FaultKind::DEFAULT, 1);
+        let f = faults(0.0, FaultKind::DEFAULT, 1);
         f.start_outage(Duration::from_secs(60));
         assert!(f.outage_left().is_some());
         assert!(matches!(

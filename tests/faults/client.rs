@@ -261,7 +261,7 @@ async fn stalls_cost_one_attempt_and_skew_is_corrected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_fails_operations_at_their_deadline_and_then_ends() {
-    let f = Faulty::start(config(0.0, &FaultKind::DEFAULT, 0)).await;
+    let f = Faulty::start(config(0.0, FaultKind::DEFAULT, 0)).await;
     let mut c = f.client(Duration::from_secs(5), Duration::from_secs(1));
     c.put("k", data(10, 1), &ObjectAttrs::default())
         .await
