@@ -8,11 +8,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use bytes::Bytes;
-use log::{debug, warn};
+use log::{debug, error, warn};
 use md5::{Digest, Md5};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
+use super::dialect::{ServerDialect, ServerKind};
 use super::endpoint::Endpoint;
 use super::retry::RetryPolicy;
 use super::sign::{self, KeyTime, StringToSign};
@@ -133,7 +134,9 @@ impl RetryCause {
             CosError::Transport { timeout: true, .. } => RetryCause::Timeout,
             CosError::Transport { .. } => RetryCause::Connection,
             CosError::Integrity(_) => RetryCause::Integrity,
-            CosError::InvalidResponse(_) | CosError::InvalidRequest(_) => RetryCause::ServerError,
+            CosError::InvalidResponse(_)
+            | CosError::InvalidRequest(_)
+            | CosError::Unsupported(_) => RetryCause::ServerError,
         }
     }
 
@@ -181,6 +184,8 @@ pub struct HttpClient {
     clock_offset: AtomicI64,
     /// The first correction was logged as a warning; later ones at debug.
     skew_warned: AtomicBool,
+    /// Whether the server proved it speaks COS (copies wait for that).
+    dialect: ServerDialect,
     stats: ClientStats,
 }
 
@@ -282,8 +287,13 @@ impl HttpClient {
         let http = builder
             .build()
             .map_err(|e| CosError::InvalidRequest(format!("cannot build HTTP client: {e}")))?;
+        let dialect = ServerDialect::new(format!(
+            "{}://{}",
+            config.endpoint.scheme, config.endpoint.host
+        ));
         Ok(HttpClient {
             http,
+            dialect,
             endpoint: config.endpoint,
             creds,
             retry: config.retry,
@@ -303,6 +313,21 @@ impl HttpClient {
     /// Request counters.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
+    }
+
+    /// What the answers so far proved about the server.
+    pub fn server_kind(&self) -> ServerKind {
+        self.dialect.kind()
+    }
+
+    /// `Ok` once the server proved it speaks COS, asking it (HEAD Bucket)
+    /// when no answer decided yet; otherwise the refusal of `op`.
+    async fn require_cos(&self, op: &str) -> CosResult<()> {
+        if self.dialect.kind() == ServerKind::Undecided {
+            // Any answer teaches; its own outcome does not matter here.
+            let _ = self.head_bucket().await;
+        }
+        self.dialect.require_cos(op)
     }
 
     /// Sends a call, retrying what is worth retrying, until it succeeds,
@@ -504,6 +529,7 @@ impl HttpClient {
         let resp = req.send().await.map_err(transport_error)?;
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
+        self.dialect.observe(status, &resp_headers);
         let body = if call.method == Method::HEAD {
             Bytes::new()
         } else {
@@ -904,12 +930,17 @@ impl ObjectClient for HttpClient {
         &self,
         src: &str,
         dst: &str,
+        src_etag: Option<&str>,
         directive: MetadataDirective,
         attrs: &ObjectAttrs,
     ) -> CosResult<PutResult> {
+        self.require_cos("server-side copy").await?;
         let mut call = Call::new("copy", Method::PUT, Some(dst))
             .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
             .xml();
+        if let Some(etag) = src_etag {
+            call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
+        }
         call = match directive {
             MetadataDirective::Copy => call.header("x-cos-metadata-directive", "Copy"),
             MetadataDirective::Replaced => call
@@ -917,7 +948,7 @@ impl ObjectClient for HttpClient {
                 .attrs(attrs),
         };
         let reply = self.execute(&call).await?;
-        let result: xml::CopyObjectResult = xml::from_xml(&reply.body)?;
+        let result: xml::CopyObjectResult = copy_result(src, dst, &reply.body)?;
         let crc64 = header_u64(&reply.headers, "x-cos-hash-crc64ecma")
             .or_else(|| result.crc64.and_then(|c| c.parse().ok()));
         Ok(PutResult {
@@ -967,6 +998,7 @@ impl ObjectClient for HttpClient {
         src_etag: Option<&str>,
         range: std::ops::Range<u64>,
     ) -> CosResult<PartInfo> {
+        self.require_cos("server-side part copy").await?;
         let mut call = Call::new("upload_part_copy", Method::PUT, Some(key))
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
@@ -980,7 +1012,7 @@ impl ObjectClient for HttpClient {
             call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
         }
         let reply = self.execute(&call).await?;
-        let result: xml::CopyPartResult = xml::from_xml(&reply.body)?;
+        let result: xml::CopyPartResult = copy_result(src, key, &reply.body)?;
         Ok(PartInfo {
             part_number,
             etag: unquote_etag(&result.etag),
@@ -1087,6 +1119,28 @@ impl ObjectClient for HttpClient {
     }
 }
 
+/// The result of a copy (`CopyObjectResult` or `CopyPartResult`). An answer
+/// that is not one, with an ETag, means the server may have taken the copy
+/// for something else, such as an upload of nothing over `dst`: said loudly,
+/// and an `InvalidResponse` so the caller can clean up.
+fn copy_result<T>(src: &str, dst: &str, body: &[u8]) -> CosResult<T>
+where
+    T: for<'de> serde::Deserialize<'de> + xml::HasEtag,
+{
+    let parsed = xml::from_xml::<T>(body).and_then(|r| match r.etag().is_empty() {
+        true => Err(CosError::InvalidResponse(
+            "the copy result has no ETag".into(),
+        )),
+        false => Ok(r),
+    });
+    if let Err(e) = &parsed {
+        error!(
+            "copying {src:?} to {dst:?}: the server answered success without a copy result ({e}); it may have written something else at {dst:?}"
+        );
+    }
+    parsed
+}
+
 /// The CRC64 of the whole object from its parts' CRCs, when all are known.
 fn combined_crc(parts: &[PartInfo]) -> Option<u64> {
     let mut iter = parts.iter();
@@ -1102,7 +1156,7 @@ fn combined_crc(parts: &[PartInfo]) -> Option<u64> {
 mod tests {
     use super::*;
     use crate::cos::endpoint::Style;
-    use crate::creds::testutil::{FakeProvider, serve};
+    use crate::creds::testutil::{FakeProvider, serve, serve_as_cos};
     use crate::creds::{Credentials, RefreshPolicy, SystemClock};
 
     const EXPIRED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
@@ -1250,6 +1304,49 @@ mod tests {
             stats.summary(),
             "requests=0 retries=1 failed=0 server_error=0 slow_down=1 timeout=0 connection=0 integrity=0 clock_skew=0 credentials=0"
         );
+    }
+
+    fn fixed(base: &str) -> HttpClient {
+        let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
+        let store = CredentialStore::fixed(Credentials::permanent("AKID", "KEY"));
+        HttpClient::new(ClientConfig::new(endpoint), Arc::new(store)).unwrap()
+    }
+
+    async fn copy_k(c: &HttpClient) -> CosResult<PutResult> {
+        c.copy(
+            "k",
+            "k2",
+            None,
+            MetadataDirective::Copy,
+            &ObjectAttrs::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_never_sent_to_a_server_that_is_not_cos() {
+        // The probe (HEAD Bucket) is answered without any COS header.
+        let (base, requests) = serve(vec![(200, String::new())]).await;
+        let c = fixed(&base);
+        let e = copy_k(&c).await.unwrap_err();
+        assert!(matches!(e, CosError::Unsupported(_)), "{e}");
+        assert!(e.to_string().contains(&base), "{e}");
+        let sent = requests.await.unwrap();
+        assert_eq!(sent.len(), 1, "only the probe went out");
+        assert!(sent[0].head.starts_with("HEAD /b-1/ "), "{}", sent[0].head);
+        assert!(matches!(c.server_kind(), ServerKind::Other(_)));
+    }
+
+    #[tokio::test]
+    async fn a_copy_answered_without_a_copy_result_fails() {
+        let (base, requests) = serve_as_cos(vec![(200, String::new()), (200, String::new())]).await;
+        let c = fixed(&base);
+        let e = copy_k(&c).await.unwrap_err();
+        assert!(matches!(e, CosError::InvalidResponse(_)), "{e}");
+        let sent = requests.await.unwrap();
+        assert_eq!(sent.len(), 2, "the probe and one copy, not retried");
+        assert!(sent[1].head.starts_with("PUT /b-1/k2 "), "{}", sent[1].head);
+        assert_eq!(c.server_kind(), ServerKind::Cos);
     }
 
     #[tokio::test]

@@ -31,6 +31,9 @@ pub enum CosError {
     InvalidResponse(String),
     /// The request was refused before sending (e.g. an unusable key).
     InvalidRequest(String),
+    /// The server cannot do this safely (a server-side copy on a server
+    /// that has not shown it speaks COS); nothing was sent.
+    Unsupported(String),
 }
 
 impl CosError {
@@ -91,7 +94,9 @@ impl CosError {
             }
             CosError::Transport { .. } => !self.is_certificate_error(),
             CosError::Integrity(_) => true,
-            CosError::InvalidResponse(_) | CosError::InvalidRequest(_) => false,
+            CosError::InvalidResponse(_)
+            | CosError::InvalidRequest(_)
+            | CosError::Unsupported(_) => false,
         }
     }
 
@@ -134,6 +139,7 @@ impl fmt::Display for CosError {
             CosError::Integrity(m) => write!(f, "data integrity check failed: {m}"),
             CosError::InvalidResponse(m) => write!(f, "unexpected response from COS: {m}"),
             CosError::InvalidRequest(m) => write!(f, "invalid request: {m}"),
+            CosError::Unsupported(m) => write!(f, "{m}"),
         }
     }
 }

@@ -50,6 +50,10 @@ fn not_found() -> CosError {
     CosError::service(404, "NoSuchKey", "The specified key does not exist.")
 }
 
+fn source_changed() -> CosError {
+    CosError::service(412, "PreconditionFailed", "copy source changed")
+}
+
 fn no_upload() -> CosError {
     CosError::service(404, "NoSuchUpload", "The specified upload does not exist.")
 }
@@ -276,11 +280,15 @@ impl ObjectClient for MemoryClient {
         &self,
         src: &str,
         dst: &str,
+        src_etag: Option<&str>,
         directive: MetadataDirective,
         attrs: &ObjectAttrs,
     ) -> CosResult<PutResult> {
         let mut state = self.enter("copy")?;
         let source = state.objects.get(src).cloned().ok_or_else(not_found)?;
+        if src_etag.is_some_and(|e| e != source.info.etag) {
+            return Err(source_changed());
+        }
         let attrs = match directive {
             MetadataDirective::Copy => ObjectAttrs {
                 content_type: source.info.content_type.clone(),
@@ -335,11 +343,7 @@ impl ObjectClient for MemoryClient {
         let mut state = self.enter("upload_part_copy")?;
         let stored = state.objects.get(src).ok_or_else(not_found)?;
         if src_etag.is_some_and(|e| e != stored.info.etag) {
-            return Err(CosError::service(
-                412,
-                "PreconditionFailed",
-                "copy source changed",
-            ));
+            return Err(source_changed());
         }
         let source = stored.data.clone();
         if range.end > source.len() as u64 || range.start >= range.end {

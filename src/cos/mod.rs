@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod crc64;
+pub mod dialect;
 pub mod endpoint;
 pub mod error;
 pub mod memory;
@@ -209,11 +210,15 @@ pub trait ObjectClient: Send + Sync + 'static {
     ) -> impl Future<Output = CosResult<Vec<DeleteFailure>>> + Send;
     /// One page of GET Bucket (List Objects v1), keys decoded.
     fn list_page(&self, req: &ListRequest) -> impl Future<Output = CosResult<ListPage>> + Send;
-    /// PUT Object - Copy within the bucket.
+    /// PUT Object - Copy within the bucket; with `src_etag`, fails with 412
+    /// (writing nothing) when the source is no longer that version. Refused
+    /// with [`CosError::Unsupported`], unsent, by a client that cannot tell
+    /// that the server speaks COS.
     fn copy(
         &self,
         src: &str,
         dst: &str,
+        src_etag: Option<&str>,
         directive: MetadataDirective,
         attrs: &ObjectAttrs,
     ) -> impl Future<Output = CosResult<PutResult>> + Send;

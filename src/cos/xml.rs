@@ -148,6 +148,24 @@ pub struct CopyObjectResult {
     pub crc64: Option<String>,
 }
 
+/// A copy's result, which names the ETag of what was written.
+pub trait HasEtag {
+    /// The quoted ETag (empty when the answer had none).
+    fn etag(&self) -> &str;
+}
+
+impl HasEtag for CopyObjectResult {
+    fn etag(&self) -> &str {
+        &self.etag
+    }
+}
+
+impl HasEtag for CopyPartResult {
+    fn etag(&self) -> &str {
+        &self.etag
+    }
+}
+
 /// `<CopyPartResult>`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename = "CopyPartResult", rename_all = "PascalCase")]

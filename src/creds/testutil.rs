@@ -92,6 +92,18 @@ impl Captured {
 /// Serves `responses` (status, JSON body) to successive connections on
 /// 127.0.0.1; returns the base URL and the captured requests.
 pub async fn serve(responses: Vec<(u16, String)>) -> (String, JoinHandle<Vec<Captured>>) {
+    serve_with(responses, "").await
+}
+
+/// [`serve`], each answer stamped with `x-cos-request-id` as COS does.
+pub async fn serve_as_cos(responses: Vec<(u16, String)>) -> (String, JoinHandle<Vec<Captured>>) {
+    serve_with(responses, "x-cos-request-id: canned\r\n").await
+}
+
+async fn serve_with(
+    responses: Vec<(u16, String)>,
+    extra_headers: &'static str,
+) -> (String, JoinHandle<Vec<Captured>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move {
@@ -100,7 +112,7 @@ pub async fn serve(responses: Vec<(u16, String)>) -> (String, JoinHandle<Vec<Cap
             let (mut conn, _) = listener.accept().await.unwrap();
             captured.push(read_request(&mut conn).await);
             let reply = format!(
-                "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             conn.write_all(reply.as_bytes()).await.unwrap();

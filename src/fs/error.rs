@@ -27,8 +27,11 @@ pub enum FsError {
     Stale,
     /// The file handle is unknown.
     BadHandle,
-    /// Not supported on an object store (e.g. hard links).
+    /// Not supported on an object store (e.g. hard links), or by this
+    /// server (a server-side copy on a server that is not COS).
     NotSupported,
+    /// A rename the server cannot do; the caller may copy instead.
+    CrossDevice,
     /// Permission denied.
     AccessDenied,
     /// Operation not permitted.
@@ -56,6 +59,7 @@ impl FsError {
             FsError::Stale => libc::ESTALE,
             FsError::BadHandle => libc::EBADF,
             FsError::NotSupported => libc::ENOTSUP,
+            FsError::CrossDevice => libc::EXDEV,
             FsError::AccessDenied => libc::EACCES,
             FsError::NotPermitted => libc::EPERM,
             FsError::NoSpace => libc::ENOSPC,
@@ -91,6 +95,7 @@ fn cos_errno(e: &CosError) -> i32 {
             libc::EIO
         }
         CosError::InvalidRequest(_) => libc::EINVAL,
+        CosError::Unsupported(_) => libc::ENOTSUP,
     }
 }
 
@@ -98,6 +103,9 @@ impl From<CosError> for FsError {
     fn from(e: CosError) -> Self {
         if e.is_not_found() {
             FsError::NotFound
+        } else if matches!(e, CosError::Unsupported(_)) {
+            // Refused before sending; the client logged why, once.
+            FsError::NotSupported
         } else {
             FsError::Remote(e)
         }

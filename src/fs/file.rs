@@ -491,7 +491,16 @@ impl<C: ObjectClient> Fs<C> {
                 .put(&key, Bytes::new(), &attrs)
                 .await
                 .map_err(FsError::from),
-            Content::Clean => self.rewrite_meta(&key, &st.attr, st.mtime_set).await,
+            Content::Clean => {
+                let known = st.base.as_ref().map(|b| b.etag.to_string());
+                let r = self
+                    .rewrite_meta(&key, &st.attr, st.mtime_set, known.as_deref())
+                    .await;
+                // A metadata change that failed was reported: drop it
+                // rather than try it again at every flush and at unmount.
+                st.meta_dirty &= r.is_ok();
+                r
+            }
             Content::Failed(e) => Err(e),
         };
         match result {
@@ -507,14 +516,27 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Rewrites an object's metadata in place (self-copy, `Replaced`),
-    /// keeping its content type and foreign metadata.
+    /// keeping its content type and foreign metadata. `known` is the ETag
+    /// the mount's attributes came from: when the object is no longer that
+    /// version (another client wrote it), nothing is written and the
+    /// change fails with `ESTALE`, so a newer version never gets this
+    /// mount's stale times and sizes. The copy is conditional on the
+    /// version just read for the same reason.
     pub(super) async fn rewrite_meta(
         &self,
         key: &str,
         attr: &Attr,
         with_mtime: bool,
+        known: Option<&str>,
     ) -> FsResult<PutResult> {
         let info = self.client.head(key).await?;
+        if known.is_some_and(|etag| etag != info.etag) {
+            debug!(
+                "{key:?} changed since it was read (ETag {} now); its attributes are not rewritten",
+                info.etag
+            );
+            return Err(FsError::Stale);
+        }
         let mut meta = info.meta;
         meta.extend(to_meta(attr, with_mtime));
         let attrs = ObjectAttrs {
@@ -523,7 +545,13 @@ impl<C: ObjectClient> Fs<C> {
         };
         Ok(self
             .client
-            .copy(key, key, MetadataDirective::Replaced, &attrs)
+            .copy(
+                key,
+                key,
+                Some(&info.etag),
+                MetadataDirective::Replaced,
+                &attrs,
+            )
             .await?)
     }
 

@@ -15,7 +15,7 @@ use super::file::{Content, WriteState};
 use super::inode::ChildInfo;
 use super::{Caller, Entry, Fs, FsError, FsResult, Opened, lock};
 use crate::cache::ObjectVersion;
-use crate::cos::{ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
+use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
 use crate::upload::{MAX_PART_SIZE, fixed_part_size};
 
 /// Content type of directory markers (as cosfs writes them).
@@ -58,6 +58,15 @@ impl SetAttr {
         if let Some(mtime) = self.mtime {
             attr.mtime = mtime;
         }
+    }
+}
+
+/// A rename the server cannot copy fails with `EXDEV`, so that `mv` and
+/// the like copy the data themselves (nothing was written).
+fn copy_refused_is_cross_device(e: FsError) -> FsError {
+    match e {
+        FsError::NotSupported => FsError::CrossDevice,
+        e => e,
     }
 }
 
@@ -368,11 +377,14 @@ impl<C: ObjectClient> Fs<C> {
         if is_dir {
             self.sync_below(&src_key).await?;
             self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/"))
-                .await?;
+                .await
+                .map_err(copy_refused_is_cross_device)?;
         } else {
             self.sync_file(src.ino).await?;
             let dst_key = format!("{parent_key}{new_name}");
-            self.copy_object(&src_key, &dst_key, src.attr.size).await?;
+            self.copy_object(&src_key, &dst_key, src.attr.size, target.is_none())
+                .await
+                .map_err(copy_refused_is_cross_device)?;
             self.client.delete(&src_key).await?;
             self.cancel_pending_delete(&dst_key);
             self.cache.invalidate(&dst_key);
@@ -408,12 +420,30 @@ impl<C: ObjectClient> Fs<C> {
         Ok(())
     }
 
-    /// Server-side copy; multipart copy above COS's 5 GB single-copy limit.
-    async fn copy_object(&self, src: &str, dst: &str, size: u64) -> FsResult<()> {
+    /// Server-side copy of the source's current version (a rename moves
+    /// what is there now, so no precondition); multipart copy above COS's
+    /// 5 GB single-copy limit. A copy answered with something that is not a
+    /// copy result may have written something else at `dst`: it is removed
+    /// when `dst_is_new` (nothing of the user's was there).
+    async fn copy_object(&self, src: &str, dst: &str, size: u64, dst_is_new: bool) -> FsResult<()> {
         if size <= MAX_PART_SIZE {
-            self.client
-                .copy(src, dst, MetadataDirective::Copy, &ObjectAttrs::default())
-                .await?;
+            let copied = self
+                .client
+                .copy(
+                    src,
+                    dst,
+                    None,
+                    MetadataDirective::Copy,
+                    &ObjectAttrs::default(),
+                )
+                .await;
+            if let (Err(e @ CosError::InvalidResponse(_)), true) = (&copied, dst_is_new) {
+                warn!("removing {dst:?}, which the failed copy from {src:?} may have written: {e}");
+                if let Err(e) = self.client.delete(dst).await {
+                    warn!("could not remove {dst:?}: {e}");
+                }
+            }
+            copied?;
             return Ok(());
         }
         let info = self.client.head(src).await?;
@@ -462,7 +492,7 @@ impl<C: ObjectClient> Fs<C> {
             .map(|(key, size)| (key.clone(), format!("{dst}{}", &key[src.len()..]), *size))
             .collect();
         stream::iter(copies)
-            .map(|(from, to, size)| async move { self.copy_object(&from, &to, size).await })
+            .map(|(from, to, size)| async move { self.copy_object(&from, &to, size, true).await })
             .buffer_unordered(RENAME_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -537,16 +567,16 @@ impl<C: ObjectClient> Fs<C> {
     /// Rewrites a directory marker with new attributes (creating it for an
     /// implicit directory).
     async fn set_dir_attr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
-        let (key, mut attr) = {
+        let (key, mut attr, known) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
-            (node.key.clone(), node.attr)
+            (node.key.clone(), node.attr, node.etag.clone())
         };
         changes.apply(&mut attr);
         if key.is_empty() {
             return Err(FsError::NotPermitted);
         }
-        match self.rewrite_meta(&key, &attr, true).await {
+        match self.rewrite_meta(&key, &attr, true, known.as_deref()).await {
             Err(FsError::NotFound) => {
                 let attrs = ObjectAttrs {
                     content_type: Some(DIR_CONTENT_TYPE.into()),

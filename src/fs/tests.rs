@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::attr::Kind;
 use super::*;
 use crate::cos::memory::MemoryClient;
-use crate::cos::{ObjectAttrs, UserMeta};
+use crate::cos::{CosError, ObjectAttrs, UserMeta};
 
 async fn bucket(keys: &[(&str, &[u8])]) -> Arc<MemoryClient> {
     let client = Arc::new(MemoryClient::new());
@@ -362,4 +362,87 @@ async fn many_files_open_for_writing_spill_to_disk_instead_of_waiting() {
             Bytes::from(vec![i; 1 << 20])
         );
     }
+}
+
+fn chmod(mode: u32) -> SetAttr {
+    SetAttr {
+        mode: Some(mode),
+        ..SetAttr::default()
+    }
+}
+
+#[tokio::test]
+async fn a_refused_copy_fails_chmod_and_rename_and_writes_nothing() {
+    let c = bucket(&[("f", b"precious"), ("d/g", b"inner")]).await;
+    let fs = fs(&c, long_ttl());
+    let f = fs.lookup(ROOT, "f").await.unwrap();
+    let before = f.attr.perm;
+    for _ in 0..3 {
+        c.fail_next("copy", CosError::Unsupported("not COS".into()));
+    }
+    assert_eq!(
+        fs.setattr(f.ino, chmod(0o600)).await.unwrap_err(),
+        FsError::NotSupported
+    );
+    assert_eq!(
+        fs.getattr(f.ino).await.unwrap().perm,
+        before,
+        "the change is dropped"
+    );
+    assert_eq!(
+        fs.rename(ROOT, "f", ROOT, "f2", false).await.unwrap_err(),
+        FsError::CrossDevice
+    );
+    assert_eq!(
+        fs.rename(ROOT, "d", ROOT, "d2", false).await.unwrap_err(),
+        FsError::CrossDevice
+    );
+    assert_eq!(c.keys(), ["d/g", "f"]);
+    assert_eq!(c.object("f").unwrap(), &b"precious"[..]);
+}
+
+#[tokio::test]
+async fn a_copy_without_a_copy_result_leaves_no_new_key() {
+    let c = bucket(&[("a", b"data")]).await;
+    let fs = fs(&c, long_ttl());
+    c.fail_next(
+        "copy",
+        CosError::InvalidResponse("no CopyObjectResult".into()),
+    );
+    let e = fs.rename(ROOT, "a", ROOT, "b", false).await.unwrap_err();
+    assert_eq!(e.to_errno(), libc::EIO);
+    assert_eq!(
+        c.calls("delete"),
+        1,
+        "what the copy may have left at b is removed"
+    );
+    assert_eq!(c.keys(), ["a"]);
+}
+
+#[tokio::test]
+async fn chmod_never_rewrites_a_version_the_mount_did_not_see() {
+    let c = bucket(&[("f", b"old")]).await;
+    let fs = fs(&c, long_ttl());
+    let f = fs.lookup(ROOT, "f").await.unwrap();
+    let newer = ObjectAttrs {
+        content_type: None,
+        meta: UserMeta::from([("mtime".to_string(), "1500000000".to_string())]),
+    };
+    c.put("f", Bytes::from_static(b"newer"), &newer)
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.setattr(f.ino, chmod(0o600)).await.unwrap_err(),
+        FsError::Stale
+    );
+    assert_eq!(c.calls("copy"), 0);
+    let after = fs.getattr(f.ino).await.unwrap();
+    assert_eq!(after.size, 5, "the mount now sees the newer version");
+    fs.setattr(f.ino, chmod(0o600)).await.unwrap();
+    assert_eq!(c.object("f").unwrap(), &b"newer"[..]);
+    let info = c.head("f").await.unwrap();
+    assert_eq!(
+        info.meta.get("mtime").map(String::as_str),
+        Some("1500000000")
+    );
 }

@@ -111,9 +111,21 @@ async fn upload_staged_part<C: ObjectClient>(
 ) -> CosResult<PartInfo> {
     if let Some(base) = staged.base().filter(|_| staged.is_unchanged(&range)) {
         debug!("part {number} of {key:?} is unchanged: copying {range:?} server-side");
-        return client
-            .upload_part_copy(key, upload_id, number, &base.key, Some(&base.etag), range)
-            .await;
+        match client
+            .upload_part_copy(
+                key,
+                upload_id,
+                number,
+                &base.key,
+                Some(&base.etag),
+                range.clone(),
+            )
+            .await
+        {
+            // A server that cannot copy gets the bytes (read back from it).
+            Err(CosError::Unsupported(_)) => {}
+            copied => return copied,
+        }
     }
     let _reservation = budget.reserve(range.end - range.start).await;
     let body = assemble(client, staged, range).await?;

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use log::debug;
 use tokio::task::JoinHandle;
 
 use super::{UploadConfig, abort, stream_part_size};
@@ -225,17 +226,30 @@ impl<C: ObjectClient> StreamUpload<C> {
         }
         let put = result?;
         if *attrs != self.attrs {
-            // Attributes changed while the parts were uploading (chmod, utimens).
+            // Attributes changed while the parts were uploading (chmod,
+            // utimens): rewritten on the version just completed. A server
+            // that cannot copy keeps the content with the first attributes
+            // (it said why once); the data is durable either way.
             let copy = self
                 .client
                 .copy(
                     &self.key,
                     &self.key,
+                    Some(&put.etag),
                     crate::cos::MetadataDirective::Replaced,
                     attrs,
                 )
-                .await?;
-            return Ok(copy);
+                .await;
+            return match copy {
+                Err(CosError::Unsupported(why)) => {
+                    debug!(
+                        "{:?} keeps the attributes it was created with: {why}",
+                        self.key
+                    );
+                    Ok(put)
+                }
+                other => other,
+            };
         }
         Ok(put)
     }

@@ -140,6 +140,7 @@ async fn workload(c: &HttpClient, round: u64) {
     c.copy(
         &key,
         &format!("{key}-copy"),
+        None,
         MetadataDirective::Copy,
         &attrs,
     )

@@ -109,7 +109,13 @@ async fn every_simple_operation_works_with_tricky_keys() {
     for key in TRICKY_KEYS {
         let copy = format!("{key}.copy");
         let r = client
-            .copy(key, &copy, MetadataDirective::Copy, &ObjectAttrs::default())
+            .copy(
+                key,
+                &copy,
+                None,
+                MetadataDirective::Copy,
+                &ObjectAttrs::default(),
+            )
             .await
             .unwrap();
         assert_eq!(r.crc64, Some(crc64::checksum(&body_for(key))));
@@ -119,8 +125,32 @@ async fn every_simple_operation_works_with_tricky_keys() {
             Some("33188"),
             "Copy keeps metadata of {key}"
         );
+        let stale = client
+            .copy(
+                &copy,
+                &copy,
+                Some("0123456789abcdef0123456789abcdef"),
+                MetadataDirective::Replaced,
+                &attrs("16877"),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(stale.status(), Some(412), "{key}: {stale}");
+        let current = client.head(&copy).await.unwrap();
+        assert_eq!(
+            current.meta.get("mode").map(String::as_str),
+            Some("33188"),
+            "a failed precondition writes nothing ({key})"
+        );
+        let current = current.etag;
         client
-            .copy(&copy, &copy, MetadataDirective::Replaced, &attrs("16877"))
+            .copy(
+                &copy,
+                &copy,
+                Some(&current),
+                MetadataDirective::Replaced,
+                &attrs("16877"),
+            )
             .await
             .unwrap();
         let info = client.head(&copy).await.unwrap();
@@ -544,7 +574,13 @@ async fn public_buckets_admit_anonymous_requests() {
         .await
         .unwrap();
     anonymous
-        .copy("k", "k2", MetadataDirective::Copy, &ObjectAttrs::default())
+        .copy(
+            "k",
+            "k2",
+            None,
+            MetadataDirective::Copy,
+            &ObjectAttrs::default(),
+        )
         .await
         .unwrap();
     anonymous.delete("k").await.unwrap();
