@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::app::{client_config, credential_store, explain};
 use crate::config::{CredentialSource, MountConfig};
 use crate::cos::client::{ClientConfig, HttpClient};
+use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
 use crate::cos::endpoint::Style;
 use crate::cos::retry::RetryPolicy;
 use crate::cos::{CosError, ListRequest, ObjectClient};
@@ -376,6 +377,7 @@ async fn signed_requests(
         )?,
         Err(e) => report.line("head bucket", &format!("failed: {e}"))?,
     }
+    report.line("server", &server_words(client.server_kind()))?;
     if config.website {
         return Ok(website_verdict(config, head, &host));
     }
@@ -402,6 +404,19 @@ async fn signed_requests(
         Err(e) => report.line("list", &format!("failed: {e}"))?,
     }
     Ok(verdict(config, head, list.map(|_| ()), public, &host))
+}
+
+/// What the answers said about the server, and what follows for a mount.
+fn server_words(kind: ServerKind) -> String {
+    match kind {
+        ServerKind::Cos => format!("speaks COS (answers carry {COS_REQUEST_ID})"),
+        ServerKind::Undecided => format!(
+            "not known to speak COS (no answer carried {COS_REQUEST_ID}): a mount refuses chmod, chown, touch -d and rename until it does"
+        ),
+        ServerKind::Other(what) => format!(
+            "NOT COS ({what}): a mount reads, lists, writes new files and deletes, but refuses chmod, chown, touch -d and rename (they need COS's server-side copy; supported on {SUPPORTED_SERVERS})"
+        ),
+    }
 }
 
 fn website_verdict(

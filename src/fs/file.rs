@@ -508,6 +508,10 @@ impl<C: ObjectClient> Fs<C> {
                 self.uploaded(ino, &key, &put, st, size);
                 Ok(())
             }
+            Err(e) if e.is_routine() => {
+                debug!("uploading {key:?} failed: {e}");
+                Err(e)
+            }
             Err(e) => {
                 warn!("uploading {key:?} failed: {e}");
                 Err(e)

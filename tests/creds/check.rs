@@ -80,6 +80,7 @@ fn good_credentials_pass_with_a_full_report() {
         ", median ",
         "the command line: SecretId AKID…000, no expiry",
         "our clock agrees with the server's",
+        "speaks COS (answers carry x-cos-request-id)",
         "refused (403): the bucket is private",
         "ok in ",
         "(0 entries on the first page of one)",

@@ -2,6 +2,7 @@
 //! ordinary tools and `std::fs`.
 
 mod browse;
+mod copies;
 mod lifecycle;
 mod listing;
 mod reads;

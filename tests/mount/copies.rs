@@ -1,0 +1,227 @@
+//! Server-side copies (chmod, chown, utimens, rename, in-place edits of
+//! large files) never destroy data: they are refused up front on a server
+//! that is not COS (a real SeaweedFS), and a self-copy never rewrites a
+//! version the mount did not see (another client writing through the
+//! official Python SDK).
+
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::common::mount::TestMount;
+use crate::common::seaweed::Seaweed;
+use crate::common::{BUCKET, REGION, SECRET_ID, SECRET_KEY, TestServer};
+
+const SW_BUCKET: &str = "plain-1250000000";
+
+fn seaweed_args(sw: &Seaweed) -> Vec<String> {
+    [
+        "--endpoint",
+        &sw.url(),
+        "--path-style",
+        "--anonymous",
+        "--region",
+        REGION,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Runs `script` in the mount; it must fail, saying `message`.
+fn refused(m: &TestMount, script: &str, message: &str) {
+    let out = m.sh(script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "`{script}` succeeded; log:\n{}",
+        m.log_text()
+    );
+    assert!(stderr.contains(message), "`{script}`: {stderr}");
+}
+
+/// A tar of two files and a directory with modes and old times.
+fn archive(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("t/sub")).unwrap();
+    std::fs::write(src.join("t/one"), b"first file\n").unwrap();
+    std::fs::write(src.join("t/sub/two"), vec![7u8; 100_000]).unwrap();
+    let tar = dir.join("t.tar");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg("chmod 640 t/one && chmod 700 t/sub && touch -d @1400000000 t/one t/sub/two t/sub t && tar -cf ../t.tar t")
+        .current_dir(&src)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "building the tar");
+    tar
+}
+
+#[test]
+fn a_server_that_is_not_cos_refuses_copies_and_keeps_every_byte() {
+    let sw = Seaweed::start(SW_BUCKET);
+    let m = TestMount::start_raw(SW_BUCKET, &seaweed_args(&sw));
+    m.sh_ok("echo precious-data > f.txt && printf abc > a.txt && mkdir d && echo inner > d/g.txt");
+
+    refused(&m, "chmod 600 f.txt", "Operation not supported");
+    refused(&m, "chown 1:1 f.txt", "Operation not supported");
+    refused(&m, "touch -d @1500000000 f.txt", "Operation not supported");
+    refused(&m, "chmod 700 d", "Operation not supported");
+    // rename(2) answers EXDEV, so mv copies the data itself and succeeds
+    // (it may warn that times and modes were not kept).
+    refused(
+        &m,
+        "python3 -c 'import os; os.rename(\"a.txt\", \"r.txt\")'",
+        "Invalid cross-device link",
+    );
+    m.sh_ok("mv a.txt b.txt && mv d d2");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = archive(tmp.path());
+    let out = m.sh(&format!("tar -xf {}", tar.display()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "tar: {stderr}");
+    assert!(stderr.contains("Operation not supported"), "{stderr}");
+
+    // An in-place edit of a multipart-sized file: unchanged parts cannot
+    // be copied server-side, so they are read back and uploaded.
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(m.join("big"), &big).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.join("big"))
+        .unwrap();
+    f.seek(SeekFrom::Start(10 << 20)).unwrap();
+    f.write_all(b"EDITED").unwrap();
+    drop(f);
+    let mut edited = big.clone();
+    edited[10 << 20..(10 << 20) + 6].copy_from_slice(b"EDITED");
+
+    // Reads, listings, cp and rm go on working.
+    assert_eq!(
+        m.sh_ok("cat f.txt b.txt d2/g.txt"),
+        "precious-data\nabcinner\n"
+    );
+    m.sh_ok("cp f.txt copy.txt && rm copy.txt && ls -la . d2 t t/sub >/dev/null");
+    assert_eq!(std::fs::read(m.join("big")).unwrap(), edited);
+
+    // What the server holds, read straight from it.
+    let expected: &[(&str, &[u8])] = &[
+        ("f.txt", b"precious-data\n"),
+        ("b.txt", b"abc"),
+        ("d2/g.txt", b"inner\n"),
+        ("t/one", b"first file\n"),
+        ("t/sub/two", &[7u8; 100_000]),
+        ("big", &edited),
+    ];
+    for (key, bytes) in expected {
+        let stored = sw.object(key).unwrap_or_else(|| panic!("{key} is missing"));
+        assert!(
+            stored == *bytes,
+            "{key} holds {} bytes, not what was written",
+            stored.len()
+        );
+    }
+    for gone in ["a.txt", "d/g.txt", "copy.txt"] {
+        assert_eq!(sw.object(gone), None, "{gone} should be gone");
+    }
+    for (key, size) in sw.listing() {
+        assert!(
+            size > 0 || key.ends_with('/'),
+            "a 0-byte object {key:?} was left"
+        );
+    }
+
+    let log = m.log_text();
+    let warning = format!("the server at {} does not speak COS", sw.url());
+    assert_eq!(log.matches(&warning).count(), 1, "{log}");
+    let line = log.lines().find(|l| l.contains(&warning)).unwrap();
+    for phrase in [
+        "x-amz-request-id",
+        "Server: SeaweedFS",
+        "supported on Tencent Cloud COS and `cosmount serve`",
+        "--endpoint",
+    ] {
+        assert!(line.contains(phrase), "wanted {phrase:?} in {line}");
+    }
+
+    let check = Command::new(env!("CARGO_BIN_EXE_cosmount"))
+        .arg("check")
+        .arg(SW_BUCKET)
+        .args(seaweed_args(&sw))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.contains("NOT COS (it answered HTTP"), "{report}");
+    assert!(
+        report.contains("refuses chmod, chown, touch -d and rename"),
+        "{report}"
+    );
+}
+
+/// Writes `body` as `key` through the official Python SDK; its ETag.
+fn sdk_put(server: &TestServer, key: &str, body: &[u8]) -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(repo.join(".venv/bin/python"))
+        .arg(repo.join("tests/python/sdk_put.py"))
+        .arg(key)
+        .env("COSMOUNT_TEST_ADDR", server.addr().to_string())
+        .env("COSMOUNT_TEST_BUCKET", BUCKET)
+        .env("COSMOUNT_TEST_SECRET_ID", SECRET_ID)
+        .env("COSMOUNT_TEST_SECRET_KEY", SECRET_KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Python SDK (scripts/test.sh installs it in .venv)");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SDK put failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn chmod_never_rewrites_a_version_another_client_wrote_since() {
+    let server = TestServer::start();
+    // A long TTL keeps the mount's view of the first version while the
+    // other client writes: the window the precondition guards.
+    let m = TestMount::start(&server, &["--metadata-ttl", "1h"]);
+    std::fs::write(m.join("f"), b"mine").unwrap();
+    assert_eq!(std::fs::metadata(m.join("f")).unwrap().len(), 4);
+
+    let theirs = b"written by another client";
+    let etag = sdk_put(&server, "f", theirs);
+    // The first attempt sees a version it did not know and writes nothing
+    // (ESTALE); the kernel revalidates and retries once, and the retry
+    // changes the mode of their version, keeping their bytes.
+    m.sh_ok("chmod 600 f");
+    let log = m.log_text();
+    assert!(
+        log.contains(&format!(
+            "\"f\" changed since it was read (ETag {etag} now)"
+        )),
+        "{log}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    let got = rt
+        .block_on(cosmount::cos::ObjectClient::get(
+            &client,
+            "f",
+            &Default::default(),
+        ))
+        .unwrap();
+    assert_eq!(&got.body[..], theirs);
+    assert_eq!(got.info.meta.get("mode").map(String::as_str), Some("33152"));
+    let after = std::fs::metadata(m.join("f")).unwrap();
+    assert_eq!(
+        (after.len(), after.mode() & 0o777),
+        (theirs.len() as u64, 0o600)
+    );
+    assert_eq!(std::fs::read(m.join("f")).unwrap(), theirs);
+}
