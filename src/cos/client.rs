@@ -327,7 +327,13 @@ impl HttpClient {
             // Any answer teaches; its own outcome does not matter here.
             let _ = self.head_bucket().await;
         }
-        self.dialect.require_cos(op)
+        let verdict = self.dialect.require_cos(op);
+        if let (Err(e), ServerKind::Undecided) = (&verdict, self.dialect.kind()) {
+            // A server that is not COS was named once already; this one
+            // answered nothing that decides (only 5xx or no answer).
+            warn!("{e}");
+        }
+        verdict
     }
 
     /// Sends a call, retrying what is worth retrying, until it succeeds,
