@@ -1,9 +1,12 @@
 //! Throughput of `cosmount serve` through the real HTTP client, both in one
 //! process over loopback: requests/second of 4 KiB GETs (1 and 16 in
-//! flight) and MiB/s of one 256 MiB PUT and GET (page cache warm, no fsync).
+//! flight), MiB/s of one 256 MiB PUT and GET (page cache warm, no fsync),
+//! and the time of one delimited listing past a group of 100,000 keys (one
+//! step over the group, not a scan).
 //!
 //! `cargo bench --bench server` (release build). Prints a table.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,7 @@ use cosmount::cos::client::{ClientConfig, HttpClient};
 use cosmount::cos::endpoint::{Endpoint, Style};
 use cosmount::cos::{GetOptions, ObjectAttrs, ObjectClient};
 use cosmount::creds::{CredentialStore, Credentials};
+use cosmount::server::listing::{self, ListParams};
 use cosmount::server::{Server, ServerConfig};
 
 const BUCKET: &str = "bench-1250000000";
@@ -89,6 +93,31 @@ async fn run() {
         mib_per_s(elapsed)
     );
     server.shutdown().await;
+    println!(
+        "{:<34} {:>10.1} µs",
+        "list past 100,000 grouped keys",
+        grouped_listing_micros()
+    );
+}
+
+/// Mean time of a delimited listing whose first group holds 100,000 keys.
+fn grouped_listing_micros() -> f64 {
+    let mut index: BTreeMap<String, ()> =
+        (0..100_000).map(|i| (format!("big/{i:06}"), ())).collect();
+    index.insert("after".into(), ());
+    let params = ListParams {
+        prefix: String::new(),
+        delimiter: "/".into(),
+        marker: String::new(),
+        max_keys: 1000,
+    };
+    let rounds = 1000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let listing = listing::list(&index, &params);
+        assert_eq!(listing.prefixes, ["big/"]);
+    }
+    started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
 }
 
 /// GETs of the small object with `in_flight` requests at a time.

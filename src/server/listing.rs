@@ -227,18 +227,10 @@ mod tests {
             (0..100_000).map(|i| (format!("big/{i:06}"), ())).collect();
         idx.insert("after".into(), ());
         idx.insert("zz".into(), ());
-        let started = std::time::Instant::now();
-        for _ in 0..1000 {
-            let l = list(&idx, &params("", "/", "", 1000));
-            assert_eq!(l.prefixes, ["big/"]);
-            assert_eq!(keys(&l), ["after", "zz"]);
-        }
-        // 1000 listings that scanned the group would take seconds.
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
+        // How fast (one step, not a scan): `cargo bench --bench server`.
+        let l = list(&idx, &params("", "/", "", 1000));
+        assert_eq!(l.prefixes, ["big/"]);
+        assert_eq!(keys(&l), ["after", "zz"]);
     }
 
     #[test]

@@ -6,35 +6,21 @@
 //! keys in the server's log, and every signed request on the COS port made
 //! with a temporary key and its currently valid token (the server's
 //! authentication counters: no rejection at all, no other kind of key).
-//!
-//! Writes: the mount is read-only until the write path lands, so
-//! [`Writes::Client`] writes straight to COS with an `HttpClient` signing
-//! with the same kind of refreshing credentials (its own role or session,
-//! so the mount's rotations stay countable). Once writes work through the
-//! mount, set [`WRITES_THROUGH_MOUNT`] to true: the workload is unchanged.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cosmount::cos::client::{ClientConfig, HttpClient};
-use cosmount::cos::endpoint::{Endpoint, Style};
 use cosmount::cos::{ObjectAttrs, ObjectClient};
-use cosmount::creds::metadata::CamRoleConfig;
-use cosmount::creds::sts::AssumeRoleConfig;
-use cosmount::creds::{CredentialStore, Credentials, ProviderSpec, RefreshPolicy, SystemClock};
 
 use super::{issued_to, metadata_url, sts_server};
 use crate::common::mount::{TestMount, tail};
 use crate::common::{BUCKET, REGION, SECRET_ID, SECRET_KEY, TestServer};
 
-/// Send the workload's writes through the mount instead of the client.
-const WRITES_THROUGH_MOUNT: bool = true;
 /// Lifetime of the emulated temporary keys.
 const TTL: u64 = 20;
 /// Rotations each mount must show.
@@ -96,28 +82,6 @@ impl Source {
             Source::Process => "cam_role process-mount".into(),
         }
     }
-
-    /// The same kind of source for the writer, under its own name.
-    fn writer_spec(self, server: &TestServer) -> ProviderSpec {
-        match self {
-            Source::CamRole => ProviderSpec::CamRole(CamRoleConfig {
-                role: "writer-role".into(),
-                endpoint: metadata_url(server),
-            }),
-            Source::AssumeRole => ProviderSpec::AssumeRole(AssumeRoleConfig {
-                role_arn: ROLE_ARN.into(),
-                session_name: "writer".into(),
-                endpoint: format!("{}/", server.sts_url()),
-                region: REGION.into(),
-                duration: Duration::from_secs(7200),
-                base: Credentials::permanent(SECRET_ID, SECRET_KEY),
-                base_origin: "the test".into(),
-            }),
-            Source::Process => ProviderSpec::Process {
-                command: fetch_command(server, "process-writer"),
-            },
-        }
-    }
 }
 
 const ROLE_ARN: &str = "qcs::cam::uin/100000000001:roleName/rotation";
@@ -128,64 +92,16 @@ fn fetch_command(server: &TestServer, role: &str) -> String {
     format!("curl -sf {}/{role}", metadata_url(server))
 }
 
-/// Where the workload's writes go.
-enum Writes {
-    /// Straight to COS, signed with refreshing temporary keys.
-    Client {
-        client: Box<HttpClient>,
-        runtime: tokio::runtime::Runtime,
-    },
-    /// Through the mount.
-    Mount(PathBuf),
-}
+/// The workload's writes, through the mount.
+struct Writes(PathBuf);
 
 impl Writes {
-    fn new(source: Source, server: &TestServer, mount: &TestMount) -> Writes {
-        if WRITES_THROUGH_MOUNT {
-            return Writes::Mount(mount.path());
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = runtime.block_on(async {
-            let clock = Arc::new(SystemClock);
-            let provider = source.writer_spec(server).build(clock.clone()).unwrap();
-            let store = CredentialStore::refreshing(provider, clock, RefreshPolicy::default())
-                .await
-                .unwrap();
-            let endpoint =
-                Endpoint::custom(&server.url(), BUCKET, REGION, Style::VirtualHosted).unwrap();
-            HttpClient::new(ClientConfig::new(endpoint), Arc::new(store)).unwrap()
-        });
-        Writes::Client {
-            client: Box::new(client),
-            runtime,
-        }
-    }
-
     fn put(&self, key: &str, data: &[u8]) -> Result<(), String> {
-        match self {
-            Writes::Client { client, runtime } => runtime
-                .block_on(client.put(key, Bytes::copy_from_slice(data), &ObjectAttrs::default()))
-                .map(|_| ())
-                .map_err(|e| format!("PUT {key}: {e}")),
-            Writes::Mount(root) => {
-                fs::write(root.join(key), data).map_err(|e| format!("write {key}: {e}"))
-            }
-        }
+        fs::write(self.0.join(key), data).map_err(|e| format!("write {key}: {e}"))
     }
 
     fn delete(&self, key: &str) -> Result<(), String> {
-        match self {
-            Writes::Client { client, runtime } => runtime
-                .block_on(client.delete(key))
-                .map_err(|e| format!("DELETE {key}: {e}")),
-            Writes::Mount(root) => {
-                fs::remove_file(root.join(key)).map_err(|e| format!("rm {key}: {e}"))
-            }
-        }
+        fs::remove_file(self.0.join(key)).map_err(|e| format!("rm {key}: {e}"))
     }
 }
 
@@ -234,7 +150,7 @@ fn run_variant(source: Source, time: Duration) -> Outcome {
     ];
     args.extend(source.mount_args(&server));
     let mut mount = TestMount::start_raw(BUCKET, &args);
-    let writes = Writes::new(source, &server, &mount);
+    let writes = Writes(mount.path());
     let (operations, failures) = workload(&mount, &writes, time);
     let mount_log = mount.log_text();
     let stopped = mount.stop();
