@@ -56,15 +56,22 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// Defaults for an endpoint: 6 attempts, 10 s connect, 60 s per
-    /// attempt, 120 s per operation.
+    /// The default [`connect_timeout`](ClientConfig::connect_timeout).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default [`request_timeout`](ClientConfig::request_timeout).
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// The default [`op_timeout`](ClientConfig::op_timeout).
+    pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// Defaults for an endpoint: [`RetryPolicy::default`] and the
+    /// `DEFAULT_*` timeouts.
     pub fn new(endpoint: Endpoint) -> ClientConfig {
         ClientConfig {
             endpoint,
             retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
-            op_timeout: Duration::from_secs(120),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            op_timeout: Self::DEFAULT_OP_TIMEOUT,
             resolve: None,
         }
     }
