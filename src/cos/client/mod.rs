@@ -2,10 +2,12 @@
 //! connection pool) per process, every request signed at send time with the
 //! credentials current at that moment and re-signed on each retry.
 //! Each COS verb is described as a [`Call`](call::Call) here; `execute`
-//! sends it, `response` judges the answer and `stats` counts.
+//! sends it, `response` judges the answer, `pages` walks paged listings and
+//! `stats` counts.
 
 mod call;
 mod execute;
+mod pages;
 mod response;
 mod stats;
 
@@ -431,49 +433,11 @@ impl ObjectClient for HttpClient {
     }
 
     async fn list_parts(&self, key: &str, upload_id: &str) -> CosResult<Vec<PartInfo>> {
-        let mut parts = Vec::new();
-        let mut marker = 0;
-        loop {
-            let call = Call::new("list_parts", Method::GET, Some(key))
-                .param("uploadId", upload_id)
-                .param("part-number-marker", marker.to_string());
-            let reply = self.execute(&call).await?;
-            let page: xml::ListPartsResult = xml::from_xml(&reply.body)?;
-            parts.extend(page.parts());
-            if !page.is_truncated || page.next_part_number_marker <= marker {
-                return Ok(parts);
-            }
-            marker = page.next_part_number_marker;
-        }
+        self.collect(&pages::Parts { key, upload_id }).await
     }
 
     async fn list_uploads(&self, prefix: &str) -> CosResult<Vec<UploadInfo>> {
-        let mut uploads = Vec::new();
-        let (mut key_marker, mut id_marker) = (String::new(), String::new());
-        loop {
-            let call = Call::new("list_uploads", Method::GET, None)
-                .param("uploads", "")
-                .param("prefix", prefix)
-                .param("key-marker", key_marker.clone())
-                .param("upload-id-marker", id_marker.clone())
-                .param("encoding-type", "url");
-            let reply = self.execute(&call).await?;
-            let page: xml::ListMultipartUploadsResult = xml::from_xml(&reply.body)?;
-            uploads.extend(page.uploads()?);
-            match (
-                page.is_truncated,
-                page.next_key_marker,
-                page.next_upload_id_marker,
-            ) {
-                (true, Some(k), Some(u))
-                    if (k.clone(), u.clone()) != (key_marker.clone(), id_marker.clone()) =>
-                {
-                    key_marker = super::path::decode(&k)?;
-                    id_marker = u;
-                }
-                _ => return Ok(uploads),
-            }
-        }
+        self.collect(&pages::Uploads { prefix }).await
     }
 }
 
