@@ -166,10 +166,33 @@ impl Endpoint {
     }
 }
 
+/// Splits `host[:port]` into the host and the port, when one is given and
+/// is a number. An IPv6 address is written in brackets (`[::1]:9000`) and
+/// comes back without them (`::1`).
+pub fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => {
+            let (ip, after) = rest.split_once(']').unwrap_or((rest, ""));
+            (ip, after.strip_prefix(':'))
+        }
+        None => match host.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        },
+    };
+    (name, port.and_then(|p| p.parse().ok()))
+}
+
+/// The host of `host[:port]`, without the port (nor an IPv6 address's
+/// brackets).
+pub fn host_without_port(host: &str) -> &str {
+    split_host_port(host).0
+}
+
 /// The region of a COS regional domain (`cos.<region>.myqcloud.com`,
 /// `cos-internal.<region>.tencentcos.cn`, ...), without a bucket in front.
 pub fn regional_domain(host: &str) -> Option<&str> {
-    let name = host.split(':').next().unwrap_or(host);
+    let name = host_without_port(host);
     let rest = name
         .strip_prefix("cos.")
         .or_else(|| name.strip_prefix("cos-internal."))?;
@@ -226,6 +249,28 @@ mod tests {
         assert_eq!(regional_domain("cos.accelerate.myqcloud.com"), None);
         assert_eq!(regional_domain("127.0.0.1:9000"), None);
         assert_eq!(regional_domain("gateway.example.com"), None);
+    }
+
+    #[test]
+    fn splits_host_and_port() {
+        assert_eq!(split_host_port("example.com"), ("example.com", None));
+        assert_eq!(
+            split_host_port("example.com:9000"),
+            ("example.com", Some(9000))
+        );
+        assert_eq!(split_host_port("127.0.0.1:80"), ("127.0.0.1", Some(80)));
+        assert_eq!(split_host_port("[::1]:9000"), ("::1", Some(9000)));
+        assert_eq!(split_host_port("[::1]"), ("::1", None));
+        assert_eq!(split_host_port("example.com:x"), ("example.com", None));
+        for (host, name) in [
+            ("example.com", "example.com"),
+            ("example.com:9000", "example.com"),
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("[::1]:9000", "::1"),
+            ("[::1]", "::1"),
+        ] {
+            assert_eq!(host_without_port(host), name, "{host}");
+        }
     }
 
     #[test]

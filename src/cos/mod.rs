@@ -3,6 +3,7 @@
 //! in-memory one ([`memory::MemoryClient`]) for fast fs-core tests.
 //! Nothing here knows about files, inodes or FUSE.
 
+pub mod bucket;
 pub mod client;
 pub mod crc64;
 pub mod dialect;

@@ -1,5 +1,7 @@
-//! Retry policy: capped exponential backoff with full jitter. The only place
-//! that decides how long to wait between attempts.
+//! Retry policy: capped exponential backoff, with full jitter for requests
+//! and without it for the one credential refresher per process. The only
+//! place that decides how long to wait between attempts; it depends on
+//! nothing else in the crate, so any layer may call it.
 
 use std::time::Duration;
 
@@ -19,20 +21,24 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 6,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            base_delay: Self::DEFAULT_BASE_DELAY,
+            max_delay: Self::DEFAULT_MAX_DELAY,
         }
     }
 }
 
 impl RetryPolicy {
+    /// The default [`max_attempts`](RetryPolicy::max_attempts).
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 6;
+    /// The default [`base_delay`](RetryPolicy::base_delay).
+    pub const DEFAULT_BASE_DELAY: Duration = Duration::from_millis(100);
+    /// The default [`max_delay`](RetryPolicy::max_delay).
+    pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(5);
+
     /// The upper bound of the wait after failed attempt `attempt` (1-based).
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
+        exponential(self.base_delay, self.max_delay, attempt)
     }
 
     /// A random wait in `[0, ceiling(attempt)]` (full jitter).
@@ -41,6 +47,15 @@ impl RetryPolicy {
         let nanos = rand::rng().random_range(0..=ceiling.as_nanos() as u64);
         Duration::from_nanos(nanos)
     }
+}
+
+/// Capped exponential backoff without jitter: `base` after the first
+/// failure (`failures` is 1-based), doubling per failure, never above `max`.
+pub fn exponential(base: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(max)
 }
 
 #[cfg(test)]
@@ -55,6 +70,16 @@ mod tests {
         assert_eq!(p.ceiling(4), Duration::from_millis(800));
         assert_eq!(p.ceiling(10), Duration::from_secs(5));
         assert_eq!(p.ceiling(100), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn exponential_doubles_from_base_to_max() {
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(60));
+        let secs: Vec<u64> = (0..=8)
+            .map(|n| exponential(base, max, n).as_secs())
+            .collect();
+        assert_eq!(secs, [1, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(exponential(base, max, u32::MAX), max);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::clock::{self, Clock};
 use super::{Credentials, CredsError, Provider};
+use crate::cos::retry;
 
 /// When and how patiently credentials are refreshed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,10 +56,7 @@ impl RefreshPolicy {
     /// The wait after `failures` consecutive failed attempts (1-based).
     /// No jitter: there is one refresher per process, nothing to spread.
     pub fn retry_delay(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.retry_base.saturating_mul(factor).min(self.retry_max)
+        retry::exponential(self.retry_base, self.retry_max, failures)
     }
 }
 

@@ -44,6 +44,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cos::bucket;
 use crate::creds::Credentials;
 use auth::Keyring;
 use faults::Faults;
@@ -302,7 +303,7 @@ fn validate(config: &ServerConfig) -> io::Result<()> {
     if config.root.as_os_str().is_empty() {
         return Err(invalid("no root folder given (--root DIR)".into()));
     }
-    if let Some(bad) = config.buckets.iter().find(|b| !router::is_bucket_name(b)) {
+    if let Some(bad) = config.buckets.iter().find(|b| !bucket::is_valid_name(b)) {
         return Err(invalid(format!(
             "bad bucket name {bad:?}: use <name>-<appid>, e.g. examplebucket-1250000000 (lowercase letters, digits, '-')"
         )));
@@ -354,7 +355,7 @@ fn discover_buckets(root: &Path) -> io::Result<Vec<String>> {
     for entry in fs::read_dir(root)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if entry.file_type()?.is_dir() && router::is_bucket_name(&name) {
+        if entry.file_type()?.is_dir() && bucket::is_valid_name(&name) {
             names.push(name);
         }
     }

@@ -7,6 +7,7 @@ use hyper::{HeaderMap, Method, StatusCode};
 use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
+use crate::cos::bucket;
 
 /// The COS operations the server implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -154,22 +155,6 @@ pub struct Target {
     pub key: String,
 }
 
-/// True for `<name>-<appid>`: lowercase letters, digits and `-`, ending in
-/// `-` and a decimal APPID.
-pub fn is_bucket_name(s: &str) -> bool {
-    let Some((name, appid)) = s.rsplit_once('-') else {
-        return false;
-    };
-    !name.is_empty()
-        && name.len() + appid.len() < 64
-        && !appid.is_empty()
-        && appid.bytes().all(|b| b.is_ascii_digit())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-}
-
 /// Picks the bucket and key of a request from its Host and decoded path.
 pub fn route(host: Option<&str>, path: &str, buckets: &[String]) -> Result<Target, ApiError> {
     let rest = path.strip_prefix('/').unwrap_or(path);
@@ -186,7 +171,7 @@ pub fn route(host: Option<&str>, path: &str, buckets: &[String]) -> Result<Targe
     match buckets {
         // A Host that names some other bucket is an unknown bucket, not a
         // custom domain.
-        [only] if !is_bucket_name(label) => Ok(target(only, rest)),
+        [only] if !bucket::is_valid_name(label) => Ok(target(only, rest)),
         _ => Err(ApiError::no_such_bucket()),
     }
 }
@@ -320,24 +305,6 @@ mod tests {
         );
         let other = Some("other-1250000000.cos.ap-guangzhou.myqcloud.com");
         assert_eq!(route(other, "/x", &one).unwrap_err().code, "NoSuchBucket");
-    }
-
-    #[test]
-    fn validates_bucket_names() {
-        assert!(is_bucket_name("examplebucket-1250000000"));
-        assert!(is_bucket_name("a-b-1"));
-        for bad in [
-            "examplebucket",
-            "Bucket-1",
-            "b-",
-            "-1",
-            "b-12a",
-            "b_x-1",
-            "b.x-1",
-            "../x-1",
-        ] {
-            assert!(!is_bucket_name(bad), "{bad}");
-        }
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! One logical request ([`Call`]): what to send, built once and sent as
+//! many times as the retry loop decides. A call never changes between
+//! attempts; what differs (credentials, the signing time) is added at send
+//! time.
+
+use bytes::Bytes;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+
+use crate::cos::endpoint::Endpoint;
+use crate::cos::sign::{self, KeyTime, StringToSign};
+use crate::cos::{BodyBuffers, CosResult, META_PREFIX, ObjectAttrs};
+use crate::creds::Credentials;
+
+/// One logical request, sent possibly several times.
+pub(super) struct Call<'a> {
+    /// The operation's name in logs.
+    pub op: &'static str,
+    /// The HTTP method.
+    pub method: Method,
+    /// The object, or `None` for a bucket operation.
+    pub key: Option<&'a str>,
+    /// Query parameters, decoded, in the order sent.
+    pub params: Vec<(String, String)>,
+    /// Request headers (lowercase names) besides Host, Content-Length and
+    /// the session token.
+    pub headers: Vec<(String, String)>,
+    /// The request body.
+    pub body: Bytes,
+    /// The answer is an XML document that may be `<Error>` even with 200.
+    pub xml_result: bool,
+    /// Where the response body's memory comes from.
+    pub buffers: Option<std::sync::Arc<dyn BodyBuffers>>,
+    /// Checks a successful answer; a failure is retried like a damaged body.
+    pub check: Option<&'a Check<'a>>,
+}
+
+/// A check of a successful answer's headers and body.
+pub(super) type Check<'a> = dyn Fn(&HeaderMap, &Bytes) -> CosResult<()> + Sync + 'a;
+
+impl<'a> Call<'a> {
+    /// A call of `op` with no parameters, headers or body.
+    pub fn new(op: &'static str, method: Method, key: Option<&'a str>) -> Call<'a> {
+        Call {
+            op,
+            method,
+            key,
+            params: Vec::new(),
+            headers: Vec::new(),
+            body: Bytes::new(),
+            xml_result: false,
+            buffers: None,
+            check: None,
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn param(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.params.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Adds the headers that describe a new object.
+    pub fn attrs(mut self, attrs: &ObjectAttrs) -> Self {
+        if let Some(ct) = &attrs.content_type {
+            self.headers.push(("content-type".into(), ct.clone()));
+        }
+        for (k, v) in &attrs.meta {
+            self.headers.push((format!("{META_PREFIX}{k}"), v.clone()));
+        }
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: Bytes) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// Marks the answer as an XML result that may be an `<Error>`.
+    pub fn xml(mut self) -> Self {
+        self.xml_result = true;
+        self
+    }
+
+    /// Checks every successful answer with `check`.
+    pub fn check(mut self, check: &'a Check<'a>) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// The URL to send to (query string included) and the path to sign.
+    pub(super) fn target(&self, endpoint: &Endpoint) -> CosResult<(String, String)> {
+        let (url, signed_path) = match self.key {
+            Some(key) => (endpoint.object_url(key)?, endpoint.signed_path(key)),
+            None => (endpoint.bucket_url(), endpoint.bucket_path()),
+        };
+        Ok((with_query(url, &self.params), signed_path))
+    }
+
+    /// Every header of an attempt: the call's own, `host`, Content-Length
+    /// for PUT and POST, and the session token when there is one.
+    pub(super) fn wire_headers(&self, host: &str, token: Option<&str>) -> Vec<(String, String)> {
+        let mut headers = self.headers.clone();
+        headers.push(("host".into(), host.to_string()));
+        if self.has_body() {
+            headers.push(("content-length".into(), self.body.len().to_string()));
+        }
+        if let Some(token) = token {
+            headers.push(("x-cos-security-token".into(), token.to_string()));
+        }
+        headers
+    }
+
+    /// Whether the body is sent: always for PUT and POST, even when empty.
+    pub(super) fn sends_body(&self) -> bool {
+        !self.body.is_empty() || self.has_body()
+    }
+
+    fn has_body(&self) -> bool {
+        self.method == Method::PUT || self.method == Method::POST
+    }
+
+    /// The Authorization header of an attempt with `headers`, signed
+    /// with `creds` for `key_time`.
+    pub(super) fn authorization(
+        &self,
+        signed_path: &str,
+        headers: &[(String, String)],
+        creds: &Credentials,
+        key_time: KeyTime,
+    ) -> String {
+        let signed: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(n, _)| is_signed_header(n))
+            .cloned()
+            .collect();
+        let to_sign = StringToSign {
+            method: self.method.as_str(),
+            path: signed_path,
+            params: &self.params,
+            headers: &signed,
+        };
+        sign::sign(&to_sign, &creds.secret_id, &creds.secret_key, key_time).authorization
+    }
+}
+
+/// Headers we sign: host, the content headers, range and every `x-cos-*`.
+fn is_signed_header(name: &str) -> bool {
+    matches!(
+        name,
+        "host" | "content-type" | "content-length" | "content-md5" | "range"
+    ) || name.starts_with("x-cos-")
+}
+
+fn with_query(mut url: String, params: &[(String, String)]) -> String {
+    for (i, (name, value)) in params.iter().enumerate() {
+        url.push(if i == 0 { '?' } else { '&' });
+        url.push_str(&sign::url_encode(name));
+        url.push('=');
+        url.push_str(&sign::url_encode(value));
+    }
+    url
+}

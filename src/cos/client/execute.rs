@@ -1,0 +1,381 @@
+//! Sending a [`Call`] until it succeeds or fails for good: attempts bounded
+//! by their own deadline and the operation's, waits decided by the retry
+//! policy, the clock offset learned from `RequestTimeTooSkewed` (corrections
+//! do not spend the failure budget) and one forced credential refresh per
+//! call when COS says the token expired.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use log::{debug, warn};
+use reqwest::Method;
+
+use super::call::Call;
+use super::response::{
+    AttemptError, Reply, check_length, read_body, service_error, transport_error,
+};
+use super::{HttpClient, RetryCause};
+use crate::cos::sign::KeyTime;
+use crate::cos::{CosError, CosResult, xml};
+
+/// Below this much time left, an operation gives up instead of retrying.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
+
+/// Slack of the outer guard over reqwest's own per-attempt timeout.
+const GUARD: Duration = Duration::from_millis(250);
+
+impl HttpClient {
+    /// Sends a call, retrying what is worth retrying, until it succeeds,
+    /// fails for good, runs out of attempts or reaches its deadline.
+    pub(super) async fn execute(&self, call: &Call<'_>) -> CosResult<Reply> {
+        let started = Instant::now();
+        let deadline = started + self.op_timeout;
+        let mut sent = 0u32;
+        let mut failures = 0u32;
+        let mut corrections = 0u32;
+        let mut creds_refreshed = false;
+        loop {
+            sent += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let err = match self.attempt(call, remaining).await {
+                Ok(reply) => return Ok(reply),
+                Err(err) => err,
+            };
+            // A skew answer carries the server's time: adopt it and retry
+            // at once (up to --retries corrections, apart from the failure
+            // budget). One that repeats the time we already sign with is
+            // retried like any transient failure.
+            let corrected = err.skew.is_some_and(|t| self.learn_clock_offset(t));
+            if corrected && corrections < self.retry.max_attempts {
+                corrections += 1;
+                self.stats.count_retry(RetryCause::ClockSkew);
+                continue;
+            }
+            let retryable = err.skew.is_some() || err.error.is_retryable();
+            let err = err.error;
+            if err.is_credential_expired() && !creds_refreshed {
+                creds_refreshed = true;
+                if self.refresh_credentials(call, &err).await {
+                    self.stats.count_retry(RetryCause::Credentials);
+                    continue;
+                }
+            }
+            failures += 1;
+            if !retryable {
+                return Err(err);
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let out_of_time = remaining < MIN_ATTEMPT;
+            if failures >= self.retry.max_attempts || out_of_time {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                let why = if out_of_time {
+                    "reached its deadline (--op-timeout)"
+                } else {
+                    "ran out of attempts (--retries)"
+                };
+                warn!(
+                    "{} {:?} failed: {sent} attempts in {:?}, {why}: {err}",
+                    call.op,
+                    call.key.unwrap_or("/"),
+                    started.elapsed()
+                );
+                return Err(err);
+            }
+            // Never sleep away the time left: half of it at most, so a
+            // last attempt still fits before the deadline.
+            let delay = self.retry.delay(failures).min(remaining / 2);
+            debug!(
+                "{} {:?} attempt {sent} failed ({err}); retrying in {delay:?}",
+                call.op,
+                call.key.unwrap_or("/")
+            );
+            self.stats.count_retry(RetryCause::of(&err));
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// After COS rejected the credentials as expired: one forced refresh.
+    /// True when it worked and the call should be sent once more.
+    async fn refresh_credentials(&self, call: &Call<'_>, err: &CosError) -> bool {
+        match self.creds.refresh_now().await {
+            Ok(()) => {
+                debug!(
+                    "{} {:?}: {err}; credentials refreshed, retrying",
+                    call.op,
+                    call.key.unwrap_or("/")
+                );
+                true
+            }
+            Err(e) => {
+                debug!(
+                    "{} {:?}: {err}; no refresh possible: {e}",
+                    call.op,
+                    call.key.unwrap_or("/")
+                );
+                false
+            }
+        }
+    }
+
+    /// Adopts the server's clock; false when it is (within a second) the
+    /// clock we already sign with, so correcting cannot help.
+    fn learn_clock_offset(&self, server_time: SystemTime) -> bool {
+        let offset = unix_seconds(server_time) as i64 - unix_seconds(SystemTime::now()) as i64;
+        let previous = self.clock_offset.swap(offset, Ordering::Relaxed);
+        if (offset - previous).abs() <= 1 {
+            return false;
+        }
+        if !self.skew_warned.swap(true, Ordering::Relaxed) {
+            warn!("the local clock differs from COS's by {offset} s; signing with COS's time");
+        } else {
+            debug!("COS reports a clock offset of {offset} s (was {previous} s)");
+        }
+        true
+    }
+
+    /// Seconds added to the local clock when signing (0 until COS said
+    /// the clock is off).
+    pub fn clock_offset(&self) -> i64 {
+        self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    fn key_time(offset: i64) -> KeyTime {
+        let now = unix_seconds(SystemTime::now()) as i64 + offset;
+        let now = now.max(60) as u64;
+        KeyTime {
+            start: now - 60,
+            end: now + 3600,
+        }
+    }
+
+    /// One attempt within `budget` (the operation's time left): bounded by
+    /// the per-attempt deadline too, however long credentials or the
+    /// server take.
+    async fn attempt(&self, call: &Call<'_>, budget: Duration) -> Result<Reply, AttemptError> {
+        let limit = budget.min(self.request_timeout);
+        if limit.is_zero() {
+            return Err(deadline_passed(budget).into());
+        }
+        // reqwest's own timeout yields the precise error; this one also
+        // covers waiting for credentials.
+        match tokio::time::timeout(limit + GUARD, self.attempt_within(call, limit)).await {
+            Ok(result) => result,
+            Err(_) => Err(deadline_passed(limit).into()),
+        }
+    }
+
+    async fn attempt_within(
+        &self,
+        call: &Call<'_>,
+        limit: Duration,
+    ) -> Result<Reply, AttemptError> {
+        let (url, signed_path) = call.target(&self.endpoint)?;
+        let creds = self.creds.current().await;
+        // Signed with, and judged against: other requests may move it.
+        let offset = self.clock_offset.load(Ordering::Relaxed);
+        let token = creds.as_ref().and_then(|c| c.session_token.as_deref());
+        let headers = call.wire_headers(&self.endpoint.host, token);
+        let mut req = self.http.request(call.method.clone(), &url).timeout(limit);
+        for (name, value) in &headers {
+            // Content-Length is sent explicitly: it is signed, and hyper
+            // omits it for an empty PUT/POST body.
+            if name != "host" {
+                req = req.header(name.as_str(), value.as_str());
+            }
+        }
+        if let Some(creds) = &creds {
+            let authorization =
+                call.authorization(&signed_path, &headers, creds, Self::key_time(offset));
+            req = req.header("authorization", authorization);
+        }
+        if call.sends_body() {
+            req = req.body(call.body.clone());
+        }
+        let started = Instant::now();
+        let resp = req.send().await.map_err(transport_error)?;
+        let status = resp.status().as_u16();
+        let resp_headers = resp.headers().clone();
+        self.dialect.observe(status, &resp_headers);
+        let body = if call.method == Method::HEAD {
+            Bytes::new()
+        } else {
+            read_body(resp, call.buffers.as_deref()).await?
+        };
+        debug!(
+            "{} {} {:?} -> {status} ({} bytes, {:?})",
+            call.op,
+            call.method,
+            call.key.unwrap_or("/"),
+            body.len(),
+            started.elapsed()
+        );
+        if status >= 300 || (call.xml_result && xml::is_error_body(&body)) {
+            return Err(service_error(status, &resp_headers, &body, offset));
+        }
+        check_length(&resp_headers, &body, &call.method)?;
+        if let Some(check) = call.check {
+            check(&resp_headers, &body)?;
+        }
+        Ok(Reply {
+            headers: resp_headers,
+            body,
+        })
+    }
+}
+
+fn deadline_passed(limit: Duration) -> CosError {
+    CosError::Transport {
+        message: format!("no answer within {limit:?}"),
+        timeout: true,
+    }
+}
+
+/// Whole seconds since the Unix epoch (0 before it).
+pub(super) fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::cos::client::ClientConfig;
+    use crate::cos::endpoint::{Endpoint, Style};
+    use crate::cos::retry::RetryPolicy;
+    use crate::cos::{GetOptions, ObjectClient};
+    use crate::creds::testutil::{FakeProvider, serve};
+    use crate::creds::{CredentialStore, Credentials, RefreshPolicy, SystemClock};
+
+    const EXPIRED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+        <Error><Code>ExpiredToken</Code><Message>token expired</Message></Error>";
+
+    fn provider() -> Arc<FakeProvider> {
+        Arc::new(FakeProvider::new(Arc::new(SystemClock), |n, now| {
+            Ok(Credentials::temporary(
+                &format!("AKID{n}"),
+                "KEY",
+                &format!("TOKEN{n}"),
+                now + Duration::from_secs(3600),
+            ))
+        }))
+    }
+
+    async fn client(base: &str, store: CredentialStore) -> HttpClient {
+        let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
+        HttpClient::new(ClientConfig::new(endpoint), Arc::new(store)).unwrap()
+    }
+
+    async fn refreshing(p: &Arc<FakeProvider>) -> CredentialStore {
+        CredentialStore::refreshing(p.clone(), Arc::new(SystemClock), RefreshPolicy::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_forces_one_refresh_and_one_retry() {
+        let (base, requests) = serve(vec![(400, EXPIRED.into()), (200, String::new())]).await;
+        let p = provider();
+        let c = client(&base, refreshing(&p).await).await;
+        c.get("k", &GetOptions::default()).await.unwrap();
+        assert_eq!(p.call_times().len(), 2);
+        let r = requests.await.unwrap();
+        let token = |i: usize| r[i].header("x-cos-security-token");
+        assert_eq!(
+            (token(0).as_deref(), token(1).as_deref()),
+            (Some("TOKEN0"), Some("TOKEN1"))
+        );
+        assert!(r[1].header("authorization").unwrap().contains("q-ak=AKID1"));
+    }
+
+    #[tokio::test]
+    async fn only_once_per_call() {
+        let (base, requests) = serve(vec![(400, EXPIRED.into()), (400, EXPIRED.into())]).await;
+        let p = provider();
+        let c = client(&base, refreshing(&p).await).await;
+        let e = c.get("k", &GetOptions::default()).await.unwrap_err();
+        assert_eq!(e.code(), "ExpiredToken");
+        assert_eq!(p.call_times().len(), 2);
+        assert_eq!(requests.await.unwrap().len(), 2);
+    }
+
+    /// A listener that accepts connections and, with `hold`, keeps them
+    /// open without a word or closes them at once.
+    async fn silent_server(hold: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                if hold {
+                    held.push(conn);
+                }
+            }
+        });
+        url
+    }
+
+    fn deadline_client(base: &str, op_timeout: Duration) -> HttpClient {
+        let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
+        let mut config = ClientConfig::new(endpoint);
+        config.request_timeout = Duration::from_secs(30);
+        config.op_timeout = op_timeout;
+        config.retry = RetryPolicy {
+            max_attempts: 1000,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        };
+        let store = CredentialStore::fixed(Credentials::permanent("AKID", "KEY"));
+        HttpClient::new(config, Arc::new(store)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_at_the_operation_deadline() {
+        let c = deadline_client(&silent_server(true).await, Duration::from_millis(400));
+        let started = Instant::now();
+        let e = c.head("k").await.unwrap_err();
+        assert!(
+            matches!(e, CosError::Transport { timeout: true, .. }),
+            "{e}"
+        );
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert_eq!(c.stats().failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn dropped_connections_are_retried_until_the_deadline() {
+        let c = deadline_client(&silent_server(false).await, Duration::from_millis(400));
+        // The last attempt may be cut by the deadline (a timeout) or fail
+        // like the others.
+        let e = c.head("k").await.unwrap_err();
+        assert!(matches!(e, CosError::Transport { .. }), "{e}");
+        let stats = c.stats();
+        assert!(
+            stats.retries_for(RetryCause::Connection) >= 2,
+            "{}",
+            stats.summary()
+        );
+        assert_eq!(
+            stats.requests.load(Ordering::Relaxed),
+            stats.retries.load(Ordering::Relaxed) + 1
+        );
+    }
+
+    #[tokio::test]
+    async fn fixed_credentials_are_not_retried() {
+        let (base, requests) = serve(vec![(400, EXPIRED.into())]).await;
+        let store = CredentialStore::fixed(Credentials::permanent("AKID", "KEY"));
+        let e = client(&base, store)
+            .await
+            .get("k", &GetOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "ExpiredToken");
+        assert_eq!(requests.await.unwrap().len(), 1);
+    }
+}

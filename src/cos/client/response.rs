@@ -1,0 +1,261 @@
+//! What an answer says: a service error (with the clock skew it may
+//! reveal), a transport failure, or a body that is checked before use. A
+//! body that fails a check (length, range, CRC64) is damage: retried,
+//! never returned.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use log::error;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+
+use super::execute::unix_seconds;
+use crate::cos::xml::{self, unquote_etag};
+use crate::cos::{BodyBuffers, CosError, CosResult, META_PREFIX, ObjectInfo, UserMeta, crc64};
+
+/// A successful answer.
+pub(super) struct Reply {
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body (empty for HEAD).
+    pub body: Bytes,
+}
+
+/// A failed attempt; `skew` carries the server's time when it said our
+/// clock is off.
+pub(super) struct AttemptError {
+    /// What went wrong.
+    pub error: CosError,
+    /// The server's time, when the answer was a clock-skew refusal.
+    pub skew: Option<SystemTime>,
+}
+
+impl From<CosError> for AttemptError {
+    fn from(error: CosError) -> Self {
+        AttemptError { error, skew: None }
+    }
+}
+
+/// COS refuses signatures whose time is more than 15 minutes off.
+const SKEW_LIMIT_SECS: i64 = 15 * 60;
+
+/// A HEAD cannot carry an error code: a bare 403 whose `Date` is further
+/// from the time we sign with than COS allows is taken for clock skew.
+fn bodiless_skew(error: &CosError, server_time: SystemTime, clock_offset: i64) -> bool {
+    let signing = unix_seconds(SystemTime::now()) as i64 + clock_offset;
+    error.status() == Some(403)
+        && error.code().is_empty()
+        && (unix_seconds(server_time) as i64 - signing).abs() > SKEW_LIMIT_SECS
+}
+
+/// The error of an answer with status `status` (or an `<Error>` body),
+/// judged against the clock we signed with (`clock_offset`).
+pub(super) fn service_error(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    clock_offset: i64,
+) -> AttemptError {
+    let request_id = header_str(headers, "x-cos-request-id");
+    let parsed: Option<xml::ErrorBody> = if body.is_empty() {
+        None
+    } else {
+        xml::from_xml(body).ok()
+    };
+    let (code, message) = match parsed {
+        Some(e) => (e.code, e.message),
+        None => (String::new(), reason(status).to_string()),
+    };
+    let error = CosError::Service {
+        status,
+        code,
+        message,
+        request_id,
+    };
+    let date = header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok());
+    let skew = date.filter(|&d| error.is_clock_skew() || bodiless_skew(&error, d, clock_offset));
+    let error = match (&error, skew) {
+        (CosError::Service { code, .. }, Some(_)) if code.is_empty() => CosError::Service {
+            status,
+            code: "RequestTimeTooSkewed".into(),
+            message: "a 403 without a body whose Date is far from our clock".into(),
+            request_id: header_str(headers, "x-cos-request-id"),
+        },
+        _ => error,
+    };
+    AttemptError { error, skew }
+}
+
+fn reason(status: u16) -> &'static str {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
+}
+
+/// A failure to send or to receive, with its whole chain of causes.
+pub(super) fn transport_error(e: reqwest::Error) -> AttemptError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    CosError::Transport {
+        message,
+        timeout: e.is_timeout(),
+    }
+    .into()
+}
+
+/// Most bytes reserved up front for a body, whatever Content-Length says.
+const MAX_PREALLOCATION: usize = 16 << 20;
+
+/// Reads a response body into one buffer sized from Content-Length (bounded:
+/// the header comes from the network; from `buffers` when given), so a body
+/// never sits in memory twice and a 1 MiB block costs no allocator churn.
+pub(super) async fn read_body(
+    mut resp: reqwest::Response,
+    buffers: Option<&dyn BodyBuffers>,
+) -> Result<Bytes, AttemptError> {
+    let expected = (resp.content_length().unwrap_or(0) as usize).min(MAX_PREALLOCATION);
+    let mut body = match buffers {
+        Some(b) => b.buffer(expected),
+        None => Vec::with_capacity(expected),
+    };
+    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match buffers {
+        Some(b) => b.freeze(body),
+        None => Bytes::from(body),
+    })
+}
+
+/// A body shorter or longer than Content-Length is damaged, never used.
+pub(super) fn check_length(headers: &HeaderMap, body: &Bytes, method: &Method) -> CosResult<()> {
+    if *method == Method::HEAD {
+        return Ok(());
+    }
+    match header_u64(headers, "content-length") {
+        Some(n) if n != body.len() as u64 => Err(CosError::Integrity(format!(
+            "body has {} bytes, Content-Length says {n}",
+            body.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A GET's body is what was asked for: a range has the range's length
+/// (the object may be shorter); a whole object, or a range the server
+/// answered with the whole object, matches the object's CRC64 when COS
+/// sent one. Anything else is damage, retried and never returned.
+pub(super) fn check_get(
+    key: &str,
+    range: Option<&std::ops::Range<u64>>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> CosResult<()> {
+    match (range, content_range_total(headers)) {
+        (Some(r), Some(total)) => {
+            let expected = r.end.min(total).saturating_sub(r.start);
+            if body.len() as u64 == expected {
+                Ok(())
+            } else {
+                Err(CosError::Integrity(format!(
+                    "range {r:?} of {key:?} returned {} bytes, expected {expected}",
+                    body.len()
+                )))
+            }
+        }
+        _ => match header_u64(headers, "x-cos-hash-crc64ecma") {
+            Some(remote) => verify_crc(key, Some(remote), crc64::checksum(body)),
+            None => Ok(()),
+        },
+    }
+}
+
+/// Fails with [`CosError::Integrity`] when COS's CRC64 (if any) differs
+/// from ours.
+pub(super) fn verify_crc(key: &str, remote: Option<u64>, local: u64) -> CosResult<()> {
+    match remote {
+        Some(remote) if remote != local => Err(CosError::Integrity(format!(
+            "CRC64 of {key:?} is {remote} at COS but {local} locally"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// A header read as a decimal number.
+pub(super) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    header_str(headers, name).and_then(|v| v.trim().parse().ok())
+}
+
+/// The ETag header without its quotes (empty when missing).
+pub(super) fn etag(headers: &HeaderMap) -> String {
+    header_str(headers, "etag")
+        .map(|e| unquote_etag(&e))
+        .unwrap_or_default()
+}
+
+/// Reads object attributes from HEAD/GET headers; `size` is the object's.
+pub(super) fn object_info(headers: &HeaderMap, size: u64) -> ObjectInfo {
+    let last_modified = header_str(headers, "last-modified")
+        .and_then(|d| httpdate::parse_http_date(&d).ok())
+        .unwrap_or(UNIX_EPOCH);
+    let meta: UserMeta = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let suffix = name.as_str().strip_prefix(META_PREFIX)?;
+            Some((suffix.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect();
+    ObjectInfo {
+        size,
+        etag: etag(headers),
+        last_modified,
+        crc64: header_u64(headers, "x-cos-hash-crc64ecma"),
+        content_type: header_str(headers, "content-type"),
+        meta,
+    }
+}
+
+/// Total object size from `Content-Range: bytes a-b/total`.
+pub(super) fn content_range_total(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, "content-range")?
+        .rsplit('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The result of a copy (`CopyObjectResult` or `CopyPartResult`). An answer
+/// that is not one, with an ETag, means the server may have taken the copy
+/// for something else, such as an upload of nothing over `dst`: said loudly,
+/// and an `InvalidResponse` so the caller can clean up.
+pub(super) fn copy_result<T>(src: &str, dst: &str, body: &[u8]) -> CosResult<T>
+where
+    T: for<'de> serde::Deserialize<'de> + xml::HasEtag,
+{
+    let parsed = xml::from_xml::<T>(body).and_then(|r| match r.etag().is_empty() {
+        true => Err(CosError::InvalidResponse(
+            "the copy result has no ETag".into(),
+        )),
+        false => Ok(r),
+    });
+    if let Err(e) = &parsed {
+        error!(
+            "copying {src:?} to {dst:?}: the server answered success without a copy result ({e}); it may have written something else at {dst:?}"
+        );
+    }
+    parsed
+}

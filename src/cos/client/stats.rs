@@ -1,0 +1,156 @@
+//! What the client counts: attempts, retries by cause and operations that
+//! failed for good. Counters only ever grow; readers may see them mid-update.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cos::CosError;
+
+/// Counters of what the client sent, for benches and diagnostics.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// Attempts sent, retries included.
+    pub requests: AtomicU64,
+    /// Attempts that were retries.
+    pub retries: AtomicU64,
+    /// Retries by the cause of the attempt that failed before them.
+    by_cause: [AtomicU64; RetryCause::ALL.len()],
+    /// Operations that failed after their last attempt or at their deadline.
+    pub failed: AtomicU64,
+}
+
+/// Why an attempt failed and was retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCause {
+    /// A 5xx answer (other than 503), or a conflict COS asks to retry.
+    ServerError,
+    /// 503 or `SlowDown`: COS asks for less traffic.
+    SlowDown,
+    /// The attempt's deadline passed, or COS's `RequestTimeout`.
+    Timeout,
+    /// Connection refused, reset or closed early (truncated bodies included).
+    Connection,
+    /// The body arrived complete but damaged (length or CRC64 mismatch).
+    Integrity,
+    /// `RequestTimeTooSkewed`: the clock offset was corrected.
+    ClockSkew,
+    /// The temporary credentials had expired and were refreshed.
+    Credentials,
+}
+
+impl RetryCause {
+    /// Every cause, in the order [`ClientStats::summary`] prints them.
+    pub const ALL: [RetryCause; 7] = [
+        RetryCause::ServerError,
+        RetryCause::SlowDown,
+        RetryCause::Timeout,
+        RetryCause::Connection,
+        RetryCause::Integrity,
+        RetryCause::ClockSkew,
+        RetryCause::Credentials,
+    ];
+
+    /// The cause's name in [`ClientStats::summary`].
+    pub fn name(self) -> &'static str {
+        match self {
+            RetryCause::ServerError => "server_error",
+            RetryCause::SlowDown => "slow_down",
+            RetryCause::Timeout => "timeout",
+            RetryCause::Connection => "connection",
+            RetryCause::Integrity => "integrity",
+            RetryCause::ClockSkew => "clock_skew",
+            RetryCause::Credentials => "credentials",
+        }
+    }
+
+    /// The cause of a retryable error.
+    pub fn of(err: &CosError) -> RetryCause {
+        if err.is_clock_skew() {
+            return RetryCause::ClockSkew;
+        }
+        if err.is_credential_expired() {
+            return RetryCause::Credentials;
+        }
+        match err {
+            CosError::Service { status, code, .. } => match (*status, code.as_str()) {
+                (503, _) | (_, "SlowDown") => RetryCause::SlowDown,
+                (_, "RequestTimeout") => RetryCause::Timeout,
+                _ => RetryCause::ServerError,
+            },
+            CosError::Transport { timeout: true, .. } => RetryCause::Timeout,
+            CosError::Transport { .. } => RetryCause::Connection,
+            CosError::Integrity(_) => RetryCause::Integrity,
+            CosError::InvalidResponse(_)
+            | CosError::InvalidRequest(_)
+            | CosError::Unsupported(_) => RetryCause::ServerError,
+        }
+    }
+
+    fn index(self) -> usize {
+        RetryCause::ALL.iter().position(|&c| c == self).unwrap_or(0)
+    }
+}
+
+impl ClientStats {
+    /// Retries made after a failure of this cause.
+    pub fn retries_for(&self, cause: RetryCause) -> u64 {
+        self.by_cause[cause.index()].load(Ordering::Relaxed)
+    }
+
+    /// Counts one retry after a failure of `cause`.
+    pub(super) fn count_retry(&self, cause: RetryCause) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One line, `requests=N retries=N failed=N server_error=N ...`, that
+    /// the mount logs at exit and the fault harness reads.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "requests={} retries={} failed={}",
+            self.requests.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed)
+        );
+        for cause in RetryCause::ALL {
+            line.push_str(&format!(" {}={}", cause.name(), self.retries_for(cause)));
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_retry_causes() {
+        let svc = |s, c: &str| CosError::service(s, c, "");
+        assert_eq!(
+            RetryCause::of(&svc(500, "InternalError")),
+            RetryCause::ServerError
+        );
+        assert_eq!(RetryCause::of(&svc(503, "SlowDown")), RetryCause::SlowDown);
+        assert_eq!(
+            RetryCause::of(&svc(400, "RequestTimeout")),
+            RetryCause::Timeout
+        );
+        assert_eq!(
+            RetryCause::of(&svc(403, "RequestTimeTooSkewed")),
+            RetryCause::ClockSkew
+        );
+        assert_eq!(
+            RetryCause::of(&svc(400, "ExpiredToken")),
+            RetryCause::Credentials
+        );
+        assert_eq!(
+            RetryCause::of(&CosError::Integrity("crc".into())),
+            RetryCause::Integrity
+        );
+        let stats = ClientStats::default();
+        stats.count_retry(RetryCause::SlowDown);
+        assert_eq!(
+            stats.summary(),
+            "requests=0 retries=1 failed=0 server_error=0 slow_down=1 timeout=0 connection=0 integrity=0 clock_skew=0 credentials=0"
+        );
+    }
+}
