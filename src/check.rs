@@ -12,13 +12,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::app::{client_config, credential_store, explain};
-use crate::config::{CredentialSource, MountConfig};
+use crate::app::{credential_store, explain};
+use crate::config::MountConfig;
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
 use crate::cos::endpoint::Style;
 use crate::cos::retry::RetryPolicy;
 use crate::cos::{CosError, ListRequest, ObjectClient};
+use crate::creds::Selected;
 
 /// TCP connections opened per address.
 const TCP_SAMPLES: usize = 5;
@@ -111,8 +112,8 @@ async fn check(
     config: &MountConfig,
     report: &mut Report<'_>,
 ) -> io::Result<Result<String, String>> {
-    let mut client_config = match client_config(config) {
-        Ok(c) => c,
+    let mut client_config = match config.target.endpoint(&config.bucket, &config.region) {
+        Ok(endpoint) => config.client_config(endpoint),
         Err(e) => return Ok(Err(e)),
     };
     let endpoint = client_config.endpoint.clone();
@@ -441,7 +442,7 @@ fn verdict(
     public: bool,
     host: &str,
 ) -> Result<String, String> {
-    let anonymous = matches!(config.credentials, CredentialSource::Anonymous);
+    let anonymous = matches!(config.credentials, Selected::Anonymous);
     match (head, list) {
         (Ok(()), Ok(())) if anonymous => Ok(
             "anonymous requests can read and list this public bucket; the mount would work".into(),
@@ -545,7 +546,7 @@ mod tests {
             default_passwd_files: Vec::new(),
         };
         let cli = crate::cli::Cli::try_parse_from(full).unwrap();
-        MountConfig::for_check(&cli.mount, &around).unwrap()
+        MountConfig::for_command("check", &cli.mount, &around).unwrap()
     }
 
     #[test]

@@ -34,4 +34,5 @@ pub mod fuse;
 pub mod logging;
 pub mod mount;
 pub mod server;
+pub mod units;
 pub mod upload;

@@ -46,15 +46,22 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Default TCP/TLS connect timeout.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default deadline of one attempt.
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default deadline of one operation, all attempts included.
+    pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(120);
+
     /// Defaults for an endpoint: 6 attempts, 10 s connect, 60 s per
     /// attempt, 120 s per operation.
     pub fn new(endpoint: Endpoint) -> ClientConfig {
         ClientConfig {
             endpoint,
             retry: RetryPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
-            op_timeout: Duration::from_secs(120),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            op_timeout: Self::DEFAULT_OP_TIMEOUT,
             resolve: None,
         }
     }

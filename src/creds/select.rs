@@ -222,8 +222,23 @@ pub enum Selected {
         /// Where they were found, for messages.
         origin: String,
     },
+    /// Keys generated for the in-process server (`--local`); [`select`]
+    /// never picks these.
+    Generated,
     /// A source to fetch from and refresh.
     Refreshing(ProviderSpec),
+}
+
+impl Selected {
+    /// Where the credentials come from, for messages (`None` when anonymous).
+    pub fn origin(&self) -> Option<String> {
+        match self {
+            Selected::Anonymous => None,
+            Selected::Static { origin, .. } => Some(origin.clone()),
+            Selected::Generated => Some("keys generated for --local".into()),
+            Selected::Refreshing(spec) => Some(spec.origin()),
+        }
+    }
 }
 
 /// A refreshing source, ready to build.
