@@ -1,12 +1,15 @@
 //! Wires the layers for one mount: runtime, credentials, client, a bucket
-//! check with plain-words diagnosis, the filesystem, and the FUSE session.
+//! check (explained in plain words by `check::explain`), the filesystem,
+//! and the FUSE session. The credential store is built here for `check`
+//! and `cleanup` too, so every command signs the way a mount would.
 
 use std::sync::Arc;
 
+use crate::check::explain;
 use crate::config::{MountConfig, Target};
 use crate::cos::client::HttpClient;
 use crate::cos::endpoint::{Endpoint, Style};
-use crate::cos::{CosError, ListRequest, ObjectClient};
+use crate::cos::{ListRequest, ObjectClient};
 use crate::creds::{CredentialStore, Credentials, RefreshPolicy, Selected, SystemClock};
 use crate::fs::Fs;
 use crate::mount::{self, Readiness};
@@ -155,55 +158,6 @@ async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), S
         _ => head_error,
     };
     Err(explain(&error, config, &client.endpoint().host))
-}
-
-/// Plain words for a failed bucket check.
-pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
-    let bucket = &config.bucket;
-    let origin = match &config.credentials {
-        Selected::Static { origin, .. } => format!(" (from {origin})"),
-        Selected::Refreshing(spec) => format!(" (from {})", spec.origin()),
-        Selected::Anonymous => " (anonymous requests)".to_string(),
-        Selected::Generated => String::new(),
-    };
-    match (error.status(), error.code()) {
-        (_, "NoSuchBucket") | (Some(404), _) => format!(
-            "bucket {bucket} does not exist in region {} at {host}: check the bucket name and --region",
-            config.region
-        ),
-        (_, "SignatureDoesNotMatch") => {
-            format!("the SecretKey{origin} does not match the SecretId: check the key pair")
-        }
-        (_, "InvalidAccessKeyId") => {
-            format!("the SecretId{origin} is not known to COS: check the key pair")
-        }
-        (_, "ExpiredToken" | "InvalidToken") => {
-            format!("the session token{origin} has expired or is invalid: get new temporary keys")
-        }
-        (_, "RequestTimeTooSkewed") => {
-            "the local clock is too far from COS's: fix the time (e.g. enable NTP)".to_string()
-        }
-        (Some(403), _) => format!(
-            "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
-        ),
-        (None, _) if error.is_certificate_error() => format!(
-            "the TLS certificate of {host} is not trusted ({}): cosmount verifies certificates against the system's trusted CAs; give a URL whose certificate is valid, or add its CA to the system's store (update-ca-certificates)",
-            certificate_problem(error)
-        ),
-        (None, _) => {
-            format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
-        }
-        _ => format!("bucket {bucket} cannot be used: {error}"),
-    }
-}
-
-/// The certificate part of a transport error's message.
-fn certificate_problem(error: &CosError) -> String {
-    let text = error.to_string();
-    match text.find("invalid peer certificate") {
-        Some(i) => text[i..].to_string(),
-        None => text,
-    }
 }
 
 fn mount_error(config: &MountConfig, e: &std::io::Error) -> String {

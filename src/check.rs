@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::app::{credential_store, explain};
+use crate::app::credential_store;
 use crate::config::MountConfig;
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
@@ -480,6 +480,55 @@ fn origin_words(config: &MountConfig) -> String {
         .origin()
         .map(|o| format!(" (from {o})"))
         .unwrap_or_default()
+}
+
+/// Plain words for a failed bucket check.
+pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
+    let bucket = &config.bucket;
+    let origin = match &config.credentials {
+        Selected::Static { origin, .. } => format!(" (from {origin})"),
+        Selected::Refreshing(spec) => format!(" (from {})", spec.origin()),
+        Selected::Anonymous => " (anonymous requests)".to_string(),
+        Selected::Generated => String::new(),
+    };
+    match (error.status(), error.code()) {
+        (_, "NoSuchBucket") | (Some(404), _) => format!(
+            "bucket {bucket} does not exist in region {} at {host}: check the bucket name and --region",
+            config.region
+        ),
+        (_, "SignatureDoesNotMatch") => {
+            format!("the SecretKey{origin} does not match the SecretId: check the key pair")
+        }
+        (_, "InvalidAccessKeyId") => {
+            format!("the SecretId{origin} is not known to COS: check the key pair")
+        }
+        (_, "ExpiredToken" | "InvalidToken") => {
+            format!("the session token{origin} has expired or is invalid: get new temporary keys")
+        }
+        (_, "RequestTimeTooSkewed") => {
+            "the local clock is too far from COS's: fix the time (e.g. enable NTP)".to_string()
+        }
+        (Some(403), _) => format!(
+            "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
+        ),
+        (None, _) if error.is_certificate_error() => format!(
+            "the TLS certificate of {host} is not trusted ({}): cosmount verifies certificates against the system's trusted CAs; give a URL whose certificate is valid, or add its CA to the system's store (update-ca-certificates)",
+            certificate_problem(error)
+        ),
+        (None, _) => {
+            format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
+        }
+        _ => format!("bucket {bucket} cannot be used: {error}"),
+    }
+}
+
+/// The certificate part of a transport error's message.
+fn certificate_problem(error: &CosError) -> String {
+    let text = error.to_string();
+    match text.find("invalid peer certificate") {
+        Some(i) => text[i..].to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]

@@ -148,6 +148,38 @@ fn validate_region(region: &str) -> Result<String, String> {
 }
 
 pub(super) fn target(args: &MountArgs) -> Result<Target, String> {
+    refuse_contradictions(args)?;
+    if let Some(dir) = &args.local {
+        return Ok(Target::Local { dir: dir.clone() });
+    }
+    if let Some(url) = &args.endpoint {
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!(
+                "--endpoint {url:?} must start with http:// or https://"
+            ));
+        }
+        return Ok(Target::Custom {
+            url: url.clone(),
+            path_style: args.path_style,
+        });
+    }
+    let domain = if args.accelerate {
+        Domain::Accelerate
+    } else if args.website {
+        Domain::Website
+    } else if args.path_style {
+        Domain::PathStyle
+    } else {
+        Domain::VirtualHosted
+    };
+    Ok(Target::Cos {
+        https: !args.http,
+        domain,
+    })
+}
+
+/// Refuses endpoint flags that contradict each other, saying why.
+fn refuse_contradictions(args: &MountArgs) -> Result<(), String> {
     let named = [
         ("--local", args.local.is_some()),
         ("--endpoint", args.endpoint.is_some()),
@@ -207,33 +239,7 @@ pub(super) fn target(args: &MountArgs) -> Result<Target, String> {
             return Err(format!("{a} and {b} cannot be combined: {why}"));
         }
     }
-    if let Some(dir) = &args.local {
-        return Ok(Target::Local { dir: dir.clone() });
-    }
-    if let Some(url) = &args.endpoint {
-        if !url.starts_with("http://") && !url.starts_with("https://") {
-            return Err(format!(
-                "--endpoint {url:?} must start with http:// or https://"
-            ));
-        }
-        return Ok(Target::Custom {
-            url: url.clone(),
-            path_style: args.path_style,
-        });
-    }
-    let domain = if args.accelerate {
-        Domain::Accelerate
-    } else if args.website {
-        Domain::Website
-    } else if args.path_style {
-        Domain::PathStyle
-    } else {
-        Domain::VirtualHosted
-    };
-    Ok(Target::Cos {
-        https: !args.http,
-        domain,
-    })
+    Ok(())
 }
 
 /// The region a COS regional-domain URL names (`https://cos.<region>.myqcloud.com`).
