@@ -186,17 +186,13 @@ fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
 
 /// Runs `cosmount serve` until SIGTERM or SIGINT.
 fn serve(args: ServeArgs) -> ExitCode {
+    // The server logs to stderr as RUST_LOG says (every level of every
+    // crate, for tests), without the mount's level switch.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let config = match server_config(args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
     };
-    let log = LogConfig {
-        level: log::LevelFilter::Info,
-        file: None,
-    };
-    if let Err(e) = init_logger(&log, false) {
-        return usage_error(&e);
-    }
     match serve_until_signal(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
