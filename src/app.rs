@@ -1,7 +1,6 @@
 //! Wires the layers for one mount: runtime, credentials, client, a bucket
 //! check (explained in plain words by `check::explain`), the filesystem,
-//! and the FUSE session. The credential store is built here for `check`
-//! and `cleanup` too, so every command signs the way a mount would.
+//! and the FUSE session.
 
 use std::sync::Arc;
 
@@ -10,7 +9,7 @@ use crate::config::{MountConfig, Target};
 use crate::cos::client::HttpClient;
 use crate::cos::endpoint::{Endpoint, Style};
 use crate::cos::{ListRequest, ObjectClient};
-use crate::creds::{CredentialStore, Credentials, RefreshPolicy, Selected, SystemClock};
+use crate::creds::{CredentialStore, Credentials};
 use crate::fs::Fs;
 use crate::mount::{self, Readiness};
 use crate::server::{RunningServer, Server, ServerConfig};
@@ -78,7 +77,7 @@ async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServ
         }
         target => (
             target.endpoint(&config.bucket, &config.region)?,
-            credential_store(config).await?,
+            config.credentials.store().await?,
             None,
         ),
     };
@@ -112,26 +111,6 @@ async fn start_local_server(
         .await
         .map_err(|e| format!("cannot serve {} as a local bucket: {e}", dir.display()))?;
     Ok((server, keys))
-}
-
-/// The store requests sign with; a refreshing source is asked for its
-/// first keys here, so a mount with unusable credentials fails up front.
-pub async fn credential_store(config: &MountConfig) -> Result<CredentialStore, String> {
-    for note in &config.credential_notes {
-        log::warn!("{note}");
-    }
-    Ok(match &config.credentials {
-        Selected::Anonymous => CredentialStore::anonymous(),
-        Selected::Static { credentials, .. } => CredentialStore::fixed(credentials.clone()),
-        Selected::Refreshing(spec) => {
-            let clock = Arc::new(SystemClock);
-            let provider = spec.build(clock.clone()).map_err(|e| e.to_string())?;
-            CredentialStore::refreshing(provider, clock, RefreshPolicy::default())
-                .await
-                .map_err(|e| format!("cannot get credentials: {e}"))?
-        }
-        Selected::Generated => return Err("generated credentials need --local".into()),
-    })
 }
 
 /// HEAD Bucket; on failure, a one-key List to learn COS's error code, then

@@ -12,7 +12,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::app::credential_store;
 use crate::config::MountConfig;
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
@@ -144,7 +143,7 @@ async fn check(
     if let Err(reason) = probe_tcp(&addrs, &host, report).await? {
         return Ok(Err(reason));
     }
-    let creds = match credential_store(config).await {
+    let creds = match config.credentials.store().await {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };

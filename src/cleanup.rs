@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime};
 use futures_util::stream::{self, StreamExt};
 use log::{info, warn};
 
-use crate::app::credential_store;
 use crate::config::MountConfig;
 use crate::cos::client::HttpClient;
 use crate::cos::{CosResult, ObjectClient, UploadInfo};
@@ -97,7 +96,7 @@ pub async fn command(
     dry_run: bool,
     out: &mut dyn Write,
 ) -> Result<bool, String> {
-    let creds = credential_store(config).await?;
+    let creds = config.credentials.store().await?;
     let endpoint = config.target.endpoint(&config.bucket, &config.region)?;
     let client = HttpClient::new(config.client_config(endpoint), Arc::new(creds))
         .map_err(|e| e.to_string())?;

@@ -59,6 +59,7 @@ fn mount(args: &MountArgs) -> ExitCode {
             }
         }
     };
+    log_notes(&config);
     match cosmount::app::run_mount(&config, &mut readiness) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -75,6 +76,13 @@ fn mount(args: &MountArgs) -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Warnings about the configuration, once the logger runs.
+fn log_notes(config: &MountConfig) {
+    for note in &config.credential_notes {
+        log::warn!("{note}");
     }
 }
 
@@ -120,6 +128,7 @@ fn start_command(
     let config = MountConfig::for_command(name, args, &Surroundings::of_process())
         .map_err(|e| usage_error(&e))?;
     init_logger(&log, false).map_err(|e| usage_error(&e))?;
+    log_notes(&config);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("cosmount: cannot start the I/O runtime: {e}");
         ExitCode::FAILURE
