@@ -76,3 +76,68 @@ pub struct CleanupArgs {
     #[command(flatten)]
     pub mount: MountArgs,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::server::FaultKind;
+    use crate::units::{AgeLimit, Mode, Size};
+
+    fn mount(args: &[&str]) -> Result<MountArgs, String> {
+        let full = [&["cosmount", "b-1", "/m"][..], args].concat();
+        Cli::try_parse_from(full)
+            .map(|c| c.mount)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_come_typed_from_the_layers() {
+        let m = mount(&[]).unwrap();
+        assert_eq!(m.cache_size, Size(256 << 20));
+        assert_eq!(m.request_timeout, Span(Duration::from_secs(60)));
+        assert_eq!(m.abort_stale_uploads, AgeLimit(Some(DEFAULT_STALE_AGE)));
+        assert_eq!(m.direct_io, DirectIoMode::Auto);
+        let serve = Cli::try_parse_from(["cosmount", "serve", "--root", "/r"]).unwrap();
+        let Some(Command::Serve(s)) = serve.command else {
+            panic!("not serve")
+        };
+        assert_eq!(s.fault_kinds, FaultKinds(FaultKind::DEFAULT.to_vec()));
+        assert_eq!(s.fault_stall, Span(Duration::from_secs(65)));
+    }
+
+    #[test]
+    fn choices_parse_as_before() {
+        let m = mount(&["--log-level", "WARN", "--direct-io", "--umask", "027"]).unwrap();
+        assert_eq!(m.log_level, Some(LogLevel::Warn));
+        assert_eq!(m.direct_io, DirectIoMode::Always);
+        assert_eq!(m.umask, Some(Mode(0o27)));
+        assert_eq!(
+            mount(&["--log-level", "off"]).unwrap().log_level,
+            Some(LogLevel::Off)
+        );
+        let m = mount(&[
+            "--abort-stale-uploads",
+            "never",
+            "--credential-source",
+            "environment",
+        ]);
+        let m = m.unwrap();
+        assert_eq!(m.abort_stale_uploads, AgeLimit(None));
+        assert_eq!(m.credential_source, Some(crate::creds::SourceKind::Env));
+    }
+
+    #[test]
+    fn bad_values_keep_their_messages() {
+        let e = mount(&["--block-size", "big"]).unwrap_err();
+        assert!(
+            e.contains("--block-size \"big\" is not a size such as 64MiB"),
+            "{e}"
+        );
+        let e = Cli::try_parse_from(["cosmount", "serve", "--root", "/r", "--fault-kinds", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--fault-kinds: unknown fault kind \"x\""), "{e}");
+    }
+}
