@@ -1,13 +1,15 @@
 //! Wires the layers for one mount: runtime, credentials, client, a bucket
-//! check with plain-words diagnosis, the filesystem, and the FUSE session.
+//! check (explained in plain words by `check::explain`), the filesystem,
+//! and the FUSE session.
 
 use std::sync::Arc;
 
-use crate::config::{CredentialSource, MountConfig, Target};
-use crate::cos::client::{ClientConfig, HttpClient};
+use crate::check::explain;
+use crate::config::{MountConfig, Target};
+use crate::cos::client::HttpClient;
 use crate::cos::endpoint::{Endpoint, Style};
-use crate::cos::{CosError, ListRequest, ObjectClient};
-use crate::creds::{CredentialStore, Credentials, RefreshPolicy, SystemClock};
+use crate::cos::{ListRequest, ObjectClient};
+use crate::creds::{CredentialStore, Credentials};
 use crate::fs::Fs;
 use crate::mount::{self, Readiness};
 use crate::server::{RunningServer, Server, ServerConfig};
@@ -64,25 +66,22 @@ fn limit_malloc_arenas() {
 /// Builds the client (starting the embedded server for `--local`) and
 /// checks the bucket answers.
 async fn connect(config: &MountConfig) -> Result<(HttpClient, Option<RunningServer>), String> {
-    let (client_config, creds, local_server) = match &config.target {
+    let (endpoint, creds, local_server) = match &config.target {
         Target::Local { dir } => {
             let (server, keys) = start_local_server(config, dir).await?;
             let url = format!("http://{}", server.addr());
             let endpoint =
                 Endpoint::custom(&url, &config.bucket, &config.region, Style::VirtualHosted)
                     .map_err(|e| e.to_string())?;
-            let mut client_config = ClientConfig::new(endpoint);
-            client_config.request_timeout = config.request_timeout;
-            client_config.op_timeout = config.op_timeout;
-            client_config.retry = config.retry.clone();
-            (client_config, CredentialStore::fixed(keys), Some(server))
+            (endpoint, CredentialStore::fixed(keys), Some(server))
         }
-        _ => (
-            client_config(config)?,
-            credential_store(config).await?,
+        target => (
+            target.endpoint(&config.bucket, &config.region)?,
+            config.credentials.store().await?,
             None,
         ),
     };
+    let client_config = config.client_config(endpoint);
     let client = HttpClient::new(client_config, Arc::new(creds)).map_err(|e| e.to_string())?;
     check_bucket(&client, config).await?;
     Ok((client, local_server))
@@ -114,38 +113,6 @@ async fn start_local_server(
     Ok((server, keys))
 }
 
-/// The client settings of a mount at COS or a custom endpoint: the
-/// endpoint, timeouts, retries and the `--resolve` override.
-pub fn client_config(config: &MountConfig) -> Result<ClientConfig, String> {
-    let endpoint = config.target.endpoint(&config.bucket, &config.region)?;
-    let mut client_config = ClientConfig::new(endpoint);
-    client_config.request_timeout = config.request_timeout;
-    client_config.op_timeout = config.op_timeout;
-    client_config.retry = config.retry.clone();
-    client_config.resolve = config.resolve.as_ref().map(|r| r.addr);
-    Ok(client_config)
-}
-
-/// The store requests sign with; a refreshing source is asked for its
-/// first keys here, so a mount with unusable credentials fails up front.
-pub async fn credential_store(config: &MountConfig) -> Result<CredentialStore, String> {
-    for note in &config.credential_notes {
-        log::warn!("{note}");
-    }
-    Ok(match &config.credentials {
-        CredentialSource::Anonymous => CredentialStore::anonymous(),
-        CredentialSource::Static { credentials, .. } => CredentialStore::fixed(credentials.clone()),
-        CredentialSource::Refreshing(spec) => {
-            let clock = Arc::new(SystemClock);
-            let provider = spec.build(clock.clone()).map_err(|e| e.to_string())?;
-            CredentialStore::refreshing(provider, clock, RefreshPolicy::default())
-                .await
-                .map_err(|e| format!("cannot get credentials: {e}"))?
-        }
-        CredentialSource::Generated => return Err("generated credentials need --local".into()),
-    })
-}
-
 /// HEAD Bucket; on failure, a one-key List to learn COS's error code, then
 /// a message that says what is wrong and what to do.
 async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), String> {
@@ -170,74 +137,6 @@ async fn check_bucket(client: &HttpClient, config: &MountConfig) -> Result<(), S
         _ => head_error,
     };
     Err(explain(&error, config, &client.endpoint().host))
-}
-
-/// `cosmount cleanup`: the uploads under the configured prefix initiated
-/// more than `older_than` ago, listed and (unless `dry_run`) aborted.
-pub async fn cleanup(
-    config: &MountConfig,
-    older_than: std::time::Duration,
-    dry_run: bool,
-    out: &mut dyn std::io::Write,
-) -> Result<bool, String> {
-    let creds = credential_store(config).await?;
-    let client =
-        HttpClient::new(client_config(config)?, Arc::new(creds)).map_err(|e| e.to_string())?;
-    let cutoff = std::time::SystemTime::now()
-        .checked_sub(older_than)
-        .unwrap_or(std::time::UNIX_EPOCH);
-    crate::cleanup::run(&client, &config.fs.prefix, cutoff, dry_run, out)
-        .await
-        .map_err(|e| format!("cannot write the report: {e}"))
-}
-
-/// Plain words for a failed bucket check.
-pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
-    let bucket = &config.bucket;
-    let origin = match &config.credentials {
-        CredentialSource::Static { origin, .. } => format!(" (from {origin})"),
-        CredentialSource::Refreshing(spec) => format!(" (from {})", spec.origin()),
-        CredentialSource::Anonymous => " (anonymous requests)".to_string(),
-        CredentialSource::Generated => String::new(),
-    };
-    match (error.status(), error.code()) {
-        (_, "NoSuchBucket") | (Some(404), _) => format!(
-            "bucket {bucket} does not exist in region {} at {host}: check the bucket name and --region",
-            config.region
-        ),
-        (_, "SignatureDoesNotMatch") => {
-            format!("the SecretKey{origin} does not match the SecretId: check the key pair")
-        }
-        (_, "InvalidAccessKeyId") => {
-            format!("the SecretId{origin} is not known to COS: check the key pair")
-        }
-        (_, "ExpiredToken" | "InvalidToken") => {
-            format!("the session token{origin} has expired or is invalid: get new temporary keys")
-        }
-        (_, "RequestTimeTooSkewed") => {
-            "the local clock is too far from COS's: fix the time (e.g. enable NTP)".to_string()
-        }
-        (Some(403), _) => format!(
-            "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
-        ),
-        (None, _) if error.is_certificate_error() => format!(
-            "the TLS certificate of {host} is not trusted ({}): cosmount verifies certificates against the system's trusted CAs; give a URL whose certificate is valid, or add its CA to the system's store (update-ca-certificates)",
-            certificate_problem(error)
-        ),
-        (None, _) => {
-            format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
-        }
-        _ => format!("bucket {bucket} cannot be used: {error}"),
-    }
-}
-
-/// The certificate part of a transport error's message.
-fn certificate_problem(error: &CosError) -> String {
-    let text = error.to_string();
-    match text.find("invalid peer certificate") {
-        Some(i) => text[i..].to_string(),
-        None => text,
-    }
 }
 
 fn mount_error(config: &MountConfig, e: &std::io::Error) -> String {

@@ -12,13 +12,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::app::{client_config, credential_store, explain};
-use crate::config::{CredentialSource, MountConfig};
+use crate::config::MountConfig;
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
 use crate::cos::endpoint::Style;
 use crate::cos::retry::RetryPolicy;
 use crate::cos::{CosError, ListRequest, ObjectClient};
+use crate::creds::Selected;
 
 /// TCP connections opened per address.
 const TCP_SAMPLES: usize = 5;
@@ -111,8 +111,8 @@ async fn check(
     config: &MountConfig,
     report: &mut Report<'_>,
 ) -> io::Result<Result<String, String>> {
-    let mut client_config = match client_config(config) {
-        Ok(c) => c,
+    let mut client_config = match config.target.endpoint(&config.bucket, &config.region) {
+        Ok(endpoint) => config.client_config(endpoint),
         Err(e) => return Ok(Err(e)),
     };
     let endpoint = client_config.endpoint.clone();
@@ -143,7 +143,7 @@ async fn check(
     if let Err(reason) = probe_tcp(&addrs, &host, report).await? {
         return Ok(Err(reason));
     }
-    let creds = match credential_store(config).await {
+    let creds = match config.credentials.store().await {
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };
@@ -441,7 +441,7 @@ fn verdict(
     public: bool,
     host: &str,
 ) -> Result<String, String> {
-    let anonymous = matches!(config.credentials, CredentialSource::Anonymous);
+    let anonymous = matches!(config.credentials, Selected::Anonymous);
     match (head, list) {
         (Ok(()), Ok(())) if anonymous => Ok(
             "anonymous requests can read and list this public bucket; the mount would work".into(),
@@ -479,6 +479,55 @@ fn origin_words(config: &MountConfig) -> String {
         .origin()
         .map(|o| format!(" (from {o})"))
         .unwrap_or_default()
+}
+
+/// Plain words for a failed bucket check.
+pub fn explain(error: &CosError, config: &MountConfig, host: &str) -> String {
+    let bucket = &config.bucket;
+    let origin = match &config.credentials {
+        Selected::Static { origin, .. } => format!(" (from {origin})"),
+        Selected::Refreshing(spec) => format!(" (from {})", spec.origin()),
+        Selected::Anonymous => " (anonymous requests)".to_string(),
+        Selected::Generated => String::new(),
+    };
+    match (error.status(), error.code()) {
+        (_, "NoSuchBucket") | (Some(404), _) => format!(
+            "bucket {bucket} does not exist in region {} at {host}: check the bucket name and --region",
+            config.region
+        ),
+        (_, "SignatureDoesNotMatch") => {
+            format!("the SecretKey{origin} does not match the SecretId: check the key pair")
+        }
+        (_, "InvalidAccessKeyId") => {
+            format!("the SecretId{origin} is not known to COS: check the key pair")
+        }
+        (_, "ExpiredToken" | "InvalidToken") => {
+            format!("the session token{origin} has expired or is invalid: get new temporary keys")
+        }
+        (_, "RequestTimeTooSkewed") => {
+            "the local clock is too far from COS's: fix the time (e.g. enable NTP)".to_string()
+        }
+        (Some(403), _) => format!(
+            "access to bucket {bucket} was denied{origin}: check the keys and that they may read this bucket"
+        ),
+        (None, _) if error.is_certificate_error() => format!(
+            "the TLS certificate of {host} is not trusted ({}): cosmount verifies certificates against the system's trusted CAs; give a URL whose certificate is valid, or add its CA to the system's store (update-ca-certificates)",
+            certificate_problem(error)
+        ),
+        (None, _) => {
+            format!("cannot reach {host}: {error} (check --region/--endpoint and the network)")
+        }
+        _ => format!("bucket {bucket} cannot be used: {error}"),
+    }
+}
+
+/// The certificate part of a transport error's message.
+fn certificate_problem(error: &CosError) -> String {
+    let text = error.to_string();
+    match text.find("invalid peer certificate") {
+        Some(i) => text[i..].to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -545,7 +594,7 @@ mod tests {
             default_passwd_files: Vec::new(),
         };
         let cli = crate::cli::Cli::try_parse_from(full).unwrap();
-        MountConfig::for_check(&cli.mount, &around).unwrap()
+        MountConfig::for_command("check", &cli.mount, &around).unwrap()
     }
 
     #[test]

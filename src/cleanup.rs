@@ -14,7 +14,13 @@ use std::time::{Duration, SystemTime};
 use futures_util::stream::{self, StreamExt};
 use log::{info, warn};
 
+use crate::config::MountConfig;
+use crate::cos::client::HttpClient;
 use crate::cos::{CosResult, ObjectClient, UploadInfo};
+
+/// Uploads older than this are stale unless told otherwise
+/// (`--abort-stale-uploads`, `cosmount cleanup --older-than`).
+pub const DEFAULT_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// Aborts at once, at most.
 const PARALLEL: usize = 16;
@@ -79,6 +85,27 @@ pub async fn at_mount<C: ObjectClient>(
             u.upload_id, u.key
         );
     }
+}
+
+/// `cosmount cleanup` for a configured bucket: its uploads under the
+/// prefix initiated more than `older_than` ago, listed and (unless
+/// `dry_run`) aborted. True when nothing failed.
+pub async fn command(
+    config: &MountConfig,
+    older_than: Duration,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<bool, String> {
+    let creds = config.credentials.store().await?;
+    let endpoint = config.target.endpoint(&config.bucket, &config.region)?;
+    let client = HttpClient::new(config.client_config(endpoint), Arc::new(creds))
+        .map_err(|e| e.to_string())?;
+    let cutoff = SystemTime::now()
+        .checked_sub(older_than)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    run(&client, &config.fs.prefix, cutoff, dry_run, out)
+        .await
+        .map_err(|e| format!("cannot write the report: {e}"))
 }
 
 /// `cosmount cleanup`: prints one line per upload initiated before

@@ -11,13 +11,18 @@
 //!            with STS/metadata emulation for temporary-credential tests
 //!   check.rs `cosmount check`: DNS, network kind, TCP, credentials, HEAD/List
 //!   cleanup.rs `cosmount cleanup` and the mount's abort of stale multipart uploads
+//!
+//!   cli/ (clap: typed flags) ─► config/ (checks, each layer's settings)
+//!      └──────► units.rs (sizes, durations, modes) ◄──┘
 //! ```
 //!
 //! Dependency rules: `cos/` never imports `fs`, `fuser` or `libc`; `fs/` and
 //! `cache/` use the [`cos::ObjectClient`] trait, never the HTTP client
 //! directly; only `fuse.rs` and `mount.rs` touch fuser's session and reply
-//! types; clap lives in `cli.rs`/`main.rs`, env_logger in `main.rs` (which
-//! hands the logger it builds to `logging`).
+//! types; clap lives in `cli/` and `main.rs`, env_logger in `main.rs` (which
+//! hands the logger it builds to `logging`). `cli/` never imports `config/`;
+//! `config/` is the only place options are validated, and each default is
+//! written once, in the layer that uses it.
 //! `server/` shares the signer and XML wire types with `cos/` and nothing
 //! with `fs/`.
 
@@ -34,4 +39,5 @@ pub mod fuse;
 pub mod logging;
 pub mod mount;
 pub mod server;
+pub mod units;
 pub mod upload;

@@ -6,10 +6,8 @@ use std::process::ExitCode;
 use std::io::{self, Write};
 
 use clap::Parser;
-use cosmount::cli::{
-    CleanupArgs, Cli, CliError, Command, MountArgs, ServeArgs, expand_mount_options,
-};
-use cosmount::config::{LogConfig, MountConfig, log_config};
+use cosmount::cli::{CleanupArgs, Cli, Command, MountArgs, ServeArgs, expand_mount_options};
+use cosmount::config::{LogConfig, MountConfig, log_config, server_config};
 use cosmount::creds::select::Surroundings;
 use cosmount::logging;
 use cosmount::mount::{Readiness, check_mountpoint, daemonize};
@@ -24,13 +22,7 @@ fn main() -> ExitCode {
         None => mount(&cli.mount),
         Some(Command::Check(args)) => check(&args),
         Some(Command::Cleanup(args)) => cleanup(&args),
-        Some(Command::Serve(args)) => match serve(*args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("cosmount: {e}");
-                ExitCode::from(e.code)
-            }
-        },
+        Some(Command::Serve(args)) => serve(*args),
     }
 }
 
@@ -40,10 +32,7 @@ fn usage_error(message: &str) -> ExitCode {
 }
 
 fn mount(args: &MountArgs) -> ExitCode {
-    let log = match log_config(args) {
-        Ok(log) => log,
-        Err(e) => return usage_error(&e),
-    };
+    let log = log_config(args);
     let mut config = match MountConfig::from_args(args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),
@@ -70,6 +59,7 @@ fn mount(args: &MountArgs) -> ExitCode {
             }
         }
     };
+    log_notes(&config);
     match cosmount::app::run_mount(&config, &mut readiness) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -89,6 +79,13 @@ fn mount(args: &MountArgs) -> ExitCode {
     }
 }
 
+/// Warnings about the configuration, once the logger runs.
+fn log_notes(config: &MountConfig) {
+    for note in &config.credential_notes {
+        log::warn!("{note}");
+    }
+}
+
 /// Panics also go to the log: a daemon's stderr is /dev/null.
 fn log_panics() {
     let default_hook = std::panic::take_hook();
@@ -100,16 +97,8 @@ fn log_panics() {
 
 /// Runs `cosmount check`: exit 0 only when a mount would work.
 fn check(args: &MountArgs) -> ExitCode {
-    let log = match log_config(args) {
-        Ok(log) => log,
-        Err(e) => return usage_error(&e),
-    };
-    let config = match MountConfig::for_check(args, &Surroundings::of_process()) {
-        Ok(config) => config,
-        Err(e) => return usage_error(&e),
-    };
-    let runtime = match start_command(&log) {
-        Ok(runtime) => runtime,
+    let (config, runtime) = match start_command("check", args) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let mut out = io::stdout().lock();
@@ -119,36 +108,32 @@ fn check(args: &MountArgs) -> ExitCode {
 
 /// Runs `cosmount cleanup`: exit 0 when every upload found was aborted.
 fn cleanup(args: &CleanupArgs) -> ExitCode {
-    let log = match log_config(&args.mount) {
-        Ok(log) => log,
-        Err(e) => return usage_error(&e),
-    };
-    let older_than = match cosmount::config::parse_duration("--older-than", &args.older_than) {
-        Ok(d) => d,
-        Err(e) => return usage_error(&e),
-    };
-    let config = match MountConfig::for_command("cleanup", &args.mount, &Surroundings::of_process())
-    {
-        Ok(config) => config,
-        Err(e) => return usage_error(&e),
-    };
-    let runtime = match start_command(&log) {
-        Ok(runtime) => runtime,
+    let (config, runtime) = match start_command("cleanup", &args.mount) {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let mut out = io::stdout().lock();
-    let run = cosmount::app::cleanup(&config, older_than, args.dry_run, &mut out);
+    let run = cosmount::cleanup::command(&config, args.older_than.0, args.dry_run, &mut out);
     report_exit(runtime.block_on(run))
 }
 
-/// Sets up logging and the I/O runtime of a one-shot command (`check`,
-/// `cleanup`), or gives the exit code of why it cannot run.
-fn start_command(log: &LogConfig) -> Result<tokio::runtime::Runtime, ExitCode> {
-    init_logger(log, false).map_err(|e| usage_error(&e))?;
-    tokio::runtime::Runtime::new().map_err(|e| {
+/// Validates the options of a one-shot command (`check`, `cleanup`) and
+/// starts its logging and I/O runtime, or gives the exit code of why it
+/// cannot run.
+fn start_command(
+    name: &str,
+    args: &MountArgs,
+) -> Result<(MountConfig, tokio::runtime::Runtime), ExitCode> {
+    let log = log_config(args);
+    let config = MountConfig::for_command(name, args, &Surroundings::of_process())
+        .map_err(|e| usage_error(&e))?;
+    init_logger(&log, false).map_err(|e| usage_error(&e))?;
+    log_notes(&config);
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
         eprintln!("cosmount: cannot start the I/O runtime: {e}");
         ExitCode::FAILURE
-    })
+    })?;
+    Ok((config, runtime))
 }
 
 /// Exit 0 when a command's report says all is well.
@@ -209,9 +194,26 @@ fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
 }
 
 /// Runs `cosmount serve` until SIGTERM or SIGINT.
-fn serve(args: ServeArgs) -> Result<(), CliError> {
+fn serve(args: ServeArgs) -> ExitCode {
+    // The server logs to stderr as RUST_LOG says (every level of every
+    // crate, for tests), without the mount's level switch.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let config = args.into_config()?;
+    let config = match server_config(args) {
+        Ok(config) => config,
+        Err(e) => return usage_error(&e),
+    };
+    match serve_until_signal(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cosmount: {e}");
+            let usage = e.kind() == io::ErrorKind::InvalidInput;
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// Serves, printing the addresses on stdout, until SIGTERM or SIGINT.
+fn serve_until_signal(config: cosmount::server::ServerConfig) -> io::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let mut terminate =
@@ -233,6 +235,6 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
         log::info!("shutting down");
         server.shutdown().await;
-        Ok::<(), CliError>(())
+        Ok(())
     })
 }

@@ -29,7 +29,9 @@ use super::metadata::{CamRoleConfig, CamRoleProvider, DEFAULT_CAM_ROLE_ENDPOINT}
 use super::passwd::{self, PasswdProvider};
 use super::process::ProcessProvider;
 use super::sts::{self, AssumeRoleConfig, AssumeRoleProvider};
-use super::{Clock, Credentials, CredsError, Provider, http};
+use super::{
+    Clock, CredentialStore, Credentials, CredsError, Provider, RefreshPolicy, SystemClock, http,
+};
 
 /// A credential source, as named by `--credential-source`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,8 +224,41 @@ pub enum Selected {
         /// Where they were found, for messages.
         origin: String,
     },
+    /// Keys generated for the in-process server (`--local`); [`select`]
+    /// never picks these.
+    Generated,
     /// A source to fetch from and refresh.
     Refreshing(ProviderSpec),
+}
+
+impl Selected {
+    /// Where the credentials come from, for messages (`None` when anonymous).
+    pub fn origin(&self) -> Option<String> {
+        match self {
+            Selected::Anonymous => None,
+            Selected::Static { origin, .. } => Some(origin.clone()),
+            Selected::Generated => Some("keys generated for --local".into()),
+            Selected::Refreshing(spec) => Some(spec.origin()),
+        }
+    }
+
+    /// The store requests sign with; a refreshing source is asked for its
+    /// first keys here, so unusable credentials fail up front. `Generated`
+    /// keys belong to the `--local` server, which makes its own store.
+    pub async fn store(&self) -> Result<CredentialStore, String> {
+        Ok(match self {
+            Selected::Anonymous => CredentialStore::anonymous(),
+            Selected::Static { credentials, .. } => CredentialStore::fixed(credentials.clone()),
+            Selected::Refreshing(spec) => {
+                let clock = Arc::new(SystemClock);
+                let provider = spec.build(clock.clone()).map_err(|e| e.to_string())?;
+                CredentialStore::refreshing(provider, clock, RefreshPolicy::default())
+                    .await
+                    .map_err(|e| format!("cannot get credentials: {e}"))?
+            }
+            Selected::Generated => return Err("generated credentials need --local".into()),
+        })
+    }
 }
 
 /// A refreshing source, ready to build.

@@ -1,0 +1,120 @@
+//! The mount flags that become the inner layers' settings: [`FsConfig`]
+//! (with its cache, upload and ownership parts), [`MountOptions`] and the
+//! client's deadlines. Values are typed by `cli/`; what is checked here is
+//! their range and how they fit together.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cache::CacheConfig;
+use crate::cli::{DirectIoMode, MountArgs};
+use crate::cos::retry::RetryPolicy;
+use crate::fs::FsConfig;
+use crate::fs::attr::Ownership;
+use crate::mount::{DirectIo, MountOptions};
+use crate::units::{Mode, Size};
+use crate::upload::{MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig};
+
+/// Modes of nodes without stored ones, unless `--file-mode`/`--dir-mode`.
+const FILE_MODE: u16 = 0o644;
+/// See [`FILE_MODE`].
+const DIR_MODE: u16 = 0o755;
+
+/// The filesystem's settings: `prefix` mounted as the root.
+pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, String> {
+    let block_size = args.block_size.0;
+    let memory_bytes = args.cache_size.0;
+    if memory_bytes < 8 * block_size {
+        return Err(format!(
+            "--cache-size {} is too small: give at least 8 blocks ({} bytes)",
+            args.cache_size,
+            8 * block_size
+        ));
+    }
+    let defaults = FsConfig::default();
+    Ok(FsConfig {
+        prefix,
+        ownership: ownership(args),
+        metadata_ttl: args.metadata_ttl.0,
+        negative_ttl: args.negative_ttl.0,
+        fast_list: args.fast_list,
+        read_only: read_only(args),
+        no_listing: args.website,
+        head_concurrency: args.max_requests.max(1),
+        cache: CacheConfig {
+            block_size,
+            max_prefetch: args.max_prefetch.0,
+        },
+        memory_bytes,
+        upload: UploadConfig {
+            part_size: part_size(args.part_size)?,
+            part_concurrency: args.upload_concurrency.clamp(1, 64),
+        },
+        staging_dir: args.staging_dir.clone().unwrap_or(defaults.staging_dir),
+        staging_bytes: args.staging_size.0,
+    })
+}
+
+/// The website domain is read-only whatever the flags say.
+fn read_only(args: &MountArgs) -> bool {
+    args.read_only || args.website
+}
+
+/// The kernel's side of the mount of `source` on `mountpoint`.
+pub(super) fn mount_options(args: &MountArgs, source: &str, mountpoint: PathBuf) -> MountOptions {
+    MountOptions {
+        mountpoint,
+        source: source.to_string(),
+        read_only: read_only(args),
+        allow_other: args.allow_other,
+        allow_root: args.allow_root,
+        default_permissions: args.default_permissions
+            || (args.allow_other && !args.no_default_permissions),
+        fuse_threads: args.fuse_threads.clamp(1, 64),
+        read_ahead_kb: args.read_ahead_kb,
+        direct_io: match args.direct_io {
+            DirectIoMode::Auto => DirectIo::Auto,
+            DirectIoMode::Always => DirectIo::Always,
+            DirectIoMode::Never => DirectIo::Never,
+        },
+    }
+}
+
+/// The client's per-attempt and per-operation deadlines and its retries.
+pub(super) fn deadlines(args: &MountArgs) -> Result<(Duration, Duration, RetryPolicy), String> {
+    if args.op_timeout.0.is_zero() {
+        return Err("--op-timeout must be longer than 0 (e.g. 30s)".into());
+    }
+    if args.retries == 0 {
+        return Err("--retries must be at least 1".into());
+    }
+    let retry = RetryPolicy {
+        max_attempts: args.retries,
+        ..RetryPolicy::default()
+    };
+    Ok((args.request_timeout.0, args.op_timeout.0, retry))
+}
+
+fn ownership(args: &MountArgs) -> Ownership {
+    // SAFETY: getuid/getgid cannot fail and have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let mode = |m: Option<Mode>, default: u16| m.map_or(default, |m| m.0);
+    Ownership {
+        uid: args.uid.unwrap_or(uid),
+        gid: args.gid.unwrap_or(gid),
+        force_owner: args.uid.is_some() || args.gid.is_some(),
+        file_mode: mode(args.file_mode, FILE_MODE),
+        dir_mode: mode(args.dir_mode, DIR_MODE),
+        umask: mode(args.umask, 0),
+    }
+}
+
+/// The multipart part size: between COS's 1 MiB and 5 GiB limits.
+fn part_size(size: Size) -> Result<u64, String> {
+    if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&size.0) {
+        return Err(format!(
+            "--part-size {size} must be between 1MiB and 5GiB (COS part limits)"
+        ));
+    }
+    Ok(size.0)
+}

@@ -1,0 +1,198 @@
+//! The validated configuration: the typed flags of `cli/` become each
+//! layer's own settings ([`ClientConfig`], [`FsConfig`], [`MountOptions`],
+//! [`ServerConfig`](crate::server::ServerConfig), the credential source),
+//! with every check on their combination and a message that names the bad
+//! value and what to do. Inner layers never see clap; defaults live with
+//! the layer that uses them and `cli/` shows them from there.
+
+mod creds;
+mod layers;
+mod serve;
+mod target;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{LogLevel, MountArgs};
+use crate::cos::client::ClientConfig;
+use crate::cos::endpoint::Endpoint;
+use crate::cos::retry::RetryPolicy;
+use crate::creds::Selected;
+use crate::creds::select::Surroundings;
+use crate::fs::FsConfig;
+use crate::mount::MountOptions;
+
+pub use serve::server_config;
+pub use target::{Domain, Resolve, Target, parse_bucket_spec, validate_bucket};
+
+/// Bucket name used by `--local` when none is given.
+pub const LOCAL_BUCKET: &str = "local-1250000000";
+
+/// Everything needed to mount.
+#[derive(Clone, Debug)]
+pub struct MountConfig {
+    /// Bucket `name-appid`.
+    pub bucket: String,
+    /// Region.
+    pub region: String,
+    /// Where requests go.
+    pub target: Target,
+    /// The static-website domain's behaviour: read-only, no listing.
+    pub website: bool,
+    /// DNS override for the endpoint's host.
+    pub resolve: Option<Resolve>,
+    /// How requests are signed.
+    pub credentials: Selected,
+    /// Warnings about the credential choice (sources configured but unused),
+    /// logged once the logger runs.
+    pub credential_notes: Vec<String>,
+    /// Per-attempt deadline.
+    pub request_timeout: Duration,
+    /// Per-operation deadline (all attempts).
+    pub op_timeout: Duration,
+    /// At mount, abort multipart uploads under the prefix initiated this
+    /// long before the mount started (`None`: keep them).
+    pub abort_stale_uploads: Option<Duration>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Filesystem behaviour.
+    pub fs: FsConfig,
+    /// Kernel mount settings.
+    pub mount: MountOptions,
+    /// Stay in the foreground.
+    pub foreground: bool,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `error`..`trace`.
+    pub level: log::LevelFilter,
+    /// Log file instead of stderr.
+    pub file: Option<PathBuf>,
+}
+
+/// Reads the logging part of the command line.
+pub fn log_config(args: &MountArgs) -> LogConfig {
+    let level = match (args.log_level, args.debug) {
+        (Some(level), _) => level_filter(level),
+        (None, true) => log::LevelFilter::Debug,
+        (None, false) => log::LevelFilter::Info,
+    };
+    LogConfig {
+        level,
+        file: args.log_file.clone(),
+    }
+}
+
+fn level_filter(level: LogLevel) -> log::LevelFilter {
+    match level {
+        LogLevel::Off => log::LevelFilter::Off,
+        LogLevel::Error => log::LevelFilter::Error,
+        LogLevel::Warn => log::LevelFilter::Warn,
+        LogLevel::Info => log::LevelFilter::Info,
+        LogLevel::Debug => log::LevelFilter::Debug,
+        LogLevel::Trace => log::LevelFilter::Trace,
+    }
+}
+
+impl MountConfig {
+    /// Validates the raw mount arguments, looking for credentials in the
+    /// process environment and the default passwd files.
+    pub fn from_args(args: &MountArgs) -> Result<MountConfig, String> {
+        MountConfig::from_args_in(args, &Surroundings::of_process())
+    }
+
+    /// Validates the raw mount arguments with the given environment and
+    /// default passwd files (tests).
+    pub fn from_args_in(
+        args: &MountArgs,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
+        let (spec, mountpoint) = match (&args.bucket, &args.mountpoint, &args.local) {
+            (Some(b), Some(m), _) => (b.clone(), m.clone()),
+            (Some(m), None, Some(_)) => (LOCAL_BUCKET.to_string(), PathBuf::from(m)),
+            (None, None, _) => {
+                return Err("missing BUCKET and MOUNTPOINT; see `cosmount --help`".into());
+            }
+            _ => return Err("missing MOUNTPOINT: `cosmount BUCKET MOUNTPOINT`".into()),
+        };
+        MountConfig::build(args, &spec, mountpoint, around)
+    }
+
+    /// Validates the arguments of `cosmount COMMAND BUCKET [options]`
+    /// (`check`, `cleanup`): a mount's, without a mountpoint.
+    pub fn for_command(
+        command: &str,
+        args: &MountArgs,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
+        if args.local.is_some() {
+            return Err(format!(
+                "`cosmount {command}` works on a bucket at COS or --endpoint, not --local"
+            ));
+        }
+        let Some(spec) = &args.bucket else {
+            return Err(format!(
+                "missing BUCKET: `cosmount {command} BUCKET [options]`"
+            ));
+        };
+        if let Some(extra) = &args.mountpoint {
+            return Err(format!(
+                "`cosmount {command}` takes no mountpoint (got {})",
+                extra.display()
+            ));
+        }
+        MountConfig::build(args, spec, PathBuf::new(), around)
+    }
+
+    fn build(
+        args: &MountArgs,
+        spec: &str,
+        mountpoint: PathBuf,
+        around: &Surroundings<'_>,
+    ) -> Result<MountConfig, String> {
+        let (bucket, prefix) = parse_bucket_spec(spec)?;
+        let target = target::target(args)?;
+        let region = target::region(args, &target)?;
+        let resolve = match &args.resolve {
+            Some(text) => Some(target::resolve(text, &target, &bucket, &region)?),
+            None => None,
+        };
+        let (credentials, credential_notes) =
+            creds::credentials(args, &bucket, &region, &target, around)?;
+        let fs = layers::fs_config(args, prefix)?;
+        let mount = layers::mount_options(args, spec, mountpoint);
+        let (request_timeout, op_timeout, retry) = layers::deadlines(args)?;
+        Ok(MountConfig {
+            bucket,
+            region,
+            target,
+            website: args.website,
+            resolve,
+            credentials,
+            credential_notes,
+            request_timeout,
+            op_timeout,
+            abort_stale_uploads: args.abort_stale_uploads.0,
+            retry,
+            fs,
+            mount,
+            foreground: args.foreground,
+        })
+    }
+
+    /// The client settings for `endpoint` (where [`Target`] says, or the
+    /// `--local` server's address): timeouts, retries, `--resolve`.
+    pub fn client_config(&self, endpoint: Endpoint) -> ClientConfig {
+        ClientConfig {
+            request_timeout: self.request_timeout,
+            op_timeout: self.op_timeout,
+            retry: self.retry.clone(),
+            resolve: self.resolve.as_ref().map(|r| r.addr),
+            ..ClientConfig::new(endpoint)
+        }
+    }
+}
