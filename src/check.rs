@@ -177,16 +177,8 @@ fn describe_style(config: &MountConfig) -> String {
 /// `host[:port]` and the scheme's port when none is given.
 fn host_and_port(host: &str, scheme: &str) -> (String, u16) {
     let default = if scheme == "https" { 443 } else { 80 };
-    if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        let (ip, after) = rest.split_once(']').unwrap_or((rest, ""));
-        let port = after.strip_prefix(':').and_then(|p| p.parse().ok());
-        return (ip.to_string(), port.unwrap_or(default));
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.parse::<u16>().is_ok() => (h.to_string(), p.parse().unwrap_or(default)),
-        _ => (host.to_string(), default),
-    }
+    let (host, port) = crate::cos::endpoint::split_host_port(host);
+    (host.to_string(), port.unwrap_or(default))
 }
 
 /// The addresses requests go to: `--resolve`'s, a literal IP, or DNS's.

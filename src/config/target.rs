@@ -116,15 +116,7 @@ pub fn parse_bucket_spec(spec: &str) -> Result<(String, String), String> {
 
 /// A bucket is `<name>-<appid>`: lowercase letters, digits and `-`, then digits.
 pub fn validate_bucket(bucket: &str) -> Result<(), String> {
-    let ok = bucket.rsplit_once('-').is_some_and(|(name, appid)| {
-        !name.is_empty()
-            && !appid.is_empty()
-            && appid.bytes().all(|b| b.is_ascii_digit())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    });
-    if ok {
+    if crate::cos::bucket::is_valid_name(bucket) {
         Ok(())
     } else {
         Err(format!(
@@ -264,7 +256,7 @@ pub(super) fn resolve(
     let (host, addr) = text.split_once(':').ok_or_else(bad)?;
     let addr: SocketAddr = addr.parse().map_err(|_| bad())?;
     let endpoint = target.endpoint(bucket, region)?;
-    let endpoint_host = endpoint.host.split(':').next().unwrap_or_default();
+    let endpoint_host = crate::cos::endpoint::host_without_port(&endpoint.host);
     if host.is_empty() || !host.eq_ignore_ascii_case(endpoint_host) {
         return Err(format!(
             "--resolve names host {host:?}, but requests go to {endpoint_host}"

@@ -159,7 +159,7 @@ pub struct Target {
 pub fn route(host: Option<&str>, path: &str, buckets: &[String]) -> Result<Target, ApiError> {
     let rest = path.strip_prefix('/').unwrap_or(path);
     let label = host
-        .and_then(|h| h.split(['.', ':']).next())
+        .and_then(|h| crate::cos::endpoint::host_without_port(h).split('.').next())
         .unwrap_or_default();
     if buckets.iter().any(|b| b == label) {
         return Ok(target(label, rest));
