@@ -263,15 +263,14 @@ impl<C: ObjectClient> Fs<C> {
             }
             Some(info) => {
                 let attr = info.attr;
-                let ino = t.upsert_child(
-                    parent,
-                    name,
-                    info,
-                    Instant::now() + self.config.metadata_ttl,
-                );
-                if ino == 0 {
-                    return Err(FsError::NotFound);
-                }
+                let ino = t
+                    .upsert_child(
+                        parent,
+                        name,
+                        info,
+                        Instant::now() + self.config.metadata_ttl,
+                    )
+                    .ok_or(FsError::NotFound)?;
                 t.remember(ino);
                 Ok(Entry { ino, attr })
             }

@@ -127,10 +127,9 @@ impl<C: ObjectClient> Fs<C> {
             modified: None,
             exact: true,
         };
-        let ino = t.upsert_child(parent, name, info, until);
-        if ino == 0 {
-            return Err(FsError::NotFound);
-        }
+        let ino = t
+            .upsert_child(parent, name, info, until)
+            .ok_or(FsError::NotFound)?;
         t.remember(ino);
         Ok(Entry { ino, attr })
     }
