@@ -5,10 +5,12 @@
 pub mod attr;
 pub mod dir;
 pub mod error;
-mod file;
+mod handles;
 pub mod inode;
 mod namespace;
+mod read;
 mod readdir;
+mod write;
 mod writes;
 
 use std::collections::{HashMap, HashSet};
@@ -27,10 +29,11 @@ use crate::upload::staged::StagingArea;
 use attr::{Attr, Kind, Ownership};
 use dir::invalid_name;
 pub use error::{FsError, FsResult};
-use file::{OpenFile, WriteState};
+use handles::OpenFile;
 use inode::{ChildInfo, InodeTable, ROOT_INO};
 pub use namespace::SetAttr;
 use readdir::DirHandle;
+use write::WriteState;
 
 /// How the filesystem behaves; built from the mount options.
 #[derive(Clone, Debug)]
@@ -432,6 +435,15 @@ impl<C: ObjectClient> Fs<C> {
             files: 1 << 32,
             name_max: dir::NAME_MAX as u32,
         }
+    }
+
+    /// The key of `ino` right now (renames change it).
+    fn key_of(&self, ino: u64) -> FsResult<String> {
+        Ok(lock(&self.inodes)
+            .get(ino)
+            .ok_or(FsError::NotFound)?
+            .key
+            .clone())
     }
 
     /// Attributes of `ino` without any request (for `.` entries and tests).

@@ -11,8 +11,8 @@ use log::{debug, warn};
 
 use super::attr::{Attr, Kind, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
-use super::file::{Content, WriteState};
 use super::inode::ChildInfo;
+use super::write::{Content, WriteState};
 use super::{Caller, Entry, Fs, FsError, FsResult, Opened, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
