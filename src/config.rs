@@ -14,7 +14,8 @@ use crate::creds::select::{self, Surroundings};
 use crate::creds::{CredentialOptions, Credentials, ProviderSpec, Secret, Selected, SourceKind};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
-use crate::mount::{DirectIo, MountOptions};
+use crate::fuse::DirectIo;
+use crate::mount::MountOptions;
 use crate::upload::{MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig};
 
 /// Bucket name used by `--local` when none is given.

@@ -29,7 +29,17 @@ use tokio_util::task::TaskTracker;
 use crate::cos::ObjectClient;
 use crate::fs::attr::{Attr, Kind};
 use crate::fs::{Caller, Entry, Fs, FsError, OpenMode, SetAttr};
-use crate::mount::DirectIo;
+
+/// When to bypass the kernel page cache (FOPEN_DIRECT_IO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectIo {
+    /// For large files, when the kernel lets direct-I/O files be mmapped.
+    Auto,
+    /// For every file.
+    Always,
+    /// Never.
+    Never,
+}
 
 /// Files this large are opened with direct I/O in `DirectIo::Auto`: their
 /// sequential reads skip the page cache, whose fresh pages cost more than
