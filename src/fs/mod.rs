@@ -11,7 +11,7 @@ mod namespace;
 mod read;
 mod readdir;
 mod write;
-mod writes;
+mod write_table;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -165,7 +165,7 @@ pub struct Fs<C> {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     /// Files with changes in progress (open for writing, or being uploaded).
-    writes: writes::WriteTable<C>,
+    writes: write_table::WriteTable<C>,
     /// Open handles per inode, to delay the DELETE of an unlinked open file.
     open_counts: Mutex<HashMap<u64, usize>>,
     /// Inodes unlinked while open, with their key: deleted at the last close.
@@ -209,7 +209,7 @@ impl<C: ObjectClient> Fs<C> {
             inodes: Mutex::new(root),
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
-            writes: writes::WriteTable::default(),
+            writes: write_table::WriteTable::default(),
             open_counts: Mutex::new(HashMap::new()),
             pending_deletes: Mutex::new(HashMap::new()),
             cached_etags: Mutex::new(HashMap::new()),
