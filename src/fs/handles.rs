@@ -134,7 +134,7 @@ impl<C: ObjectClient> Fs<C> {
             last
         };
         if last {
-            self.delete_if_pending(file.ino, &file.object.key).await;
+            self.delete_if_pending(file.ino).await;
         }
         result
     }

@@ -290,7 +290,7 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Deletes the object of an unlinked file once its last handle closed.
-    pub(super) async fn delete_if_pending(&self, ino: u64, _key: &str) {
+    pub(super) async fn delete_if_pending(&self, ino: u64) {
         let Some(key) = lock(&self.pending_deletes).remove(&ino) else {
             return;
         };
