@@ -1,9 +1,10 @@
 //! The write path: a new or truncated file written front to back streams
 //! as a multipart upload; anything else goes to a staging file. flush,
-//! fsync and the last close upload. An upload failure is returned to the
-//! application, leaves no partial object and marks the content `Failed`
-//! for every later write, flush and fsync; a successful upload leaves the
-//! state clean on the new object, which the inode and the cache then name.
+//! fsync and the last close upload. A failed upload is returned to the
+//! application and leaves no partial object; a failed stream loses its
+//! data, so the content stays `Failed` for every later call, while a
+//! staging file is kept for the next flush to retry. After an upload the
+//! state is clean on the new object, which the inode then names.
 
 use std::time::{Instant, SystemTime};
 
