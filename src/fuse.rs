@@ -29,7 +29,17 @@ use tokio_util::task::TaskTracker;
 use crate::cos::ObjectClient;
 use crate::fs::attr::{Attr, Kind};
 use crate::fs::{Caller, Entry, Fs, FsError, OpenMode, SetAttr};
-use crate::mount::DirectIo;
+
+/// When to bypass the kernel page cache (FOPEN_DIRECT_IO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectIo {
+    /// For large files, when the kernel lets direct-I/O files be mmapped.
+    Auto,
+    /// For every file.
+    Always,
+    /// Never.
+    Never,
+}
 
 /// Files this large are opened with direct I/O in `DirectIo::Auto`: their
 /// sequential reads skip the page cache, whose fresh pages cost more than
@@ -183,6 +193,15 @@ fn caller(req: &Request) -> Caller {
     }
 }
 
+/// `name` (or a symlink target) as UTF-8, or the error every handler
+/// answers for one that is not.
+fn utf8_name(name: &OsStr) -> Result<String, FsError> {
+    // A name that is not UTF-8 can be no COS key: it can neither exist nor
+    // be made, so every call says EINVAL (the name is the bad argument);
+    // ENOENT would tell a create that the parent directory is missing.
+    name.to_str().map(str::to_string).ok_or(FsError::Invalid)
+}
+
 fn reply_empty(reply: ReplyEmpty, op: &str, ino: u64, result: Result<(), FsError>) {
     match result {
         Ok(()) => reply.ok(),
@@ -232,8 +251,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::ENOENT);
+        let name = match utf8_name(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno("lookup", parent.0, &e)),
         };
         let ttl = self.ttl;
         self.spawn(|fs| async move {
@@ -382,8 +402,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::EINVAL);
+        let name = match utf8_name(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno("create", parent.0, &e)),
         };
         let (ttl, caller) = (self.ttl, caller(req));
         let direct_io = use_direct_io(self.direct_io, self.direct_mmap, 0);
@@ -411,8 +432,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::EINVAL);
+        let name = match utf8_name(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno("mknod", parent.0, &e)),
         };
         let (ttl, caller) = (self.ttl, caller(req));
         self.spawn(|fs| async move {
@@ -435,8 +457,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::EINVAL);
+        let name = match utf8_name(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno("mkdir", parent.0, &e)),
         };
         let (ttl, caller) = (self.ttl, caller(req));
         self.spawn(|fs| async move {
@@ -458,11 +481,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let (Some(name), Some(target)) = (
-            link_name.to_str().map(str::to_string),
-            target.to_str().map(str::to_string),
-        ) else {
-            return reply.error(Errno::EINVAL);
+        let (name, target) = match (utf8_name(link_name), utf8_name(target.as_os_str())) {
+            (Ok(name), Ok(target)) => (name, target),
+            (Err(e), _) | (_, Err(e)) => return reply.error(errno("symlink", parent.0, &e)),
         };
         let (ttl, caller) = (self.ttl, caller(req));
         self.spawn(|fs| async move {
@@ -484,16 +505,18 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        // link(2): EPERM when the filesystem has no hard links.
         debug!(
             "link ino={}: hard links are not supported on an object store",
             ino.0
         );
-        reply.error(Errno::EPERM);
+        reply.error(Errno::from_i32(FsError::NotPermitted.to_errno()));
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::ENOENT);
+        let name = match utf8_name(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno("unlink", parent.0, &e)),
         };
         self.spawn(|fs| async move {
             reply_empty(reply, "unlink", parent.0, fs.unlink(parent.0, &name).await);
@@ -501,8 +524,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::ENOENT);
+        let name = match utf8_name(name) {
+            Ok(name) => name,
+            Err(e) => return reply.error(errno("rmdir", parent.0, &e)),
         };
         self.spawn(|fs| async move {
             reply_empty(reply, "rmdir", parent.0, fs.rmdir(parent.0, &name).await);
@@ -519,16 +543,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        // rename(2): a flag the filesystem does not support is EINVAL.
         if flags.contains(RenameFlags::RENAME_EXCHANGE)
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
-            return reply.error(Errno::EINVAL);
+            return reply.error(errno("rename", parent.0, &FsError::Invalid));
         }
-        let (Some(name), Some(newname)) = (
-            name.to_str().map(str::to_string),
-            newname.to_str().map(str::to_string),
-        ) else {
-            return reply.error(Errno::EINVAL);
+        let (name, newname) = match (utf8_name(name), utf8_name(newname)) {
+            (Ok(name), Ok(newname)) => (name, newname),
+            (Err(e), _) | (_, Err(e)) => return reply.error(errno("rename", parent.0, &e)),
         };
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         self.spawn(|fs| async move {
@@ -687,10 +710,12 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _size: u32,
         reply: ReplyXattr,
     ) {
+        // Kernel contract, not an fs error: ENOSYS means "never ask again".
         reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        // Kernel contract, not an fs error: ENOSYS means "never ask again".
         reply.error(Errno::ENOSYS);
     }
 
@@ -698,9 +723,23 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         match self.fs.cached_attr(ino.0) {
             Some(_) => reply.ok(),
             None => {
+                // The kernel asks only about inodes it holds: worth a warning.
                 warn!("access on unknown inode {}", ino.0);
-                reply.error(Errno::ENOENT);
+                reply.error(Errno::from_i32(FsError::NotFound.to_errno()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn a_name_that_is_not_utf8_is_einval_for_every_call() {
+        assert_eq!(utf8_name(OsStr::new("a")), Ok("a".to_string()));
+        let err = utf8_name(OsStr::from_bytes(b"a\xff")).unwrap_err();
+        assert_eq!(err.to_errno(), libc::EINVAL);
     }
 }

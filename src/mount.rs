@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cos::ObjectClient;
 use crate::fs::Fs;
-use crate::fuse::FuseAdapter;
+use crate::fuse::{DirectIo, FuseAdapter};
 
 /// Kernel-facing mount settings.
 #[derive(Clone, Debug)]
@@ -42,17 +42,6 @@ pub struct MountOptions {
     pub read_ahead_kb: u32,
     /// When files are opened with FOPEN_DIRECT_IO (no kernel page cache).
     pub direct_io: DirectIo,
-}
-
-/// When to bypass the kernel page cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DirectIo {
-    /// For large files, when the kernel lets direct-I/O files be mmapped.
-    Auto,
-    /// For every file.
-    Always,
-    /// Never.
-    Never,
 }
 
 /// Canonicalizes the mountpoint and checks it can be mounted on: it exists,

@@ -11,7 +11,8 @@ use crate::cli::{DirectIoMode, MountArgs};
 use crate::cos::retry::RetryPolicy;
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
-use crate::mount::{DirectIo, MountOptions};
+use crate::fuse::DirectIo;
+use crate::mount::MountOptions;
 use crate::units::{Mode, Size};
 use crate::upload::{MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig};
 

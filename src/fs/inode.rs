@@ -137,19 +137,17 @@ impl InodeTable {
     }
 
     /// Records `info` for `parent/name`, creating the node if needed, and
-    /// returns its inode number. A node of another kind under that name is
-    /// detached and replaced. Exact attributes are not downgraded by a
-    /// listing that shows the same ETag.
+    /// returns its inode number (`None`: `parent` is not in the table). A
+    /// node of another kind under that name is detached and replaced. Exact
+    /// attributes are not downgraded by a listing that shows the same ETag.
     pub fn upsert_child(
         &mut self,
         parent: u64,
         name: &str,
         info: ChildInfo,
         valid_until: Instant,
-    ) -> u64 {
-        let Some(parent_node) = self.nodes.get_mut(&parent) else {
-            return 0;
-        };
+    ) -> Option<u64> {
+        let parent_node = self.nodes.get_mut(&parent)?;
         parent_node.missing.remove(name);
         let key = parent_node.child_key(name, info.attr.kind);
         if let Some(&ino) = parent_node.children.get(name) {
@@ -166,7 +164,7 @@ impl InodeTable {
                     node.modified = info.modified;
                 }
                 node.valid_until = valid_until;
-                return ino;
+                return Some(ino);
             }
             self.detach(ino);
         }
@@ -195,7 +193,7 @@ impl InodeTable {
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.children.insert(name.to_string(), ino);
         }
-        ino
+        Some(ino)
     }
 
     /// Remembers that `parent/name` does not exist until `until`.
@@ -405,24 +403,36 @@ mod tests {
         let later = now + Duration::from_secs(1);
         let mut exact = file(5, "e1", true);
         exact.attr.perm = 0o600;
-        let a = t.upsert_child(ROOT_INO, "a", exact, later);
+        let a = t.upsert_child(ROOT_INO, "a", exact, later).unwrap();
         assert_eq!(t.get(a).unwrap().key, "pre/a");
-        let b = t.upsert_child(ROOT_INO, "a", file(5, "e1", false), later);
+        let b = t
+            .upsert_child(ROOT_INO, "a", file(5, "e1", false), later)
+            .unwrap();
         assert_eq!(a, b);
         assert_eq!(
             t.get(a).unwrap().attr.perm,
             0o600,
             "same ETag keeps HEAD attributes"
         );
-        t.upsert_child(ROOT_INO, "a", file(9, "e2", false), later);
+        t.upsert_child(ROOT_INO, "a", file(9, "e2", false), later)
+            .unwrap();
         assert_eq!(t.get(a).unwrap().attr.size, 9);
         assert!(!t.get(a).unwrap().exact);
     }
 
     #[test]
+    fn upsert_under_an_unknown_parent_is_none() {
+        let (mut t, now) = table();
+        assert_eq!(t.upsert_child(99, "a", file(1, "e", true), now), None);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
     fn kind_change_replaces_the_node() {
         let (mut t, now) = table();
-        let f = t.upsert_child(ROOT_INO, "x", file(1, "e", true), now);
+        let f = t
+            .upsert_child(ROOT_INO, "x", file(1, "e", true), now)
+            .unwrap();
         t.remember(f);
         let dir = ChildInfo {
             attr: Ownership::default().dir(SystemTime::UNIX_EPOCH),
@@ -430,7 +440,7 @@ mod tests {
             modified: None,
             exact: false,
         };
-        let d = t.upsert_child(ROOT_INO, "x", dir, now);
+        let d = t.upsert_child(ROOT_INO, "x", dir, now).unwrap();
         assert_ne!(f, d);
         assert_eq!(t.get(d).unwrap().key, "pre/x/");
         assert!(
@@ -450,10 +460,12 @@ mod tests {
             modified: None,
             exact: true,
         };
-        let a = t.upsert_child(ROOT_INO, "a", dir_info(), now);
-        let b = t.upsert_child(a, "b", dir_info(), now);
-        let f = t.upsert_child(b, "f", file(1, "e", true), now);
-        let target = t.upsert_child(ROOT_INO, "z", file(1, "e", true), now);
+        let a = t.upsert_child(ROOT_INO, "a", dir_info(), now).unwrap();
+        let b = t.upsert_child(a, "b", dir_info(), now).unwrap();
+        let f = t.upsert_child(b, "f", file(1, "e", true), now).unwrap();
+        let target = t
+            .upsert_child(ROOT_INO, "z", file(1, "e", true), now)
+            .unwrap();
         t.rename(a, ROOT_INO, "z");
         assert_eq!(t.get(f).unwrap().key, "pre/z/b/f");
         assert_eq!(t.get(b).unwrap().key, "pre/z/b/");
@@ -473,8 +485,11 @@ mod tests {
     fn listings_and_negative_entries() {
         let (mut t, now) = table();
         let until = now + Duration::from_secs(10);
-        t.upsert_child(ROOT_INO, "keep", file(1, "e", false), until);
-        let gone = t.upsert_child(ROOT_INO, "gone", file(1, "e", false), until);
+        t.upsert_child(ROOT_INO, "keep", file(1, "e", false), until)
+            .unwrap();
+        let gone = t
+            .upsert_child(ROOT_INO, "gone", file(1, "e", false), until)
+            .unwrap();
         t.finish_listing(ROOT_INO, &["keep".to_string()], until);
         assert!(
             t.get(gone).is_none(),

@@ -5,11 +5,13 @@
 pub mod attr;
 pub mod dir;
 pub mod error;
-mod file;
+mod handles;
 pub mod inode;
 mod namespace;
+mod read;
 mod readdir;
-mod writes;
+mod write;
+mod write_table;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -27,10 +29,11 @@ use crate::upload::staged::StagingArea;
 use attr::{Attr, Kind, Ownership};
 use dir::invalid_name;
 pub use error::{FsError, FsResult};
-use file::{OpenFile, WriteState};
+use handles::OpenFile;
 use inode::{ChildInfo, InodeTable, ROOT_INO};
 pub use namespace::SetAttr;
 use readdir::DirHandle;
+use write::WriteState;
 
 /// How the filesystem behaves; built from the mount options.
 #[derive(Clone, Debug)]
@@ -162,7 +165,7 @@ pub struct Fs<C> {
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<DirHandle>>>>,
     /// Files with changes in progress (open for writing, or being uploaded).
-    writes: writes::WriteTable<C>,
+    writes: write_table::WriteTable<C>,
     /// Open handles per inode, to delay the DELETE of an unlinked open file.
     open_counts: Mutex<HashMap<u64, usize>>,
     /// Inodes unlinked while open, with their key: deleted at the last close.
@@ -206,7 +209,7 @@ impl<C: ObjectClient> Fs<C> {
             inodes: Mutex::new(root),
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
-            writes: writes::WriteTable::default(),
+            writes: write_table::WriteTable::default(),
             open_counts: Mutex::new(HashMap::new()),
             pending_deletes: Mutex::new(HashMap::new()),
             cached_etags: Mutex::new(HashMap::new()),
@@ -263,15 +266,14 @@ impl<C: ObjectClient> Fs<C> {
             }
             Some(info) => {
                 let attr = info.attr;
-                let ino = t.upsert_child(
-                    parent,
-                    name,
-                    info,
-                    Instant::now() + self.config.metadata_ttl,
-                );
-                if ino == 0 {
-                    return Err(FsError::NotFound);
-                }
+                let ino = t
+                    .upsert_child(
+                        parent,
+                        name,
+                        info,
+                        Instant::now() + self.config.metadata_ttl,
+                    )
+                    .ok_or(FsError::NotFound)?;
                 t.remember(ino);
                 Ok(Entry { ino, attr })
             }
@@ -433,6 +435,15 @@ impl<C: ObjectClient> Fs<C> {
             files: 1 << 32,
             name_max: dir::NAME_MAX as u32,
         }
+    }
+
+    /// The key of `ino` right now (renames change it).
+    fn key_of(&self, ino: u64) -> FsResult<String> {
+        Ok(lock(&self.inodes)
+            .get(ino)
+            .ok_or(FsError::NotFound)?
+            .key
+            .clone())
     }
 
     /// Attributes of `ino` without any request (for `.` entries and tests).

@@ -11,8 +11,8 @@ use log::{debug, warn};
 
 use super::attr::{Attr, Kind, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
-use super::file::{Content, WriteState};
 use super::inode::ChildInfo;
+use super::write::{Content, WriteState};
 use super::{Caller, Entry, Fs, FsError, FsResult, Opened, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
@@ -127,10 +127,9 @@ impl<C: ObjectClient> Fs<C> {
             modified: None,
             exact: true,
         };
-        let ino = t.upsert_child(parent, name, info, until);
-        if ino == 0 {
-            return Err(FsError::NotFound);
-        }
+        let ino = t
+            .upsert_child(parent, name, info, until)
+            .ok_or(FsError::NotFound)?;
         t.remember(ino);
         Ok(Entry { ino, attr })
     }
@@ -291,7 +290,7 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Deletes the object of an unlinked file once its last handle closed.
-    pub(super) async fn delete_if_pending(&self, ino: u64, _key: &str) {
+    pub(super) async fn delete_if_pending(&self, ino: u64) {
         let Some(key) = lock(&self.pending_deletes).remove(&ino) else {
             return;
         };

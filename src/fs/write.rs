@@ -1,32 +1,23 @@
-//! Open files. Reads go through the block cache, or through the local
-//! changes of a file being written. Writes stream (a new or truncated file
-//! written front to back) or go to a staging file (anything else). flush
-//! and fsync upload; an upload failure is returned to the application and
-//! leaves no partial object. A file unlinked while open stays readable by
-//! its handles: its DELETE waits for the last close.
+//! The write path: a new or truncated file written front to back streams
+//! as a multipart upload; anything else goes to a staging file. flush,
+//! fsync and the last close upload. A failed upload is returned to the
+//! application and leaves no partial object; a failed stream loses its
+//! data, so the content stays `Failed` for every later call, while a
+//! staging file is kept for the next flush to retry. After an upload the
+//! state is clean on the new object, which the inode then names.
 
-use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, Kind, to_meta};
-use super::{Fs, FsError, FsResult, OpenMode, Opened, SharedWrite, lock};
-use crate::cache::{ObjectVersion, ReadAhead};
+use super::attr::{Attr, to_meta};
+use super::{Fs, FsError, FsResult, SharedWrite, lock};
+use crate::cache::ObjectVersion;
 use crate::cos::{CosError, MetadataDirective, ObjectAttrs, ObjectClient, PutResult};
-use crate::upload::staged::{Piece, StagedFile};
+use crate::upload::staged::StagedFile;
 use crate::upload::stream::StreamUpload;
 use crate::upload::upload_staged;
-
-/// One open file handle.
-pub(super) struct OpenFile {
-    pub(super) ino: u64,
-    /// The version reads see when the file has no changes in progress.
-    pub(super) object: ObjectVersion,
-    pub(super) reader: Mutex<ReadAhead>,
-    pub(super) writable: bool,
-}
 
 /// Where the new content of a changed file is.
 pub(super) enum Content<C> {
@@ -85,7 +76,7 @@ impl<C> WriteState<C> {
     }
 }
 
-fn local_io(e: std::io::Error) -> FsError {
+pub(super) fn local_io(e: std::io::Error) -> FsError {
     if e.kind() == std::io::ErrorKind::StorageFull {
         warn!("{e}");
         FsError::NoSpace
@@ -95,100 +86,6 @@ fn local_io(e: std::io::Error) -> FsError {
 }
 
 impl<C: ObjectClient> Fs<C> {
-    /// Opens a file.
-    pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<Opened> {
-        let kind = lock(&self.inodes)
-            .get(ino)
-            .ok_or(FsError::NotFound)?
-            .attr
-            .kind;
-        match kind {
-            Kind::Dir => return Err(FsError::IsDir),
-            Kind::File | Kind::Symlink => {}
-            _ => return Err(FsError::NotSupported),
-        }
-        if mode.write && self.config.read_only {
-            return Err(FsError::ReadOnly);
-        }
-        let changing = self.writes.get(ino).is_some();
-        if !changing && !mode.write {
-            self.revalidate(ino).await?;
-        }
-        if mode.write {
-            let state = self.write_state(ino, true).await?;
-            if mode.truncate {
-                let truncated = self.truncate_state(&mut *state.lock().await, ino, 0).await;
-                if let Err(e) = truncated {
-                    self.writes.drop_writer(ino);
-                    return Err(e);
-                }
-            }
-        }
-        let object = self.current_version(ino)?;
-        let keep_cache = !changing
-            && !mode.write
-            && lock(&self.cached_etags)
-                .insert(ino, object.etag.to_string())
-                .as_deref()
-                == Some(&*object.etag);
-        Ok(Opened {
-            fh: self.add_handle(ino, object, mode.write),
-            keep_cache,
-        })
-    }
-
-    /// Registers a new handle on `ino`.
-    pub(super) fn add_handle(&self, ino: u64, object: ObjectVersion, writable: bool) -> u64 {
-        let fh = self
-            .next_handle
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = OpenFile {
-            ino,
-            object,
-            reader: Mutex::new(self.cache.new_reader()),
-            writable,
-        };
-        lock(&self.files).insert(fh, std::sync::Arc::new(file));
-        *lock(&self.open_counts).entry(ino).or_default() += 1;
-        fh
-    }
-
-    /// HEADs the object unless the node's attributes are fresh and exact.
-    async fn revalidate(&self, ino: u64) -> FsResult<()> {
-        let (key, trusted) = {
-            let t = lock(&self.inodes);
-            let node = t.get(ino).ok_or(FsError::NotFound)?;
-            let trusted = node.pending
-                || (node.is_fresh(Instant::now()) && node.exact && node.etag.is_some());
-            (node.key.clone(), trusted)
-        };
-        if !trusted {
-            let info = self.client.head(&key).await?;
-            self.refresh_node(ino, &info);
-        }
-        Ok(())
-    }
-
-    /// The object version the node names now.
-    fn current_version(&self, ino: u64) -> FsResult<ObjectVersion> {
-        let t = lock(&self.inodes);
-        let node = t.get(ino).ok_or(FsError::NotFound)?;
-        Ok(ObjectVersion {
-            key: node.key.as_str().into(),
-            etag: node.etag.clone().unwrap_or_default().into(),
-            size: node.attr.size,
-        })
-    }
-
-    /// The key of `ino` right now (renames change it).
-    pub(super) fn key_of(&self, ino: u64) -> FsResult<String> {
-        Ok(lock(&self.inodes)
-            .get(ino)
-            .ok_or(FsError::NotFound)?
-            .key
-            .clone())
-    }
-
     /// The change state of `ino`, created (clean, on the current object) if
     /// needed; counts a writer when `writer` is set.
     pub(super) async fn write_state(&self, ino: u64, writer: bool) -> FsResult<SharedWrite<C>> {
@@ -208,89 +105,6 @@ impl<C: ObjectClient> Fs<C> {
         Ok(self
             .writes
             .get_or_insert(ino, writer, || WriteState::clean(base, attr)))
-    }
-
-    /// Reads from an open file.
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let file = lock(&self.files)
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
-        let Some(state) = self.writes.get(file.ino) else {
-            if file.object.etag.is_empty() {
-                // Opened while the file was being written: read what was
-                // uploaded since.
-                let current = self.current_version(file.ino)?;
-                return self
-                    .read_version(&current, offset, u64::from(size), &file.reader)
-                    .await;
-            }
-            return self
-                .read_version(&file.object, offset, u64::from(size), &file.reader)
-                .await;
-        };
-        let mut st = state.lock().await;
-        if matches!(st.content, Content::Stream(_)) {
-            self.stage(&mut st, file.ino).await?;
-        }
-        match &st.content {
-            Content::Failed(e) => Err(e.clone()),
-            Content::Staged(staged) => {
-                self.read_staged(staged, offset, u64::from(size), &file.reader)
-                    .await
-            }
-            _ => match &st.base {
-                Some(base) => {
-                    self.read_version(base, offset, u64::from(size), &file.reader)
-                        .await
-                }
-                None => Ok(Bytes::new()),
-            },
-        }
-    }
-
-    async fn read_version(
-        &self,
-        obj: &ObjectVersion,
-        offset: u64,
-        len: u64,
-        reader: &Mutex<ReadAhead>,
-    ) -> FsResult<Bytes> {
-        self.cache
-            .read(obj, offset, len, reader)
-            .await
-            .map_err(|e| {
-                if e.status() == Some(412) {
-                    FsError::Stale
-                } else {
-                    e.into()
-                }
-            })
-    }
-
-    async fn read_staged(
-        &self,
-        staged: &StagedFile,
-        offset: u64,
-        len: u64,
-        reader: &Mutex<ReadAhead>,
-    ) -> FsResult<Bytes> {
-        let mut out = BytesMut::new();
-        for piece in staged.pieces(offset..offset + len) {
-            match piece {
-                Piece::Local(r) => out.extend_from_slice(&staged.read_local(r).map_err(local_io)?),
-                Piece::Base(r) => {
-                    let base = staged.base().expect("base pieces exist only with a base");
-                    out.extend_from_slice(
-                        &self
-                            .read_version(base, r.start, r.end - r.start, reader)
-                            .await?,
-                    );
-                }
-                Piece::Zero(r) => out.resize(out.len() + (r.end - r.start) as usize, 0),
-            }
-        }
-        Ok(out.freeze())
     }
 
     /// Writes to an open file; returns the bytes written.
@@ -605,37 +419,6 @@ impl<C: ObjectClient> Fs<C> {
     /// fsync: uploads changes of the file now.
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         self.flush(fh).await
-    }
-
-    /// Closes a handle: the last writer uploads anything still pending, the
-    /// last handle of an unlinked file deletes its object.
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let Some(file) = lock(&self.files).remove(&fh) else {
-            return Ok(());
-        };
-        let mut result = Ok(());
-        if let Some((state, true)) = file
-            .writable
-            .then(|| self.writes.drop_writer(file.ino))
-            .flatten()
-        {
-            result = self.sync(&mut *state.lock().await, file.ino).await;
-            self.retire(file.ino, &state);
-        }
-        let last = {
-            let mut counts = lock(&self.open_counts);
-            let count = counts.entry(file.ino).or_default();
-            *count = count.saturating_sub(1);
-            let last = *count == 0;
-            if last {
-                counts.remove(&file.ino);
-            }
-            last
-        };
-        if last {
-            self.delete_if_pending(file.ino, &file.object.key).await;
-        }
-        result
     }
 
     /// Forgets a state nobody writes through any more, unless it still has

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::file::WriteState;
+use super::write::WriteState;
 use super::{SharedWrite, lock};
 
 struct Entry<C> {

@@ -1,0 +1,141 @@
+//! Open file handles, from open to the release at the last close. A
+//! handle pins the object version (ETag) it opened, so its reads never mix
+//! two versions; the kernel keeps its page cache only when an open finds
+//! the ETag of the previous one. A file unlinked while open stays readable
+//! by its handles: its DELETE waits for the last close, and the last
+//! writer's close uploads first.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::attr::Kind;
+use super::{Fs, FsError, FsResult, OpenMode, Opened, lock};
+use crate::cache::{ObjectVersion, ReadAhead};
+use crate::cos::ObjectClient;
+
+/// One open file handle.
+pub(super) struct OpenFile {
+    pub(super) ino: u64,
+    /// The version reads see when the file has no changes in progress.
+    pub(super) object: ObjectVersion,
+    pub(super) reader: Mutex<ReadAhead>,
+    pub(super) writable: bool,
+}
+
+impl<C: ObjectClient> Fs<C> {
+    /// Opens a file.
+    pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<Opened> {
+        let kind = lock(&self.inodes)
+            .get(ino)
+            .ok_or(FsError::NotFound)?
+            .attr
+            .kind;
+        match kind {
+            Kind::Dir => return Err(FsError::IsDir),
+            Kind::File | Kind::Symlink => {}
+            _ => return Err(FsError::NotSupported),
+        }
+        if mode.write && self.config.read_only {
+            return Err(FsError::ReadOnly);
+        }
+        let changing = self.writes.get(ino).is_some();
+        if !changing && !mode.write {
+            self.revalidate(ino).await?;
+        }
+        if mode.write {
+            let state = self.write_state(ino, true).await?;
+            if mode.truncate {
+                let truncated = self.truncate_state(&mut *state.lock().await, ino, 0).await;
+                if let Err(e) = truncated {
+                    self.writes.drop_writer(ino);
+                    return Err(e);
+                }
+            }
+        }
+        let object = self.current_version(ino)?;
+        let keep_cache = !changing
+            && !mode.write
+            && lock(&self.cached_etags)
+                .insert(ino, object.etag.to_string())
+                .as_deref()
+                == Some(&*object.etag);
+        Ok(Opened {
+            fh: self.add_handle(ino, object, mode.write),
+            keep_cache,
+        })
+    }
+
+    /// Registers a new handle on `ino`.
+    pub(super) fn add_handle(&self, ino: u64, object: ObjectVersion, writable: bool) -> u64 {
+        let fh = self
+            .next_handle
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = OpenFile {
+            ino,
+            object,
+            reader: Mutex::new(self.cache.new_reader()),
+            writable,
+        };
+        lock(&self.files).insert(fh, std::sync::Arc::new(file));
+        *lock(&self.open_counts).entry(ino).or_default() += 1;
+        fh
+    }
+
+    /// HEADs the object unless the node's attributes are fresh and exact.
+    pub(super) async fn revalidate(&self, ino: u64) -> FsResult<()> {
+        let (key, trusted) = {
+            let t = lock(&self.inodes);
+            let node = t.get(ino).ok_or(FsError::NotFound)?;
+            let trusted = node.pending
+                || (node.is_fresh(Instant::now()) && node.exact && node.etag.is_some());
+            (node.key.clone(), trusted)
+        };
+        if !trusted {
+            let info = self.client.head(&key).await?;
+            self.refresh_node(ino, &info);
+        }
+        Ok(())
+    }
+
+    /// The object version the node names now.
+    pub(super) fn current_version(&self, ino: u64) -> FsResult<ObjectVersion> {
+        let t = lock(&self.inodes);
+        let node = t.get(ino).ok_or(FsError::NotFound)?;
+        Ok(ObjectVersion {
+            key: node.key.as_str().into(),
+            etag: node.etag.clone().unwrap_or_default().into(),
+            size: node.attr.size,
+        })
+    }
+
+    /// Closes a handle: the last writer uploads anything still pending, the
+    /// last handle of an unlinked file deletes its object.
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let Some(file) = lock(&self.files).remove(&fh) else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        if let Some((state, true)) = file
+            .writable
+            .then(|| self.writes.drop_writer(file.ino))
+            .flatten()
+        {
+            result = self.sync(&mut *state.lock().await, file.ino).await;
+            self.retire(file.ino, &state);
+        }
+        let last = {
+            let mut counts = lock(&self.open_counts);
+            let count = counts.entry(file.ino).or_default();
+            *count = count.saturating_sub(1);
+            let last = *count == 0;
+            if last {
+                counts.remove(&file.ino);
+            }
+            last
+        };
+        if last {
+            self.delete_if_pending(file.ino).await;
+        }
+        result
+    }
+}
