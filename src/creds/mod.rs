@@ -15,6 +15,7 @@ pub mod process;
 pub mod provider;
 pub mod refresh;
 pub mod select;
+pub mod source;
 pub mod store;
 pub mod sts;
 pub mod tc3;
@@ -30,7 +31,8 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::CredsError;
 pub use provider::{FetchFuture, Provider};
 pub use refresh::RefreshPolicy;
-pub use select::{CredentialOptions, ProviderSpec, Selected, SourceKind};
+pub use select::{CredentialOptions, ProviderSpec, Selected};
+pub use source::SourceKind;
 pub use store::CredentialStore;
 
 /// A SecretId/SecretKey pair, plus a session token and expiry for temporary keys.

@@ -20,7 +20,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,88 +27,11 @@ use super::env::{self, EnvLookup};
 use super::metadata::{CamRoleConfig, CamRoleProvider, DEFAULT_CAM_ROLE_ENDPOINT};
 use super::passwd::{self, PasswdProvider};
 use super::process::ProcessProvider;
+use super::source::SourceKind;
 use super::sts::{self, AssumeRoleConfig, AssumeRoleProvider};
 use super::{
     Clock, CredentialStore, Credentials, CredsError, Provider, RefreshPolicy, SystemClock, http,
 };
-
-/// A credential source, as named by `--credential-source`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceKind {
-    /// Keys given on the command line or with `-o`.
-    CommandLine,
-    /// Keys in environment variables.
-    Env,
-    /// A cosfs passwd file (format 1 or 2).
-    Passwd,
-    /// A CAM role from the instance metadata service.
-    CamRole,
-    /// STS AssumeRole with permanent keys.
-    Sts,
-    /// An external command printing JSON.
-    Process,
-    /// Unsigned requests.
-    Anonymous,
-}
-
-impl SourceKind {
-    /// Every source, in the order of the names accepted.
-    pub const ALL: [SourceKind; 7] = [
-        SourceKind::CommandLine,
-        SourceKind::Env,
-        SourceKind::Passwd,
-        SourceKind::CamRole,
-        SourceKind::Sts,
-        SourceKind::Process,
-        SourceKind::Anonymous,
-    ];
-
-    /// The name `--credential-source` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            SourceKind::CommandLine => "cli",
-            SourceKind::Env => "env",
-            SourceKind::Passwd => "passwd",
-            SourceKind::CamRole => "cam_role",
-            SourceKind::Sts => "sts",
-            SourceKind::Process => "process",
-            SourceKind::Anonymous => "anonymous",
-        }
-    }
-}
-
-impl fmt::Display for SourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for SourceKind {
-    type Err = CredsError;
-
-    fn from_str(s: &str) -> Result<SourceKind, CredsError> {
-        let wanted = s.trim().to_ascii_lowercase().replace('-', "_");
-        let alias = match wanted.as_str() {
-            "command_line" => "cli",
-            "environment" => "env",
-            "passwd_file" => "passwd",
-            "assume_role" => "sts",
-            "credential_process" => "process",
-            "public" => "anonymous",
-            other => other,
-        };
-        SourceKind::ALL
-            .into_iter()
-            .find(|k| k.name() == alias)
-            .ok_or_else(|| {
-                let names: Vec<&str> = SourceKind::ALL.iter().map(|k| k.name()).collect();
-                CredsError::Config(format!(
-                    "credential source {s:?} is not one of {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
 
 /// Everything the user said about credentials (no clap types).
 #[derive(Clone, Default, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use std::task::Context;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use futures_util::FutureExt;
 use log::{debug, error, warn};
@@ -27,36 +27,14 @@ use tokio::runtime::Handle;
 use tokio_util::task::TaskTracker;
 
 use crate::cos::ObjectClient;
-use crate::fs::attr::{Attr, Kind};
-use crate::fs::{Caller, Entry, Fs, FsError, OpenMode, SetAttr};
+use crate::fs::{Entry, Fs, FsError, OpenMode, SetAttr};
 
-/// When to bypass the kernel page cache (FOPEN_DIRECT_IO).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DirectIo {
-    /// For large files, when the kernel lets direct-I/O files be mmapped.
-    Auto,
-    /// For every file.
-    Always,
-    /// Never.
-    Never,
-}
+mod convert;
+mod reply;
 
-/// Files this large are opened with direct I/O in `DirectIo::Auto`: their
-/// sequential reads skip the page cache, whose fresh pages cost more than
-/// the copy itself on small VMs.
-const AUTO_DIRECT_IO_SIZE: u64 = 32 << 20;
-
-/// Whether a file of `size` bytes is opened with direct I/O.
-fn use_direct_io(mode: DirectIo, direct_mmap: bool, size: u64) -> bool {
-    match mode {
-        DirectIo::Always => true,
-        DirectIo::Never => false,
-        DirectIo::Auto => direct_mmap && size >= AUTO_DIRECT_IO_SIZE,
-    }
-}
-
-/// Block size reported in `st_blksize`: large, so tools read in big chunks.
-const BLKSIZE: u32 = 1 << 20;
+pub use convert::DirectIo;
+use convert::{caller, file_attr, file_type, fopen_flags, use_direct_io, utf8_name};
+use reply::{errno, panic_if_asked, panic_message, reply_empty, reply_entry};
 
 /// The kernel-facing filesystem.
 pub struct FuseAdapter<C> {
@@ -111,126 +89,6 @@ impl<C: ObjectClient> FuseAdapter<C> {
             self.tasks.spawn_on(task, &self.runtime);
         }
     }
-}
-
-/// The text of a panic payload.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("(no message)")
-}
-
-/// Test hook, in debug builds only: a lookup of the name in
-/// `COSMOUNT_TEST_PANIC_ON` panics inside its request task, so tests can
-/// show that a panicking request does not take the mount down.
-#[cfg(debug_assertions)]
-fn panic_if_asked(name: &str) {
-    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let wanted = NAME.get_or_init(|| std::env::var("COSMOUNT_TEST_PANIC_ON").ok());
-    if wanted.as_deref() == Some(name) {
-        panic!("test hook: lookup of {name:?}");
-    }
-}
-
-#[cfg(not(debug_assertions))]
-fn panic_if_asked(_: &str) {}
-
-/// Converts fs attributes to the kernel's.
-fn file_attr(entry: &Entry) -> FileAttr {
-    let Attr {
-        kind,
-        size,
-        mtime,
-        perm,
-        uid,
-        gid,
-    } = entry.attr;
-    FileAttr {
-        ino: INodeNo(entry.ino),
-        size,
-        blocks: size.div_ceil(512),
-        atime: mtime,
-        mtime,
-        ctime: mtime,
-        crtime: mtime,
-        kind: file_type(kind),
-        perm,
-        nlink: if kind == Kind::Dir { 2 } else { 1 },
-        uid,
-        gid,
-        rdev: 0,
-        flags: 0,
-        blksize: BLKSIZE,
-    }
-}
-
-fn file_type(kind: Kind) -> FileType {
-    match kind {
-        Kind::File => FileType::RegularFile,
-        Kind::Dir => FileType::Directory,
-        Kind::Symlink => FileType::Symlink,
-        Kind::Fifo => FileType::NamedPipe,
-        Kind::Socket => FileType::Socket,
-        Kind::CharDevice => FileType::CharDevice,
-        Kind::BlockDevice => FileType::BlockDevice,
-    }
-}
-
-fn fopen_flags(keep_cache: bool, direct_io: bool) -> FopenFlags {
-    match (direct_io, keep_cache) {
-        (true, _) => FopenFlags::FOPEN_DIRECT_IO,
-        (false, true) => FopenFlags::FOPEN_KEEP_CACHE,
-        (false, false) => FopenFlags::empty(),
-    }
-}
-
-fn caller(req: &Request) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
-    }
-}
-
-/// `name` (or a symlink target) as UTF-8, or the error every handler
-/// answers for one that is not.
-fn utf8_name(name: &OsStr) -> Result<String, FsError> {
-    // A name that is not UTF-8 can be no COS key: it can neither exist nor
-    // be made, so every call says EINVAL (the name is the bad argument);
-    // ENOENT would tell a create that the parent directory is missing.
-    name.to_str().map(str::to_string).ok_or(FsError::Invalid)
-}
-
-fn reply_empty(reply: ReplyEmpty, op: &str, ino: u64, result: Result<(), FsError>) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(op, ino, &e)),
-    }
-}
-
-fn reply_entry(
-    reply: ReplyEntry,
-    ttl: Duration,
-    op: &str,
-    parent: u64,
-    result: Result<Entry, FsError>,
-) {
-    match result {
-        Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
-        Err(e) => reply.error(errno(op, parent, &e)),
-    }
-}
-
-/// Logs a failed operation once, at the level its error deserves.
-fn errno(op: &str, ino: u64, err: &FsError) -> Errno {
-    let code = err.to_errno();
-    if err.is_routine() {
-        debug!("{op} ino={ino}: {err}");
-    } else {
-        warn!("{op} ino={ino} failed with errno {code}: {err}");
-    }
-    Errno::from_i32(code)
 }
 
 impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
@@ -728,18 +586,5 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
                 reply.error(Errno::from_i32(FsError::NotFound.to_errno()));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
-
-    #[test]
-    fn a_name_that_is_not_utf8_is_einval_for_every_call() {
-        assert_eq!(utf8_name(OsStr::new("a")), Ok("a".to_string()));
-        let err = utf8_name(OsStr::from_bytes(b"a\xff")).unwrap_err();
-        assert_eq!(err.to_errno(), libc::EINVAL);
     }
 }

@@ -1,0 +1,66 @@
+//! Replies to the kernel: errno mapping with logging at the level each
+//! error deserves, the common reply shapes, and the panic helpers of the
+//! request tasks.
+
+use std::time::Duration;
+
+use fuser::{Errno, Generation, ReplyEmpty, ReplyEntry};
+use log::{debug, warn};
+
+use super::convert::file_attr;
+use crate::fs::{Entry, FsError};
+
+/// The text of a panic payload.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
+/// Test hook, in debug builds only: a lookup of the name in
+/// `COSMOUNT_TEST_PANIC_ON` panics inside its request task, so tests can
+/// show that a panicking request does not take the mount down.
+#[cfg(debug_assertions)]
+pub(super) fn panic_if_asked(name: &str) {
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let wanted = NAME.get_or_init(|| std::env::var("COSMOUNT_TEST_PANIC_ON").ok());
+    if wanted.as_deref() == Some(name) {
+        panic!("test hook: lookup of {name:?}");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+pub(super) fn panic_if_asked(_: &str) {}
+
+pub(super) fn reply_empty(reply: ReplyEmpty, op: &str, ino: u64, result: Result<(), FsError>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, ino, &e)),
+    }
+}
+
+pub(super) fn reply_entry(
+    reply: ReplyEntry,
+    ttl: Duration,
+    op: &str,
+    parent: u64,
+    result: Result<Entry, FsError>,
+) {
+    match result {
+        Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
+        Err(e) => reply.error(errno(op, parent, &e)),
+    }
+}
+
+/// Logs a failed operation once, at the level its error deserves.
+pub(super) fn errno(op: &str, ino: u64, err: &FsError) -> Errno {
+    let code = err.to_errno();
+    if err.is_routine() {
+        debug!("{op} ino={ino}: {err}");
+    } else {
+        warn!("{op} ino={ino} failed with errno {code}: {err}");
+    }
+    Errno::from_i32(code)
+}
