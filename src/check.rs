@@ -16,9 +16,9 @@ use crate::config::MountConfig;
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
 use crate::cos::endpoint::Style;
-use crate::cos::retry::RetryPolicy;
 use crate::cos::{CosError, ListRequest, ObjectClient};
 use crate::creds::Selected;
+use crate::retry::RetryPolicy;
 
 /// TCP connections opened per address.
 const TCP_SAMPLES: usize = 5;

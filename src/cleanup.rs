@@ -18,10 +18,6 @@ use crate::config::MountConfig;
 use crate::cos::client::HttpClient;
 use crate::cos::{CosResult, ObjectClient, UploadInfo};
 
-/// Uploads older than this are stale unless told otherwise
-/// (`--abort-stale-uploads`, `cosmount cleanup --older-than`).
-pub const DEFAULT_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
-
 /// Aborts at once, at most.
 const PARALLEL: usize = 16;
 

@@ -38,6 +38,7 @@ pub mod fs;
 pub mod fuse;
 pub mod logging;
 pub mod mount;
+pub mod retry;
 pub mod server;
 pub mod units;
 pub mod upload;

@@ -193,11 +193,22 @@ fn init_logger(log: &LogConfig, daemon: bool) -> Result<(), String> {
     logging::install(Box::new(logger), max, log.level)
 }
 
+/// The server logs to stderr, our crate at info unless `RUST_LOG` asks for
+/// more (tests run it at trace to show that no secret is ever logged).
+fn serve_log_config() -> LogConfig {
+    let mut from_env =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    LogConfig {
+        level: from_env.build().filter(),
+        file: None,
+    }
+}
+
 /// Runs `cosmount serve` until SIGTERM or SIGINT.
 fn serve(args: ServeArgs) -> ExitCode {
-    // The server logs to stderr as RUST_LOG says (every level of every
-    // crate, for tests), without the mount's level switch.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    if let Err(e) = init_logger(&serve_log_config(), false) {
+        return usage_error(&e);
+    }
     let config = match server_config(args) {
         Ok(config) => config,
         Err(e) => return usage_error(&e),

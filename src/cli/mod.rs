@@ -14,8 +14,8 @@ pub use mount::{DirectIoMode, LogLevel, MountArgs};
 pub use options::expand_mount_options;
 pub use serve::{FaultKinds, ServeArgs};
 
-use crate::cleanup::DEFAULT_STALE_AGE;
 use crate::units::Span;
+use crate::upload::DEFAULT_STALE_AGE;
 use value::SPAN;
 
 /// Mount a Tencent Cloud COS bucket as a local filesystem.

@@ -8,12 +8,12 @@ use clap::{Args, ValueEnum};
 
 use super::value::{AGE_LIMIT, MODE, SIZE, SOURCE_KIND, SPAN};
 use crate::cache::CacheConfig;
-use crate::cleanup::DEFAULT_STALE_AGE;
 use crate::cos::client::ClientConfig;
-use crate::cos::retry::RetryPolicy;
 use crate::creds::{Secret, SourceKind};
 use crate::fs::FsConfig;
+use crate::retry::RetryPolicy;
 use crate::units::{AgeLimit, Mode, Size, Span};
+use crate::upload::DEFAULT_STALE_AGE;
 use crate::upload::UploadConfig;
 
 /// `--direct-io`: when files bypass the kernel page cache.

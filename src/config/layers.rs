@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use crate::cache::CacheConfig;
 use crate::cli::{DirectIoMode, MountArgs};
-use crate::cos::retry::RetryPolicy;
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
 use crate::fuse::DirectIo;
 use crate::mount::MountOptions;
+use crate::retry::RetryPolicy;
 use crate::units::{Mode, Size};
 use crate::upload::{MAX_PART_SIZE, MIN_PART_SIZE, UploadConfig};
 

@@ -18,11 +18,11 @@ use std::time::Duration;
 use crate::cli::{LogLevel, MountArgs};
 use crate::cos::client::ClientConfig;
 use crate::cos::endpoint::Endpoint;
-use crate::cos::retry::RetryPolicy;
 use crate::creds::Selected;
 use crate::creds::select::Surroundings;
 use crate::fs::FsConfig;
 use crate::mount::MountOptions;
+use crate::retry::RetryPolicy;
 
 pub use serve::server_config;
 pub use target::{Domain, Resolve, Target, parse_bucket_spec, validate_bucket};

@@ -11,7 +11,6 @@ pub mod endpoint;
 pub mod error;
 pub mod memory;
 pub mod path;
-pub mod retry;
 pub mod sign;
 pub mod xml;
 

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use super::clock::{self, Clock};
 use super::{Credentials, CredsError, Provider};
-use crate::cos::retry;
+use crate::retry;
 
 /// When and how patiently credentials are refreshed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub mod stream;
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self as futures_stream, StreamExt, TryStreamExt};
@@ -19,6 +20,10 @@ use log::{debug, warn};
 use crate::cache::MemoryBudget;
 use crate::cos::{CosError, CosResult, GetOptions, ObjectAttrs, ObjectClient, PartInfo, PutResult};
 use staged::{Piece, StagedFile};
+
+/// Uploads older than this are stale unless told otherwise
+/// (`--abort-stale-uploads`, `cosmount cleanup --older-than`).
+pub const DEFAULT_STALE_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// COS's smallest part (all but the last).
 pub const MIN_PART_SIZE: u64 = 1 << 20;

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use cosmount::cos::client::{ClientConfig, HttpClient};
 use cosmount::cos::endpoint::{Endpoint, Style};
-use cosmount::cos::retry::RetryPolicy;
 use cosmount::creds::{CredentialStore, Credentials};
+use cosmount::retry::RetryPolicy;
 
 /// The bucket every test server serves unless told otherwise.
 pub const BUCKET: &str = "test-1250000000";

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cosmount::cos::client::{ClientConfig, HttpClient, RetryCause};
 use cosmount::cos::endpoint::{Endpoint, Style};
-use cosmount::cos::retry::RetryPolicy;
 use cosmount::cos::{
     CosError, GetOptions, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, crc64,
 };
 use cosmount::creds::{CredentialStore, Credentials};
+use cosmount::retry::RetryPolicy;
 use cosmount::server::{FaultConfig, FaultKind, RunningServer, Server, ServerConfig};
 use serde_json::Value;
 

@@ -5,7 +5,7 @@
 //! call when COS says the token expired.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use log::{debug, warn};
@@ -13,7 +13,7 @@ use reqwest::Method;
 
 use super::call::Call;
 use super::response::{
-    AttemptError, Reply, check_length, read_body, service_error, transport_error,
+    AttemptError, Reply, check_length, read_body, service_error, transport_error, unix_seconds,
 };
 use super::{HttpClient, RetryCause};
 use crate::cos::sign::KeyTime;
@@ -232,13 +232,6 @@ fn deadline_passed(limit: Duration) -> CosError {
     }
 }
 
-/// Whole seconds since the Unix epoch (0 before it).
-pub(super) fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -246,10 +239,10 @@ mod tests {
     use super::*;
     use crate::cos::client::ClientConfig;
     use crate::cos::endpoint::{Endpoint, Style};
-    use crate::cos::retry::RetryPolicy;
     use crate::cos::{GetOptions, ObjectClient};
     use crate::creds::testutil::{FakeProvider, serve};
     use crate::creds::{CredentialStore, Credentials, RefreshPolicy, SystemClock};
+    use crate::retry::RetryPolicy;
 
     const EXPIRED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
         <Error><Code>ExpiredToken</Code><Message>token expired</Message></Error>";

@@ -29,7 +29,6 @@ use self::response::{
 pub use self::stats::{ClientStats, RetryCause};
 use super::dialect::{ServerDialect, ServerKind};
 use super::endpoint::{self, Endpoint};
-use super::retry::RetryPolicy;
 use super::xml::{self, unquote_etag};
 use super::{
     CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
@@ -37,6 +36,7 @@ use super::{
     crc64,
 };
 use crate::creds::CredentialStore;
+use crate::retry::RetryPolicy;
 
 /// How the client connects and retries.
 #[derive(Clone, Debug)]

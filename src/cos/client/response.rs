@@ -10,7 +10,6 @@ use log::error;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
-use super::execute::unix_seconds;
 use crate::cos::xml::{self, unquote_etag};
 use crate::cos::{BodyBuffers, CosError, CosResult, META_PREFIX, ObjectInfo, UserMeta, crc64};
 
@@ -258,4 +257,11 @@ where
         );
     }
     parsed
+}
+
+/// Whole seconds since the Unix epoch (0 before it).
+pub(super) fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
