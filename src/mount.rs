@@ -302,7 +302,9 @@ pub fn serve<C: ObjectClient>(
         tasks.clone(),
         opts.direct_io,
     );
+    let notifier = adapter.notifier_slot();
     let mut session = Session::new(adapter, &opts.mountpoint, &config)?;
+    let _ = notifier.set(session.notifier());
     set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
     info!("mounted {} on {}", opts.source, opts.mountpoint.display());
     let mut unmounter = session.unmount_callable();

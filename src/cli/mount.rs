@@ -277,6 +277,17 @@ pub struct MountArgs {
     #[arg(long, help_heading = "Caching")]
     pub fast_list: bool,
 
+    /// Trust cached attributes on open for --metadata-ttl instead of asking
+    /// the bucket (one HEAD per open): what another client closed may stay
+    /// unseen that long (NFS's `nocto`).
+    #[arg(long, visible_alias = "nocto", help_heading = "Caching")]
+    pub no_close_to_open: bool,
+
+    /// Refuse extended attributes (cosfs's `noxattr`): the kernel then
+    /// stops asking, and user.* attributes stored by others stay hidden.
+    #[arg(long, visible_alias = "noxattr", help_heading = "Mount")]
+    pub no_xattr: bool,
+
     /// Memory for cached blocks and write buffers, e.g. `256MiB`.
     #[arg(
         long,

@@ -53,6 +53,8 @@ pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, St
         },
         staging_dir: args.staging_dir.clone().unwrap_or(defaults.staging_dir),
         staging_bytes: args.staging_size.0,
+        xattrs: !args.no_xattr,
+        close_to_open: !args.no_close_to_open,
     })
 }
 

@@ -32,6 +32,17 @@ pub const META_PREFIX: &str = "x-cos-meta-";
 /// User metadata: header suffix after `x-cos-meta-` (lowercase) → value.
 pub type UserMeta = BTreeMap<String, String>;
 
+/// COS's limit on all `x-cos-meta-*` headers of one object together.
+pub const MAX_META_BYTES: usize = 2048;
+
+/// The bytes `meta` takes against [`MAX_META_BYTES`]: every header's full
+/// name and value.
+pub fn meta_size(meta: &UserMeta) -> usize {
+    meta.iter()
+        .map(|(k, v)| META_PREFIX.len() + k.len() + v.len())
+        .sum()
+}
+
 /// What HEAD (or a GET) tells about an object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {

@@ -13,8 +13,12 @@ pub const META_MODE: &str = "mode";
 pub const META_UID: &str = "uid";
 /// Owner gid.
 pub const META_GID: &str = "gid";
-/// Modification time, Unix seconds.
+/// Modification time, whole Unix seconds (cosfs reads digits only).
 pub const META_MTIME: &str = "mtime";
+/// Our own header with the modification time to the nanosecond
+/// (`SECS.NNNNNNNNN`), which cosfs ignores; used only while its seconds
+/// agree with `mtime` (another tool that sets `mtime` wins).
+pub const META_PRECISE_MTIME: &str = "cosmount-mtime";
 
 const S_IFMT: u32 = 0o170000;
 const S_IFDIR: u32 = 0o040000;
@@ -186,22 +190,23 @@ impl Ownership {
     }
 }
 
-/// The metadata that stores `attr` (cosfs encoding). Without `with_mtime`
-/// the object's Last-Modified stands for the modification time.
-pub fn to_meta(attr: &Attr, with_mtime: bool) -> UserMeta {
+/// The metadata that stores `attr` (cosfs encoding, plus the precise
+/// mtime when it has a fraction).
+pub fn to_meta(attr: &Attr) -> UserMeta {
     let mut meta = UserMeta::new();
     let mode = attr.kind.type_bits() | u32::from(attr.perm);
     meta.insert(META_MODE.into(), mode.to_string());
     meta.insert(META_UID.into(), attr.uid.to_string());
     meta.insert(META_GID.into(), attr.gid.to_string());
-    if with_mtime {
-        let since = attr.mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let value = match since.subsec_nanos() {
-            0 => since.as_secs().to_string(),
-            nanos => format!("{}.{nanos:09}", since.as_secs()),
-        };
-        meta.insert(META_MTIME.into(), value);
-    }
+    let since = attr.mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
+    meta.insert(META_MTIME.into(), since.as_secs().to_string());
+    match since.subsec_nanos() {
+        0 => meta.remove(META_PRECISE_MTIME),
+        nanos => meta.insert(
+            META_PRECISE_MTIME.into(),
+            format!("{}.{nanos:09}", since.as_secs()),
+        ),
+    };
     meta
 }
 
@@ -209,9 +214,26 @@ fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
     meta.get(name)?.trim().parse().ok()
 }
 
-/// `x-cos-meta-mtime`: Unix seconds, possibly with a fraction.
+/// The modification time in `meta`: our precise header while it agrees
+/// with `x-cos-meta-mtime`, else that (whole seconds; older cosmount
+/// versions wrote a fraction there).
 fn meta_mtime(meta: &UserMeta) -> Option<SystemTime> {
-    let value = meta.get(META_MTIME)?.trim();
+    let coarse = parse_time(meta.get(META_MTIME)?)?;
+    let precise = meta.get(META_PRECISE_MTIME).and_then(|v| parse_time(v));
+    Some(match precise {
+        Some(t) if same_second(t, coarse) => t,
+        _ => coarse,
+    })
+}
+
+fn same_second(a: SystemTime, b: SystemTime) -> bool {
+    let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).ok();
+    secs(a) == secs(b)
+}
+
+/// Unix seconds, possibly with a fraction.
+fn parse_time(value: &str) -> Option<SystemTime> {
+    let value = value.trim();
     let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
     let secs: u64 = secs.parse().ok()?;
     let nanos = if frac.is_empty() {
@@ -317,7 +339,7 @@ mod tests {
             ..Ownership::default()
         };
         let stored = |a: &Attr| ObjectInfo {
-            meta: to_meta(a, true),
+            meta: to_meta(a),
             ..info(&[], "x")
         };
         assert_eq!(
@@ -328,8 +350,18 @@ mod tests {
             mtime: UNIX_EPOCH + Duration::new(7, 1),
             ..attr
         };
-        assert_eq!(to_meta(&precise, true)["mtime"], "7.000000001");
+        let meta = to_meta(&precise);
+        assert_eq!(meta["mtime"], "7");
+        assert_eq!(meta["cosmount-mtime"], "7.000000001");
         assert_eq!(own.from_info(&stored(&precise), false).mtime, precise.mtime);
-        assert!(!to_meta(&attr, false).contains_key("mtime"));
+        assert_eq!(to_meta(&attr)["mtime"], "5");
+        assert!(!to_meta(&attr).contains_key("cosmount-mtime"));
+        // Another tool set a new mtime: our precise header no longer counts.
+        let mut foreign = to_meta(&precise);
+        foreign.insert("mtime".into(), "9".into());
+        assert_eq!(
+            meta_mtime(&foreign),
+            Some(UNIX_EPOCH + Duration::from_secs(9))
+        );
     }
 }

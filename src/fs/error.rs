@@ -36,6 +36,10 @@ pub enum FsError {
     AccessDenied,
     /// Operation not permitted.
     NotPermitted,
+    /// No such extended attribute.
+    NoAttribute,
+    /// The object's metadata would exceed COS's 2 KB.
+    TooBig,
     /// The staging folder is full.
     NoSpace,
     /// Local disk trouble (staging files).
@@ -62,6 +66,8 @@ impl FsError {
             FsError::CrossDevice => libc::EXDEV,
             FsError::AccessDenied => libc::EACCES,
             FsError::NotPermitted => libc::EPERM,
+            FsError::NoAttribute => libc::ENODATA,
+            FsError::TooBig => libc::E2BIG,
             FsError::NoSpace => libc::ENOSPC,
             FsError::LocalIo(_) => libc::EIO,
             FsError::Remote(e) => cos_errno(e),
@@ -86,6 +92,7 @@ fn cos_errno(e: &CosError) -> i32 {
             (_, "PreconditionFailed") | (412, _) => libc::ESTALE,
             (_, "KeyTooLong") => libc::ENAMETOOLONG,
             (_, "EntityTooLarge") => libc::EFBIG,
+            (_, "MetadataTooLarge") => libc::E2BIG,
             (_, "InvalidRange") | (416, _) => libc::EINVAL,
             (403, _) => libc::EACCES,
             _ => libc::EIO,

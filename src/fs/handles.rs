@@ -8,6 +8,8 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use log::debug;
+
 use super::attr::Kind;
 use super::{Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::{ObjectVersion, ReadAhead};
@@ -39,8 +41,12 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::ReadOnly);
         }
         let changing = self.writes.get(ino).is_some();
-        if !changing && !mode.write {
-            self.revalidate(ino).await?;
+        // Close-to-open: what another client closed is what this open
+        // sees. A truncating open replaces the content, so it needs no
+        // look at the old one.
+        let replaces = mode.write && mode.truncate;
+        if !changing && !replaces {
+            self.revalidate(ino, self.config.close_to_open).await?;
         }
         if mode.write {
             let state = self.write_state(ino, true).await?;
@@ -53,15 +59,15 @@ impl<C: ObjectClient> Fs<C> {
             }
         }
         let object = self.current_version(ino)?;
-        let keep_cache = !changing
-            && !mode.write
-            && lock(&self.cached_etags)
-                .insert(ino, object.etag.to_string())
-                .as_deref()
-                == Some(&*object.etag);
+        let reading = !changing && !mode.write;
+        let seen = reading
+            .then(|| lock(&self.cached_etags).insert(ino, object.etag.to_string()))
+            .flatten();
+        let same = seen.as_deref() == Some(&*object.etag);
         Ok(Opened {
+            keep_cache: reading && same,
+            changed: seen.is_some() && !same,
             fh: self.add_handle(ino, object, mode.write),
-            keep_cache,
         })
     }
 
@@ -81,18 +87,27 @@ impl<C: ObjectClient> Fs<C> {
         fh
     }
 
-    /// HEADs the object unless the node's attributes are fresh and exact.
-    pub(super) async fn revalidate(&self, ino: u64) -> FsResult<()> {
+    /// HEADs the object unless the node is fresh and exact and `always` is
+    /// not set; a node whose object is gone is detached (ENOENT).
+    pub(super) async fn revalidate(&self, ino: u64, always: bool) -> FsResult<()> {
         let (key, trusted) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
-            let trusted = node.pending
-                || (node.is_fresh(Instant::now()) && node.exact && node.etag.is_some());
-            (node.key.clone(), trusted)
+            let fresh = node.is_fresh(Instant::now()) && node.exact && node.etag.is_some();
+            (node.key.clone(), node.pending || (fresh && !always))
         };
         if !trusted {
-            let info = self.client.head(&key).await?;
-            self.refresh_node(ino, &info);
+            match self.client.head(&key).await {
+                Ok(info) => {
+                    self.refresh_node(ino, &info);
+                }
+                Err(e) if e.is_not_found() => {
+                    debug!("{key:?} is gone from the bucket");
+                    lock(&self.inodes).detach(ino);
+                    return Err(FsError::NotFound);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime};
 
 use super::attr::{Attr, Kind};
+use super::xattr::Xattrs;
 
 /// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
@@ -32,6 +33,8 @@ pub struct Node {
     pub modified: Option<SystemTime>,
     /// Attributes came from HEAD (metadata known), not only a listing.
     pub exact: bool,
+    /// Extended attributes, when known (from HEAD or this mount's writes).
+    pub xattrs: Option<Xattrs>,
     /// Attributes are trusted until then.
     pub valid_until: Instant,
     /// Still reachable by name from its parent.
@@ -85,6 +88,8 @@ pub struct ChildInfo {
     pub modified: Option<SystemTime>,
     /// From HEAD (true) or a listing (false).
     pub exact: bool,
+    /// Extended attributes (from HEAD only).
+    pub xattrs: Option<Xattrs>,
 }
 
 /// All nodes, by inode number.
@@ -106,6 +111,7 @@ impl InodeTable {
             etag: None,
             modified: None,
             exact: true,
+            xattrs: None,
             valid_until: now,
             attached: true,
             pending: false,
@@ -162,6 +168,7 @@ impl InodeTable {
                     node.exact = info.exact;
                     node.etag = info.etag;
                     node.modified = info.modified;
+                    node.xattrs = info.xattrs;
                 }
                 node.valid_until = valid_until;
                 return Some(ino);
@@ -181,6 +188,7 @@ impl InodeTable {
                 etag: info.etag,
                 modified: info.modified,
                 exact: info.exact,
+                xattrs: info.xattrs,
                 valid_until,
                 attached: true,
                 pending: false,
@@ -382,6 +390,7 @@ mod tests {
             etag: Some(etag.into()),
             modified: None,
             exact,
+            xattrs: None,
         }
     }
 
@@ -439,6 +448,7 @@ mod tests {
             etag: None,
             modified: None,
             exact: false,
+            xattrs: None,
         };
         let d = t.upsert_child(ROOT_INO, "x", dir, now).unwrap();
         assert_ne!(f, d);
@@ -459,6 +469,7 @@ mod tests {
             etag: None,
             modified: None,
             exact: true,
+            xattrs: None,
         };
         let a = t.upsert_child(ROOT_INO, "a", dir_info(), now).unwrap();
         let b = t.upsert_child(a, "b", dir_info(), now).unwrap();

@@ -12,6 +12,7 @@ mod read;
 mod readdir;
 mod write;
 mod write_table;
+pub mod xattr;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use inode::{ChildInfo, InodeTable, ROOT_INO};
 pub use namespace::SetAttr;
 use readdir::DirHandle;
 use write::WriteState;
+use xattr::Xattrs;
 
 /// How the filesystem behaves; built from the mount options.
 #[derive(Clone, Debug)]
@@ -66,6 +68,11 @@ pub struct FsConfig {
     pub staging_dir: PathBuf,
     /// Most bytes held in staging files.
     pub staging_bytes: u64,
+    /// Serve extended attributes (off: `noxattr`, the kernel stops asking).
+    pub xattrs: bool,
+    /// `open` asks the bucket whether the file changed, whatever the TTL
+    /// (off: `nocto`).
+    pub close_to_open: bool,
 }
 
 impl Default for FsConfig {
@@ -84,6 +91,8 @@ impl Default for FsConfig {
             upload: UploadConfig::default(),
             staging_dir: std::env::temp_dir().join("cosmount-staging"),
             staging_bytes: 16 << 30,
+            xattrs: true,
+            close_to_open: true,
         }
     }
 }
@@ -115,6 +124,9 @@ pub struct Opened {
     pub fh: u64,
     /// The object did not change since the last open: keep the page cache.
     pub keep_cache: bool,
+    /// The object changed since the kernel last saw it (another client
+    /// wrote it): the kernel's cached size and times are stale.
+    pub changed: bool,
 }
 
 /// How a file is opened.
@@ -319,6 +331,7 @@ impl<C: ObjectClient> Fs<C> {
                 etag: None,
                 modified: None,
                 exact: true,
+                xattrs: None,
             }));
         }
         match file {
@@ -341,6 +354,7 @@ impl<C: ObjectClient> Fs<C> {
                     etag: None,
                     modified: None,
                     exact: true,
+                    xattrs: None,
                 }));
             }
             Err(e) if !e.is_not_found() => return Err(e.into()),
@@ -359,6 +373,7 @@ impl<C: ObjectClient> Fs<C> {
             etag: Some(info.etag.clone()),
             modified: Some(info.last_modified),
             exact: true,
+            xattrs: Some(Xattrs::from_meta(&info.meta)),
         }
     }
 
@@ -402,6 +417,7 @@ impl<C: ObjectClient> Fs<C> {
                 node.etag = child.etag;
                 node.modified = child.modified;
                 node.exact = true;
+                node.xattrs = child.xattrs;
                 node.valid_until = until;
                 node.attr
             }

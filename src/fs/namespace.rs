@@ -13,6 +13,7 @@ use super::attr::{Attr, Kind, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
 use super::write::{Content, WriteState};
+use super::xattr::Xattrs;
 use super::{Caller, Entry, Fs, FsError, FsResult, Opened, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
@@ -79,7 +80,7 @@ fn check_new_name(name: &str) -> FsResult<()> {
 }
 
 impl<C: ObjectClient> Fs<C> {
-    fn check_writable(&self) -> FsResult<()> {
+    pub(super) fn check_writable(&self) -> FsResult<()> {
         if self.config.read_only {
             Err(FsError::ReadOnly)
         } else {
@@ -126,6 +127,7 @@ impl<C: ObjectClient> Fs<C> {
             etag,
             modified: None,
             exact: true,
+            xattrs: Some(Xattrs::default()),
         };
         let ino = t
             .upsert_child(parent, name, info, until)
@@ -150,7 +152,7 @@ impl<C: ObjectClient> Fs<C> {
         let attr = self.new_attr(Kind::File, mode, umask, caller);
         let entry = self.add_child(parent, name, attr, None)?;
         self.cancel_pending_delete(&key);
-        let mut state = WriteState::clean(None, attr);
+        let mut state = WriteState::clean(None, attr, Some(Xattrs::default()));
         state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
         state.data_dirty = true;
         self.writes.insert_new(entry.ino, state);
@@ -166,6 +168,7 @@ impl<C: ObjectClient> Fs<C> {
             Opened {
                 fh,
                 keep_cache: false,
+                changed: false,
             },
         ))
     }
@@ -203,7 +206,7 @@ impl<C: ObjectClient> Fs<C> {
         let key = format!("{}{name}", self.dir_key(parent)?);
         let attrs = ObjectAttrs {
             content_type: None,
-            meta: to_meta(&attr, true),
+            meta: to_meta(&attr),
         };
         let put = self.client.put(&key, body, &attrs).await?;
         self.cancel_pending_delete(&key);
@@ -225,7 +228,7 @@ impl<C: ObjectClient> Fs<C> {
         let attr = self.new_attr(Kind::Dir, mode, umask, caller);
         let attrs = ObjectAttrs {
             content_type: Some(DIR_CONTENT_TYPE.into()),
-            meta: to_meta(&attr, true),
+            meta: to_meta(&attr),
         };
         self.client.put(&key, Bytes::new(), &attrs).await?;
         let entry = self.add_child(parent, name, attr, None)?;
@@ -549,7 +552,6 @@ impl<C: ObjectClient> Fs<C> {
         }
         if changes.changes_meta() {
             changes.apply(&mut st.attr);
-            st.mtime_set |= changes.mtime.is_some();
             st.meta_dirty = true;
             self.mark_pending(ino, st.attr);
         }
@@ -572,24 +574,40 @@ impl<C: ObjectClient> Fs<C> {
             (node.key.clone(), node.attr, node.etag.clone())
         };
         changes.apply(&mut attr);
-        if key.is_empty() {
-            return Err(FsError::NotPermitted);
-        }
-        match self.rewrite_meta(&key, &attr, true, known.as_deref()).await {
-            Err(FsError::NotFound) => {
-                let attrs = ObjectAttrs {
-                    content_type: Some(DIR_CONTENT_TYPE.into()),
-                    meta: to_meta(&attr, true),
-                };
-                self.client.put(&key, Bytes::new(), &attrs).await?;
-            }
-            other => {
-                other?;
-            }
-        }
+        self.rewrite_marker(&key, &attr, known.as_deref(), None)
+            .await?;
         if let Some(node) = lock(&self.inodes).get_mut(ino) {
             node.attr = attr;
         }
         Ok(attr)
+    }
+
+    /// Rewrites the marker `key` of a directory with `attr` (and `xattrs`
+    /// when given), creating it for an implicit directory.
+    pub(super) async fn rewrite_marker(
+        &self,
+        key: &str,
+        attr: &Attr,
+        known: Option<&str>,
+        xattrs: Option<&Xattrs>,
+    ) -> FsResult<()> {
+        if key.is_empty() {
+            return Err(FsError::NotPermitted);
+        }
+        match self.rewrite_meta(key, attr, known, xattrs).await {
+            Err(FsError::NotFound) => {
+                let mut meta = to_meta(attr);
+                if let Some(x) = xattrs {
+                    x.store(&mut meta);
+                }
+                let attrs = ObjectAttrs {
+                    content_type: Some(DIR_CONTENT_TYPE.into()),
+                    meta,
+                };
+                self.client.put(key, Bytes::new(), &attrs).await?;
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
     }
 }

@@ -141,6 +141,7 @@ impl<C: ObjectClient> Fs<C> {
                     etag: None,
                     modified: None,
                     exact: true,
+                    xattrs: None,
                 },
                 (
                     Listed::Object {
@@ -159,12 +160,14 @@ impl<C: ObjectClient> Fs<C> {
                             etag: Some(etag),
                             modified: Some(last_modified),
                             exact: true,
+                            xattrs: node.xattrs.clone(),
                         },
                         None => ChildInfo {
                             attr: self.config.ownership.listed_file(size, last_modified),
                             etag: Some(etag),
                             modified: Some(last_modified),
                             exact: false,
+                            xattrs: None,
                         },
                     }
                 }
@@ -225,6 +228,7 @@ impl<C: ObjectClient> Fs<C> {
                             etag: None,
                             modified: None,
                             exact: true,
+                            xattrs: None,
                         }),
                     );
                 }

@@ -11,10 +11,13 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, to_meta};
+use super::attr::{Attr, META_PRECISE_MTIME, to_meta};
+use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, lock};
 use crate::cache::ObjectVersion;
-use crate::cos::{CosError, MetadataDirective, ObjectAttrs, ObjectClient, PutResult};
+use crate::cos::{
+    CosError, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult, meta_size,
+};
 use crate::upload::staged::StagedFile;
 use crate::upload::stream::StreamUpload;
 use crate::upload::upload_staged;
@@ -39,24 +42,29 @@ pub(super) struct WriteState<C> {
     pub(super) content: Content<C>,
     /// Attributes as the application sees them.
     pub(super) attr: Attr,
-    /// The modification time was set explicitly (utimens): store it.
-    pub(super) mtime_set: bool,
     /// The content must be uploaded.
     pub(super) data_dirty: bool,
     /// Only the metadata must be rewritten.
     pub(super) meta_dirty: bool,
     /// Unlinked: nothing is uploaded any more.
     pub(super) unlinked: bool,
+    /// Extended attributes the object gets (`None`: not known, keep the
+    /// object's own on a metadata rewrite).
+    pub(super) xattrs: Option<Xattrs>,
 }
 
 impl<C> WriteState<C> {
     /// The state of a file that exists as `base`, unchanged.
-    pub(super) fn clean(base: Option<ObjectVersion>, attr: Attr) -> WriteState<C> {
+    pub(super) fn clean(
+        base: Option<ObjectVersion>,
+        attr: Attr,
+        xattrs: Option<Xattrs>,
+    ) -> WriteState<C> {
         WriteState {
+            xattrs,
             base,
             content: Content::Clean,
             attr,
-            mtime_set: false,
             data_dirty: false,
             meta_dirty: false,
             unlinked: false,
@@ -69,9 +77,13 @@ impl<C> WriteState<C> {
 
     /// The headers the object gets.
     pub(super) fn object_attrs(&self) -> ObjectAttrs {
+        let mut meta = to_meta(&self.attr);
+        if let Some(x) = &self.xattrs {
+            x.store(&mut meta);
+        }
         ObjectAttrs {
             content_type: None,
-            meta: to_meta(&self.attr, self.mtime_set),
+            meta,
         }
     }
 }
@@ -90,9 +102,9 @@ impl<C: ObjectClient> Fs<C> {
     /// needed; counts a writer when `writer` is set.
     pub(super) async fn write_state(&self, ino: u64, writer: bool) -> FsResult<SharedWrite<C>> {
         if self.writes.get(ino).is_none() {
-            self.revalidate(ino).await?;
+            self.revalidate(ino, false).await?;
         }
-        let (base, attr) = {
+        let (base, attr, xattrs) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
             let base = node.etag.clone().map(|etag| ObjectVersion {
@@ -100,11 +112,11 @@ impl<C: ObjectClient> Fs<C> {
                 etag: etag.into(),
                 size: node.attr.size,
             });
-            (base, node.attr)
+            (base, node.attr, node.xattrs.clone())
         };
         Ok(self
             .writes
-            .get_or_insert(ino, writer, || WriteState::clean(base, attr)))
+            .get_or_insert(ino, writer, || WriteState::clean(base, attr, xattrs)))
     }
 
     /// Writes to an open file; returns the bytes written.
@@ -308,7 +320,7 @@ impl<C: ObjectClient> Fs<C> {
             Content::Clean => {
                 let known = st.base.as_ref().map(|b| b.etag.to_string());
                 let r = self
-                    .rewrite_meta(&key, &st.attr, st.mtime_set, known.as_deref())
+                    .rewrite_meta(&key, &st.attr, known.as_deref(), st.xattrs.as_ref())
                     .await;
                 // A metadata change that failed was reported: drop it
                 // rather than try it again at every flush and at unmount.
@@ -344,8 +356,8 @@ impl<C: ObjectClient> Fs<C> {
         &self,
         key: &str,
         attr: &Attr,
-        with_mtime: bool,
         known: Option<&str>,
+        xattrs: Option<&Xattrs>,
     ) -> FsResult<PutResult> {
         let info = self.client.head(key).await?;
         if known.is_some_and(|etag| etag != info.etag) {
@@ -356,7 +368,14 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::Stale);
         }
         let mut meta = info.meta;
-        meta.extend(to_meta(attr, with_mtime));
+        meta.remove(META_PRECISE_MTIME);
+        meta.extend(to_meta(attr));
+        if let Some(x) = xattrs {
+            x.store(&mut meta);
+        }
+        if meta_size(&meta) > MAX_META_BYTES {
+            return Err(FsError::TooBig);
+        }
         let attrs = ObjectAttrs {
             content_type: info.content_type,
             meta,
@@ -399,6 +418,9 @@ impl<C: ObjectClient> Fs<C> {
             node.modified = None;
             node.exact = true;
             node.pending = false;
+            if st.xattrs.is_some() {
+                node.xattrs = st.xattrs.clone();
+            }
             node.valid_until = Instant::now() + self.config.metadata_ttl;
         }
         debug!("uploaded {key:?} ({size} bytes, ETag {})", put.etag);

@@ -9,16 +9,18 @@
 
 use std::ffi::OsStr;
 use std::future::Future;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Context;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
 };
 use futures_util::FutureExt;
 use log::{debug, error, warn};
@@ -27,6 +29,7 @@ use tokio::runtime::Handle;
 use tokio_util::task::TaskTracker;
 
 use crate::cos::ObjectClient;
+use crate::fs::xattr::SetMode;
 use crate::fs::{Entry, Fs, FsError, OpenMode, SetAttr};
 
 mod convert;
@@ -34,7 +37,7 @@ mod reply;
 
 pub use convert::DirectIo;
 use convert::{caller, file_attr, file_type, fopen_flags, use_direct_io, utf8_name};
-use reply::{errno, panic_if_asked, panic_message, reply_empty, reply_entry};
+use reply::{errno, panic_if_asked, panic_message, reply_empty, reply_entry, reply_xattr};
 
 /// The kernel-facing filesystem.
 pub struct FuseAdapter<C> {
@@ -45,6 +48,9 @@ pub struct FuseAdapter<C> {
     direct_io: DirectIo,
     /// The kernel lets files opened with direct I/O be mmapped.
     direct_mmap: bool,
+    /// Tells the kernel to drop what it cached of an inode; set once the
+    /// session exists.
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
 impl<C: ObjectClient> FuseAdapter<C> {
@@ -64,7 +70,13 @@ impl<C: ObjectClient> FuseAdapter<C> {
             ttl,
             direct_io,
             direct_mmap: false,
+            notifier: Arc::default(),
         }
+    }
+
+    /// Where the session's notifier goes once the session exists.
+    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
+        self.notifier.clone()
     }
 
     /// Runs a request's work: polled once right here, so work that needs
@@ -154,9 +166,17 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             truncate: flags.0 & libc::O_TRUNC != 0,
         };
         let (direct_io, direct_mmap) = (self.direct_io, self.direct_mmap);
+        let notifier = self.notifier.clone();
         self.spawn(|fs| async move {
             match fs.open(ino.0, mode).await {
                 Ok(opened) => {
+                    if let (true, Some(n)) = (opened.changed, notifier.get()) {
+                        // Another client changed it: the kernel's size and
+                        // times are stale (its pages go with keep_cache off).
+                        if let Err(e) = n.inval_inode(ino, -1, 0) {
+                            debug!("invalidating inode {}: {e}", ino.0);
+                        }
+                    }
                     let size = fs.cached_attr(ino.0).map_or(0, |a| a.size);
                     let direct = use_direct_io(direct_io, direct_mmap, size);
                     reply.opened(
@@ -557,24 +577,139 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         );
     }
 
-    // Extended attributes are not stored: ENOSYS makes the kernel stop
-    // asking (applications see EOPNOTSUPP), so `ls -l` does not pay a FUSE
-    // round trip per file for security.selinux and ACL lookups.
-    fn getxattr(
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !self.fs.xattrs_enabled() {
+            // Kernel contract: ENOSYS means "never ask again" (noxattr).
+            return reply.error(Errno::ENOSYS);
+        }
+        let name = name.as_bytes().to_vec();
+        self.spawn(|fs| async move {
+            reply_xattr(
+                reply,
+                size,
+                "getxattr",
+                ino.0,
+                fs.getxattr(ino.0, &name).await,
+            );
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.fs.xattrs_enabled() {
+            return reply.error(Errno::ENOSYS);
+        }
+        self.spawn(|fs| async move {
+            reply_xattr(reply, size, "listxattr", ino.0, fs.listxattr(ino.0).await);
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        if !self.fs.xattrs_enabled() {
+            return reply.error(Errno::ENOSYS);
+        }
+        let (name, value) = (name.as_bytes().to_vec(), value.to_vec());
+        let mode = SetMode::from_flags(flags);
+        self.spawn(|fs| async move {
+            let result = fs.setxattr(ino.0, &name, &value, mode).await;
+            reply_empty(reply, "setxattr", ino.0, result);
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if !self.fs.xattrs_enabled() {
+            return reply.error(Errno::ENOSYS);
+        }
+        let name = name.as_bytes().to_vec();
+        self.spawn(|fs| async move {
+            reply_empty(
+                reply,
+                "removexattr",
+                ino.0,
+                fs.removexattr(ino.0, &name).await,
+            );
+        });
+    }
+
+    // Requests an object store has nothing to do for: answered quietly
+    // (fuser's defaults log each at WARN, and programs that probe for a
+    // terminal send an ioctl on every open). Kernel contracts, not fs
+    // errors: ENOTTY is what isatty() expects; ENOSYS makes the kernel
+    // stop asking and fall back (lseek, copy_file_range, fallocate).
+    fn ioctl(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        debug!("ioctl {cmd:#x} on inode {}: not supported", ino.0);
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn lseek(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
+        _fh: FileHandle,
+        _offset: i64,
+        _whence: i32,
+        reply: ReplyLseek,
     ) {
-        // Kernel contract, not an fs error: ENOSYS means "never ask again".
         reply.error(Errno::ENOSYS);
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
-        // Kernel contract, not an fs error: ENOSYS means "never ask again".
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
         reply.error(Errno::ENOSYS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    /// Directory changes are durable when their call returns.
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {

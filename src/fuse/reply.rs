@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fuser::{Errno, Generation, ReplyEmpty, ReplyEntry};
+use fuser::{Errno, Generation, ReplyEmpty, ReplyEntry, ReplyXattr};
 use log::{debug, warn};
 
 use super::convert::file_attr;
@@ -63,4 +63,21 @@ pub(super) fn errno(op: &str, ino: u64, err: &FsError) -> Errno {
         warn!("{op} ino={ino} failed with errno {code}: {err}");
     }
     Errno::from_i32(code)
+}
+
+/// Answers getxattr/listxattr: the size when asked for it (`size` 0), the
+/// bytes when they fit, ERANGE when they do not.
+pub(super) fn reply_xattr(
+    reply: ReplyXattr,
+    size: u32,
+    op: &str,
+    ino: u64,
+    result: Result<Vec<u8>, FsError>,
+) {
+    match result {
+        Ok(value) if size == 0 => reply.size(value.len() as u32),
+        Ok(value) if value.len() <= size as usize => reply.data(&value),
+        Ok(_) => reply.error(Errno::ERANGE),
+        Err(e) => reply.error(errno(op, ino, &e)),
+    }
 }

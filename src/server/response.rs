@@ -14,7 +14,7 @@ use super::body::{self, Body};
 use super::error::ApiError;
 use super::store::{Attrs, ObjectMeta};
 use crate::cos::sign::UNRESERVED;
-use crate::cos::{META_PREFIX, xml};
+use crate::cos::{MAX_META_BYTES, META_PREFIX, meta_size, xml};
 
 /// Stored request headers besides Content-Type and `x-cos-meta-*`.
 pub const STORED_HEADERS: [&str; 4] = [
@@ -23,8 +23,6 @@ pub const STORED_HEADERS: [&str; 4] = [
     "content-encoding",
     "expires",
 ];
-/// COS's limit on the total size of user metadata.
-const MAX_META_BYTES: usize = 2048;
 /// Bytes escaped in listed keys with `encoding-type=url` (`/` stays).
 const LIST_KEY: &AsciiSet = &UNRESERVED.remove(b'/');
 
@@ -102,12 +100,7 @@ pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
             attrs.headers.insert(name.as_str().to_string(), text(value));
         }
     }
-    let meta_bytes: usize = attrs
-        .meta
-        .iter()
-        .map(|(k, v)| META_PREFIX.len() + k.len() + v.len())
-        .sum();
-    if meta_bytes > MAX_META_BYTES {
+    if meta_size(&attrs.meta) > MAX_META_BYTES {
         return Err(ApiError::bad_request(
             "MetadataTooLarge",
             format!(

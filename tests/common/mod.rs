@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod mount;
+pub mod sdk;
 pub mod seaweed;
 
 use std::io::{BufRead, BufReader, Read, Write};

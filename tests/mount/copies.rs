@@ -7,11 +7,11 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::mount::TestMount;
 use crate::common::seaweed::Seaweed;
-use crate::common::{BUCKET, REGION, SECRET_ID, SECRET_KEY, TestServer};
+use crate::common::{REGION, TestServer, sdk};
 
 const SW_BUCKET: &str = "plain-1250000000";
 
@@ -160,31 +160,6 @@ fn a_server_that_is_not_cos_refuses_copies_and_keeps_every_byte() {
     );
 }
 
-/// Writes `body` as `key` through the official Python SDK; its ETag.
-fn sdk_put(server: &TestServer, key: &str, body: &[u8]) -> String {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(repo.join(".venv/bin/python"))
-        .arg(repo.join("tests/python/sdk_put.py"))
-        .arg(key)
-        .env("COSMOUNT_TEST_ADDR", server.addr().to_string())
-        .env("COSMOUNT_TEST_BUCKET", BUCKET)
-        .env("COSMOUNT_TEST_SECRET_ID", SECRET_ID)
-        .env("COSMOUNT_TEST_SECRET_KEY", SECRET_KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the Python SDK (scripts/test.sh installs it in .venv)");
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "SDK put failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn chmod_never_rewrites_a_version_another_client_wrote_since() {
     let server = TestServer::start();
@@ -195,7 +170,7 @@ fn chmod_never_rewrites_a_version_another_client_wrote_since() {
     assert_eq!(std::fs::metadata(m.join("f")).unwrap().len(), 4);
 
     let theirs = b"written by another client";
-    let etag = sdk_put(&server, "f", theirs);
+    let etag = sdk::put(&server, "f", theirs);
     // The first attempt sees a version it did not know and writes nothing
     // (ESTALE); the kernel revalidates and retries once, and the retry
     // changes the mode of their version, keeping their bytes.

@@ -6,4 +6,5 @@ mod copies;
 mod lifecycle;
 mod listing;
 mod reads;
+mod sharing;
 mod writes;
