@@ -162,7 +162,10 @@ fn cp_rsync_and_tar_carry_user_xattrs() {
         .current_dir(&src)
         .output()
         .unwrap();
-    let expected = String::from_utf8(local_dump.stdout).unwrap().trim().to_string();
+    let expected = String::from_utf8(local_dump.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     assert!(expected.contains("user.dir=0x796573"), "{expected}");
 
     run(&m, &format!("cp -a {} cp", src.display()));
