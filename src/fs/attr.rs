@@ -20,6 +20,9 @@ pub const META_MTIME: &str = "mtime";
 /// agree with `mtime` (another tool that sets `mtime` wins).
 pub const META_PRECISE_MTIME: &str = "cosmount-mtime";
 
+/// Content type of directory markers (as cosfs writes them).
+pub const DIR_CONTENT_TYPE: &str = "application/x-directory";
+
 const S_IFMT: u32 = 0o170000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -182,7 +185,7 @@ impl Ownership {
         Attr {
             kind,
             size: if kind == Kind::Dir { 0 } else { info.size },
-            mtime: meta_mtime(&info.meta).unwrap_or(info.last_modified),
+            mtime: stored_mtime(&info.meta).unwrap_or(info.last_modified),
             perm,
             uid: owner(META_UID, self.uid),
             gid: owner(META_GID, self.gid),
@@ -217,7 +220,7 @@ fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
 /// The modification time in `meta`: our precise header while it agrees
 /// with `x-cos-meta-mtime`, else that (whole seconds; older cosmount
 /// versions wrote a fraction there).
-fn meta_mtime(meta: &UserMeta) -> Option<SystemTime> {
+pub fn stored_mtime(meta: &UserMeta) -> Option<SystemTime> {
     let coarse = parse_time(meta.get(META_MTIME)?)?;
     let precise = meta.get(META_PRECISE_MTIME).and_then(|v| parse_time(v));
     Some(match precise {
@@ -323,7 +326,7 @@ mod tests {
     fn parses_fractional_mtime_and_round_trips() {
         let m: UserMeta = [("mtime".to_string(), "1600000000.5".to_string())].into();
         assert_eq!(
-            meta_mtime(&m),
+            stored_mtime(&m),
             Some(UNIX_EPOCH + Duration::new(1_600_000_000, 500_000_000))
         );
         let attr = Attr {
@@ -360,7 +363,7 @@ mod tests {
         let mut foreign = to_meta(&precise);
         foreign.insert("mtime".into(), "9".into());
         assert_eq!(
-            meta_mtime(&foreign),
+            stored_mtime(&foreign),
             Some(UNIX_EPOCH + Duration::from_secs(9))
         );
     }

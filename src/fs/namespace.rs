@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
-use super::attr::{Attr, Kind, to_meta};
+use super::attr::{Attr, DIR_CONTENT_TYPE, Kind, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
 use super::write::{Content, WriteState};
@@ -19,8 +19,6 @@ use crate::cache::ObjectVersion;
 use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
 use crate::upload::{MAX_PART_SIZE, fixed_part_size};
 
-/// Content type of directory markers (as cosfs writes them).
-const DIR_CONTENT_TYPE: &str = "application/x-directory";
 /// Copies and deletes in flight while renaming a directory.
 const RENAME_CONCURRENCY: usize = 16;
 /// Keys per Delete Multiple request.
@@ -552,6 +550,7 @@ impl<C: ObjectClient> Fs<C> {
         }
         if changes.changes_meta() {
             changes.apply(&mut st.attr);
+            st.mtime_set |= changes.mtime.is_some();
             st.meta_dirty = true;
             self.mark_pending(ino, st.attr);
         }
@@ -580,34 +579,5 @@ impl<C: ObjectClient> Fs<C> {
             node.attr = attr;
         }
         Ok(attr)
-    }
-
-    /// Rewrites the marker `key` of a directory with `attr` (and `xattrs`
-    /// when given), creating it for an implicit directory.
-    pub(super) async fn rewrite_marker(
-        &self,
-        key: &str,
-        attr: &Attr,
-        known: Option<&str>,
-        xattrs: Option<&Xattrs>,
-    ) -> FsResult<()> {
-        if key.is_empty() {
-            return Err(FsError::NotPermitted);
-        }
-        match self.rewrite_meta(key, attr, known, xattrs).await {
-            Err(FsError::NotFound) => {
-                let mut meta = to_meta(attr);
-                if let Some(x) = xattrs {
-                    x.store(&mut meta);
-                }
-                let attrs = ObjectAttrs {
-                    content_type: Some(DIR_CONTENT_TYPE.into()),
-                    meta,
-                };
-                self.client.put(key, Bytes::new(), &attrs).await?;
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, META_PRECISE_MTIME, to_meta};
+use super::attr::{Attr, DIR_CONTENT_TYPE, META_PRECISE_MTIME, stored_mtime, to_meta};
 use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, lock};
 use crate::cache::ObjectVersion;
@@ -48,6 +48,9 @@ pub(super) struct WriteState<C> {
     pub(super) meta_dirty: bool,
     /// Unlinked: nothing is uploaded any more.
     pub(super) unlinked: bool,
+    /// The modification time was set explicitly (utimens) since the
+    /// content started streaming.
+    pub(super) mtime_set: bool,
     /// Extended attributes the object gets (`None`: not known, keep the
     /// object's own on a metadata rewrite).
     pub(super) xattrs: Option<Xattrs>,
@@ -62,6 +65,7 @@ impl<C> WriteState<C> {
     ) -> WriteState<C> {
         WriteState {
             xattrs,
+            mtime_set: false,
             base,
             content: Content::Clean,
             attr,
@@ -85,6 +89,22 @@ impl<C> WriteState<C> {
             content_type: None,
             meta,
         }
+    }
+}
+
+impl<C: ObjectClient> WriteState<C> {
+    /// The headers a stream finishes with. A multipart upload got its
+    /// headers at its start: unless the time was set explicitly, the object
+    /// keeps the mtime it started with (a self-copy per large file just to
+    /// move the time by the upload's duration is not worth it).
+    fn stream_attrs(&mut self) -> ObjectAttrs {
+        if let (Content::Stream(stream), false) = (&self.content, self.mtime_set) {
+            let started = stream.attrs().meta.clone();
+            if let (true, Some(mtime)) = (stream.has_uploaded_parts(), stored_mtime(&started)) {
+                self.attr.mtime = mtime;
+            }
+        }
+        self.object_attrs()
     }
 }
 
@@ -213,7 +233,7 @@ impl<C: ObjectClient> Fs<C> {
                 }
                 let size = stream.size();
                 let key = stream.key().to_string();
-                match stream.finish(&st.object_attrs()).await {
+                match stream.finish(&st.stream_attrs()).await {
                     Ok(put) => {
                         let base = self.uploaded(ino, &key, &put, st, size);
                         st.content = Content::Staged(
@@ -290,7 +310,7 @@ impl<C: ObjectClient> Fs<C> {
             return Ok(());
         }
         let key = self.key_of(ino)?;
-        let attrs = st.object_attrs();
+        let attrs = st.stream_attrs();
         let size = st.attr.size;
         let result = match std::mem::replace(&mut st.content, Content::Clean) {
             Content::Stream(stream) => match stream.finish(&attrs).await {
@@ -390,6 +410,35 @@ impl<C: ObjectClient> Fs<C> {
                 &attrs,
             )
             .await?)
+    }
+
+    /// Rewrites the marker `key` of a directory with `attr` (and `xattrs`
+    /// when given), creating it for an implicit directory.
+    pub(super) async fn rewrite_marker(
+        &self,
+        key: &str,
+        attr: &Attr,
+        known: Option<&str>,
+        xattrs: Option<&Xattrs>,
+    ) -> FsResult<()> {
+        if key.is_empty() {
+            return Err(FsError::NotPermitted);
+        }
+        match self.rewrite_meta(key, attr, known, xattrs).await {
+            Err(FsError::NotFound) => {
+                let mut meta = to_meta(attr);
+                if let Some(x) = xattrs {
+                    x.store(&mut meta);
+                }
+                let attrs = ObjectAttrs {
+                    content_type: Some(DIR_CONTENT_TYPE.into()),
+                    meta,
+                };
+                self.client.put(key, Bytes::new(), &attrs).await?;
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     /// The upload of `key` succeeded: the state is clean on the new object.

@@ -8,100 +8,31 @@
 //! poisoning would break: the fs core's locks ignore poisoning).
 
 use std::ffi::OsStr;
-use std::future::Future;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
-use std::task::Context;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use fuser::{
     BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation,
-    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
-use futures_util::FutureExt;
-use log::{debug, error, warn};
-use std::panic::AssertUnwindSafe;
-use tokio::runtime::Handle;
-use tokio_util::task::TaskTracker;
+use log::{debug, warn};
 
 use crate::cos::ObjectClient;
-use crate::fs::xattr::SetMode;
-use crate::fs::{Entry, Fs, FsError, OpenMode, SetAttr};
+use crate::fs::{Entry, FsError, OpenMode, SetAttr};
 
+mod adapter;
 mod convert;
+mod listing;
 mod reply;
+mod xattr;
 
+pub use adapter::FuseAdapter;
 pub use convert::DirectIo;
-use convert::{caller, file_attr, file_type, fopen_flags, use_direct_io, utf8_name};
-use reply::{errno, panic_if_asked, panic_message, reply_empty, reply_entry, reply_xattr};
-
-/// The kernel-facing filesystem.
-pub struct FuseAdapter<C> {
-    fs: Arc<Fs<C>>,
-    runtime: Handle,
-    tasks: TaskTracker,
-    ttl: Duration,
-    direct_io: DirectIo,
-    /// The kernel lets files opened with direct I/O be mmapped.
-    direct_mmap: bool,
-    /// Tells the kernel to drop what it cached of an inode; set once the
-    /// session exists.
-    notifier: Arc<OnceLock<Notifier>>,
-}
-
-impl<C: ObjectClient> FuseAdapter<C> {
-    /// An adapter running `fs` on `runtime`; every request's task is
-    /// tracked by `tasks`, so unmount can wait for uploads in flight.
-    pub fn new(
-        fs: Arc<Fs<C>>,
-        runtime: Handle,
-        tasks: TaskTracker,
-        direct_io: DirectIo,
-    ) -> FuseAdapter<C> {
-        let ttl = fs.config().metadata_ttl;
-        FuseAdapter {
-            fs,
-            runtime,
-            tasks,
-            ttl,
-            direct_io,
-            direct_mmap: false,
-            notifier: Arc::default(),
-        }
-    }
-
-    /// Where the session's notifier goes once the session exists.
-    pub fn notifier_slot(&self) -> Arc<OnceLock<Notifier>> {
-        self.notifier.clone()
-    }
-
-    /// Runs a request's work: polled once right here, so work that needs
-    /// no network (a write into a buffer, a setattr of an open file, a
-    /// cached read) replies without a hop to another thread; anything that
-    /// must wait goes on as a tracked task of the runtime.
-    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, work: impl FnOnce(Arc<Fs<C>>) -> F) {
-        let _runtime = self.runtime.enter();
-        let _tracked = self.tasks.token();
-        let mut task = Box::pin(AssertUnwindSafe(work(self.fs.clone())).catch_unwind().map(
-            |result| {
-                if let Err(panic) = result {
-                    error!(
-                        "a request panicked and was answered EIO; the mount goes on: {}",
-                        panic_message(&*panic)
-                    );
-                }
-            },
-        ));
-        let mut first_poll = Context::from_waker(futures_util::task::noop_waker_ref());
-        if task.as_mut().poll(&mut first_poll).is_pending() {
-            self.tasks.spawn_on(task, &self.runtime);
-        }
-    }
-}
+use convert::{caller, file_attr, fopen_flags, use_direct_io, utf8_name};
+use reply::{errno, panic_if_asked, reply_empty, reply_entry};
 
 impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -493,26 +424,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        self.spawn(|fs| async move {
-            match fs.readdir(ino.0, fh.0, offset).await {
-                Ok(entries) => {
-                    for e in entries.iter().skip(offset as usize) {
-                        if reply.add(
-                            INodeNo(e.entry.ino),
-                            e.offset,
-                            file_type(e.entry.attr.kind),
-                            &e.name,
-                        ) {
-                            break;
-                        }
-                    }
-                    reply.ok();
-                }
-                Err(e) => reply.error(errno("readdir", ino.0, &e)),
-            }
-        });
+        self.read_dir(ino, fh, offset, reply);
     }
 
     fn readdirplus(
@@ -521,34 +435,9 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
-        let ttl = self.ttl;
-        self.spawn(|fs| async move {
-            match fs.readdir(ino.0, fh.0, offset).await {
-                Ok(entries) => {
-                    for e in entries.iter().skip(offset as usize) {
-                        let attr = file_attr(&e.entry);
-                        if reply.add(
-                            INodeNo(e.entry.ino),
-                            e.offset,
-                            &e.name,
-                            &ttl,
-                            &attr,
-                            Generation(0),
-                        ) {
-                            break;
-                        }
-                        // The kernel takes a reference on every entry but . and ..
-                        if e.name != "." && e.name != ".." {
-                            fs.remember(e.entry.ino);
-                        }
-                    }
-                    reply.ok();
-                }
-                Err(e) => reply.error(errno("readdirplus", ino.0, &e)),
-            }
-        });
+        self.read_dir_plus(ino, fh, offset, reply);
     }
 
     fn releasedir(
@@ -578,29 +467,11 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if !self.fs.xattrs_enabled() {
-            // Kernel contract: ENOSYS means "never ask again" (noxattr).
-            return reply.error(Errno::ENOSYS);
-        }
-        let name = name.as_bytes().to_vec();
-        self.spawn(|fs| async move {
-            reply_xattr(
-                reply,
-                size,
-                "getxattr",
-                ino.0,
-                fs.getxattr(ino.0, &name).await,
-            );
-        });
+        self.get_xattr(ino, name, size, reply);
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if !self.fs.xattrs_enabled() {
-            return reply.error(Errno::ENOSYS);
-        }
-        self.spawn(|fs| async move {
-            reply_xattr(reply, size, "listxattr", ino.0, fs.listxattr(ino.0).await);
-        });
+        self.list_xattr(ino, size, reply);
     }
 
     fn setxattr(
@@ -613,30 +484,11 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        if !self.fs.xattrs_enabled() {
-            return reply.error(Errno::ENOSYS);
-        }
-        let (name, value) = (name.as_bytes().to_vec(), value.to_vec());
-        let mode = SetMode::from_flags(flags);
-        self.spawn(|fs| async move {
-            let result = fs.setxattr(ino.0, &name, &value, mode).await;
-            reply_empty(reply, "setxattr", ino.0, result);
-        });
+        self.set_xattr(ino, name, value, flags, reply);
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if !self.fs.xattrs_enabled() {
-            return reply.error(Errno::ENOSYS);
-        }
-        let name = name.as_bytes().to_vec();
-        self.spawn(|fs| async move {
-            reply_empty(
-                reply,
-                "removexattr",
-                ino.0,
-                fs.removexattr(ino.0, &name).await,
-            );
-        });
+        self.remove_xattr(ino, name, reply);
     }
 
     // Requests an object store has nothing to do for: answered quietly

@@ -78,6 +78,9 @@ pub(super) fn reply_xattr(
         Ok(value) if size == 0 => reply.size(value.len() as u32),
         Ok(value) if value.len() <= size as usize => reply.data(&value),
         Ok(_) => reply.error(Errno::ERANGE),
+        // The kernel asks for security.capability before every write: a
+        // missing attribute is the common answer, not worth a log line.
+        Err(FsError::NoAttribute) => reply.error(Errno::ENODATA),
         Err(e) => reply.error(errno(op, ino, &e)),
     }
 }
