@@ -19,6 +19,23 @@ pub const META_MTIME: &str = "mtime";
 /// (`SECS.NNNNNNNNN`), which cosfs ignores; used only while its seconds
 /// agree with `mtime` (another tool that sets `mtime` wins).
 pub const META_PRECISE_MTIME: &str = "cosmount-mtime";
+/// Access time, whole Unix seconds (s3fs's name), stored only when it
+/// differs from the modification time.
+pub const META_ATIME: &str = "atime";
+/// Access time to the nanosecond, as [`META_PRECISE_MTIME`].
+pub const META_PRECISE_ATIME: &str = "cosmount-atime";
+/// Device number of a character or block device node (s3fs's name).
+pub const META_RDEV: &str = "rdev";
+
+/// The headers [`to_meta`] writes or leaves out: a rewrite drops the old
+/// values first, so one left out is not kept from before.
+pub const MANAGED_META: [&str; 5] = [
+    META_PRECISE_MTIME,
+    META_ATIME,
+    META_PRECISE_ATIME,
+    META_RDEV,
+    META_MTIME,
+];
 
 /// Content type of directory markers (as cosfs writes them).
 pub const DIR_CONTENT_TYPE: &str = "application/x-directory";
@@ -89,6 +106,10 @@ pub struct Attr {
     pub size: u64,
     /// Modification time.
     pub mtime: SystemTime,
+    /// Access time (set by `utimensat`; reads do not change it).
+    pub atime: SystemTime,
+    /// Device number (character and block device nodes).
+    pub rdev: u32,
     /// Permission bits (`0o7777`).
     pub perm: u16,
     /// Owner.
@@ -134,6 +155,8 @@ impl Ownership {
             kind: Kind::Dir,
             size: 0,
             mtime,
+            atime: mtime,
+            rdev: 0,
             perm: self.dir_mode & !self.umask,
             uid: self.uid,
             gid: self.gid,
@@ -146,6 +169,8 @@ impl Ownership {
             kind: Kind::File,
             size,
             mtime,
+            atime: mtime,
+            rdev: 0,
             perm: self.file_mode & !self.umask,
             uid: self.uid,
             gid: self.gid,
@@ -182,10 +207,18 @@ impl Ownership {
                 meta_u32(&info.meta, name).unwrap_or(default)
             }
         };
+        let mtime = stored_mtime(&info.meta).unwrap_or(info.last_modified);
+        let is_device = matches!(kind, Kind::CharDevice | Kind::BlockDevice);
         Attr {
             kind,
             size: if kind == Kind::Dir { 0 } else { info.size },
-            mtime: stored_mtime(&info.meta).unwrap_or(info.last_modified),
+            mtime,
+            atime: stored_time(&info.meta, META_ATIME, META_PRECISE_ATIME).unwrap_or(mtime),
+            rdev: if is_device {
+                meta_u32(&info.meta, META_RDEV).unwrap_or(0)
+            } else {
+                0
+            },
             perm,
             uid: owner(META_UID, self.uid),
             gid: owner(META_GID, self.gid),
@@ -201,16 +234,25 @@ pub fn to_meta(attr: &Attr) -> UserMeta {
     meta.insert(META_MODE.into(), mode.to_string());
     meta.insert(META_UID.into(), attr.uid.to_string());
     meta.insert(META_GID.into(), attr.gid.to_string());
-    let since = attr.mtime.duration_since(UNIX_EPOCH).unwrap_or_default();
-    meta.insert(META_MTIME.into(), since.as_secs().to_string());
-    match since.subsec_nanos() {
-        0 => meta.remove(META_PRECISE_MTIME),
-        nanos => meta.insert(
-            META_PRECISE_MTIME.into(),
-            format!("{}.{nanos:09}", since.as_secs()),
-        ),
-    };
+    put_time(&mut meta, META_MTIME, META_PRECISE_MTIME, attr.mtime);
+    if attr.atime != attr.mtime {
+        put_time(&mut meta, META_ATIME, META_PRECISE_ATIME, attr.atime);
+    }
+    if matches!(attr.kind, Kind::CharDevice | Kind::BlockDevice) {
+        meta.insert(META_RDEV.into(), attr.rdev.to_string());
+    }
     meta
+}
+
+/// Stores `t` as whole seconds in `name`, and to the nanosecond in
+/// `precise` when it has a fraction.
+fn put_time(meta: &mut UserMeta, name: &str, precise: &str, t: SystemTime) {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    meta.insert(name.into(), since.as_secs().to_string());
+    if since.subsec_nanos() != 0 {
+        let nanos = since.subsec_nanos();
+        meta.insert(precise.into(), format!("{}.{nanos:09}", since.as_secs()));
+    }
 }
 
 fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
@@ -221,8 +263,13 @@ fn meta_u32(meta: &UserMeta, name: &str) -> Option<u32> {
 /// with `x-cos-meta-mtime`, else that (whole seconds; older cosmount
 /// versions wrote a fraction there).
 pub fn stored_mtime(meta: &UserMeta) -> Option<SystemTime> {
-    let coarse = parse_time(meta.get(META_MTIME)?)?;
-    let precise = meta.get(META_PRECISE_MTIME).and_then(|v| parse_time(v));
+    stored_time(meta, META_MTIME, META_PRECISE_MTIME)
+}
+
+/// A time stored by [`put_time`] (or by another tool, in `name` alone).
+fn stored_time(meta: &UserMeta, name: &str, precise: &str) -> Option<SystemTime> {
+    let coarse = parse_time(meta.get(name)?)?;
+    let precise = meta.get(precise).and_then(|v| parse_time(v));
     Some(match precise {
         Some(t) if same_second(t, coarse) => t,
         _ => coarse,
@@ -333,6 +380,8 @@ mod tests {
             kind: Kind::Fifo,
             size: 0,
             mtime: UNIX_EPOCH + Duration::from_secs(5),
+            atime: UNIX_EPOCH + Duration::from_secs(5),
+            rdev: 0,
             perm: 0o600,
             uid: 3,
             gid: 4,
@@ -351,6 +400,7 @@ mod tests {
         );
         let precise = Attr {
             mtime: UNIX_EPOCH + Duration::new(7, 1),
+            atime: UNIX_EPOCH + Duration::new(7, 1),
             ..attr
         };
         let meta = to_meta(&precise);

@@ -6,14 +6,14 @@
 //! writer's close uploads first.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::debug;
 
 use super::attr::Kind;
-use super::{Fs, FsError, FsResult, OpenMode, Opened, lock};
+use super::{Entry, Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::{ObjectVersion, ReadAhead};
-use crate::cos::ObjectClient;
+use crate::cos::{ObjectClient, ObjectInfo};
 
 /// One open file handle.
 pub(super) struct OpenFile {
@@ -24,7 +24,69 @@ pub(super) struct OpenFile {
     pub(super) writable: bool,
 }
 
+/// A name the server said was missing this recently is created without
+/// asking again (the lookup of the same `open(O_CREAT)` asked).
+const JUST_CONFIRMED: Duration = Duration::from_millis(100);
+
 impl<C: ObjectClient> Fs<C> {
+    /// Close-to-open for `open(O_CREAT)`: a name this mount believes
+    /// missing, without the server having said so just now, is looked up
+    /// before it is created, so a file another client created is opened
+    /// (or `O_EXCL` fails) rather than replaced by an empty one.
+    pub(super) async fn created_elsewhere(
+        &self,
+        parent: u64,
+        name: &str,
+        key: &str,
+    ) -> FsResult<Option<ObjectInfo>> {
+        if !self.config.close_to_open {
+            return Ok(None);
+        }
+        let now = Instant::now();
+        let ttl = self.config.negative_ttl;
+        if lock(&self.inodes).absence_confirmed(parent, name, now, ttl, JUST_CONFIRMED) {
+            return Ok(None);
+        }
+        match self.client.head(key).await {
+            Ok(info) => Ok(Some(info)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens for writing a file another client created under `name`.
+    pub(super) async fn open_created_elsewhere(
+        &self,
+        parent: u64,
+        name: &str,
+        info: &ObjectInfo,
+        truncate: bool,
+    ) -> FsResult<(Entry, Opened)> {
+        debug!("{name:?} was created by another client: opening it");
+        let child = self.file_info(info);
+        let attr = child.attr;
+        let ino = {
+            let mut t = lock(&self.inodes);
+            let until = Instant::now() + self.config.metadata_ttl;
+            let ino = t
+                .upsert_child(parent, name, child, until)
+                .ok_or(FsError::NotFound)?;
+            t.remember(ino);
+            ino
+        };
+        let mode = OpenMode {
+            write: true,
+            truncate,
+        };
+        match self.open(ino, mode).await {
+            Ok(opened) => Ok((Entry { ino, attr }, opened)),
+            Err(e) => {
+                self.forget(ino, 1);
+                Err(e)
+            }
+        }
+    }
+
     /// Opens a file.
     pub async fn open(&self, ino: u64, mode: OpenMode) -> FsResult<Opened> {
         let kind = lock(&self.inodes)

@@ -5,7 +5,7 @@
 //! exist until the listing expires.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::attr::{Attr, Kind};
 use super::xattr::Xattrs;
@@ -212,6 +212,22 @@ impl InodeTable {
         if let Some(p) = self.nodes.get_mut(&parent) {
             p.missing.insert(name.to_string(), until);
         }
+    }
+
+    /// Whether the server said `parent/name` does not exist within
+    /// `window` before `now` (negative entries last `ttl`).
+    pub fn absence_confirmed(
+        &self,
+        parent: u64,
+        name: &str,
+        now: Instant,
+        ttl: Duration,
+        window: Duration,
+    ) -> bool {
+        self.nodes
+            .get(&parent)
+            .and_then(|p| p.missing.get(name))
+            .is_some_and(|until| *until + window >= now + ttl)
     }
 
     /// Whether `parent/name` is known not to exist at `now`.

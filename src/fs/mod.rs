@@ -129,6 +129,15 @@ pub struct Opened {
     pub changed: bool,
 }
 
+/// What `open(O_CREAT)` asked besides creating.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CreateFlags {
+    /// `O_EXCL`: fail if the name exists.
+    pub exclusive: bool,
+    /// `O_TRUNC`: an existing file is emptied.
+    pub truncate: bool,
+}
+
 /// How a file is opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenMode {

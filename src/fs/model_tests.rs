@@ -98,7 +98,14 @@ impl Harness {
                 let parent = self.ino(parent_of(&path)).await.unwrap();
                 let (_, opened) = self
                     .fs
-                    .create(parent, name_of(&path), 0o644, 0, Caller::default())
+                    .create(
+                        parent,
+                        name_of(&path),
+                        0o644,
+                        0,
+                        CreateFlags::default(),
+                        Caller::default(),
+                    )
                     .await
                     .unwrap();
                 self.fs.flush(opened.fh).await.unwrap();

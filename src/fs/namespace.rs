@@ -14,7 +14,7 @@ use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
 use super::write::{Content, WriteState};
 use super::xattr::Xattrs;
-use super::{Caller, Entry, Fs, FsError, FsResult, Opened, lock};
+use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, Opened, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
 use crate::upload::{MAX_PART_SIZE, fixed_part_size};
@@ -37,11 +37,17 @@ pub struct SetAttr {
     pub gid: Option<u32>,
     /// New modification time.
     pub mtime: Option<SystemTime>,
+    /// New access time.
+    pub atime: Option<SystemTime>,
 }
 
 impl SetAttr {
     fn changes_meta(&self) -> bool {
-        self.mode.is_some() || self.uid.is_some() || self.gid.is_some() || self.mtime.is_some()
+        self.mode.is_some()
+            || self.uid.is_some()
+            || self.gid.is_some()
+            || self.mtime.is_some()
+            || self.atime.is_some()
     }
 
     fn apply(&self, attr: &mut Attr) {
@@ -56,6 +62,9 @@ impl SetAttr {
         }
         if let Some(mtime) = self.mtime {
             attr.mtime = mtime;
+        }
+        if let Some(atime) = self.atime {
+            attr.atime = atime;
         }
     }
 }
@@ -97,10 +106,13 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     fn new_attr(&self, kind: Kind, mode: u32, umask: u32, caller: Caller) -> Attr {
+        let now = SystemTime::now();
         Attr {
             kind,
             size: 0,
-            mtime: SystemTime::now(),
+            mtime: now,
+            atime: now,
+            rdev: 0,
             perm: (mode & !umask & 0o7777) as u16,
             uid: caller.uid,
             gid: caller.gid,
@@ -142,11 +154,20 @@ impl<C: ObjectClient> Fs<C> {
         name: &str,
         mode: u32,
         umask: u32,
+        flags: CreateFlags,
         caller: Caller,
     ) -> FsResult<(Entry, Opened)> {
         self.check_writable()?;
         check_new_name(name)?;
         let key = format!("{}{name}", self.dir_key(parent)?);
+        if let Some(info) = self.created_elsewhere(parent, name, &key).await? {
+            if flags.exclusive {
+                return Err(FsError::Exists);
+            }
+            return self
+                .open_created_elsewhere(parent, name, &info, flags.truncate)
+                .await;
+        }
         let attr = self.new_attr(Kind::File, mode, umask, caller);
         let entry = self.add_child(parent, name, attr, None)?;
         self.cancel_pending_delete(&key);
@@ -179,6 +200,7 @@ impl<C: ObjectClient> Fs<C> {
         name: &str,
         mode: u32,
         umask: u32,
+        rdev: u32,
         caller: Caller,
     ) -> FsResult<Entry> {
         self.check_writable()?;
@@ -188,7 +210,10 @@ impl<C: ObjectClient> Fs<C> {
             Some(Kind::Dir | Kind::Symlink) => return Err(FsError::Invalid),
             Some(kind) => kind,
         };
-        let attr = self.new_attr(kind, mode, umask, caller);
+        let mut attr = self.new_attr(kind, mode, umask, caller);
+        if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            attr.rdev = rdev;
+        }
         self.store_node(parent, name, attr, Bytes::new()).await
     }
 

@@ -261,7 +261,14 @@ async fn appends_survive_a_release_racing_the_next_open() {
         },
     ));
     let (entry, opened) = fs
-        .create(ROOT, "log", 0o644, 0, Caller::default())
+        .create(
+            ROOT,
+            "log",
+            0o644,
+            0,
+            CreateFlags::default(),
+            Caller::default(),
+        )
         .await
         .unwrap();
     let mut expected = Vec::new();
@@ -344,7 +351,14 @@ async fn many_files_open_for_writing_spill_to_disk_instead_of_waiting() {
     let mut handles = Vec::new();
     for i in 0..20 {
         let (_, opened) = fs
-            .create(ROOT, &format!("f{i}"), 0o644, 0, Caller::default())
+            .create(
+                ROOT,
+                &format!("f{i}"),
+                0o644,
+                0,
+                CreateFlags::default(),
+                Caller::default(),
+            )
             .await
             .unwrap();
         fs.write(opened.fh, 0, &vec![i as u8; 1 << 20])

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, DIR_CONTENT_TYPE, META_PRECISE_MTIME, stored_mtime, to_meta};
+use super::attr::{Attr, DIR_CONTENT_TYPE, MANAGED_META, stored_mtime, to_meta};
 use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, lock};
 use crate::cache::ObjectVersion;
@@ -388,7 +388,9 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::Stale);
         }
         let mut meta = info.meta;
-        meta.remove(META_PRECISE_MTIME);
+        for name in MANAGED_META {
+            meta.remove(name);
+        }
         meta.extend(to_meta(attr));
         if let Some(x) = xattrs {
             x.store(&mut meta);

@@ -3,8 +3,9 @@
 //! Pure functions, no I/O.
 
 use std::ffi::OsStr;
+use std::time::SystemTime;
 
-use fuser::{FileAttr, FileType, FopenFlags, INodeNo, Request};
+use fuser::{FileAttr, FileType, FopenFlags, INodeNo, Request, TimeOrNow};
 
 use crate::fs::attr::{Attr, Kind};
 use crate::fs::{Caller, Entry, FsError};
@@ -43,6 +44,8 @@ pub(super) fn file_attr(entry: &Entry) -> FileAttr {
         kind,
         size,
         mtime,
+        atime,
+        rdev,
         perm,
         uid,
         gid,
@@ -51,7 +54,7 @@ pub(super) fn file_attr(entry: &Entry) -> FileAttr {
         ino: INodeNo(entry.ino),
         size,
         blocks: size.div_ceil(512),
-        atime: mtime,
+        atime,
         mtime,
         ctime: mtime,
         crtime: mtime,
@@ -60,7 +63,7 @@ pub(super) fn file_attr(entry: &Entry) -> FileAttr {
         nlink: if kind == Kind::Dir { 2 } else { 1 },
         uid,
         gid,
-        rdev: 0,
+        rdev,
         flags: 0,
         blksize: BLKSIZE,
     }
@@ -100,6 +103,14 @@ pub(super) fn utf8_name(name: &OsStr) -> Result<String, FsError> {
     // be made, so every call says EINVAL (the name is the bad argument);
     // ENOENT would tell a create that the parent directory is missing.
     name.to_str().map(str::to_string).ok_or(FsError::Invalid)
+}
+
+/// A time from `utimensat`, `UTIME_NOW` being now.
+pub(super) fn time_or_now(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use fuser::{
 use log::{debug, warn};
 
 use crate::cos::ObjectClient;
-use crate::fs::{Entry, FsError, OpenMode, SetAttr};
+use crate::fs::{CreateFlags, Entry, FsError, OpenMode, SetAttr};
 
 mod adapter;
 mod convert;
@@ -31,7 +31,7 @@ mod xattr;
 
 pub use adapter::FuseAdapter;
 pub use convert::DirectIo;
-use convert::{caller, file_attr, fopen_flags, use_direct_io, utf8_name};
+use convert::{caller, file_attr, fopen_flags, time_or_now, use_direct_io, utf8_name};
 use reply::{errno, panic_if_asked, reply_empty, reply_entry};
 
 impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
@@ -208,9 +208,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
+        let flags = CreateFlags {
+            exclusive: flags & libc::O_EXCL != 0,
+            truncate: flags & libc::O_TRUNC != 0,
+        };
         let name = match utf8_name(name) {
             Ok(name) => name,
             Err(e) => return reply.error(errno("create", parent.0, &e)),
@@ -218,7 +222,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let (ttl, caller) = (self.ttl, caller(req));
         let direct_io = use_direct_io(self.direct_io, self.direct_mmap, 0);
         self.spawn(|fs| async move {
-            match fs.create(parent.0, &name, mode, umask, caller).await {
+            match fs.create(parent.0, &name, mode, umask, flags, caller).await {
                 Ok((entry, opened)) => reply.created(
                     &ttl,
                     &file_attr(&entry),
@@ -238,7 +242,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         let name = match utf8_name(name) {
@@ -252,7 +256,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
                 ttl,
                 "mknod",
                 parent.0,
-                fs.mknod(parent.0, &name, mode, umask, caller).await,
+                fs.mknod(parent.0, &name, mode, umask, rdev, caller).await,
             );
         });
     }
@@ -382,7 +386,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
@@ -397,10 +401,8 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             mode,
             uid,
             gid,
-            mtime: mtime.map(|t| match t {
-                TimeOrNow::SpecificTime(t) => t,
-                TimeOrNow::Now => SystemTime::now(),
-            }),
+            mtime: mtime.map(time_or_now),
+            atime: atime.map(time_or_now),
         };
         let ttl = self.ttl;
         self.spawn(|fs| async move {

@@ -217,6 +217,21 @@ fn every_object_carries_whole_second_mtimes() {
         );
     }
     assert_eq!(heads["touched"]["x-cos-meta-mtime"], "1500000000");
+    assert_eq!(heads["dev"]["x-cos-meta-rdev"], "259", "makedev(1, 3)");
+
+    // Distinct atime and mtime, device numbers and the set-ID bits that
+    // chown clears, as a fresh mount reads them back.
+    run(
+        &m,
+        "touch -a -d @1400000000 touched && chmod 6755 moded && chown 1:1 moded",
+    );
+    let fresh = TestMount::start(&server, &[]);
+    assert_eq!(
+        run(&fresh, "stat -c '%X %Y' touched"),
+        "1400000000 1500000000"
+    );
+    assert_eq!(run(&fresh, "stat -c '%t %T' dev"), "1 3");
+    assert_eq!(run(&fresh, "stat -c '%a %u %g' moded"), "755 1 1");
     // Sub-second precision survives in our own header.
     let meta = std::fs::metadata(m.join("file")).unwrap();
     let precise = heads["file"]["x-cos-meta-cosmount-mtime"].as_str().unwrap();
@@ -294,4 +309,26 @@ fn terminal_probes_do_not_reach_the_log() {
     let log = m.log_text();
     assert!(!log.contains("Not Implemented"), "{log}");
     assert!(!log.contains(" WARN "), "{log}");
+}
+
+#[test]
+fn creating_a_name_another_client_created_opens_theirs() {
+    let server = TestServer::start();
+    // Long TTLs: this mount would believe the names missing for an hour.
+    let b = TestMount::start(&server, &["--metadata-ttl", "1h", "--negative-ttl", "1h"]);
+    assert!(!b.sh("stat appended excl").status.success());
+    sdk::put(&server, "appended", b"theirs\n");
+    sdk::put(&server, "excl", b"keep me\n");
+    run(&b, "echo mine >> appended");
+    assert_eq!(run(&b, "cat appended"), "theirs\nmine");
+    let out = b.sh("set -C; echo clobber > excl");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("File exists"),
+        "{out:?}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt
+        .block_on(server.client().get("excl", &Default::default()))
+        .unwrap();
+    assert_eq!(&got.body[..], b"keep me\n");
 }
