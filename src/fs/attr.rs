@@ -118,6 +118,53 @@ pub struct Attr {
     pub gid: u32,
 }
 
+/// Attribute changes requested by setattr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New size (truncate or extend).
+    pub size: Option<u64>,
+    /// New mode (permission bits are used).
+    pub mode: Option<u32>,
+    /// New owner.
+    pub uid: Option<u32>,
+    /// New group.
+    pub gid: Option<u32>,
+    /// New modification time.
+    pub mtime: Option<SystemTime>,
+    /// New access time.
+    pub atime: Option<SystemTime>,
+}
+
+impl SetAttr {
+    /// Whether anything stored in metadata changes.
+    pub fn changes_meta(&self) -> bool {
+        self.mode.is_some()
+            || self.uid.is_some()
+            || self.gid.is_some()
+            || self.mtime.is_some()
+            || self.atime.is_some()
+    }
+
+    /// Applies the changes other than the size to `attr`.
+    pub fn apply(&self, attr: &mut Attr) {
+        if let Some(mode) = self.mode {
+            attr.perm = (mode & 0o7777) as u16;
+        }
+        if let Some(uid) = self.uid {
+            attr.uid = uid;
+        }
+        if let Some(gid) = self.gid {
+            attr.gid = gid;
+        }
+        if let Some(mtime) = self.mtime {
+            attr.mtime = mtime;
+        }
+        if let Some(atime) = self.atime {
+            attr.atime = atime;
+        }
+    }
+}
+
 /// How attributes missing from metadata are filled in, from mount options.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ownership {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
-use super::attr::{Attr, DIR_CONTENT_TYPE, Kind, to_meta};
+use super::attr::{Attr, DIR_CONTENT_TYPE, Kind, SetAttr, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
 use super::write::{Content, WriteState};
@@ -23,51 +23,6 @@ use crate::upload::{MAX_PART_SIZE, fixed_part_size};
 const RENAME_CONCURRENCY: usize = 16;
 /// Keys per Delete Multiple request.
 const DELETE_BATCH: usize = 1000;
-
-/// Attribute changes requested by setattr.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SetAttr {
-    /// New size (truncate or extend).
-    pub size: Option<u64>,
-    /// New mode (permission bits are used).
-    pub mode: Option<u32>,
-    /// New owner.
-    pub uid: Option<u32>,
-    /// New group.
-    pub gid: Option<u32>,
-    /// New modification time.
-    pub mtime: Option<SystemTime>,
-    /// New access time.
-    pub atime: Option<SystemTime>,
-}
-
-impl SetAttr {
-    fn changes_meta(&self) -> bool {
-        self.mode.is_some()
-            || self.uid.is_some()
-            || self.gid.is_some()
-            || self.mtime.is_some()
-            || self.atime.is_some()
-    }
-
-    fn apply(&self, attr: &mut Attr) {
-        if let Some(mode) = self.mode {
-            attr.perm = (mode & 0o7777) as u16;
-        }
-        if let Some(uid) = self.uid {
-            attr.uid = uid;
-        }
-        if let Some(gid) = self.gid {
-            attr.gid = gid;
-        }
-        if let Some(mtime) = self.mtime {
-            attr.mtime = mtime;
-        }
-        if let Some(atime) = self.atime {
-            attr.atime = atime;
-        }
-    }
-}
 
 /// A rename the server cannot copy fails with `EXDEV`, so that `mv` and
 /// the like copy the data themselves (nothing was written).
