@@ -106,28 +106,35 @@ fn main() -> ExitCode {
 struct Server {
     child: Child,
     url: String,
+    /// Address of its admin endpoint (request counters).
+    admin: String,
 }
 
 impl Server {
     fn start(bin: &Path, root: &Path) -> Result<Server, String> {
         let mut child = Command::new(bin)
-            .args(["serve", "--public-read-write", "--bucket", BUCKET, "--root"])
+            .args(["serve", "--public-read-write", "--bucket", BUCKET])
+            .args(["--admin-listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cosmount serve: {e}"))?;
-        let mut line = String::new();
         let stdout = child.stdout.take().ok_or("no stdout")?;
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("cosmount serve: {e}"))?;
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .ok_or(format!("cosmount serve said {line:?}"))?
-            .to_string();
-        Ok(Server { child, url })
+        let mut lines = BufReader::new(stdout).lines();
+        let mut said = |prefix: &str| -> Result<String, String> {
+            let line = lines
+                .next()
+                .ok_or("cosmount serve exited")?
+                .map_err(|e| format!("cosmount serve: {e}"))?;
+            line.trim()
+                .strip_prefix(prefix)
+                .map(String::from)
+                .ok_or(format!("cosmount serve said {line:?}"))
+        };
+        let url = said("listening on ")?;
+        let admin = said("admin on http://")?;
+        Ok(Server { child, url, admin })
     }
 }
 
@@ -197,6 +204,7 @@ fn run(opts: &Options) -> Result<bool, String> {
         },
         rt: &rt,
         client: &client,
+        admin: &server.admin,
         root: &root,
         tarball,
         tar_files,
@@ -351,6 +359,59 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             "s",
             Better::Lower,
         ),
+        t.row(
+            format!("untar {untar} small files: server requests per file"),
+            "req",
+            Better::Lower,
+            false,
+        ),
+    ];
+    let untar_nocto_rows = [
+        t.row(
+            format!("untar {untar} small files, cosmount -o nocto, until tar exits"),
+            "s",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            "untar, cosmount -o nocto, until complete on the server".into(),
+            "s",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            "untar, cosmount -o nocto: server requests per file".into(),
+            "req",
+            Better::Lower,
+            false,
+        ),
+    ];
+    let cat = sys::thousands(b.cat_files_count());
+    let cat_rows = [
+        t.row(
+            format!("find -type f -exec cat over {cat} files, fresh mount"),
+            "s",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            format!("find -exec cat over {cat} files: server requests per file"),
+            "req",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            format!("find -exec cat over {cat} files, cosmount -o nocto"),
+            "s",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            "find -exec cat, cosmount -o nocto: server requests per file".into(),
+            "req",
+            Better::Lower,
+            false,
+        ),
     ];
 
     let cpu_read = t.row(
@@ -424,8 +485,31 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
         Workload {
             name: "untar".into(),
             rows: untar_rows.to_vec(),
-            raw: Some(Box::new(move || b.raw_untar())),
-            peer: Box::new(move |k, rep| b.untar(k, rep)),
+            raw: Some(Box::new(move || {
+                b.raw_untar().map(|mut v| {
+                    v.push(None);
+                    v
+                })
+            })),
+            peer: Box::new(move |k, rep| b.untar(k, Variant::Default, rep)),
+        },
+        Workload {
+            name: "untar-nocto".into(),
+            rows: untar_nocto_rows.to_vec(),
+            raw: None,
+            peer: Box::new(move |k, rep| b.untar(k, Variant::TtlOnly, rep)),
+        },
+        Workload {
+            name: "cat-files".into(),
+            rows: cat_rows[..2].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, _| b.cat_files(k, Variant::Default)),
+        },
+        Workload {
+            name: "cat-files-nocto".into(),
+            rows: cat_rows[2..].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, _| b.cat_files(k, Variant::TtlOnly)),
         },
     ]
 }

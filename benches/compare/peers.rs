@@ -30,6 +30,9 @@ pub enum Variant {
     /// Listings without a request per entry: cosmount `--fast-list`, rclone
     /// `--use-server-modtime`; s3fs has no such mode.
     ListingOnly,
+    /// Opens trust cached attributes for the TTL: cosmount `-o nocto`; s3fs
+    /// and rclone have only this mode (their default rows).
+    TtlOnly,
 }
 
 /// rclone's remote, configured through the environment.
@@ -80,6 +83,8 @@ impl Kind {
             (Kind::Cosmount, Variant::ListingOnly) => opts.push("--fast-list"),
             (Kind::Rclone, Variant::ListingOnly) => opts.push("--use-server-modtime"),
             (Kind::S3fs, Variant::ListingOnly) => return None,
+            (Kind::Cosmount, Variant::TtlOnly) => opts.push("--no-close-to-open"),
+            (_, Variant::TtlOnly) => return None,
         }
         Some(opts)
     }
@@ -90,7 +95,7 @@ impl Kind {
         match self {
             Kind::Cosmount => format!(
                 "`cosmount --anonymous --endpoint {url} --path-style {} {bucket} MNT -f`; \
-                 listing-only rows add `--fast-list`",
+                 listing-only rows add `--fast-list`, nocto rows `--no-close-to-open`",
                 opts(Variant::Default)
             ),
             Kind::S3fs => format!(

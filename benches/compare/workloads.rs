@@ -35,6 +35,8 @@ pub struct Sizes {
     pub tree: (usize, usize, usize),
     /// Files in the tarball.
     pub untar: usize,
+    /// Files the cat workload reads (whole folders of the tree, at least).
+    pub cat: usize,
     /// Seconds of each fio run.
     pub fio_secs: u64,
     /// Repetitions of each measurement.
@@ -50,6 +52,7 @@ impl Sizes {
             ls: 10_000,
             tree: (20, 10, 100),
             untar: 2_000,
+            cat: 2_000,
             fio_secs: 10,
             runs: 3,
         }
@@ -63,6 +66,7 @@ impl Sizes {
             ls: 1_000,
             tree: (10, 10, 20),
             untar: 200,
+            cat: 200,
             fio_secs: 2,
             runs: 1,
         }
@@ -105,6 +109,8 @@ pub struct Bench<'a> {
     pub rt: &'a tokio::runtime::Runtime,
     /// Raw client of the bucket.
     pub client: &'a HttpClient,
+    /// The server's admin address, for request counts.
+    pub admin: &'a str,
     /// The server's `--root`.
     pub root: &'a Path,
     /// The tarball, and (path, size) of each file in it.
@@ -357,14 +363,22 @@ impl Bench<'_> {
 
     // ---- untar ----
 
+    /// Requests the server answered so far.
+    fn requests(&self) -> Measured<u64> {
+        raw::server_requests(self.admin)
+    }
+
     /// `tar -xf` of the small-file tarball into a new folder: seconds until
-    /// tar exits, and until every file is complete on the server.
-    pub fn untar(&self, kind: Kind, rep: usize) -> Measured<Vec<f64>> {
-        let prefix = format!("untar-{}-{rep}", kind.name());
-        let m = self.mount(kind, Variant::Default)?;
+    /// tar exits, until every file is complete on the server, and the
+    /// server's requests per file (the completion check's own listings
+    /// excluded).
+    pub fn untar(&self, kind: Kind, variant: Variant, rep: usize) -> Measured<Vec<f64>> {
+        let prefix = format!("untar-{}-{variant:?}-{rep}", kind.name());
+        let m = self.mount(kind, variant)?;
         sys::sh("sync", TOOL_LIMIT)?;
         let dir = m.path().join(&prefix);
         std::fs::create_dir(&dir).map_err(|e| Skip::Failed(format!("mkdir: {e}")))?;
+        let before = self.requests()?;
         let start = Instant::now();
         sys::sh(
             &format!(
@@ -375,6 +389,7 @@ impl Bench<'_> {
             TOOL_LIMIT,
         )?;
         let tar = start.elapsed().as_secs_f64();
+        let mut checks = 0u64;
         let want_bytes: usize = self.tar_files.iter().map(|f| f.1).sum();
         let want = (self.tar_files.len(), want_bytes as u64);
         let list_prefix = format!("{prefix}/");
@@ -383,6 +398,7 @@ impl Bench<'_> {
             TOOL_LIMIT,
             Duration::from_millis(50),
             || {
+                checks += 1;
                 let keys = self
                     .block_on(raw::list_keys_sizes(self.client, &list_prefix))
                     .unwrap_or_default();
@@ -392,8 +408,54 @@ impl Bench<'_> {
         )?;
         let durable = start.elapsed().as_secs_f64();
         drop(m);
+        // Each completion check lists the prefix: a page per 1,000 keys.
+        let check_pages = checks * (self.tar_files.len() as u64 / 1000 + 1);
+        let made = (self.requests()? - before).saturating_sub(check_pages);
         self.block_on(raw::delete_prefix(self.client, &list_prefix))?;
-        Ok(vec![tar, durable])
+        Ok(vec![
+            tar,
+            durable,
+            made as f64 / self.tar_files.len() as f64,
+        ])
+    }
+
+    /// The top folders of the tree the cat workload reads, and their
+    /// file count.
+    fn cat_set(&self) -> (Vec<String>, usize) {
+        let (top, b, c) = self.sizes.tree;
+        let folders = top.min(self.sizes.cat.div_ceil(b * c)).max(1);
+        let dirs = (0..folders).map(|i| format!("tree/d{i:02}")).collect();
+        (dirs, folders * b * c)
+    }
+
+    /// Files in [`Bench::cat_set`].
+    pub fn cat_files_count(&self) -> usize {
+        self.cat_set().1
+    }
+
+    /// `find -type f -exec cat` over part of the tree on a fresh mount:
+    /// seconds, and the server's requests per file.
+    pub fn cat_files(&self, kind: Kind, variant: Variant) -> Measured<Vec<f64>> {
+        let m = self.mount(kind, variant)?;
+        self.cold(&[])?;
+        let (dirs, files) = self.cat_set();
+        let paths: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("'{}'", m.path().join(d).display()))
+            .collect();
+        let before = self.requests()?;
+        let (secs, bytes) = timed(|| {
+            let o = sys::sh(
+                &format!("find {} -type f -exec cat {{}} + | wc -c", paths.join(" ")),
+                TOOL_LIMIT,
+            )?;
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        })?;
+        if bytes != files.to_string() {
+            return failed(format!("cat read {bytes} bytes, not {files}"));
+        }
+        let made = self.requests()?.saturating_sub(before);
+        Ok(vec![secs, made as f64 / files as f64])
     }
 
     /// Raw counterpart of [`Bench::untar`]: the files PUT one at a time.
