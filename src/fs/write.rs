@@ -432,6 +432,9 @@ impl<C: ObjectClient> Fs<C> {
                 if let Some(x) = xattrs {
                     x.store(&mut meta);
                 }
+                if meta_size(&meta) > MAX_META_BYTES {
+                    return Err(FsError::TooBig);
+                }
                 let attrs = ObjectAttrs {
                     content_type: Some(DIR_CONTENT_TYPE.into()),
                     meta,

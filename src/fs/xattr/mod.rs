@@ -118,11 +118,6 @@ impl<C: ObjectClient> Fs<C> {
         if attr.kind == Kind::Dir {
             let mut x = self.marker_xattrs(&key).await?;
             change(&mut x)?;
-            let mut meta = super::attr::to_meta(&attr);
-            x.store(&mut meta);
-            if meta_size(&meta) > MAX_META_BYTES {
-                return Err(FsError::TooBig);
-            }
             return self
                 .rewrite_marker(&key, &attr, known.as_deref(), Some(&x))
                 .await;
