@@ -149,12 +149,11 @@ async fn check(
     };
     report.line("credentials", &describe_credentials(config, &creds))?;
     let public = probe_anonymous(&client_config, report).await?;
-    // Fail fast: one retry at most, short per-attempt deadline.
+    // Fail fast: one retry at most (the progress deadlines are short already).
     client_config.retry = RetryPolicy {
         max_attempts: 2,
         ..client_config.retry.clone()
     };
-    client_config.request_timeout = client_config.request_timeout.min(Duration::from_secs(15));
     let client = match HttpClient::new(client_config, Arc::new(creds)) {
         Ok(c) => c,
         Err(e) => return Ok(Err(e.to_string())),

@@ -96,7 +96,8 @@ mod tests {
     fn defaults_come_typed_from_the_layers() {
         let m = mount(&[]).unwrap();
         assert_eq!(m.cache_size, Size(256 << 20));
-        assert_eq!(m.request_timeout, Span(Duration::from_secs(60)));
+        assert_eq!(m.request_timeout, Span(Duration::from_secs(10)));
+        assert_eq!(m.stall_timeout, Span(Duration::from_secs(5)));
         assert_eq!(m.abort_stale_uploads, AgeLimit(Some(DEFAULT_STALE_AGE)));
         assert_eq!(m.direct_io, DirectIoMode::Auto);
         let serve = Cli::try_parse_from(["cosmount", "serve", "--root", "/r"]).unwrap();

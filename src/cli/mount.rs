@@ -96,7 +96,10 @@ pub struct MountArgs {
     #[arg(long, value_name = "DIR", help_heading = "Connection")]
     pub local: Option<PathBuf>,
 
-    /// Deadline of one HTTP attempt, e.g. `30s`.
+    /// Longest wait for the first byte of an answer after the request was
+    /// sent: the ceiling of the deadline learned from recent answers of
+    /// the same kind (1 s at least). A late answer's request is hedged
+    /// sooner; one past this is abandoned and retried on a new connection.
     #[arg(
         long,
         value_name = "DURATION",
@@ -105,6 +108,18 @@ pub struct MountArgs {
         help_heading = "Connection"
     )]
     pub request_timeout: Span,
+
+    /// Longest time an upload or a download may move no byte before the
+    /// attempt is abandoned and retried (a slow but moving transfer never
+    /// times out).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = SPAN,
+        default_value_t = Span(ClientConfig::DEFAULT_STALL_TIMEOUT),
+        help_heading = "Connection"
+    )]
+    pub stall_timeout: Span,
 
     /// Longest time one COS operation may take, all attempts and waits
     /// between them included; then it fails (EIO, or ETIMEDOUT when the

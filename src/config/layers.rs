@@ -4,9 +4,9 @@
 //! their range and how they fit together.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::cache::CacheConfig;
+use super::Timeouts;
 use crate::cli::{DirectIoMode, MountArgs};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
@@ -83,10 +83,16 @@ pub(super) fn mount_options(args: &MountArgs, source: &str, mountpoint: PathBuf)
     }
 }
 
-/// The client's per-attempt and per-operation deadlines and its retries.
-pub(super) fn deadlines(args: &MountArgs) -> Result<(Duration, Duration, RetryPolicy), String> {
-    if args.op_timeout.0.is_zero() {
-        return Err("--op-timeout must be longer than 0 (e.g. 30s)".into());
+/// The client's progress and per-operation deadlines and its retries.
+pub(super) fn deadlines(args: &MountArgs) -> Result<(Timeouts, RetryPolicy), String> {
+    for (flag, value, example) in [
+        ("--op-timeout", args.op_timeout.0, "120s"),
+        ("--request-timeout", args.request_timeout.0, "10s"),
+        ("--stall-timeout", args.stall_timeout.0, "5s"),
+    ] {
+        if value.is_zero() {
+            return Err(format!("{flag} must be longer than 0 (e.g. {example})"));
+        }
     }
     if args.retries == 0 {
         return Err("--retries must be at least 1".into());
@@ -95,7 +101,12 @@ pub(super) fn deadlines(args: &MountArgs) -> Result<(Duration, Duration, RetryPo
         max_attempts: args.retries,
         ..RetryPolicy::default()
     };
-    Ok((args.request_timeout.0, args.op_timeout.0, retry))
+    let timeouts = Timeouts {
+        first_byte: args.request_timeout.0,
+        stall: args.stall_timeout.0,
+        op: args.op_timeout.0,
+    };
+    Ok((timeouts, retry))
 }
 
 fn ownership(args: &MountArgs) -> Ownership {

@@ -30,6 +30,17 @@ pub use target::{Domain, Resolve, Target, parse_bucket_spec, validate_bucket};
 /// Bucket name used by `--local` when none is given.
 pub const LOCAL_BUCKET: &str = "local-1250000000";
 
+/// The client's deadlines (see [`ClientConfig`] for what each bounds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timeouts {
+    /// Ceiling of the learned first-byte deadline (`--request-timeout`).
+    pub first_byte: Duration,
+    /// Longest silence of a moving body (`--stall-timeout`).
+    pub stall: Duration,
+    /// Per-operation deadline, all attempts (`--op-timeout`).
+    pub op: Duration,
+}
+
 /// Everything needed to mount.
 #[derive(Clone, Debug)]
 pub struct MountConfig {
@@ -48,10 +59,8 @@ pub struct MountConfig {
     /// Warnings about the credential choice (sources configured but unused),
     /// logged once the logger runs.
     pub credential_notes: Vec<String>,
-    /// Per-attempt deadline.
-    pub request_timeout: Duration,
-    /// Per-operation deadline (all attempts).
-    pub op_timeout: Duration,
+    /// How long the client waits for progress, and per operation.
+    pub timeouts: Timeouts,
     /// At mount, abort multipart uploads under the prefix initiated this
     /// long before the mount started (`None`: keep them).
     pub abort_stale_uploads: Option<Duration>,
@@ -165,7 +174,7 @@ impl MountConfig {
             creds::credentials(args, &bucket, &region, &target, around)?;
         let fs = layers::fs_config(args, prefix)?;
         let mount = layers::mount_options(args, spec, mountpoint);
-        let (request_timeout, op_timeout, retry) = layers::deadlines(args)?;
+        let (timeouts, retry) = layers::deadlines(args)?;
         Ok(MountConfig {
             bucket,
             region,
@@ -174,8 +183,7 @@ impl MountConfig {
             resolve,
             credentials,
             credential_notes,
-            request_timeout,
-            op_timeout,
+            timeouts,
             abort_stale_uploads: args.abort_stale_uploads.0,
             retry,
             fs,
@@ -188,8 +196,9 @@ impl MountConfig {
     /// `--local` server's address): timeouts, retries, `--resolve`.
     pub fn client_config(&self, endpoint: Endpoint) -> ClientConfig {
         ClientConfig {
-            request_timeout: self.request_timeout,
-            op_timeout: self.op_timeout,
+            request_timeout: self.timeouts.first_byte,
+            stall_timeout: self.timeouts.stall,
+            op_timeout: self.timeouts.op,
             retry: self.retry.clone(),
             resolve: self.resolve.as_ref().map(|r| r.addr),
             ..ClientConfig::new(endpoint)

@@ -283,6 +283,7 @@ impl ObjectClient for MemoryClient {
         src_etag: Option<&str>,
         directive: MetadataDirective,
         attrs: &ObjectAttrs,
+        _src_size: u64,
     ) -> CosResult<PutResult> {
         let mut state = self.enter("copy")?;
         let source = state.objects.get(src).cloned().ok_or_else(not_found)?;

@@ -224,7 +224,8 @@ pub trait ObjectClient: Send + Sync + 'static {
     /// PUT Object - Copy within the bucket; with `src_etag`, fails with 412
     /// (writing nothing) when the source is no longer that version. Refused
     /// with [`CosError::Unsupported`], unsent, by a client that cannot tell
-    /// that the server speaks COS.
+    /// that the server speaks COS. `src_size` (the source's size, as far as
+    /// known) tells how long the server may work before it answers.
     fn copy(
         &self,
         src: &str,
@@ -232,6 +233,7 @@ pub trait ObjectClient: Send + Sync + 'static {
         src_etag: Option<&str>,
         directive: MetadataDirective,
         attrs: &ObjectAttrs,
+        src_size: u64,
     ) -> impl Future<Output = CosResult<PutResult>> + Send;
     /// Initiate Multipart Upload; returns the upload id.
     fn create_multipart(

@@ -415,6 +415,7 @@ impl<C: ObjectClient> Fs<C> {
                     None,
                     MetadataDirective::Copy,
                     &ObjectAttrs::default(),
+                    size,
                 )
                 .await;
             if let (Err(e @ CosError::InvalidResponse(_)), true) = (&copied, dst_is_new) {

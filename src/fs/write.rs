@@ -410,6 +410,7 @@ impl<C: ObjectClient> Fs<C> {
                 Some(&info.etag),
                 MetadataDirective::Replaced,
                 &attrs,
+                info.size,
             )
             .await?)
     }

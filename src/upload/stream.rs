@@ -238,6 +238,7 @@ impl<C: ObjectClient> StreamUpload<C> {
                     Some(&put.etag),
                     crate::cos::MetadataDirective::Replaced,
                     attrs,
+                    self.size,
                 )
                 .await;
             return match copy {

@@ -143,6 +143,7 @@ async fn workload(c: &HttpClient, round: u64) {
         None,
         MetadataDirective::Copy,
         &attrs,
+        0,
     )
     .await
     .unwrap();

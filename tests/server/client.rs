@@ -115,6 +115,7 @@ async fn every_simple_operation_works_with_tricky_keys() {
                 None,
                 MetadataDirective::Copy,
                 &ObjectAttrs::default(),
+                0,
             )
             .await
             .unwrap();
@@ -132,6 +133,7 @@ async fn every_simple_operation_works_with_tricky_keys() {
                 Some("0123456789abcdef0123456789abcdef"),
                 MetadataDirective::Replaced,
                 &attrs("16877"),
+                0,
             )
             .await
             .unwrap_err();
@@ -150,6 +152,7 @@ async fn every_simple_operation_works_with_tricky_keys() {
                 Some(&current),
                 MetadataDirective::Replaced,
                 &attrs("16877"),
+                0,
             )
             .await
             .unwrap();
@@ -580,6 +583,7 @@ async fn public_buckets_admit_anonymous_requests() {
             None,
             MetadataDirective::Copy,
             &ObjectAttrs::default(),
+            0,
         )
         .await
         .unwrap();

@@ -33,6 +33,12 @@ pub(super) struct Call<'a> {
     pub buffers: Option<std::sync::Arc<dyn BodyBuffers>>,
     /// Checks a successful answer; a failure is retried like a damaged body.
     pub check: Option<&'a Check<'a>>,
+    /// A duplicate may be sent when the answer is slow (the request is
+    /// idempotent and cheap to repeat).
+    pub hedge: bool,
+    /// Bytes the server copies before it answers (Copy, Complete): it
+    /// gets time for them on top of the first-byte deadline.
+    pub server_work: u64,
 }
 
 /// A check of a successful answer's headers and body.
@@ -51,7 +57,21 @@ impl<'a> Call<'a> {
             xml_result: false,
             buffers: None,
             check: None,
+            hedge: false,
+            server_work: 0,
         }
+    }
+
+    /// Allows hedging: the request may be sent twice at once.
+    pub fn hedged(mut self) -> Self {
+        self.hedge = true;
+        self
+    }
+
+    /// Notes that the server copies `bytes` before it answers.
+    pub fn server_work(mut self, bytes: u64) -> Self {
+        self.server_work = bytes;
+        self
     }
 
     /// Adds a query parameter.

@@ -1,9 +1,11 @@
 //! Sending a [`Call`] until it succeeds or fails for good: attempts bounded
 //! by their own deadline and the operation's, waits decided by the retry
 //! policy, the clock offset learned from `RequestTimeTooSkewed` (corrections
-//! do not spend the failure budget) and one forced credential refresh per
-//! call when COS says the token expired.
+//! do not spend the failure budget), one forced credential refresh per
+//! call when COS says the token expired, and within each attempt the
+//! progress deadlines (`progress`) and the hedge of a late answer.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,6 +14,7 @@ use log::{debug, warn};
 use reqwest::Method;
 
 use super::call::Call;
+use super::progress::{Progress, ProgressBody};
 use super::response::{
     AttemptError, Reply, check_length, read_body, service_error, transport_error, unix_seconds,
 };
@@ -22,8 +25,12 @@ use crate::cos::{CosError, CosResult, xml};
 /// Below this much time left, an operation gives up instead of retrying.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
-/// Slack of the outer guard over reqwest's own per-attempt timeout.
-const GUARD: Duration = Duration::from_millis(250);
+/// Bytes per second a server is assumed to copy at least, for calls
+/// that answer once it has (Copy, Complete Multipart Upload).
+const SERVER_WORK_RATE: f64 = 32.0 * 1024.0 * 1024.0;
+
+/// Most a call's progress deadlines grow after its attempts stalled.
+const MAX_PATIENCE: u32 = 8;
 
 impl HttpClient {
     /// Sends a call, retrying what is worth retrying, until it succeeds,
@@ -35,14 +42,21 @@ impl HttpClient {
         let mut failures = 0u32;
         let mut corrections = 0u32;
         let mut creds_refreshed = false;
+        let mut patience = 1;
         loop {
             sent += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            self.latencies.earn_hedge_share();
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let err = match self.attempt(call, remaining).await {
+            let err = match self.attempt(call, remaining, patience).await {
                 Ok(reply) => return Ok(reply),
                 Err(err) => err,
             };
+            if err.stalled {
+                // Slower than learned, or dead: the next attempt waits
+                // longer, so a slow server is not retried forever.
+                patience = (patience * 2).min(MAX_PATIENCE);
+            }
             // A skew answer carries the server's time: adopt it and retry
             // at once (up to --retries corrections, apart from the failure
             // budget). One that repeats the time we already sign with is
@@ -150,26 +164,125 @@ impl HttpClient {
         }
     }
 
-    /// One attempt within `budget` (the operation's time left): bounded by
-    /// the per-attempt deadline too, however long credentials or the
-    /// server take.
-    async fn attempt(&self, call: &Call<'_>, budget: Duration) -> Result<Reply, AttemptError> {
-        let limit = budget.min(self.request_timeout);
-        if limit.is_zero() {
+    /// One attempt within `budget` (the operation's time left), with a
+    /// hedge when the call allows one; `patience` multiplies its progress
+    /// deadlines (it grows after an attempt of the call stalled).
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        budget: Duration,
+        patience: u32,
+    ) -> Result<Reply, AttemptError> {
+        if budget.is_zero() {
             return Err(deadline_passed(budget).into());
         }
-        // reqwest's own timeout yields the precise error; this one also
-        // covers waiting for credentials.
-        match tokio::time::timeout(limit + GUARD, self.attempt_within(call, limit)).await {
+        match tokio::time::timeout(budget, self.hedged_attempt(call, patience)).await {
             Ok(result) => result,
-            Err(_) => Err(deadline_passed(limit).into()),
+            Err(_) => Err(deadline_passed(budget).into()),
         }
+    }
+
+    /// Sends the call once and, when it allows a hedge and its answer is
+    /// late (and the budget allows), once more on another connection: the
+    /// first good answer wins, the other request is dropped with its
+    /// connection.
+    async fn hedged_attempt(&self, call: &Call<'_>, patience: u32) -> Result<Reply, AttemptError> {
+        let first_progress = Progress::new(call.body.len() as u64);
+        let first = self.attempt_within(call, &first_progress, patience);
+        if !call.hedge {
+            return first.await;
+        }
+        tokio::pin!(first);
+        let hedge_delay = tokio::select! {
+            result = &mut first => return result,
+            delay = self.hedge_due(call, &first_progress) => delay,
+        };
+        if !self.latencies.take_hedge() {
+            debug!(
+                "{} {:?}: no answer after {hedge_delay:.1?}; hedge budget spent, waiting",
+                call.op,
+                call.key.unwrap_or("/")
+            );
+            return first.await;
+        }
+        self.stats.hedges.fetch_add(1, Ordering::Relaxed);
+        debug!(
+            "{} {:?}: no answer after {hedge_delay:.1?}; sending a hedge",
+            call.op,
+            call.key.unwrap_or("/")
+        );
+        let second_progress = Progress::new(call.body.len() as u64);
+        let second = self.attempt_within(call, &second_progress, patience);
+        tokio::pin!(second);
+        tokio::select! {
+            result = &mut first => match result {
+                Ok(reply) => Ok(reply),
+                Err(_) => self.hedge_result(call, second.await),
+            },
+            result = &mut second => match result {
+                Ok(reply) => self.hedge_result(call, Ok(reply)),
+                Err(_) => first.await,
+            },
+        }
+    }
+
+    /// Counts a hedge that answered.
+    fn hedge_result(
+        &self,
+        call: &Call<'_>,
+        result: Result<Reply, AttemptError>,
+    ) -> Result<Reply, AttemptError> {
+        if result.is_ok() {
+            self.stats.hedges_won.fetch_add(1, Ordering::Relaxed);
+            debug!("{} {:?}: the hedge answered first", call.op, call.key.unwrap_or("/"));
+        }
+        result
+    }
+
+    /// Resolves when a hedge of the attempt `progress` is due: its body
+    /// sent (and drained, at the pace seen) and no answer for the learned
+    /// hedge delay. Returns that delay.
+    async fn hedge_due(&self, call: &Call<'_>, progress: &Progress) -> Duration {
+        let done = progress.wait_body_done().await;
+        let delay = self.latencies.hedge_delay(call.op)
+            + progress.drain_allowance(self.latencies.upload_rate());
+        tokio::time::sleep_until(done + delay).await;
+        delay
+    }
+
+    /// How long the answer to `call` may take to begin once the request
+    /// was handed over: the learned deadline for its kind, plus time for
+    /// the bytes the server copies first.
+    fn first_byte_deadline(&self, call: &Call<'_>) -> Duration {
+        self.latencies.first_byte_deadline(call.op) + server_work_time(call.server_work)
     }
 
     async fn attempt_within(
         &self,
         call: &Call<'_>,
-        limit: Duration,
+        progress: &Arc<Progress>,
+        patience: u32,
+    ) -> Result<Reply, AttemptError> {
+        let result = self.send_and_read(call, progress, patience).await;
+        if let Err(e) = &result {
+            if e.stalled {
+                self.stats.stalls.fetch_add(1, Ordering::Relaxed);
+                debug!(
+                    "{} {:?}: {}; abandoning the connection",
+                    call.op,
+                    call.key.unwrap_or("/"),
+                    e.error
+                );
+            }
+        }
+        result
+    }
+
+    async fn send_and_read(
+        &self,
+        call: &Call<'_>,
+        progress: &Arc<Progress>,
+        patience: u32,
     ) -> Result<Reply, AttemptError> {
         let (url, signed_path) = call.target(&self.endpoint)?;
         let creds = self.creds.current().await;
@@ -177,7 +290,7 @@ impl HttpClient {
         let offset = self.clock_offset.load(Ordering::Relaxed);
         let token = creds.as_ref().and_then(|c| c.session_token.as_deref());
         let headers = call.wire_headers(&self.endpoint.host, token);
-        let mut req = self.http.request(call.method.clone(), &url).timeout(limit);
+        let mut req = self.http.request(call.method.clone(), &url);
         for (name, value) in &headers {
             // Content-Length is sent explicitly: it is signed, and hyper
             // omits it for an empty PUT/POST body.
@@ -190,18 +303,29 @@ impl HttpClient {
                 call.authorization(&signed_path, &headers, creds, Self::key_time(offset));
             req = req.header("authorization", authorization);
         }
-        if call.sends_body() {
-            req = req.body(call.body.clone());
+        if !call.body.is_empty() {
+            let body = ProgressBody::new(call.body.clone(), progress.clone());
+            req = req.body(reqwest::Body::wrap(body));
+        } else if call.sends_body() {
+            req = req.body(Bytes::new());
         }
-        let started = Instant::now();
-        let resp = req.send().await.map_err(transport_error)?;
+        let stall = self.stall_timeout * patience;
+        let first_byte = self.first_byte_deadline(call) * patience;
+        let resp = tokio::select! {
+            resp = req.send() => resp.map_err(transport_error)?,
+            stalled = progress.watch(stall, first_byte, self.latencies.upload_rate()) => {
+                return Err(stalled.into());
+            }
+        };
+        self.learn(call, progress);
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
         self.dialect.observe(status, &resp_headers);
+        let idle = stall.max(server_work_time(call.server_work));
         let body = if call.method == Method::HEAD {
             Bytes::new()
         } else {
-            read_body(resp, call.buffers.as_deref()).await?
+            read_body(resp, call.buffers.as_deref(), idle).await?
         };
         debug!(
             "{} {} {:?} -> {status} ({} bytes, {:?})",
@@ -209,7 +333,7 @@ impl HttpClient {
             call.method,
             call.key.unwrap_or("/"),
             body.len(),
-            started.elapsed()
+            progress.started().elapsed()
         );
         if status >= 300 || (call.xml_result && xml::is_error_body(&body)) {
             return Err(service_error(status, &resp_headers, &body, offset));
@@ -223,6 +347,25 @@ impl HttpClient {
             body,
         })
     }
+
+    /// Learns from an answer that just began: its time to first byte
+    /// (calls whose server copies data first say nothing about the
+    /// others) and the upload throughput of its body.
+    fn learn(&self, call: &Call<'_>, progress: &Progress) {
+        let now = tokio::time::Instant::now();
+        if let Some(done) = progress.body_done() {
+            if call.server_work == 0 {
+                self.latencies.record(call.op, now - done);
+            }
+        }
+        self.latencies
+            .record_upload(call.body.len() as u64, now - progress.started());
+    }
+}
+
+/// Time the server gets to copy `bytes` before it answers.
+fn server_work_time(bytes: u64) -> Duration {
+    Duration::from_secs_f64(bytes as f64 / SERVER_WORK_RATE)
 }
 
 fn deadline_passed(limit: Duration) -> CosError {

@@ -7,7 +7,9 @@
 
 mod call;
 mod execute;
+mod latency;
 mod pages;
+mod progress;
 mod response;
 mod stats;
 
@@ -23,6 +25,7 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 
 use self::call::Call;
+use self::latency::{Deadlines, Latencies};
 use self::response::{
     check_get, content_range_total, copy_result, etag, header_u64, object_info, verify_crc,
 };
@@ -47,8 +50,15 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Deadline of one attempt, from sending to the last body byte.
+    /// Longest wait for the first byte of an answer once the request was
+    /// handed over: the ceiling of the deadline learned from recent
+    /// answers of the same kind (never below 1 s), used as is until enough
+    /// were seen. Copy and Complete get time for the bytes they copy on
+    /// top.
     pub request_timeout: Duration,
+    /// Longest time a body (request or answer) may send nothing before
+    /// the attempt is abandoned.
+    pub stall_timeout: Duration,
     /// Deadline of one operation: every attempt and every wait between
     /// attempts. When it passes, the operation fails with its last error
     /// (a timeout when an attempt was cut short), so no caller waits longer.
@@ -62,7 +72,11 @@ impl ClientConfig {
     /// The default [`connect_timeout`](ClientConfig::connect_timeout).
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default [`request_timeout`](ClientConfig::request_timeout).
-    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default [`stall_timeout`](ClientConfig::stall_timeout).
+    pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The shortest learned first-byte deadline.
+    pub const MIN_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(1);
     /// The default [`op_timeout`](ClientConfig::op_timeout).
     pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -74,6 +88,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
+            stall_timeout: Self::DEFAULT_STALL_TIMEOUT,
             op_timeout: Self::DEFAULT_OP_TIMEOUT,
             resolve: None,
         }
@@ -86,8 +101,10 @@ pub struct HttpClient {
     endpoint: Endpoint,
     creds: Arc<CredentialStore>,
     retry: RetryPolicy,
-    request_timeout: Duration,
+    stall_timeout: Duration,
     op_timeout: Duration,
+    /// Recent latencies: the first-byte deadlines and hedge delays.
+    latencies: Latencies,
     /// Seconds to add to the local clock, learned from RequestTimeTooSkewed.
     clock_offset: AtomicI64,
     /// The first correction was logged as a warning; later ones at debug.
@@ -123,8 +140,12 @@ impl HttpClient {
             endpoint: config.endpoint,
             creds,
             retry: config.retry,
-            request_timeout: config.request_timeout,
+            stall_timeout: config.stall_timeout,
             op_timeout: config.op_timeout,
+            latencies: Latencies::new(Deadlines {
+                floor: ClientConfig::MIN_FIRST_BYTE_TIMEOUT.min(config.request_timeout),
+                ceiling: config.request_timeout,
+            }),
             clock_offset: AtomicI64::new(0),
             skew_warned: AtomicBool::new(false),
             stats: ClientStats::default(),
@@ -192,21 +213,21 @@ impl HttpClient {
 
 impl ObjectClient for HttpClient {
     async fn head_bucket(&self) -> CosResult<()> {
-        self.execute(&Call::new("head_bucket", Method::HEAD, None))
+        self.execute(&Call::new("head_bucket", Method::HEAD, None).hedged())
             .await
             .map(|_| ())
     }
 
     async fn head(&self, key: &str) -> CosResult<ObjectInfo> {
         let reply = self
-            .execute(&Call::new("head", Method::HEAD, Some(key)))
+            .execute(&Call::new("head", Method::HEAD, Some(key)).hedged())
             .await?;
         let size = header_u64(&reply.headers, "content-length").unwrap_or(0);
         Ok(object_info(&reply.headers, size))
     }
 
     async fn get(&self, key: &str, opts: &GetOptions) -> CosResult<GetObject> {
-        let mut call = Call::new("get", Method::GET, Some(key));
+        let mut call = Call::new("get", Method::GET, Some(key)).hedged();
         if let Some(r) = &opts.range {
             if r.start >= r.end {
                 return Err(CosError::InvalidRequest(format!("empty range {r:?}")));
@@ -235,6 +256,7 @@ impl ObjectClient for HttpClient {
     async fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> CosResult<PutResult> {
         let local = crc64::checksum(&body);
         let call = Call::new("put", Method::PUT, Some(key))
+            .hedged()
             .attrs(attrs)
             .body(body);
         self.put_like(call, local).await
@@ -284,6 +306,7 @@ impl ObjectClient for HttpClient {
 
     async fn list_page(&self, req: &ListRequest) -> CosResult<ListPage> {
         let call = Call::new("list", Method::GET, None)
+            .hedged()
             .param("prefix", req.prefix.clone())
             .param("delimiter", req.delimiter.clone().unwrap_or_default())
             .param("marker", req.marker.clone())
@@ -300,10 +323,12 @@ impl ObjectClient for HttpClient {
         src_etag: Option<&str>,
         directive: MetadataDirective,
         attrs: &ObjectAttrs,
+        src_size: u64,
     ) -> CosResult<PutResult> {
         self.require_cos("server-side copy").await?;
         let mut call = Call::new("copy", Method::PUT, Some(dst))
             .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
+            .server_work(src_size)
             .xml();
         if let Some(etag) = src_etag {
             call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
@@ -344,6 +369,7 @@ impl ObjectClient for HttpClient {
         let size = body.len() as u64;
         let local = crc64::checksum(&body);
         let call = Call::new("upload_part", Method::PUT, Some(key))
+            .hedged()
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
             .body(body);
@@ -374,6 +400,7 @@ impl ObjectClient for HttpClient {
                 "x-cos-copy-source-range",
                 format!("bytes={}-{}", range.start, range.end - 1),
             )
+            .server_work(range.end - range.start)
             .xml();
         if let Some(etag) = src_etag {
             call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
@@ -407,6 +434,7 @@ impl ObjectClient for HttpClient {
             .param("uploadId", upload_id)
             .header("content-type", "application/xml")
             .body(Bytes::from(xml::to_xml(&request)))
+            .server_work(parts.iter().map(|p| p.size).sum())
             .xml();
         let result = match self.execute(&call).await {
             Ok(reply) => {
@@ -479,6 +507,7 @@ mod tests {
             None,
             MetadataDirective::Copy,
             &ObjectAttrs::default(),
+            0,
         )
         .await
     }

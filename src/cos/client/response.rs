@@ -3,13 +3,14 @@
 //! body that fails a check (length, range, CRC64) is damage: retried,
 //! never returned.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use log::error;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
+use super::progress::Stall;
 use crate::cos::xml::{self, unquote_etag};
 use crate::cos::{BodyBuffers, CosError, CosResult, META_PREFIX, ObjectInfo, UserMeta, crc64};
 
@@ -28,11 +29,30 @@ pub(super) struct AttemptError {
     pub error: CosError,
     /// The server's time, when the answer was a clock-skew refusal.
     pub skew: Option<SystemTime>,
+    /// The attempt was abandoned because it stopped making progress.
+    pub stalled: bool,
 }
 
 impl From<CosError> for AttemptError {
     fn from(error: CosError) -> Self {
-        AttemptError { error, skew: None }
+        AttemptError {
+            error,
+            skew: None,
+            stalled: false,
+        }
+    }
+}
+
+impl From<Stall> for AttemptError {
+    fn from(stall: Stall) -> Self {
+        AttemptError {
+            error: CosError::Transport {
+                message: stall.to_string(),
+                timeout: true,
+            },
+            skew: None,
+            stalled: true,
+        }
     }
 }
 
@@ -83,7 +103,11 @@ pub(super) fn service_error(
         },
         _ => error,
     };
-    AttemptError { error, skew }
+    AttemptError {
+        error,
+        skew,
+        stalled: false,
+    }
 }
 
 fn reason(status: u16) -> &'static str {
@@ -115,17 +139,25 @@ const MAX_PREALLOCATION: usize = 16 << 20;
 /// Reads a response body into one buffer sized from Content-Length (bounded:
 /// the header comes from the network; from `buffers` when given), so a body
 /// never sits in memory twice and a 1 MiB block costs no allocator churn.
+/// A body that sends nothing for `idle` is abandoned.
 pub(super) async fn read_body(
     mut resp: reqwest::Response,
     buffers: Option<&dyn BodyBuffers>,
+    idle: Duration,
 ) -> Result<Bytes, AttemptError> {
     let expected = (resp.content_length().unwrap_or(0) as usize).min(MAX_PREALLOCATION);
     let mut body = match buffers {
         Some(b) => b.buffer(expected),
         None => Vec::with_capacity(expected),
     };
-    while let Some(chunk) = resp.chunk().await.map_err(transport_error)? {
-        body.extend_from_slice(&chunk);
+    loop {
+        let chunk = tokio::time::timeout(idle, resp.chunk())
+            .await
+            .map_err(|_| Stall::Answer(idle))?;
+        match chunk.map_err(transport_error)? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
     }
     Ok(match buffers {
         Some(b) => b.freeze(body),

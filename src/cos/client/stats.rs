@@ -16,6 +16,13 @@ pub struct ClientStats {
     by_cause: [AtomicU64; RetryCause::ALL.len()],
     /// Operations that failed after their last attempt or at their deadline.
     pub failed: AtomicU64,
+    /// Attempts abandoned because they stopped making progress (no first
+    /// byte in time, or a body that stopped moving).
+    pub stalls: AtomicU64,
+    /// Duplicate requests sent for an attempt slow to answer.
+    pub hedges: AtomicU64,
+    /// Hedges whose answer came first and was used.
+    pub hedges_won: AtomicU64,
 }
 
 /// Why an attempt failed and was retried.
@@ -102,8 +109,9 @@ impl ClientStats {
         self.by_cause[cause.index()].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// One line, `requests=N retries=N failed=N server_error=N ...`, that
-    /// the mount logs at exit and the fault harness reads.
+    /// One line, `requests=N retries=N failed=N server_error=N ...
+    /// stalls=N hedges=N hedges_won=N`, that the mount logs at exit and the
+    /// fault harness reads.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "requests={} retries={} failed={}",
@@ -114,6 +122,12 @@ impl ClientStats {
         for cause in RetryCause::ALL {
             line.push_str(&format!(" {}={}", cause.name(), self.retries_for(cause)));
         }
+        line.push_str(&format!(
+            " stalls={} hedges={} hedges_won={}",
+            self.stalls.load(Ordering::Relaxed),
+            self.hedges.load(Ordering::Relaxed),
+            self.hedges_won.load(Ordering::Relaxed)
+        ));
         line
     }
 }
@@ -150,7 +164,7 @@ mod tests {
         stats.count_retry(RetryCause::SlowDown);
         assert_eq!(
             stats.summary(),
-            "requests=0 retries=1 failed=0 server_error=0 slow_down=1 timeout=0 connection=0 integrity=0 clock_skew=0 credentials=0"
+            "requests=0 retries=1 failed=0 server_error=0 slow_down=1 timeout=0 connection=0 integrity=0 clock_skew=0 credentials=0 stalls=0 hedges=0 hedges_won=0"
         );
     }
 }

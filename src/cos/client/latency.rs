@@ -1,0 +1,252 @@
+//! What the client learns from the answers it gets: recent times to first
+//! byte per kind of request (the first-byte deadline and the hedge delay
+//! come from them), recent upload throughput (how long a body the kernel
+//! swallowed whole may still take to reach the server) and the hedge
+//! budget. Everything is bounded: a deadline never leaves
+//! [`Deadlines::floor`]..[`Deadlines::ceiling`], a hedge waits at least
+//! [`MIN_HEDGE_DELAY`], and hedges stay within [`HEDGE_SHARE`] of requests
+//! (plus a small burst).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Samples kept per kind of request.
+const WINDOW: usize = 64;
+
+/// Samples needed before a kind's deadline is learned rather than the
+/// ceiling.
+const MIN_SAMPLES: usize = 16;
+
+/// A learned first-byte deadline is this many times the recent p95.
+const DEADLINE_FACTOR: u32 = 8;
+
+/// A learned hedge delay is this many times the recent p95.
+const HEDGE_FACTOR: u32 = 4;
+
+/// No hedge is sent sooner than this after a request went out: on a
+/// healthy server an answer slower than this is rare enough that the
+/// duplicate is cheap insurance.
+pub(super) const MIN_HEDGE_DELAY: Duration = Duration::from_millis(300);
+
+/// The hedge delay before a kind has [`MIN_SAMPLES`] samples.
+const UNLEARNED_HEDGE_DELAY: Duration = Duration::from_secs(1);
+
+/// Hedges allowed per request sent, over time.
+const HEDGE_SHARE: f64 = 0.05;
+
+/// Hedges that may be sent in a burst (and at start, before any request
+/// earned a share).
+const HEDGE_BURST: f64 = 10.0;
+
+/// Upload throughput assumed before any upload was measured, bytes/s
+/// (8 Mbit/s: a thin link, so a first upload is not cut short).
+const UNLEARNED_UPLOAD_RATE: f64 = 1024.0 * 1024.0;
+
+/// Bodies shorter than this say nothing about throughput.
+const MIN_RATE_SAMPLE: u64 = 256 << 10;
+
+/// Bounds of the first-byte deadline.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Deadlines {
+    /// The shortest learned deadline.
+    pub floor: Duration,
+    /// The longest: used until a kind has enough samples.
+    pub ceiling: Duration,
+}
+
+/// Recent latencies and throughput, and the hedge budget.
+pub(super) struct Latencies {
+    bounds: Deadlines,
+    by_op: Mutex<HashMap<&'static str, Ring>>,
+    upload_rates: Mutex<Ring>,
+    hedge_tokens: Mutex<f64>,
+}
+
+/// The last [`WINDOW`] samples of one quantity, in seconds.
+#[derive(Default)]
+struct Ring {
+    samples: Vec<f64>,
+    next: usize,
+}
+
+impl Ring {
+    fn push(&mut self, value: f64) {
+        if self.samples.len() < WINDOW {
+            self.samples.push(value);
+        } else {
+            self.samples[self.next] = value;
+        }
+        self.next = (self.next + 1) % WINDOW;
+    }
+
+    /// The `q` quantile (0..=1) once there are enough samples.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        if self.samples.len() < MIN_SAMPLES {
+            return None;
+        }
+        let mut sorted = self.samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+        Some(sorted[i])
+    }
+}
+
+fn fraction_of(quantile: f64, factor: u32) -> Duration {
+    Duration::from_secs_f64(quantile * f64::from(factor))
+}
+
+impl Latencies {
+    /// Nothing learned yet; deadlines within `bounds`.
+    pub fn new(bounds: Deadlines) -> Latencies {
+        Latencies {
+            bounds,
+            by_op: Mutex::new(HashMap::new()),
+            upload_rates: Mutex::new(Ring::default()),
+            hedge_tokens: Mutex::new(HEDGE_BURST),
+        }
+    }
+
+    /// Records the time to first byte of an answer to `op`, counted from
+    /// the moment the request (its body included) was handed to the kernel.
+    pub fn record(&self, op: &'static str, first_byte: Duration) {
+        let mut by_op = lock(&self.by_op);
+        by_op.entry(op).or_default().push(first_byte.as_secs_f64());
+    }
+
+    fn p95(&self, op: &'static str) -> Option<f64> {
+        lock(&self.by_op).get(op)?.quantile(0.95)
+    }
+
+    /// How long to wait for the first byte of an answer to `op`.
+    pub fn first_byte_deadline(&self, op: &'static str) -> Duration {
+        match self.p95(op) {
+            Some(p95) => {
+                fraction_of(p95, DEADLINE_FACTOR).clamp(self.bounds.floor, self.bounds.ceiling)
+            }
+            None => self.bounds.ceiling,
+        }
+    }
+
+    /// How long to wait for the first byte before sending a hedge.
+    pub fn hedge_delay(&self, op: &'static str) -> Duration {
+        let deadline = self.first_byte_deadline(op);
+        let delay = match self.p95(op) {
+            Some(p95) => fraction_of(p95, HEDGE_FACTOR).max(MIN_HEDGE_DELAY),
+            None => UNLEARNED_HEDGE_DELAY,
+        };
+        delay.min(deadline / 2)
+    }
+
+    /// Records an upload of `bytes` that took `elapsed` from its first
+    /// byte handed over to the first byte of the answer.
+    pub fn record_upload(&self, bytes: u64, elapsed: Duration) {
+        if bytes >= MIN_RATE_SAMPLE && !elapsed.is_zero() {
+            lock(&self.upload_rates).push(bytes as f64 / elapsed.as_secs_f64());
+        }
+    }
+
+    /// A cautious recent upload throughput in bytes/s: the 10th
+    /// percentile of recent uploads, or a thin link's before any.
+    pub fn upload_rate(&self) -> f64 {
+        lock(&self.upload_rates)
+            .quantile(0.1)
+            .unwrap_or(UNLEARNED_UPLOAD_RATE)
+    }
+
+    /// Earns the hedge share of one request.
+    pub fn earn_hedge_share(&self) {
+        let mut tokens = lock(&self.hedge_tokens);
+        *tokens = (*tokens + HEDGE_SHARE).min(HEDGE_BURST);
+    }
+
+    /// Takes a hedge from the budget; false when it is spent.
+    pub fn take_hedge(&self) -> bool {
+        let mut tokens = lock(&self.hedge_tokens);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOUNDS: Deadlines = Deadlines {
+        floor: Duration::from_secs(1),
+        ceiling: Duration::from_secs(10),
+    };
+
+    fn with_samples(op: &'static str, ms: u64, n: usize) -> Latencies {
+        let l = Latencies::new(BOUNDS);
+        for _ in 0..n {
+            l.record(op, Duration::from_millis(ms));
+        }
+        l
+    }
+
+    #[test]
+    fn the_ceiling_holds_until_enough_samples() {
+        let l = with_samples("get", 2, MIN_SAMPLES - 1);
+        assert_eq!(l.first_byte_deadline("get"), BOUNDS.ceiling);
+        assert_eq!(l.hedge_delay("get"), UNLEARNED_HEDGE_DELAY);
+        l.record("get", Duration::from_millis(2));
+        assert_eq!(l.first_byte_deadline("get"), BOUNDS.floor);
+        assert_eq!(l.hedge_delay("get"), MIN_HEDGE_DELAY);
+        assert_eq!(l.first_byte_deadline("put"), BOUNDS.ceiling);
+    }
+
+    #[test]
+    fn deadlines_follow_slow_servers_within_bounds() {
+        let l = with_samples("list", 500, WINDOW);
+        assert_eq!(l.first_byte_deadline("list"), Duration::from_secs(4));
+        assert_eq!(l.hedge_delay("list"), Duration::from_secs(2));
+        let l = with_samples("list", 5000, WINDOW);
+        assert_eq!(l.first_byte_deadline("list"), BOUNDS.ceiling);
+        assert_eq!(l.hedge_delay("list"), BOUNDS.ceiling / 2);
+    }
+
+    #[test]
+    fn old_samples_leave_the_window() {
+        let l = with_samples("head", 5000, WINDOW);
+        for _ in 0..WINDOW {
+            l.record("head", Duration::from_millis(1));
+        }
+        assert_eq!(l.first_byte_deadline("head"), BOUNDS.floor);
+    }
+
+    #[test]
+    fn hedges_stay_within_their_share() {
+        let l = Latencies::new(BOUNDS);
+        let mut hedges = 0;
+        for _ in 0..1000 {
+            l.earn_hedge_share();
+            if l.take_hedge() {
+                hedges += 1;
+            }
+        }
+        // The burst, then one per 20 requests.
+        assert!((58..=60).contains(&hedges), "{hedges}");
+    }
+
+    #[test]
+    fn upload_rate_is_cautious() {
+        let l = Latencies::new(BOUNDS);
+        assert_eq!(l.upload_rate(), UNLEARNED_UPLOAD_RATE);
+        for i in 0..WINDOW {
+            let secs = if i % 10 == 0 { 4.0 } else { 1.0 };
+            l.record_upload(4 << 20, Duration::from_secs_f64(secs));
+        }
+        assert_eq!(l.upload_rate(), f64::from(1 << 20));
+        l.record_upload(100, Duration::from_secs(100));
+        assert_eq!(l.upload_rate(), f64::from(1 << 20));
+    }
+}
