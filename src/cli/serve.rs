@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::value::{Checked, SPAN};
+use super::value::{Checked, SIZE, SPAN};
 use crate::server::{FaultConfig, FaultKind, ServerConfig};
-use crate::units::Span;
+use crate::units::{Size, Span};
 
 /// `--fault-kinds 500,reset`: the kinds, in [`FaultKind::ALL`]'s order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,4 +146,14 @@ pub struct ServeArgs {
         help_heading = "Fault injection"
     )]
     pub fault_skew: Span,
+
+    /// Read each connection no faster than RATE bytes per second (e.g.
+    /// `64KiB`): uploads crawl as over a thin link.
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_parser = SIZE,
+        help_heading = "Fault injection"
+    )]
+    pub throttle_uploads: Option<Size>,
 }

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use crate::cache::CacheConfig;
 use super::Timeouts;
+use crate::cache::CacheConfig;
 use crate::cli::{DirectIoMode, MountArgs};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;

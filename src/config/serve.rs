@@ -50,6 +50,7 @@ fn fault_config(args: &ServeArgs) -> Result<FaultConfig, String> {
         delay: args.fault_delay.0,
         stall: args.fault_stall.0,
         skew: args.fault_skew.0,
+        throttle_uploads: args.throttle_uploads.map(|s| s.0),
     };
     config.validate()?;
     Ok(config)

@@ -3,11 +3,14 @@
 //! STS emulation issued (`/sts/issued`, secrets included: this port exists
 //! for tests), fault injection (`GET /faults` counts injected faults by
 //! kind, `POST /faults?rate=P` changes the rate, `POST /outage?secs=N`
-//! refuses every COS request for N seconds, 0 ends it). A small router over
+//! refuses every COS request for N seconds, 0 ends it, `POST
+//! /stall?request=get|part&secs=N` stalls the next object GET or Upload
+//! Part for N seconds). A small router over
 //! (method, path).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode, header};
@@ -15,6 +18,7 @@ use serde_json::Value;
 
 use super::State;
 use super::body::{self, Body};
+use super::faults::StallTarget;
 use super::router::Query;
 
 /// Serves one admin request.
@@ -45,6 +49,7 @@ pub async fn handle(
             }
             _ => bad_request("give ?rate=P with P between 0 and 1"),
         },
+        (&Method::POST, "/stall") => arm(&state, req.uri().query()),
         (&Method::POST, "/outage") => match number(req.uri().query(), "secs") {
             Some(secs) if (0.0..=1e6).contains(&secs) => {
                 state
@@ -60,6 +65,21 @@ pub async fn handle(
         ),
     };
     Ok(answer)
+}
+
+/// `POST /stall?request=get|part&secs=N`: the next request of that kind
+/// stalls for N seconds.
+fn arm(state: &State, query: Option<&str>) -> Response<Body> {
+    let target = Query::parse(query)
+        .ok()
+        .and_then(|q| q.get("request").and_then(StallTarget::parse));
+    match (target, number(query, "secs")) {
+        (Some(target), Some(secs)) if (0.0..=1e6).contains(&secs) => {
+            state.faults.arm(target, Duration::from_secs_f64(secs));
+            json(StatusCode::OK, &state.faults.to_json())
+        }
+        _ => bad_request("give ?request=get|part&secs=N"),
+    }
 }
 
 /// The number in query parameter `name`.

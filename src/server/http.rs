@@ -28,6 +28,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::body::Body;
+use super::pacing::{self, Paced};
 
 /// Standard response headers as COS spells them.
 const COS_SPELLING: &[&str] = &[
@@ -80,11 +81,13 @@ pub async fn cos_header_case() -> io::Result<Extensions> {
 }
 
 /// Serves HTTP/1.1 on `listener` with `handler` until `stop` turns true,
-/// then lets open connections finish (up to a deadline).
+/// then lets open connections finish (up to a deadline); with `pace`,
+/// reads each connection at most that many bytes per second.
 /// A handler's `Err` closes the connection without an answer.
 pub fn serve<F, Fut, E>(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
+    pace: Option<u64>,
     handler: F,
 ) -> JoinHandle<()>
 where
@@ -101,6 +104,8 @@ where
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
+                        pacing::prepare(&stream, pace);
+                        let stream = Paced::new(stream, pace);
                         let conn = builder.serve_connection(TokioIo::new(stream), service_fn(handler.clone()));
                         let conn = graceful.watch(conn);
                         tokio::spawn(async move {

@@ -23,6 +23,7 @@ pub mod faults;
 mod handlers;
 mod http;
 pub mod listing;
+mod pacing;
 mod response;
 pub mod router;
 mod service;
@@ -219,17 +220,18 @@ impl Server {
             .transpose()?;
         let mut tasks = Vec::new();
         let cos_state = state.clone();
-        tasks.push(http::serve(listener, stopped.clone(), move |req| {
+        let pace = config.faults.throttle_uploads;
+        tasks.push(http::serve(listener, stopped.clone(), pace, move |req| {
             service::handle(cos_state.clone(), req)
         }));
         if let Some(admin) = admin {
             let admin_state = state.clone();
-            tasks.push(http::serve(admin, stopped.clone(), move |req| {
+            tasks.push(http::serve(admin, stopped.clone(), None, move |req| {
                 admin::handle(admin_state.clone(), req)
             }));
         }
         if let (Some(listener), Some(sts)) = (sts_listener, sts) {
-            tasks.push(http::serve(listener, stopped, move |req| {
+            tasks.push(http::serve(listener, stopped, None, move |req| {
                 sts::handle(sts.clone(), req)
             }));
             info!(

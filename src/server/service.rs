@@ -30,12 +30,15 @@ struct Routed {
 
 /// Serves one request on the COS port, with whatever fault injection
 /// (`faults.rs`) decides for it; `Err` closes the connection unanswered.
-pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+pub async fn handle(
+    state: Arc<State>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Dropped> {
     let head = req.method() == Method::HEAD;
     let plan = state
         .faults
         .plan(req.method(), req.headers(), req.uri().query());
-    if let Some(refusal) = plan.before().await? {
+    if let Some(refusal) = plan.before(req.body_mut()).await? {
         return Ok(refuse(&state, refusal, head));
     }
     let answer = respond(&state, req).await;

@@ -173,6 +173,16 @@ impl TestServer {
         serde_json::from_slice(&r.body).expect("admin answers are JSON")
     }
 
+    /// POSTs to an admin path and parses the JSON answer.
+    pub fn admin_post(&self, path: &str) -> serde_json::Value {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let r = raw_request(self.admin_addr(), req.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.head);
+        serde_json::from_slice(&r.body).expect("admin answers are JSON")
+    }
+
     /// The root folder the server stores its buckets in.
     pub fn root(&self) -> &Path {
         &self.root

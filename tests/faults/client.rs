@@ -96,6 +96,7 @@ fn config(rate: f64, kinds: &[FaultKind], seed: u64) -> FaultConfig {
         delay: Duration::from_millis(50),
         stall: Duration::from_secs(3),
         skew: Duration::from_secs(3600),
+        ..FaultConfig::default()
     }
 }
 

@@ -7,4 +7,5 @@ mod lifecycle;
 mod listing;
 mod reads;
 mod sharing;
+mod stalls;
 mod writes;

@@ -234,7 +234,11 @@ impl HttpClient {
     ) -> Result<Reply, AttemptError> {
         if result.is_ok() {
             self.stats.hedges_won.fetch_add(1, Ordering::Relaxed);
-            debug!("{} {:?}: the hedge answered first", call.op, call.key.unwrap_or("/"));
+            debug!(
+                "{} {:?}: the hedge answered first",
+                call.op,
+                call.key.unwrap_or("/")
+            );
         }
         result
     }
@@ -500,6 +504,123 @@ mod tests {
             stats.requests.load(Ordering::Relaxed),
             stats.retries.load(Ordering::Relaxed) + 1
         );
+    }
+
+    /// A server that reads the first connection's request and never
+    /// answers it (reporting when the client closes that connection), and
+    /// answers every request on later connections with an empty 200.
+    async fn first_connection_stalls() -> (String, tokio::sync::oneshot::Receiver<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (closed_tx, closed) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stalled, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut read = 0;
+                while read < STALLED_READS_AT_MOST {
+                    match stalled.read(&mut buf).await {
+                        Ok(n) if n > 0 => read += n,
+                        _ => break,
+                    }
+                }
+                if read >= STALLED_READS_AT_MOST {
+                    // Stop reading; wait until the client closes.
+                    let _ = stalled.readable().await;
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                let _ = closed_tx.send(());
+            });
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while conn.read(&mut buf).await.is_ok_and(|n| n > 0) {
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if conn.write_all(ok).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (url, closed)
+    }
+
+    /// The stalled connection reads at most this much (half a part).
+    const STALLED_READS_AT_MOST: usize = 4 << 20;
+
+    #[tokio::test]
+    async fn an_upload_stalled_halfway_is_hedged() {
+        let (base, _closed) = first_connection_stalls().await;
+        let c = fixed_client(&base, ClientConfig::DEFAULT_REQUEST_TIMEOUT);
+        let started = Instant::now();
+        let part = Bytes::from(vec![1u8; 8 << 20]);
+        c.upload_part("k", "u", 1, part).await.unwrap();
+        let took = started.elapsed();
+        // Cold: the 4 MiB the socket buffers may hold get 8 s at the unlearned
+        // upload rate, then the hedge delay.
+        assert!(
+            took < Duration::from_secs(12),
+            "took {took:?}: {}",
+            c.stats().summary()
+        );
+        assert_eq!(c.stats().hedges_won.load(Ordering::Relaxed), 1);
+    }
+
+    fn fixed_client(base: &str, request_timeout: Duration) -> HttpClient {
+        let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
+        let mut config = ClientConfig::new(endpoint);
+        config.request_timeout = request_timeout;
+        let store = CredentialStore::fixed(Credentials::permanent("AKID", "KEY"));
+        HttpClient::new(config, Arc::new(store)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_is_hedged_and_the_stalled_connection_closed() {
+        let (base, closed) = first_connection_stalls().await;
+        let c = fixed_client(&base, ClientConfig::DEFAULT_REQUEST_TIMEOUT);
+        let started = Instant::now();
+        c.head("k").await.unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let stats = c.stats();
+        assert_eq!(
+            stats.hedges.load(Ordering::Relaxed),
+            1,
+            "{}",
+            stats.summary()
+        );
+        assert_eq!(stats.hedges_won.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+        // The loser's connection is closed, not kept for reuse.
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the stalled connection is closed")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unhedged_call_is_abandoned_at_the_first_byte_deadline() {
+        let (base, closed) = first_connection_stalls().await;
+        let c = fixed_client(&base, Duration::from_secs(1));
+        let started = Instant::now();
+        c.delete("k").await.unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let stats = c.stats();
+        assert_eq!(
+            stats.stalls.load(Ordering::Relaxed),
+            1,
+            "{}",
+            stats.summary()
+        );
+        assert_eq!(stats.retries_for(RetryCause::Timeout), 1);
+        assert_eq!(stats.hedges.load(Ordering::Relaxed), 0);
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the stalled connection is closed")
+            .unwrap();
     }
 
     #[tokio::test]

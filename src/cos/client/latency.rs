@@ -39,9 +39,13 @@ const HEDGE_SHARE: f64 = 0.05;
 /// earned a share).
 const HEDGE_BURST: f64 = 10.0;
 
-/// Upload throughput assumed before any upload was measured, bytes/s
-/// (8 Mbit/s: a thin link, so a first upload is not cut short).
+/// Upload throughput assumed before uploads were measured, bytes/s
+/// (8 Mbit/s: a thin link; a slower one's first uploads may be hedged
+/// or retried with more patience until its rate is learned).
 const UNLEARNED_UPLOAD_RATE: f64 = 1024.0 * 1024.0;
+
+/// Uploads measured before their rate is used.
+const MIN_RATE_SAMPLES: usize = 4;
 
 /// Bodies shorter than this say nothing about throughput.
 const MIN_RATE_SAMPLE: u64 = 256 << 10;
@@ -80,9 +84,9 @@ impl Ring {
         self.next = (self.next + 1) % WINDOW;
     }
 
-    /// The `q` quantile (0..=1) once there are enough samples.
-    fn quantile(&self, q: f64) -> Option<f64> {
-        if self.samples.len() < MIN_SAMPLES {
+    /// The `q` quantile (0..=1) once there are `min` samples.
+    fn quantile(&self, q: f64, min: usize) -> Option<f64> {
+        if self.samples.len() < min {
             return None;
         }
         let mut sorted = self.samples.clone();
@@ -115,7 +119,7 @@ impl Latencies {
     }
 
     fn p95(&self, op: &'static str) -> Option<f64> {
-        lock(&self.by_op).get(op)?.quantile(0.95)
+        lock(&self.by_op).get(op)?.quantile(0.95, MIN_SAMPLES)
     }
 
     /// How long to wait for the first byte of an answer to `op`.
@@ -150,7 +154,7 @@ impl Latencies {
     /// percentile of recent uploads, or a thin link's before any.
     pub fn upload_rate(&self) -> f64 {
         lock(&self.upload_rates)
-            .quantile(0.1)
+            .quantile(0.1, MIN_RATE_SAMPLES)
             .unwrap_or(UNLEARNED_UPLOAD_RATE)
     }
 

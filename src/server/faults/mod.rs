@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Buf as _;
 use http_body_util::BodyExt;
 use hyper::body::Body as _;
 use hyper::header::{self, HeaderMap};
@@ -123,6 +124,38 @@ impl FaultKind {
     }
 }
 
+/// Which request an armed stall (`POST /stall` on the admin port) strikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StallTarget {
+    /// The next GET of an object: no answer.
+    Get,
+    /// The next Upload Part: half its body is read, then nothing.
+    Part,
+}
+
+impl StallTarget {
+    /// The target named `name` (`get`, `part`).
+    pub fn parse(name: &str) -> Option<StallTarget> {
+        match name {
+            "get" => Some(StallTarget::Get),
+            "part" => Some(StallTarget::Part),
+            _ => None,
+        }
+    }
+
+    fn matches(self, method: &Method, headers: &HeaderMap, query: Option<&str>) -> bool {
+        let query = query.unwrap_or("");
+        match self {
+            StallTarget::Get => *method == Method::GET && query.is_empty(),
+            StallTarget::Part => {
+                *method == Method::PUT
+                    && query.contains("partNumber=")
+                    && !headers.contains_key("x-cos-copy-source")
+            }
+        }
+    }
+}
+
 /// How the server misbehaves; the default injects nothing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultConfig {
@@ -139,6 +172,9 @@ pub struct FaultConfig {
     /// How far ahead of the request's signing time a `skew` answer's
     /// `Date` is.
     pub skew: Duration,
+    /// Read every connection at most this many bytes per second (a thin
+    /// link).
+    pub throttle_uploads: Option<u64>,
 }
 
 impl Default for FaultConfig {
@@ -150,6 +186,7 @@ impl Default for FaultConfig {
             delay: Duration::from_secs(1),
             stall: Duration::from_secs(65),
             skew: Duration::from_secs(3600),
+            throttle_uploads: None,
         }
     }
 }
@@ -176,6 +213,8 @@ pub struct Faults {
     requests: AtomicU64,
     refused: AtomicU64,
     outage_until: Mutex<Option<Instant>>,
+    armed: Mutex<Vec<(StallTarget, Duration)>>,
+    armed_struck: AtomicU64,
 }
 
 /// The connection was closed on purpose (the error makes hyper drop it
@@ -212,6 +251,8 @@ pub struct Plan<'a> {
 enum Action {
     Pass,
     Outage,
+    /// An armed stall of this long.
+    Armed(StallTarget, Duration),
     Fault {
         kind: FaultKind,
         /// Strike after the request ran (where the kind allows both).
@@ -238,6 +279,8 @@ impl Faults {
             requests: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             outage_until: Mutex::new(None),
+            armed: Mutex::new(Vec::new()),
+            armed_struck: AtomicU64::new(0),
         }
     }
 
@@ -274,6 +317,8 @@ impl Faults {
         let action = if self.outage_left().is_some() {
             self.refused.fetch_add(1, Ordering::Relaxed);
             Action::Outage
+        } else if let Some((target, stall)) = self.take_armed(method, headers, query) {
+            Action::Armed(target, stall)
         } else {
             self.decide(whole_object_get(method, headers, query))
         };
@@ -282,6 +327,26 @@ impl Faults {
             action,
             signed_at: signing_time(headers),
         }
+    }
+
+    /// Makes the next request of `target`'s kind stall for `stall`, then
+    /// lose its connection.
+    pub fn arm(&self, target: StallTarget, stall: Duration) {
+        lock(&self.armed).push((target, stall));
+    }
+
+    fn take_armed(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Option<(StallTarget, Duration)> {
+        let mut armed = lock(&self.armed);
+        let i = armed
+            .iter()
+            .position(|(t, _)| t.matches(method, headers, query))?;
+        self.armed_struck.fetch_add(1, Ordering::Relaxed);
+        Some(armed.remove(i))
     }
 
     fn decide(&self, whole_get: bool) -> Action {
@@ -349,6 +414,10 @@ impl Faults {
             "kinds": self.config.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "requests": self.requests.load(Ordering::Relaxed),
             "injected": injected,
+            "armed": {
+                "pending": lock(&self.armed).len(),
+                "struck": self.armed_struck.load(Ordering::Relaxed),
+            },
             "outage": {
                 "active": left.is_some(),
                 "left_ms": left.map_or(0, |d| d.as_millis() as u64),
@@ -391,14 +460,20 @@ fn whole_object_get(method: &Method, headers: &HeaderMap, query: Option<&str>) -
 impl Plan<'_> {
     /// Runs the part of the plan that comes before the request: waits
     /// (`delay`, `stall`), answers an error instead (`Ok(Some)`), or drops
-    /// the connection (`Err`). `Ok(None)`: serve the request.
-    pub async fn before(&self) -> Result<Option<Refusal>, Dropped> {
+    /// the connection (`Err`). `Ok(None)`: serve the request. An armed
+    /// stall of an upload reads half of `body` first.
+    pub async fn before<B>(&self, body: &mut B) -> Result<Option<Refusal>, Dropped>
+    where
+        B: hyper::body::Body + Unpin,
+        B::Data: bytes::Buf,
+    {
         let Action::Fault {
             kind, after, delay, ..
         } = self.action
         else {
             return match self.action {
                 Action::Outage => Err(Dropped("outage")),
+                Action::Armed(target, stall) => Err(armed_stall(target, stall, body).await),
                 _ => Ok(None),
             };
         };
@@ -512,6 +587,30 @@ impl Plan<'_> {
     }
 }
 
+/// Runs an armed stall: half of an upload's body is read (the rest waits
+/// in socket buffers), then nothing happens for `stall`.
+async fn armed_stall<B>(target: StallTarget, stall: Duration, body: &mut B) -> Dropped
+where
+    B: hyper::body::Body + Unpin,
+    B::Data: bytes::Buf,
+{
+    if target == StallTarget::Part {
+        let half = body.size_hint().exact().unwrap_or(0) / 2;
+        let mut read = 0u64;
+        while read < half {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.remaining() as u64),
+                _ => break,
+            }
+        }
+    }
+    tokio::time::sleep(stall).await;
+    match target {
+        StallTarget::Get => Dropped("armed stall before the answer"),
+        StallTarget::Part => Dropped("armed stall inside the request body"),
+    }
+}
+
 fn refusal(error: ApiError, date: Option<SystemTime>) -> Refusal {
     Refusal { error, date }
 }
@@ -558,6 +657,26 @@ fn body_length(answer: &Response<Body>, head: bool) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_body() -> http_body_util::Empty<bytes::Bytes> {
+        http_body_util::Empty::new()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_armed_stall_strikes_the_next_request_of_its_kind_once() {
+        let f = Faults::new(FaultConfig::default());
+        f.arm(StallTarget::Part, Duration::from_secs(60));
+        let part = Some("partNumber=1&uploadId=u");
+        let get = f.plan(&Method::GET, &HeaderMap::new(), None);
+        assert!(get.before(&mut no_body()).await.unwrap().is_none());
+        let started = tokio::time::Instant::now();
+        let stalled = f.plan(&Method::PUT, &HeaderMap::new(), part);
+        assert!(stalled.before(&mut no_body()).await.is_err());
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+        let next = f.plan(&Method::PUT, &HeaderMap::new(), part);
+        assert!(next.before(&mut no_body()).await.unwrap().is_none());
+        assert_eq!(f.to_json()["armed"]["struck"], 1);
+    }
 
     fn faults(rate: f64, kinds: &[FaultKind], seed: u64) -> Faults {
         Faults::new(FaultConfig {
@@ -736,7 +855,7 @@ mod tests {
     async fn errors_before_and_after_the_request() {
         let f = faults(1.0, &FaultKind::ALL, 1);
         let skew = plan(&f, FaultKind::Skew, true)
-            .before()
+            .before(&mut no_body())
             .await
             .unwrap()
             .unwrap();
@@ -753,15 +872,20 @@ mod tests {
         );
         let mut signed = plan(&f, FaultKind::Skew, false);
         signed.signed_at = signing_time(&headers);
-        let skew = signed.before().await.unwrap().unwrap();
+        let skew = signed.before(&mut no_body()).await.unwrap().unwrap();
         assert_eq!(
             skew.date,
             Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1060 + 3600))
         );
-        assert!(plan(&f, FaultKind::Reset, false).before().await.is_err());
+        assert!(
+            plan(&f, FaultKind::Reset, false)
+                .before(&mut no_body())
+                .await
+                .is_err()
+        );
         assert!(
             plan(&f, FaultKind::Reset, true)
-                .before()
+                .before(&mut no_body())
                 .await
                 .unwrap()
                 .is_none()
