@@ -12,7 +12,9 @@
 //! `cargo bench --bench faults -- [--files N] [--min-size B] [--max-size B]
 //! [--seed N] [--threads N] [--rate P] [--fault-seed N] [--renames N]
 //! [--deletes N] [--outage SECS] [--op-timeout SECS] [--log-level L]
-//! [--mount-arg ARG]...`
+//! [--mount-arg ARG]... [--defaults]`; `--defaults` mounts with no option
+//! at all against stalls of 65 s and runs the workload without faults
+//! first, for the time beside it (no outage run).
 //! (needs root and /dev/fuse).
 
 #[path = "../tests/common/mod.rs"]
@@ -32,6 +34,9 @@ struct Args {
     setup: Setup,
     outage: u64,
     op_timeout: u64,
+    /// `--defaults`: default mount options against 65 s stalls, beside the
+    /// same workload without faults.
+    defaults: bool,
 }
 
 fn parse() -> Args {
@@ -57,6 +62,7 @@ fn parse() -> Args {
         },
         outage: 30,
         op_timeout: 10,
+        defaults: false,
     };
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
@@ -86,6 +92,13 @@ fn parse() -> Args {
             "--outage" => a.outage = number(value()),
             "--op-timeout" => a.op_timeout = number(value()),
             "--mount-arg" => a.setup.mount_args.push(value()),
+            "--defaults" => {
+                a.defaults = true;
+                a.setup.mount_args.clear();
+                a.setup.stall = "65s".into();
+                a.setup.delay = "1s".into();
+                a.outage = 0;
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -94,6 +107,33 @@ fn parse() -> Args {
         "more renames and deletes than files"
     );
     a
+}
+
+/// The default-options comparison: the workload's time without faults and
+/// with them, and what the client did about the stalls.
+fn defaults_table(clean: &harness::Report, faulty: &harness::Report) -> String {
+    let secs = |r: &harness::Report| r.duration.as_secs_f64();
+    let mut t = String::from(
+        "Default mount options (no timeout flag), the same workload without faults and with `--fault-rate 0.1` (stalls of 65 s):\n\n| run | time | errors | corrupted bytes | stalls injected | attempts abandoned | hedges sent (won) | requests |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, r) in [("no faults", clean), ("faults", faulty)] {
+        t.push_str(&format!(
+            "| {name} | {:.1} s | {} | {} | {} | {} | {} ({}) | {} |\n",
+            secs(r),
+            r.outcome.errors.len(),
+            r.outcome.corrupted_bytes,
+            r.injected.get("stall").copied().unwrap_or(0),
+            r.counter("stalls"),
+            r.counter("hedges"),
+            r.counter("hedges_won"),
+            r.counter("requests")
+        ));
+    }
+    t.push_str(&format!(
+        "\nWith faults ÷ without: **{:.2} ×** (target ≤ 3 ×).\n\n",
+        secs(faulty) / secs(clean).max(0.001)
+    ));
+    t
 }
 
 fn main() {
@@ -107,6 +147,14 @@ fn main() {
         "fault workload: {} files, fault rate {}",
         w.files, setup.fault_rate
     );
+    let baseline = args.defaults.then(|| {
+        eprintln!("the same workload without faults first");
+        let clean = Setup {
+            fault_rate: 0.0,
+            ..setup.clone()
+        };
+        run(&clean, w)
+    });
     let report = run(setup, w);
     let logs = concat!(env!("CARGO_MANIFEST_DIR"), "/target/faults-logs");
     let _ = std::fs::create_dir_all(logs);
@@ -114,6 +162,9 @@ fn main() {
         let _ = std::fs::write(format!("{logs}/mount-{}.log", i + 1), log);
     }
     let mut text = String::from("## Fault workload\n\n");
+    if let Some(clean) = &baseline {
+        text.push_str(&defaults_table(&clean, &report));
+    }
     text.push_str(&harness::render(setup, w, &report));
     let mut failed = !report.outcome.errors.is_empty()
         || report.outcome.corrupted_bytes > 0

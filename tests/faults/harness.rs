@@ -69,7 +69,22 @@ pub struct Report {
     pub faults_json: serde_json::Value,
 }
 
+/// Counters of the `COS client:` line that are not retries by cause.
+const NOT_RETRIES: [&str; 6] = [
+    "requests",
+    "retries",
+    "failed",
+    "stalls",
+    "hedges",
+    "hedges_won",
+];
+
 impl Report {
+    /// A client counter summed over the mounts (`stalls`, `hedges`...).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.retries.get(name).copied().unwrap_or(0)
+    }
+
     /// Total faults injected.
     pub fn faults(&self) -> u64 {
         self.injected.values().sum()
@@ -79,7 +94,7 @@ impl Report {
     pub fn retries_total(&self) -> u64 {
         self.retries
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "requests" | "retries" | "failed"))
+            .filter(|(k, _)| !NOT_RETRIES.contains(&k.as_str()))
             .map(|(_, v)| v)
             .sum()
     }
@@ -324,6 +339,12 @@ pub fn render(setup: &Setup, w: &Workload, r: &Report) -> String {
     t.push_str(&format!(
         "| operations failed after retries (client) | {} |\n",
         r.retries.get("failed").copied().unwrap_or(0)
+    ));
+    t.push_str(&format!(
+        "| attempts abandoned for no progress (client) | {} |\n| hedges sent (won) | {} ({}) |\n",
+        r.counter("stalls"),
+        r.counter("hedges"),
+        r.counter("hedges_won")
     ));
     t.push_str(&format!(
         "| bucket at the end | {} objects: {} missing, {} unexpected, {} with a wrong CRC64 |\n",
