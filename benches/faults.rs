@@ -163,7 +163,7 @@ fn main() {
     }
     let mut text = String::from("## Fault workload\n\n");
     if let Some(clean) = &baseline {
-        text.push_str(&defaults_table(&clean, &report));
+        text.push_str(&defaults_table(clean, &report));
     }
     text.push_str(&harness::render(setup, w, &report));
     let mut failed = !report.outcome.errors.is_empty()

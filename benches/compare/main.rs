@@ -241,6 +241,28 @@ fn run(opts: &Options) -> Result<bool, String> {
         table.set(rss_row, Col::Peer(p), cell);
     }
 
+    let hedges_row = table.row(
+        "Hedged requests sent (stalls detected), over all cosmount mounts".into(),
+        "count",
+        Better::Lower,
+        false,
+    );
+    for &p in &opts.peers {
+        let cell = match (p, peaks.client_counter("hedges")) {
+            (Kind::Cosmount, Some(hedges)) => {
+                let stalls = peaks.client_counter("stalls").unwrap_or(0);
+                let won = peaks.client_counter("hedges_won").unwrap_or(0);
+                rss_notes.push(format!(
+                    "cosmount sent {hedges} hedges ({won} answered first) and abandoned {stalls} stalled attempts"
+                ));
+                Cell::Value(hedges as f64)
+            }
+            (Kind::Cosmount, None) => Cell::Failed("no client counters logged".into()),
+            _ => Cell::NotApplicable,
+        };
+        table.set(hedges_row, Col::Peer(p), cell);
+    }
+
     let failures = if opts.only.is_some() {
         Vec::new()
     } else {

@@ -182,6 +182,8 @@ impl Kind {
 pub struct PeakRss {
     current: RefCell<String>,
     peaks: RefCell<HashMap<Kind, (f64, String)>>,
+    /// cosmount's `COS client:` counters summed over its mounts.
+    client: RefCell<HashMap<String, u64>>,
 }
 
 impl PeakRss {
@@ -196,6 +198,23 @@ impl PeakRss {
         if mib > peak.0 {
             *peak = (mib, self.current.borrow().clone());
         }
+    }
+
+    /// Adds the counters of a `COS client: name=N ...` log line.
+    fn record_client(&self, log: &str) {
+        let Some(line) = log.lines().rev().find_map(|l| l.split_once("COS client: ")) else {
+            return;
+        };
+        let mut client = self.client.borrow_mut();
+        for (name, value) in line.1.split(' ').filter_map(|kv| kv.split_once('=')) {
+            *client.entry(name.to_string()).or_default() += value.parse().unwrap_or(0);
+        }
+    }
+
+    /// A `COS client:` counter (`hedges`, `stalls`...) summed over the
+    /// cosmount mounts that logged one.
+    pub fn client_counter(&self, name: &str) -> Option<u64> {
+        self.client.borrow().get(name).copied()
     }
 
     /// The peak for `kind` and its workload, if any mount of it was measured.
@@ -324,6 +343,10 @@ impl Drop for Mount<'_> {
                 gone
             },
         );
+        if self.kind == Kind::Cosmount && gone {
+            let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+            self.peaks.record_client(&log);
+        }
         let mnt = self.path();
         if sys::is_mounted(&mnt) {
             let _ = Command::new("umount").arg("-l").arg(&mnt).status();
