@@ -245,12 +245,16 @@ impl HttpClient {
 
     /// Resolves when a hedge of the attempt `progress` is due: its body
     /// sent (and drained, at the pace seen) and no answer for the learned
-    /// hedge delay. Returns that delay.
+    /// hedge delay. Returns that delay; never resolves once the answer
+    /// began (a body on its way is the stall timeout's business).
     async fn hedge_due(&self, call: &Call<'_>, progress: &Progress) -> Duration {
         let done = progress.wait_body_done().await;
         let delay = self.latencies.hedge_delay(call.op)
             + progress.drain_allowance(self.latencies.upload_rate());
         tokio::time::sleep_until(done + delay).await;
+        if progress.has_answer() {
+            std::future::pending::<()>().await;
+        }
         delay
     }
 
@@ -321,6 +325,7 @@ impl HttpClient {
                 return Err(stalled.into());
             }
         };
+        progress.answered();
         self.learn(call, progress);
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
@@ -566,6 +571,32 @@ mod tests {
             c.stats().summary()
         );
         assert_eq!(c.stats().hedges_won.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_on_its_way_is_not_hedged() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let head = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n";
+                    let _ = conn.write_all(head).await;
+                    for byte in b"abcd" {
+                        tokio::time::sleep(Duration::from_millis(600)).await;
+                        let _ = conn.write_all(&[*byte]).await;
+                    }
+                });
+            }
+        });
+        let c = fixed_client(&base, ClientConfig::DEFAULT_REQUEST_TIMEOUT);
+        let got = c.get("k", &GetOptions::default()).await.unwrap();
+        assert_eq!(&got.body[..], b"abcd");
+        let stats = c.stats();
+        assert_eq!(stats.hedges.load(Ordering::Relaxed), 0, "{}", stats.summary());
     }
 
     fn fixed_client(base: &str, request_timeout: Duration) -> HttpClient {

@@ -12,7 +12,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -56,6 +56,8 @@ pub(super) struct Progress {
     body_done: AtomicU64,
     /// Told once, when the body is done.
     done: Notify,
+    /// The answer's first byte came.
+    answered: AtomicBool,
 }
 
 /// Why an attempt was abandoned.
@@ -96,6 +98,7 @@ impl Progress {
             blocked_at: AtomicU64::new(NEVER),
             body_done: AtomicU64::new(done),
             done: Notify::new(),
+            answered: AtomicBool::new(false),
         })
     }
 
@@ -127,6 +130,16 @@ impl Progress {
     pub fn body_done(&self) -> Option<Instant> {
         let done = self.body_done.load(Ordering::Relaxed);
         (done != NEVER).then(|| self.at(done))
+    }
+
+    /// Notes that the answer began.
+    pub fn answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the answer began.
+    pub fn has_answer(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// Waits until the last body byte was handed over.
