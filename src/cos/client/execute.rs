@@ -317,11 +317,11 @@ impl HttpClient {
         } else if call.sends_body() {
             req = req.body(Bytes::new());
         }
-        let stall = self.stall_timeout * patience;
+        let stall = self.stall_timeout;
         let first_byte = self.first_byte_deadline(call) * patience;
         let resp = tokio::select! {
             resp = req.send() => resp.map_err(transport_error)?,
-            stalled = progress.watch(stall, first_byte, self.latencies.upload_rate()) => {
+            stalled = progress.watch(stall * patience, first_byte, self.latencies.upload_rate()) => {
                 return Err(stalled.into());
             }
         };
@@ -330,11 +330,16 @@ impl HttpClient {
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
         self.dialect.observe(status, &resp_headers);
-        let idle = stall.max(server_work_time(call.server_work));
+        let idle = self.latencies.answer_idle(call.op, stall) * patience;
+        let idle = idle.max(server_work_time(call.server_work));
         let body = if call.method == Method::HEAD {
             Bytes::new()
         } else {
-            read_body(resp, call.buffers.as_deref(), idle).await?
+            let (body, longest_gap) = read_body(resp, call.buffers.as_deref(), idle).await?;
+            if call.server_work == 0 {
+                self.latencies.record_answer_gap(call.op, longest_gap);
+            }
+            body
         };
         debug!(
             "{} {} {:?} -> {status} ({} bytes, {:?})",
@@ -596,7 +601,12 @@ mod tests {
         let got = c.get("k", &GetOptions::default()).await.unwrap();
         assert_eq!(&got.body[..], b"abcd");
         let stats = c.stats();
-        assert_eq!(stats.hedges.load(Ordering::Relaxed), 0, "{}", stats.summary());
+        assert_eq!(
+            stats.hedges.load(Ordering::Relaxed),
+            0,
+            "{}",
+            stats.summary()
+        );
     }
 
     fn fixed_client(base: &str, request_timeout: Duration) -> HttpClient {

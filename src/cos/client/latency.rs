@@ -29,6 +29,10 @@ const HEDGE_FACTOR: u32 = 4;
 /// duplicate is cheap insurance.
 pub(super) const MIN_HEDGE_DELAY: Duration = Duration::from_millis(300);
 
+/// The shortest learned silence allowed within an answer's body (a few
+/// TCP retransmission timeouts).
+const MIN_ANSWER_IDLE: Duration = Duration::from_secs(1);
+
 /// The hedge delay before a kind has [`MIN_SAMPLES`] samples.
 const UNLEARNED_HEDGE_DELAY: Duration = Duration::from_secs(1);
 
@@ -63,6 +67,7 @@ pub(super) struct Deadlines {
 pub(super) struct Latencies {
     bounds: Deadlines,
     by_op: Mutex<HashMap<&'static str, Ring>>,
+    answer_gaps: Mutex<HashMap<&'static str, Ring>>,
     upload_rates: Mutex<Ring>,
     hedge_tokens: Mutex<f64>,
 }
@@ -106,6 +111,7 @@ impl Latencies {
         Latencies {
             bounds,
             by_op: Mutex::new(HashMap::new()),
+            answer_gaps: Mutex::new(HashMap::new()),
             upload_rates: Mutex::new(Ring::default()),
             hedge_tokens: Mutex::new(HEDGE_BURST),
         }
@@ -140,6 +146,28 @@ impl Latencies {
             None => UNLEARNED_HEDGE_DELAY,
         };
         delay.min(deadline / 2)
+    }
+
+    /// Records the longest silence within an answer's body to `op`.
+    pub fn record_answer_gap(&self, op: &'static str, gap: Duration) {
+        let mut gaps = lock(&self.answer_gaps);
+        gaps.entry(op).or_default().push(gap.as_secs_f64());
+    }
+
+    /// How long an answer's body to `op` may send nothing: learned from
+    /// the longest silences of recent answers (8 × their p95), between
+    /// [`MIN_ANSWER_IDLE`] and `ceiling` (the stall timeout, used as is
+    /// until enough answers were seen).
+    pub fn answer_idle(&self, op: &'static str, ceiling: Duration) -> Duration {
+        let p95 = lock(&self.answer_gaps)
+            .get(op)
+            .and_then(|r| r.quantile(0.95, MIN_SAMPLES));
+        match p95 {
+            Some(p95) => {
+                fraction_of(p95, DEADLINE_FACTOR).clamp(MIN_ANSWER_IDLE.min(ceiling), ceiling)
+            }
+            None => ceiling,
+        }
     }
 
     /// Records an upload of `bytes` that took `elapsed` from its first
@@ -216,6 +244,21 @@ mod tests {
         let l = with_samples("list", 5000, WINDOW);
         assert_eq!(l.first_byte_deadline("list"), BOUNDS.ceiling);
         assert_eq!(l.hedge_delay("list"), BOUNDS.ceiling / 2);
+    }
+
+    #[test]
+    fn answer_silences_are_learned_within_bounds() {
+        let l = Latencies::new(BOUNDS);
+        let stall = Duration::from_secs(5);
+        assert_eq!(l.answer_idle("get", stall), stall);
+        for _ in 0..MIN_SAMPLES {
+            l.record_answer_gap("get", Duration::from_millis(3));
+        }
+        assert_eq!(l.answer_idle("get", stall), MIN_ANSWER_IDLE);
+        for _ in 0..WINDOW {
+            l.record_answer_gap("get", Duration::from_secs(2));
+        }
+        assert_eq!(l.answer_idle("get", stall), stall);
     }
 
     #[test]

@@ -139,30 +139,35 @@ const MAX_PREALLOCATION: usize = 16 << 20;
 /// Reads a response body into one buffer sized from Content-Length (bounded:
 /// the header comes from the network; from `buffers` when given), so a body
 /// never sits in memory twice and a 1 MiB block costs no allocator churn.
-/// A body that sends nothing for `idle` is abandoned.
+/// A body that sends nothing for `idle` is abandoned. Returns the body and
+/// the longest silence within it.
 pub(super) async fn read_body(
     mut resp: reqwest::Response,
     buffers: Option<&dyn BodyBuffers>,
     idle: Duration,
-) -> Result<Bytes, AttemptError> {
+) -> Result<(Bytes, Duration), AttemptError> {
     let expected = (resp.content_length().unwrap_or(0) as usize).min(MAX_PREALLOCATION);
     let mut body = match buffers {
         Some(b) => b.buffer(expected),
         None => Vec::with_capacity(expected),
     };
+    let mut longest_gap = Duration::ZERO;
     loop {
+        let waited = tokio::time::Instant::now();
         let chunk = tokio::time::timeout(idle, resp.chunk())
             .await
             .map_err(|_| Stall::Answer(idle))?;
+        longest_gap = longest_gap.max(waited.elapsed());
         match chunk.map_err(transport_error)? {
             Some(chunk) => body.extend_from_slice(&chunk),
             None => break,
         }
     }
-    Ok(match buffers {
+    let body = match buffers {
         Some(b) => b.freeze(body),
         None => Bytes::from(body),
-    })
+    };
+    Ok((body, longest_gap))
 }
 
 /// A body shorter or longer than Content-Length is damaged, never used.
