@@ -27,7 +27,7 @@ const HEDGE_FACTOR: u32 = 4;
 /// No hedge is sent sooner than this after a request went out: on a
 /// healthy server an answer slower than this is rare enough that the
 /// duplicate is cheap insurance.
-pub(super) const MIN_HEDGE_DELAY: Duration = Duration::from_millis(300);
+pub(super) const MIN_HEDGE_DELAY: Duration = Duration::from_millis(100);
 
 /// The shortest learned silence allowed within an answer's body (a few
 /// TCP retransmission timeouts).

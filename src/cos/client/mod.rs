@@ -57,7 +57,8 @@ pub struct ClientConfig {
     /// top.
     pub request_timeout: Duration,
     /// Longest time a body (request or answer) may send nothing before
-    /// the attempt is abandoned.
+    /// the attempt is abandoned: the ceiling of the learned limit for
+    /// answers, the base of the one for uploads.
     pub stall_timeout: Duration,
     /// Deadline of one operation: every attempt and every wait between
     /// attempts. When it passes, the operation fails with its last error
