@@ -40,5 +40,6 @@ pub mod logging;
 pub mod mount;
 pub mod retry;
 pub mod server;
+pub mod sync;
 pub mod units;
 pub mod upload;

@@ -17,7 +17,7 @@ pub mod xattr;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, warn};
@@ -25,6 +25,7 @@ use log::{debug, warn};
 use crate::cache::pool::{BufferPool, PoolBuffers};
 use crate::cache::{BlockCache, CacheConfig, MemoryBudget};
 use crate::cos::{GetOptions, ListRequest, ObjectClient, ObjectInfo};
+use crate::sync::lock;
 use crate::upload::UploadConfig;
 use crate::upload::staged::StagingArea;
 pub use attr::SetAttr;
@@ -196,10 +197,6 @@ pub struct Fs<C> {
     next_handle: AtomicU64,
     warned: Mutex<HashSet<String>>,
     started: SystemTime,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<C: ObjectClient> Fs<C> {

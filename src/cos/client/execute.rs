@@ -609,6 +609,14 @@ mod tests {
         );
     }
 
+    /// The stalled connection is closed by the client, not kept for reuse.
+    async fn assert_closed(closed: tokio::sync::oneshot::Receiver<()>) {
+        tokio::time::timeout(Duration::from_secs(5), closed)
+            .await
+            .expect("the stalled connection is closed")
+            .unwrap();
+    }
+
     fn fixed_client(base: &str, request_timeout: Duration) -> HttpClient {
         let endpoint = Endpoint::custom(base, "b-1", "ap-x", Style::PathStyle).unwrap();
         let mut config = ClientConfig::new(endpoint);
@@ -634,11 +642,7 @@ mod tests {
         );
         assert_eq!(stats.hedges_won.load(Ordering::Relaxed), 1);
         assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
-        // The loser's connection is closed, not kept for reuse.
-        tokio::time::timeout(Duration::from_secs(5), closed)
-            .await
-            .expect("the stalled connection is closed")
-            .unwrap();
+        assert_closed(closed).await;
     }
 
     #[tokio::test]
@@ -658,10 +662,7 @@ mod tests {
         );
         assert_eq!(stats.retries_for(RetryCause::Timeout), 1);
         assert_eq!(stats.hedges.load(Ordering::Relaxed), 0);
-        tokio::time::timeout(Duration::from_secs(5), closed)
-            .await
-            .expect("the stalled connection is closed")
-            .unwrap();
+        assert_closed(closed).await;
     }
 
     #[tokio::test]

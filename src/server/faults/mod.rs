@@ -33,6 +33,7 @@ mod damaged;
 
 use super::body::Body;
 use super::error::ApiError;
+use crate::sync::lock;
 use damaged::{Cut, Damaged};
 
 /// One way of misbehaving.
@@ -262,10 +263,6 @@ enum Action {
         /// The delay of `delay`.
         delay: Duration,
     },
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Faults {
