@@ -65,6 +65,9 @@ install -m 644 "$here/systemd/cosmount@.service" "$root/lib/systemd/system/"
 install -m 644 "$here/systemd/mnt-cos.mount" "$here/deb/fstab" \
     "$here/deb/passwd-cosfs" "$here/deb/cosmount@.conf" "$doc/examples/"
 install -m 644 "$here/deb/copyright" "$doc/"
+install -d "$root/etc/logrotate.d"
+install -m 644 "$here/logrotate/cosmount" "$root/etc/logrotate.d/cosmount"
+echo /etc/logrotate.d/cosmount > "$root/DEBIAN/conffiles"
 if [ -f "$repo/README.md" ]; then
     install -m 644 "$repo/README.md" "$doc/"
 fi

@@ -14,6 +14,10 @@ command -v fio >/dev/null || missing+=(fio)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v setpriv >/dev/null || missing+=(util-linux)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# tests/monitoring: a real Prometheus server and promtool; the logrotate
+# snippet is checked by logrotate itself.
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v logrotate >/dev/null || missing+=(logrotate)
 # Packaging tests: build the .deb, check the man page and systemd units.
 command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
 command -v strip >/dev/null || missing+=(binutils)

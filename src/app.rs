@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::AuditLog;
 use crate::check::explain;
 use crate::config::{MountConfig, Target};
 use crate::cos::client::HttpClient;
@@ -11,6 +12,8 @@ use crate::cos::endpoint::{Endpoint, Style};
 use crate::cos::{ListRequest, ObjectClient};
 use crate::creds::{CredentialStore, Credentials};
 use crate::fs::Fs;
+use crate::fuse::Observers;
+use crate::metrics::{MetricsServer, MountView};
 use crate::mount::{self, Readiness};
 use crate::server::{RunningServer, Server, ServerConfig};
 
@@ -43,7 +46,25 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
         )
     })?;
     let fs = Arc::new(fs);
-    let served = mount::serve(fs, &runtime, &config.mount, || readiness.ready());
+    let observers = Arc::new(Observers::new(open_audit_log(config)?));
+    let _metrics = match config.monitoring.metrics_listen {
+        Some(addr) => {
+            let view = Arc::new(MountView {
+                fs: fs.clone(),
+                client: client.clone(),
+                observers: observers.clone(),
+                bucket: config.bucket.clone(),
+            });
+            Some(runtime.block_on(MetricsServer::start(addr, view))?)
+        }
+        None => None,
+    };
+    let served = mount::serve(fs, &runtime, &config.mount, observers.clone(), || {
+        readiness.ready()
+    });
+    if let Some(audit) = observers.audit_log() {
+        audit.flush();
+    }
     if let Some(server) = local_server {
         runtime.block_on(server.shutdown());
     }
@@ -51,6 +72,16 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
     served.map_err(|e| mount_error(config, &e))?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
+}
+
+/// The audit log of `--audit-log`, opened before mounting so that a bad
+/// path fails the mount.
+fn open_audit_log(config: &MountConfig) -> Result<Option<Arc<AuditLog>>, String> {
+    let monitoring = &config.monitoring;
+    match &monitoring.audit_log {
+        Some(path) => AuditLog::open(path, monitoring.audit_reads).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// glibc gives each busy thread its own heap ("arena"); buffers freed by one

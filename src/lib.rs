@@ -27,6 +27,7 @@
 //! with `fs/`.
 
 pub mod app;
+pub mod audit;
 pub mod cache;
 pub mod check;
 pub mod cleanup;
@@ -37,6 +38,7 @@ pub mod creds;
 pub mod fs;
 pub mod fuse;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
 pub mod retry;
 pub mod server;

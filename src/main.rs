@@ -229,6 +229,10 @@ fn serve_until_signal(config: cosmount::server::ServerConfig) -> io::Result<()> 
     runtime.block_on(async {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // logrotate's `pkill -HUP -x cosmount` reaches the server too: a
+        // handler keeps SIGHUP from being fatal (the server has no audit log).
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move { while hangup.recv().await.is_some() {} });
         let server = cosmount::server::Server::start(config).await?;
         let mut out = io::stdout().lock();
         writeln!(out, "listening on http://{}", server.addr())?;

@@ -2,7 +2,8 @@
 //! daemon), daemonizing with success or failure reported to the parent
 //! through a pipe, readiness notified to systemd (`Type=notify`), the fuser
 //! session with several threads, the read-ahead setting of the mount's bdi,
-//! clean unmount on SIGTERM/SIGINT and debug logging toggled by SIGUSR2.
+//! clean unmount on SIGTERM/SIGINT, debug logging toggled by SIGUSR2 and
+//! the audit log reopened on SIGHUP.
 //! Signal handlers are installed before readiness is reported, so a signal
 //! sent as soon as `mount` returns is never fatal.
 
@@ -17,9 +18,10 @@ use fuser::{Config, MountOption, Session, SessionACL};
 use log::{debug, info, warn};
 use tokio_util::task::TaskTracker;
 
+use crate::audit::AuditLog;
 use crate::cos::ObjectClient;
 use crate::fs::Fs;
-use crate::fuse::{DirectIo, FuseAdapter};
+use crate::fuse::{DirectIo, FuseAdapter, Observers};
 
 /// Kernel-facing mount settings.
 #[derive(Clone, Debug)]
@@ -264,11 +266,13 @@ fn detach_stdio() {
 }
 
 /// Mounts `fs` and serves it until it is unmounted (by `umount`, or by
-/// SIGTERM/SIGINT). `on_ready` runs once the mount is live.
+/// SIGTERM/SIGINT), each request counted (and audited) by `observers`.
+/// `on_ready` runs once the mount is live.
 pub fn serve<C: ObjectClient>(
     fs: Arc<Fs<C>>,
     runtime: &tokio::runtime::Runtime,
     opts: &MountOptions,
+    observers: Arc<Observers>,
     on_ready: impl FnOnce(),
 ) -> io::Result<()> {
     let mut config = Config::default();
@@ -301,6 +305,7 @@ pub fn serve<C: ObjectClient>(
         runtime.handle().clone(),
         tasks.clone(),
         opts.direct_io,
+        observers.clone(),
     );
     let notifier = adapter.notifier_slot();
     let mut session = Session::new(adapter, &opts.mountpoint, &config)?;
@@ -311,6 +316,7 @@ pub fn serve<C: ObjectClient>(
     let stop = {
         let _entered = runtime.enter();
         spawn_debug_toggle();
+        spawn_audit_reopen(observers.audit_log().cloned());
         stop_signals()
     };
     runtime.spawn(async move {
@@ -360,6 +366,28 @@ async fn wait_for_stop_signal(signals: StopSignals) {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
+}
+
+/// SIGHUP reopens the audit log (after logrotate moved it away); without
+/// one it is ignored (logrotate signals every cosmount process, and
+/// SIGHUP's default would end the mount).
+fn spawn_audit_reopen(audit: Option<Arc<AuditLog>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        warn!("cannot install the SIGHUP handler; the audit log is not reopened");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let Some(audit) = audit.clone() else {
+                debug!("SIGHUP ignored: no audit log to reopen");
+                continue;
+            };
+            info!("SIGHUP: reopening the audit log");
+            // Waits while the audit queue is full: not on a runtime thread.
+            let _ = tokio::task::spawn_blocking(move || audit.reopen()).await;
+        }
+    });
 }
 
 /// SIGUSR2 toggles debug logging (see [`crate::logging::toggle_debug`]);

@@ -4,6 +4,7 @@ mod bench;
 mod common;
 mod creds;
 mod faults;
+mod monitoring;
 mod mount;
 mod packaging;
 mod server;

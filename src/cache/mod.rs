@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use log::debug;
 use lru::LruCache;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::cos::{BodyBuffers, CosError, CosResult, GetOptions, ObjectClient};
 pub use budget::{MemoryBudget, Reservation};
@@ -68,9 +69,21 @@ type BlockFuture = Shared<BoxFuture<'static, CosResult<Bytes>>>;
 /// A reader that prefetched this recently shares the budget with the others.
 const PREFETCHING_FOR: Duration = Duration::from_secs(1);
 
+/// What the block cache counts.
+#[derive(Clone, Debug, Default)]
+pub struct CacheStats {
+    /// Blocks found cached (or already being fetched by another reader).
+    pub hits: Counter,
+    /// Blocks fetched, and random reads sent past the cache.
+    pub misses: Counter,
+    /// Blocks given back under memory pressure.
+    pub evictions: Counter,
+}
+
 /// The block cache.
 pub struct BlockCache<C> {
     client: Arc<C>,
+    stats: CacheStats,
     config: CacheConfig,
     budget: Arc<MemoryBudget>,
     buffers: Arc<dyn BodyBuffers>,
@@ -86,13 +99,19 @@ impl<C: ObjectClient> BlockCache<C> {
         let blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>> =
             Arc::new(Mutex::new(LruCache::unbounded()));
         let evictable = Arc::downgrade(&blocks);
+        let stats = CacheStats::default();
+        let evictions = stats.evictions.clone();
         budget.set_evictor(Box::new(move || {
-            evictable.upgrade().is_some_and(|b| {
+            let evicted = evictable.upgrade().is_some_and(|b| {
                 b.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .pop_lru()
                     .is_some()
-            })
+            });
+            if evicted {
+                evictions.inc();
+            }
+            evicted
         }));
         let max_idle = (budget.total() / config.block_size.max(1)) as usize;
         let buffers = Arc::new(PoolBuffers(BufferPool::new(
@@ -101,6 +120,7 @@ impl<C: ObjectClient> BlockCache<C> {
         )));
         BlockCache {
             client,
+            stats,
             config,
             budget,
             buffers,
@@ -108,6 +128,17 @@ impl<C: ObjectClient> BlockCache<C> {
             inflight: Arc::new(Mutex::new(HashMap::new())),
             prefetchers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// Bytes of the blocks held now.
+    pub fn held_bytes(&self) -> u64 {
+        let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        blocks.iter().map(|(_, b)| b.data.len() as u64).sum()
     }
 
     /// A fresh read-ahead state for a new reader (its window is held to its
@@ -212,6 +243,7 @@ impl<C: ObjectClient> BlockCache<C> {
         const PAGE: u64 = 4096;
         let start = offset / PAGE * PAGE;
         let stop = end.next_multiple_of(PAGE).min(obj.size);
+        self.stats.misses.inc();
         let opts = GetOptions {
             range: Some(start..stop),
             if_match: Some(obj.etag.to_string()),
@@ -254,13 +286,16 @@ impl<C: ObjectClient> BlockCache<C> {
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
         {
+            self.stats.hits.inc();
             let data = b.data.clone();
             return async move { Ok(data) }.boxed().shared();
         }
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = inflight.get(&id) {
+            self.stats.hits.inc();
             return f.clone();
         }
+        self.stats.misses.inc();
         let fut = self.fetch(id.clone(), obj.size).boxed().shared();
         inflight.insert(id, fut.clone());
         fut

@@ -2,6 +2,7 @@
 //! reach the same bucket the same way), grouped by help heading. Defaults
 //! are shown from the constants of the layer that owns them.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -437,6 +438,27 @@ pub struct MountArgs {
     /// a daemon). SIGUSR2 toggles debug logging at runtime.
     #[arg(long, value_name = "FILE", help_heading = "Logging")]
     pub log_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics and the mount's
+    /// status as JSON at /status, e.g. `127.0.0.1:9464` (port 0: any free
+    /// port, logged). A loopback address unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR", help_heading = "Monitoring")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Let --metrics-listen use an address other hosts can reach.
+    #[arg(long, help_heading = "Monitoring")]
+    pub metrics_allow_remote: bool,
+
+    /// Write one JSON line per change (create, write-close, truncate,
+    /// unlink, rename, mkdir, rmdir, symlink, setattr, setxattr) to FILE;
+    /// SIGHUP reopens it (for logrotate). Lines that cannot be written are
+    /// dropped and counted; file operations never wait for the audit log.
+    #[arg(long, value_name = "FILE", help_heading = "Monitoring")]
+    pub audit_log: Option<PathBuf>,
+
+    /// With --audit-log, also write a line for every open for reading.
+    #[arg(long, requires = "audit_log", help_heading = "Monitoring")]
+    pub audit_reads: bool,
 }
 
 /// What a bare `--direct-io` (or `-o direct_io`) means.

@@ -7,6 +7,7 @@
 
 mod creds;
 mod layers;
+mod monitor;
 mod serve;
 mod target;
 #[cfg(test)]
@@ -14,6 +15,8 @@ mod tests;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+pub use monitor::Monitoring;
 
 use crate::cli::{LogLevel, MountArgs};
 use crate::cos::client::ClientConfig;
@@ -70,6 +73,8 @@ pub struct MountConfig {
     pub fs: FsConfig,
     /// Kernel mount settings.
     pub mount: MountOptions,
+    /// Metrics endpoint and audit log.
+    pub monitoring: Monitoring,
     /// Stay in the foreground.
     pub foreground: bool,
 }
@@ -175,6 +180,7 @@ impl MountConfig {
         let fs = layers::fs_config(args, prefix)?;
         let mount = layers::mount_options(args, spec, mountpoint);
         let (timeouts, retry) = layers::deadlines(args)?;
+        let monitoring = monitor::monitoring(args)?;
         Ok(MountConfig {
             bucket,
             region,
@@ -188,6 +194,7 @@ impl MountConfig {
             retry,
             fs,
             mount,
+            monitoring,
             foreground: args.foreground,
         })
     }

@@ -69,6 +69,8 @@ pub(crate) struct Progress {
     pub started: u64,
     /// Attempts finished.
     pub finished: u64,
+    /// Attempts finished that failed.
+    pub failed: u64,
     /// The error of the last finished attempt, if it failed.
     pub last_error: Option<CredsError>,
 }
@@ -180,6 +182,7 @@ impl Refresher {
         }
         self.shared.progress.send_modify(|p| {
             p.finished += 1;
+            p.failed += u64::from(last_error.is_some());
             p.last_error = last_error;
         });
     }

@@ -100,6 +100,17 @@ impl CredentialStore {
         self.wait_for_attempt(true).await
     }
 
+    /// Refresh attempts so far: (succeeded, failed), and the last
+    /// failure's message while the latest attempt failed.
+    pub fn refreshes(&self) -> (u64, u64, Option<String>) {
+        let progress = self.shared.progress.borrow();
+        (
+            progress.finished - progress.failed,
+            progress.failed,
+            progress.last_error.as_ref().map(ToString::to_string),
+        )
+    }
+
     /// The source name (`cam_role ROLE`, ...) when credentials are refreshed.
     pub fn source(&self) -> Option<&str> {
         self.refresher.as_ref().map(|r| r.name.as_str())

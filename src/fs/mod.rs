@@ -5,6 +5,7 @@
 pub mod attr;
 pub mod dir;
 pub mod error;
+mod gauges;
 mod handles;
 pub mod inode;
 mod namespace;
@@ -32,6 +33,7 @@ pub use attr::SetAttr;
 use attr::{Attr, Kind, Ownership};
 use dir::invalid_name;
 pub use error::{FsError, FsResult};
+pub use gauges::FsGauges;
 use handles::OpenFile;
 use inode::{ChildInfo, InodeTable, ROOT_INO};
 use readdir::DirHandle;
@@ -466,6 +468,22 @@ impl<C: ObjectClient> Fs<C> {
             .ok_or(FsError::NotFound)?
             .key
             .clone())
+    }
+
+    /// The path of `ino` (and of `name` in it, when given) inside the
+    /// mount, for logs: `/` and the key without the mount prefix; `?` for
+    /// an inode no longer known.
+    pub fn mount_path(&self, ino: u64, name: Option<&str>) -> String {
+        let key = self.key_of(ino).unwrap_or_else(|_| "?".to_string());
+        let relative = key.strip_prefix(&self.config.prefix).unwrap_or(&key);
+        let mut path = format!("/{}", relative.trim_end_matches('/'));
+        if let Some(name) = name {
+            if !path.ends_with('/') {
+                path.push('/');
+            }
+            path.push_str(name);
+        }
+        path
     }
 
     /// Attributes of `ino` without any request (for `.` entries and tests).

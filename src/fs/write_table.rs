@@ -28,6 +28,11 @@ impl<C> Default for WriteTable<C> {
 }
 
 impl<C> WriteTable<C> {
+    /// Files with changes in progress.
+    pub(super) fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
     /// The state of `ino`, if it has one.
     pub(super) fn get(&self, ino: u64) -> Option<SharedWrite<C>> {
         lock(&self.entries).get(&ino).map(|e| e.state.clone())

@@ -4,19 +4,20 @@ use fuser::{FileHandle, Generation, INodeNo, ReplyDirectory, ReplyDirectoryPlus}
 
 use super::FuseAdapter;
 use super::convert::{file_attr, file_type};
-use super::reply::errno;
+use super::op::Op;
 use crate::cos::ObjectClient;
 
 impl<C: ObjectClient> FuseAdapter<C> {
     /// readdir: entries from `offset`, as many as fit.
     pub(super) fn read_dir(
         &self,
+        op: Op,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs.readdir(ino.0, fh.0, offset).await {
                 Ok(entries) => {
                     for e in entries.iter().skip(offset as usize) {
@@ -31,7 +32,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
                     }
                     reply.ok();
                 }
-                Err(e) => reply.error(errno("readdir", ino.0, &e)),
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
@@ -40,13 +41,14 @@ impl<C: ObjectClient> FuseAdapter<C> {
     /// takes a kernel reference.
     pub(super) fn read_dir_plus(
         &self,
+        op: Op,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
         let ttl = self.ttl;
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs.readdir(ino.0, fh.0, offset).await {
                 Ok(entries) => {
                     for e in entries.iter().skip(offset as usize) {
@@ -68,7 +70,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
                     }
                     reply.ok();
                 }
-                Err(e) => reply.error(errno("readdirplus", ino.0, &e)),
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }

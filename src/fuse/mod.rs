@@ -20,19 +20,23 @@ use fuser::{
 };
 use log::{debug, warn};
 
+use crate::audit::AuditOp;
 use crate::cos::ObjectClient;
 use crate::fs::{CreateFlags, Entry, FsError, OpenMode, SetAttr};
 
 mod adapter;
 mod convert;
 mod listing;
+mod op;
 mod reply;
 mod xattr;
 
 pub use adapter::FuseAdapter;
 pub use convert::DirectIo;
 use convert::{caller, file_attr, fopen_flags, time_or_now, use_direct_io, utf8_name};
-use reply::{errno, panic_if_asked, reply_empty, reply_entry};
+use op::Sender;
+pub use op::{ErrnoName, Observers, OpFamily, OpLabels, RecentError};
+use reply::{panic_if_asked, reply_empty, reply_entry};
 
 impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
@@ -51,17 +55,18 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let op = self.op("lookup", req);
         let name = match utf8_name(name) {
             Ok(name) => name,
-            Err(e) => return reply.error(errno("lookup", parent.0, &e)),
+            Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
         let ttl = self.ttl;
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             panic_if_asked(&name);
             match fs.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
-                Err(e) => reply.error(errno("lookup", parent.0, &e)),
+                Err(e) => reply.error(op.fail(parent.0, &e)),
             }
         });
     }
@@ -72,33 +77,51 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let op = self.op("getattr", req);
         let ttl = self.ttl;
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs.getattr(ino.0).await {
                 Ok(attr) => reply.attr(&ttl, &file_attr(&Entry { ino: ino.0, attr })),
-                Err(e) => reply.error(errno("getattr", ino.0, &e)),
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.spawn(|fs| async move {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let op = self.op("readlink", req);
+        self.spawn(op, |fs, op| async move {
             match fs.readlink(ino.0).await {
                 Ok(target) => reply.data(target.as_bytes()),
-                Err(e) => reply.error(errno("readlink", ino.0, &e)),
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let mut op = self.op("open", req);
         let mode = OpenMode {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
         };
+        if mode.truncate && op.audits(false) {
+            op.audit(
+                AuditOp::Truncate,
+                self.fs.mount_path(ino.0, None),
+                None,
+                Some(0),
+            );
+        } else if !mode.write && op.audits(true) {
+            op.audit(
+                AuditOp::OpenRead,
+                self.fs.mount_path(ino.0, None),
+                None,
+                None,
+            );
+        }
         let (direct_io, direct_mmap) = (self.direct_io, self.direct_mmap);
         let notifier = self.notifier.clone();
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs.open(ino.0, mode).await {
                 Ok(opened) => {
                     if let (true, Some(n)) = (opened.changed, notifier.get()) {
@@ -110,19 +133,20 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
                     }
                     let size = fs.cached_attr(ino.0).map_or(0, |a| a.size);
                     let direct = use_direct_io(direct_io, direct_mmap, size);
+                    drop(op);
                     reply.opened(
                         FileHandle(opened.fh),
                         fopen_flags(opened.keep_cache, direct),
                     )
                 }
-                Err(e) => reply.error(errno("open", ino.0, &e)),
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -131,17 +155,22 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(|fs| async move {
+        let op = self.op("read", req);
+        let observers = self.observers.clone();
+        self.spawn(op, |fs, op| async move {
             match fs.read(fh.0, offset, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno("read", ino.0, &e)),
+                Ok(data) => {
+                    observers.read_bytes.inc_by(data.len() as u64);
+                    reply.data(&data)
+                }
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -149,14 +178,16 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
-            reply_empty(reply, "release", ino.0, fs.release(fh.0).await);
+        let mut op = self.op("release", req);
+        self.audit_write_close(&mut op, ino, fh);
+        self.spawn(op, |fs, op| async move {
+            reply_empty(reply, op, ino.0, fs.release(fh.0).await);
         });
     }
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -166,38 +197,47 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let op = self.op("write", req);
+        let sender = Sender::of(req);
         let data = data.to_vec();
-        self.spawn(|fs| async move {
+        let observers = self.observers.clone();
+        self.spawn(op, |fs, op| async move {
             match fs.write(fh.0, offset, &data).await {
-                Ok(n) => reply.written(n),
-                Err(e) => reply.error(errno("write", ino.0, &e)),
+                Ok(n) => {
+                    observers.wrote(fh.0, u64::from(n), sender);
+                    reply.written(n)
+                }
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
-            reply_empty(reply, "flush", ino.0, fs.flush(fh.0).await);
+        let mut op = self.op("flush", req);
+        self.audit_write_close(&mut op, ino, fh);
+        self.spawn(op, |fs, op| async move {
+            reply_empty(reply, op, ino.0, fs.flush(fh.0).await);
         });
     }
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs| async move {
-            reply_empty(reply, "fsync", ino.0, fs.fsync(fh.0).await);
+        let op = self.op("fsync", req);
+        self.spawn(op, |fs, op| async move {
+            reply_empty(reply, op, ino.0, fs.fsync(fh.0).await);
         });
     }
 
@@ -211,26 +251,34 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let mut op = self.op("create", req);
         let flags = CreateFlags {
             exclusive: flags & libc::O_EXCL != 0,
             truncate: flags & libc::O_TRUNC != 0,
         };
         let name = match utf8_name(name) {
             Ok(name) => name,
-            Err(e) => return reply.error(errno("create", parent.0, &e)),
+            Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            op.audit(AuditOp::Create, path, None, None);
+        }
         let (ttl, caller) = (self.ttl, caller(req));
         let direct_io = use_direct_io(self.direct_io, self.direct_mmap, 0);
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs.create(parent.0, &name, mode, umask, flags, caller).await {
-                Ok((entry, opened)) => reply.created(
-                    &ttl,
-                    &file_attr(&entry),
-                    Generation(0),
-                    FileHandle(opened.fh),
-                    fopen_flags(false, direct_io),
-                ),
-                Err(e) => reply.error(errno("create", parent.0, &e)),
+                Ok((entry, opened)) => {
+                    drop(op);
+                    reply.created(
+                        &ttl,
+                        &file_attr(&entry),
+                        Generation(0),
+                        FileHandle(opened.fh),
+                        fopen_flags(false, direct_io),
+                    )
+                }
+                Err(e) => reply.error(op.fail(parent.0, &e)),
             }
         });
     }
@@ -245,16 +293,21 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let mut op = self.op("mknod", req);
         let name = match utf8_name(name) {
             Ok(name) => name,
-            Err(e) => return reply.error(errno("mknod", parent.0, &e)),
+            Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            op.audit(AuditOp::Mknod, path, None, None);
+        }
         let (ttl, caller) = (self.ttl, caller(req));
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             reply_entry(
                 reply,
                 ttl,
-                "mknod",
+                op,
                 parent.0,
                 fs.mknod(parent.0, &name, mode, umask, rdev, caller).await,
             );
@@ -270,16 +323,21 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let mut op = self.op("mkdir", req);
         let name = match utf8_name(name) {
             Ok(name) => name,
-            Err(e) => return reply.error(errno("mkdir", parent.0, &e)),
+            Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            op.audit(AuditOp::Mkdir, path, None, None);
+        }
         let (ttl, caller) = (self.ttl, caller(req));
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             reply_entry(
                 reply,
                 ttl,
-                "mkdir",
+                op,
                 parent.0,
                 fs.mkdir(parent.0, &name, mode, umask, caller).await,
             );
@@ -294,16 +352,21 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let mut op = self.op("symlink", req);
         let (name, target) = match (utf8_name(link_name), utf8_name(target.as_os_str())) {
             (Ok(name), Ok(target)) => (name, target),
-            (Err(e), _) | (_, Err(e)) => return reply.error(errno("symlink", parent.0, &e)),
+            (Err(e), _) | (_, Err(e)) => return reply.error(op.fail(parent.0, &e)),
         };
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            op.audit(AuditOp::Symlink, path, Some(target.clone()), None);
+        }
         let (ttl, caller) = (self.ttl, caller(req));
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             reply_entry(
                 reply,
                 ttl,
-                "symlink",
+                op,
                 parent.0,
                 fs.symlink(parent.0, &name, &target, caller).await,
             );
@@ -312,43 +375,61 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let mut op = self.op("link", req);
+        if op.audits(false) {
+            let path = self.fs.mount_path(ino.0, None);
+            let new_path = utf8_name(newname)
+                .map(|name| self.fs.mount_path(newparent.0, Some(&name)))
+                .ok();
+            op.audit(AuditOp::Link, path, new_path, None);
+        }
         // link(2): EPERM when the filesystem has no hard links.
         debug!(
             "link ino={}: hard links are not supported on an object store",
             ino.0
         );
-        reply.error(Errno::from_i32(FsError::NotPermitted.to_errno()));
+        reply.error(op.refuse(FsError::NotPermitted.to_errno()));
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let mut op = self.op("unlink", req);
         let name = match utf8_name(name) {
             Ok(name) => name,
-            Err(e) => return reply.error(errno("unlink", parent.0, &e)),
+            Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
-        self.spawn(|fs| async move {
-            reply_empty(reply, "unlink", parent.0, fs.unlink(parent.0, &name).await);
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            op.audit(AuditOp::Unlink, path, None, None);
+        }
+        self.spawn(op, |fs, op| async move {
+            reply_empty(reply, op, parent.0, fs.unlink(parent.0, &name).await);
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let mut op = self.op("rmdir", req);
         let name = match utf8_name(name) {
             Ok(name) => name,
-            Err(e) => return reply.error(errno("rmdir", parent.0, &e)),
+            Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
-        self.spawn(|fs| async move {
-            reply_empty(reply, "rmdir", parent.0, fs.rmdir(parent.0, &name).await);
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            op.audit(AuditOp::Rmdir, path, None, None);
+        }
+        self.spawn(op, |fs, op| async move {
+            reply_empty(reply, op, parent.0, fs.rmdir(parent.0, &name).await);
         });
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -356,31 +437,40 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let mut op = self.op("rename", req);
         // rename(2): a flag the filesystem does not support is EINVAL.
         if flags.contains(RenameFlags::RENAME_EXCHANGE)
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
-            return reply.error(errno("rename", parent.0, &FsError::Invalid));
+            return reply.error(op.fail(parent.0, &FsError::Invalid));
         }
         let (name, newname) = match (utf8_name(name), utf8_name(newname)) {
             (Ok(name), Ok(newname)) => (name, newname),
-            (Err(e), _) | (_, Err(e)) => return reply.error(errno("rename", parent.0, &e)),
+            (Err(e), _) | (_, Err(e)) => return reply.error(op.fail(parent.0, &e)),
         };
+        if op.audits(false) {
+            let path = self.fs.mount_path(parent.0, Some(&name));
+            let new_path = self.fs.mount_path(newparent.0, Some(&newname));
+            op.audit(AuditOp::Rename, path, Some(new_path), None);
+        }
         let no_replace = flags.contains(RenameFlags::RENAME_NOREPLACE);
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs
                 .rename(parent.0, &name, newparent.0, &newname, no_replace)
                 .await
             {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rename", parent.0, &e)),
+                Ok(()) => {
+                    drop(op);
+                    reply.ok()
+                }
+                Err(e) => reply.error(op.fail(parent.0, &e)),
             }
         });
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -396,6 +486,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let mut op = self.op("setattr", req);
+        if op.audits(false) {
+            let path = self.fs.mount_path(ino.0, None);
+            match size {
+                Some(size) => op.audit(AuditOp::Truncate, path, None, Some(size)),
+                None => op.audit(AuditOp::Setattr, path, None, None),
+            }
+        }
         let changes = SetAttr {
             size,
             mode,
@@ -405,56 +503,64 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             atime: atime.map(time_or_now),
         };
         let ttl = self.ttl;
-        self.spawn(|fs| async move {
+        self.spawn(op, |fs, op| async move {
             match fs.setattr(ino.0, changes).await {
-                Ok(attr) => reply.attr(&ttl, &file_attr(&Entry { ino: ino.0, attr })),
-                Err(e) => reply.error(errno("setattr", ino.0, &e)),
+                Ok(attr) => {
+                    drop(op);
+                    reply.attr(&ttl, &file_attr(&Entry { ino: ino.0, attr }))
+                }
+                Err(e) => reply.error(op.fail(ino.0, &e)),
             }
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let op = self.op("opendir", req);
         match self.fs.opendir(ino.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno("opendir", ino.0, &e)),
+            Err(e) => reply.error(op.fail(ino.0, &e)),
         }
     }
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
-        self.read_dir(ino, fh, offset, reply);
+        let op = self.op("readdir", req);
+        self.read_dir(op, ino, fh, offset, reply);
     }
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
-        self.read_dir_plus(ino, fh, offset, reply);
+        let op = self.op("readdirplus", req);
+        self.read_dir_plus(op, ino, fh, offset, reply);
     }
 
     fn releasedir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _op = self.op("releasedir", req);
         self.fs.releasedir(fh.0);
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _op = self.op("statfs", req);
         let s = self.fs.statfs();
         reply.statfs(
             s.blocks,
@@ -468,17 +574,19 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         );
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        self.get_xattr(ino, name, size, reply);
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let op = self.op("getxattr", req);
+        self.get_xattr(op, ino, name, size, reply);
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.list_xattr(ino, size, reply);
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let op = self.op("listxattr", req);
+        self.list_xattr(op, ino, size, reply);
     }
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -486,11 +594,13 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        self.set_xattr(ino, name, value, flags, reply);
+        let op = self.op("setxattr", req);
+        self.set_xattr(op, ino, name, value, flags, reply);
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.remove_xattr(ino, name, reply);
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let op = self.op("removexattr", req);
+        self.remove_xattr(op, ino, name, reply);
     }
 
     // Requests an object store has nothing to do for: answered quietly
@@ -566,13 +676,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         reply.ok();
     }
 
-    fn access(&self, _req: &Request, ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, req: &Request, ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        let op = self.op("access", req);
         match self.fs.cached_attr(ino.0) {
             Some(_) => reply.ok(),
             None => {
                 // The kernel asks only about inodes it holds: worth a warning.
                 warn!("access on unknown inode {}", ino.0);
-                reply.error(Errno::from_i32(FsError::NotFound.to_errno()));
+                reply.error(op.refuse(FsError::NotFound.to_errno()));
             }
         }
     }

@@ -1,13 +1,12 @@
-//! Replies to the kernel: errno mapping with logging at the level each
-//! error deserves, the common reply shapes, and the panic helpers of the
+//! Replies to the kernel: the common reply shapes, and the panic helpers of the
 //! request tasks.
 
 use std::time::Duration;
 
-use fuser::{Errno, Generation, ReplyEmpty, ReplyEntry, ReplyXattr};
-use log::{debug, warn};
+use fuser::{Generation, ReplyEmpty, ReplyEntry, ReplyXattr};
 
 use super::convert::file_attr;
+use super::op::Op;
 use crate::fs::{Entry, FsError};
 
 /// The text of a panic payload.
@@ -34,35 +33,30 @@ pub(super) fn panic_if_asked(name: &str) {
 #[cfg(not(debug_assertions))]
 pub(super) fn panic_if_asked(_: &str) {}
 
-pub(super) fn reply_empty(reply: ReplyEmpty, op: &str, ino: u64, result: Result<(), FsError>) {
+pub(super) fn reply_empty(reply: ReplyEmpty, op: Op, ino: u64, result: Result<(), FsError>) {
     match result {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(op, ino, &e)),
+        Ok(()) => {
+            drop(op);
+            reply.ok()
+        }
+        Err(e) => reply.error(op.fail(ino, &e)),
     }
 }
 
 pub(super) fn reply_entry(
     reply: ReplyEntry,
     ttl: Duration,
-    op: &str,
+    op: Op,
     parent: u64,
     result: Result<Entry, FsError>,
 ) {
     match result {
-        Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
-        Err(e) => reply.error(errno(op, parent, &e)),
+        Ok(e) => {
+            drop(op);
+            reply.entry(&ttl, &file_attr(&e), Generation(0))
+        }
+        Err(e) => reply.error(op.fail(parent, &e)),
     }
-}
-
-/// Logs a failed operation once, at the level its error deserves.
-pub(super) fn errno(op: &str, ino: u64, err: &FsError) -> Errno {
-    let code = err.to_errno();
-    if err.is_routine() {
-        debug!("{op} ino={ino}: {err}");
-    } else {
-        warn!("{op} ino={ino} failed with errno {code}: {err}");
-    }
-    Errno::from_i32(code)
 }
 
 /// Answers getxattr/listxattr: the size when asked for it (`size` 0), the
@@ -70,17 +64,17 @@ pub(super) fn errno(op: &str, ino: u64, err: &FsError) -> Errno {
 pub(super) fn reply_xattr(
     reply: ReplyXattr,
     size: u32,
-    op: &str,
+    op: Op,
     ino: u64,
     result: Result<Vec<u8>, FsError>,
 ) {
     match result {
         Ok(value) if size == 0 => reply.size(value.len() as u32),
         Ok(value) if value.len() <= size as usize => reply.data(&value),
-        Ok(_) => reply.error(Errno::ERANGE),
+        Ok(_) => reply.error(op.refuse(libc::ERANGE)),
         // The kernel asks for security.capability before every write: a
         // missing attribute is the common answer, not worth a log line.
-        Err(FsError::NoAttribute) => reply.error(Errno::ENODATA),
-        Err(e) => reply.error(errno(op, ino, &e)),
+        Err(FsError::NoAttribute) => reply.error(op.refuse(libc::ENODATA)),
+        Err(e) => reply.error(op.fail(ino, &e)),
     }
 }

@@ -1,5 +1,6 @@
 //! The admin endpoint (only with `--admin-listen`), for tests: request
-//! counters (`/stats`), authentication counters (`/stats/auth`), the keys the
+//! counters (`/stats`), authentication counters (`/stats/auth`), all of
+//! them for Prometheus (`/metrics`, text format 0.0.4), the keys the
 //! STS emulation issued (`/sts/issued`, secrets included: this port exists
 //! for tests), fault injection (`GET /faults` counts injected faults by
 //! kind, `POST /faults?rate=P` changes the rate, `POST /outage?secs=N`
@@ -29,6 +30,7 @@ pub async fn handle(
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, "/stats") => json(StatusCode::OK, &state.stats.to_json()),
         (&Method::GET, "/stats/auth") => json(StatusCode::OK, &state.stats.auth_json()),
+        (&Method::GET, "/metrics") => metrics(&state),
         (&Method::GET, "/sts/issued") => match &state.sts {
             Some(sts) => json(StatusCode::OK, &super::sts::issued_json(sts)),
             None => json(
@@ -80,6 +82,22 @@ fn arm(state: &State, query: Option<&str>) -> Response<Body> {
         }
         _ => bad_request("give ?request=get|part&secs=N"),
     }
+}
+
+/// `GET /metrics`: every counter in the Prometheus text format.
+fn metrics(state: &State) -> Response<Body> {
+    let Ok(text) = super::metrics::encode(&state.stats, &state.faults) else {
+        return json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({"error": "the metrics could not be encoded"}),
+        );
+    };
+    let mut answer = Response::new(body::full(text));
+    answer.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(super::metrics::CONTENT_TYPE),
+    );
+    answer
 }
 
 /// The number in query parameter `name`.

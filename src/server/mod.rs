@@ -23,6 +23,7 @@ pub mod faults;
 mod handlers;
 mod http;
 pub mod listing;
+mod metrics;
 mod pacing;
 mod response;
 pub mod router;
@@ -222,7 +223,7 @@ impl Server {
         let cos_state = state.clone();
         let pace = config.faults.throttle_uploads;
         tasks.push(http::serve(listener, stopped.clone(), pace, move |req| {
-            service::handle(cos_state.clone(), req)
+            metrics::handle(cos_state.clone(), req)
         }));
         if let Some(admin) = admin {
             let admin_state = state.clone();

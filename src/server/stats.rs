@@ -1,21 +1,37 @@
 //! Per-operation request counters, read and reset through the admin
-//! endpoint so tests can assert how many requests a client sent; and
-//! counters of how requests were authenticated (`/stats/auth`), so tests of
-//! temporary credentials can assert that every request carried a valid token.
+//! endpoint so tests can assert how many requests a client sent; counters
+//! of how requests were authenticated (`/stats/auth`), so tests of
+//! temporary credentials can assert that every request carried a valid
+//! token; and the answers by operation and status, with their latency
+//! (`/metrics`).
+//!
+//! The operation of a request is known only once routing has classified it
+//! ([`Stats::count`]), deep inside the service, while its status and
+//! latency are known only around it. [`noting_op`] bridges the two: it runs
+//! one request's future with a task-local slot that [`Stats::count`] fills.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
 
+use super::metrics::Answers;
 use super::router::Op;
 
-/// How many requests of each operation arrived.
+tokio::task_local! {
+    /// The operation [`Stats::count`] counted for the request running inside
+    /// [`noting_op`].
+    static COUNTED_OP: Cell<Option<Op>>;
+}
+
+/// How many requests of each operation arrived, and how they were answered.
 #[derive(Debug, Default)]
 pub struct Stats {
     counts: [AtomicU64; Op::ALL.len()],
     auth: AuthCounts,
+    answers: Answers,
 }
 
 /// How requests were authenticated.
@@ -26,6 +42,19 @@ struct AuthCounts {
     temporary: AtomicU64,
     /// Refused signatures by COS error code.
     rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A snapshot of the authentication counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthTotals {
+    /// Requests without a signature.
+    pub anonymous: u64,
+    /// Requests signed with a permanent key.
+    pub permanent: u64,
+    /// Requests signed with a temporary key and its token.
+    pub temporary: u64,
+    /// Refused signatures by COS error code.
+    pub rejected: BTreeMap<&'static str, u64>,
 }
 
 /// The outcome of authenticating one request, for [`Stats::count_auth`].
@@ -42,9 +71,15 @@ pub enum AuthOutcome {
 }
 
 impl Stats {
-    /// Counts one request.
+    /// Counts one request (and notes its operation for [`noting_op`]).
     pub fn count(&self, op: Op) {
         self.counts[op.index()].fetch_add(1, Ordering::Relaxed);
+        let _ = COUNTED_OP.try_with(|slot| slot.set(Some(op)));
+    }
+
+    /// The answers by operation and status, and their latency.
+    pub fn answers(&self) -> &Answers {
+        &self.answers
     }
 
     /// The count of one operation.
@@ -78,18 +113,29 @@ impl Stats {
             c.store(0, Ordering::Relaxed);
         }
         a.rejected.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.answers.clear();
+    }
+
+    /// The authentication counters now.
+    pub fn auth(&self) -> AuthTotals {
+        let a = &self.auth;
+        AuthTotals {
+            anonymous: a.anonymous.load(Ordering::Relaxed),
+            permanent: a.permanent.load(Ordering::Relaxed),
+            temporary: a.temporary.load(Ordering::Relaxed),
+            rejected: a.rejected.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
     }
 
     /// The authentication counters:
     /// `{"anonymous":N,"permanent":N,"temporary":N,"rejected":{"CODE":N}}`.
     pub fn auth_json(&self) -> Value {
-        let a = &self.auth;
-        let rejected = a.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        let a = self.auth();
         serde_json::json!({
-            "anonymous": a.anonymous.load(Ordering::Relaxed),
-            "permanent": a.permanent.load(Ordering::Relaxed),
-            "temporary": a.temporary.load(Ordering::Relaxed),
-            "rejected": *rejected,
+            "anonymous": a.anonymous,
+            "permanent": a.permanent,
+            "temporary": a.temporary,
+            "rejected": a.rejected,
         })
     }
 
@@ -101,6 +147,17 @@ impl Stats {
             .collect();
         Value::Object(map)
     }
+}
+
+/// Runs `serve` (one request) and returns its output with the operation
+/// [`Stats::count`] counted while it ran, if routing got that far.
+pub async fn noting_op<F: Future>(serve: F) -> (F::Output, Option<Op>) {
+    COUNTED_OP
+        .scope(Cell::new(None), async {
+            let output = serve.await;
+            (output, COUNTED_OP.with(Cell::get))
+        })
+        .await
 }
 
 #[cfg(test)]
@@ -134,5 +191,18 @@ mod tests {
         s.reset();
         assert_eq!(s.auth_json()["temporary"], 0);
         assert_eq!(s.auth_json()["rejected"], serde_json::json!({}));
+    }
+
+    #[tokio::test]
+    async fn notes_the_op_counted_while_a_request_runs() {
+        let s = Stats::default();
+        let counted = noting_op(async {
+            s.count(Op::PutObject);
+            7
+        });
+        assert_eq!(counted.await, (7, Some(Op::PutObject)));
+        assert_eq!(noting_op(async { 8 }).await, (8, None));
+        s.count(Op::GetObject);
+        assert_eq!(s.get(Op::GetObject), 1, "counting outside noting_op works");
     }
 }

@@ -10,7 +10,7 @@ pub mod sdk;
 pub mod seaweed;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -429,4 +429,16 @@ pub fn raw_request(addr: SocketAddr, request: &[u8]) -> RawResponse {
         head,
         body: data[split + 4..].to_vec(),
     }
+}
+
+/// Ports the OS just handed out (closed again, so a race is possible but
+/// unlikely on a test machine).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }

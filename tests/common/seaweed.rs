@@ -4,12 +4,12 @@
 //! killed on drop. A missing binary fails the test: the guard against
 //! foreign servers is a promise, not an optional extra.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{RawResponse, raw_request};
+use super::{RawResponse, free_ports, raw_request};
 
 /// A running SeaweedFS with its S3 gateway.
 pub struct Seaweed {
@@ -17,18 +17,6 @@ pub struct Seaweed {
     s3: SocketAddr,
     bucket: String,
     dir: tempfile::TempDir,
-}
-
-/// Ports the OS just handed out (closed again, so a race is possible but
-/// unlikely on a test machine).
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
 }
 
 impl Seaweed {

@@ -107,6 +107,7 @@ fn package_installs_with_dpkg_and_depends_on_fuse3() {
         "/usr/share/doc/cosmount/examples/passwd-cosfs",
         "/usr/share/doc/cosmount/examples/cosmount@.conf",
         "/usr/share/doc/cosmount/copyright",
+        "/etc/logrotate.d/cosmount",
     ] {
         assert!(
             log.lines().any(|l| l == path),
@@ -124,6 +125,18 @@ fn package_installs_with_dpkg_and_depends_on_fuse3() {
     let sample = pkg.sh_ok("cat /usr/share/doc/cosmount/examples/passwd-cosfs");
     assert!(sample.contains("not real keys"), "{sample}");
     assert!(sample.contains("install -m 600"), "{sample}");
+    // logrotate accepts the audit-log rules the package installs (a dry run).
+    let rules = Command::new("logrotate")
+        .arg("-d")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/packaging/logrotate/cosmount"
+        ))
+        .output()
+        .expect("logrotate (Debian package `logrotate`)");
+    let said = String::from_utf8_lossy(&rules.stderr);
+    assert!(rules.status.success(), "{said}");
+    assert!(said.contains("/var/log/cosmount/*.audit.log"), "{said}");
 }
 
 #[test]

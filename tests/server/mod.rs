@@ -4,5 +4,6 @@
 
 mod client;
 mod inprocess;
+mod metrics;
 mod python;
 mod raw;

@@ -18,6 +18,7 @@ use super::progress::{Progress, ProgressBody};
 use super::response::{
     AttemptError, Reply, check_length, read_body, service_error, transport_error, unix_seconds,
 };
+use super::stats::Answer;
 use super::{HttpClient, RetryCause};
 use crate::cos::sign::KeyTime;
 use crate::cos::{CosError, CosResult, xml};
@@ -272,6 +273,13 @@ impl HttpClient {
         patience: u32,
     ) -> Result<Reply, AttemptError> {
         let result = self.send_and_read(call, progress, patience).await;
+        let answer = match &result {
+            Ok(reply) => Answer::Status(reply.status),
+            Err(e) if e.stalled => Answer::Stalled,
+            Err(e) => e.error.status().map_or(Answer::NoAnswer, Answer::Status),
+        };
+        self.stats
+            .count_attempt(call.op, answer, progress.started().elapsed());
         if let Err(e) = &result {
             if e.stalled {
                 self.stats.stalls.fetch_add(1, Ordering::Relaxed);
@@ -326,6 +334,7 @@ impl HttpClient {
             }
         };
         progress.answered();
+        self.stats.bytes_sent.inc_by(call.body.len() as u64);
         self.learn(call, progress);
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
@@ -341,6 +350,7 @@ impl HttpClient {
             }
             body
         };
+        self.stats.bytes_received.inc_by(body.len() as u64);
         debug!(
             "{} {} {:?} -> {status} ({} bytes, {:?})",
             call.op,
@@ -357,6 +367,7 @@ impl HttpClient {
             check(&resp_headers, &body)?;
         }
         Ok(Reply {
+            status,
             headers: resp_headers,
             body,
         })

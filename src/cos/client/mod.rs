@@ -29,7 +29,7 @@ use self::latency::{Deadlines, Latencies};
 use self::response::{
     check_get, content_range_total, copy_result, etag, header_u64, object_info, verify_crc,
 };
-pub use self::stats::{ClientStats, RetryCause};
+pub use self::stats::{Answer, AttemptLabels, ClientStats, RetryCause};
 use super::dialect::{ServerDialect, ServerKind};
 use super::endpoint::{self, Endpoint};
 use super::xml::{self, unquote_etag};
@@ -161,6 +161,11 @@ impl HttpClient {
     /// Request counters.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
+    }
+
+    /// The credentials requests are signed with.
+    pub fn credentials(&self) -> &CredentialStore {
+        &self.creds
     }
 
     /// What the answers so far proved about the server.

@@ -16,6 +16,8 @@ use crate::cos::{BodyBuffers, CosError, CosResult, META_PREFIX, ObjectInfo, User
 
 /// A successful answer.
 pub(super) struct Reply {
+    /// Its HTTP status (2xx).
+    pub status: u16,
     /// Its headers.
     pub headers: HeaderMap,
     /// Its body (empty for HEAD).

@@ -1,13 +1,67 @@
 //! What the client counts: attempts, retries by cause and operations that
-//! failed for good. Counters only ever grow; readers may see them mid-update.
+//! failed for good, and each attempt's answer and latency by operation.
+//! Counters only ever grow; readers may see them mid-update.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use crate::cos::CosError;
 
-/// Counters of what the client sent, for benches and diagnostics.
-#[derive(Debug, Default)]
+/// Attempts by operation and answer, with their latency in seconds.
+pub type AttemptFamily = Family<AttemptLabels, Histogram, fn() -> Histogram>;
+
+/// Labels of one attempt: the operation (`get`, `put`, `list`, ...) and
+/// how it was answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// The operation's name (a fixed set).
+    pub op: &'static str,
+    /// The HTTP status, or what happened instead of an answer.
+    pub status: Answer,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Answer {
+    /// An HTTP status.
+    Status(u16),
+    /// Abandoned for lack of progress (no first byte, or a body that
+    /// stopped moving).
+    Stalled,
+    /// No answer: connection refused, reset or closed, or a timeout.
+    NoAnswer,
+}
+
+impl EncodeLabelValue for Answer {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        match self {
+            Answer::Status(status) => write!(encoder, "{status}"),
+            Answer::Stalled => encoder.write_str("stalled"),
+            Answer::NoAnswer => encoder.write_str("none"),
+        }
+    }
+}
+
+/// Latency buckets of COS attempts: 1 ms to about 65 s.
+fn attempt_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Counters of what the client sent, for benches, diagnostics and metrics.
+#[derive(Debug)]
 pub struct ClientStats {
+    /// Attempts by operation and answer, with latency.
+    pub attempts: AttemptFamily,
+    /// Request body bytes sent (retries and hedges included).
+    pub bytes_sent: Counter,
+    /// Answer body bytes received.
+    pub bytes_received: Counter,
     /// Attempts sent, retries included.
     pub requests: AtomicU64,
     /// Attempts that were retries.
@@ -97,7 +151,31 @@ impl RetryCause {
     }
 }
 
+impl Default for ClientStats {
+    fn default() -> Self {
+        ClientStats {
+            attempts: Family::new_with_constructor(attempt_histogram),
+            bytes_sent: Counter::default(),
+            bytes_received: Counter::default(),
+            requests: AtomicU64::default(),
+            retries: AtomicU64::default(),
+            by_cause: Default::default(),
+            failed: AtomicU64::default(),
+            stalls: AtomicU64::default(),
+            hedges: AtomicU64::default(),
+            hedges_won: AtomicU64::default(),
+        }
+    }
+}
+
 impl ClientStats {
+    /// Counts one attempt of `op` that ended with `answer` after `elapsed`.
+    pub(super) fn count_attempt(&self, op: &'static str, answer: Answer, elapsed: Duration) {
+        self.attempts
+            .get_or_create(&AttemptLabels { op, status: answer })
+            .observe(elapsed.as_secs_f64());
+    }
+
     /// Retries made after a failure of this cause.
     pub fn retries_for(&self, cause: RetryCause) -> u64 {
         self.by_cause[cause.index()].load(Ordering::Relaxed)

@@ -1,0 +1,40 @@
+//! What operators see of a running mount: Prometheus metrics at `/metrics`
+//! and a plain JSON status at `/status`, both served on `--metrics-listen`.
+//! The layers count for themselves (the FUSE adapter's requests, the
+//! client's attempts, the cache's hits); this module only gathers them.
+
+mod collect;
+mod serve;
+mod status;
+
+use std::sync::Arc;
+
+use crate::cos::client::HttpClient;
+use crate::fs::Fs;
+use crate::fuse::Observers;
+
+pub use serve::MetricsServer;
+
+/// Everything of one mount that metrics and status read.
+pub struct MountView {
+    /// The filesystem.
+    pub fs: Arc<Fs<HttpClient>>,
+    /// The COS client.
+    pub client: Arc<HttpClient>,
+    /// The kernel requests' counters and the audit log.
+    pub observers: Arc<Observers>,
+    /// The bucket, as given.
+    pub bucket: String,
+}
+
+impl MountView {
+    /// The Prometheus text format of every metric.
+    pub fn metrics_text(self: &Arc<Self>) -> String {
+        collect::encode(self)
+    }
+
+    /// The status document.
+    pub fn status_json(&self) -> serde_json::Value {
+        status::status(self)
+    }
+}

@@ -1,0 +1,4 @@
+//! Operators' view of a mount: Prometheus metrics, status, audit log.
+
+mod audit;
+mod prometheus;
