@@ -1,7 +1,7 @@
 //! The Prometheus export of the server's counters (`GET /metrics` on the
 //! admin port, text format 0.0.4). Answers by operation and status, and
 //! their latency, are prometheus-client families that [`Stats`] owns and
-//! [`handle`] fills; the authentication and fault-injection counters stay
+//! the service fills; the authentication and fault-injection counters stay
 //! the atomics the JSON endpoints read, and each scrape takes a snapshot of
 //! them. Every name is written here, once. Label values come from small
 //! fixed sets (operation names, HTTP statuses, COS error codes, fault
@@ -9,11 +9,8 @@
 //! counters too, which Prometheus reads as a counter reset.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
@@ -25,12 +22,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::State;
-use super::body::Body;
-use super::faults::{Dropped, FaultKind, Faults};
+use super::faults::{FaultKind, Faults};
 use super::router::Op;
-use super::service;
-use super::stats::{self, AuthTotals, Stats};
+use super::stats::{AuthTotals, Stats};
 
 /// The `Content-Type` of a scrape.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -45,20 +39,6 @@ const UNCLASSIFIED: &str = "unknown";
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-/// Serves one request on the COS port ([`service::handle`]) and counts its
-/// answer: operation, status and the time until its head was ready (a
-/// streamed body is not included).
-pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
-    let started = Instant::now();
-    let (answer, op) = stats::noting_op(service::handle(state.clone(), req)).await;
-    let status = match &answer {
-        Ok(answer) => Status::Code(answer.status().as_u16()),
-        Err(_) => Status::Dropped,
-    };
-    state.stats.answers().count(op, status, started.elapsed());
-    answer
-}
 
 /// How a request was answered: its `status` label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

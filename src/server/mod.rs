@@ -223,7 +223,7 @@ impl Server {
         let cos_state = state.clone();
         let pace = config.faults.throttle_uploads;
         tasks.push(http::serve(listener, stopped.clone(), pace, move |req| {
-            metrics::handle(cos_state.clone(), req)
+            service::handle(cos_state.clone(), req)
         }));
         if let Some(admin) = admin {
             let admin_state = state.clone();

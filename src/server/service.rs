@@ -17,6 +17,7 @@ use super::body::Body;
 use super::error::ApiError;
 use super::faults::{Dropped, Refusal};
 use super::handlers::{self, Ctx};
+use super::metrics::Status;
 use super::response;
 use super::router::{self, Op, Query, Target};
 use super::stats::AuthOutcome;
@@ -29,25 +30,39 @@ struct Routed {
 }
 
 /// Serves one request on the COS port, with whatever fault injection
-/// (`faults.rs`) decides for it; `Err` closes the connection unanswered.
+/// (`faults.rs`) decides for it, and counts its answer (operation, status,
+/// time until its head was ready); `Err` closes the connection unanswered.
 pub async fn handle(
     state: Arc<State>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Dropped> {
+    let started = Instant::now();
     let head = req.method() == Method::HEAD;
     let plan = state
         .faults
         .plan(req.method(), req.headers(), req.uri().query());
-    if let Some(refusal) = plan.before(req.body_mut()).await? {
-        return Ok(refuse(&state, refusal, head));
-    }
-    let answer = respond(&state, req).await;
-    plan.after(answer, head, |refusal| refuse(&state, refusal, head))
-        .await
+    let (answer, op) = match plan.before(req.body_mut()).await {
+        Err(dropped) => (Err(dropped), None),
+        Ok(Some(refusal)) => (Ok(refuse(&state, refusal, head)), None),
+        Ok(None) => {
+            let (answer, op) = respond(&state, req).await;
+            let answer = plan
+                .after(answer, head, |refusal| refuse(&state, refusal, head))
+                .await;
+            (answer, op)
+        }
+    };
+    let status = match &answer {
+        Ok(answer) => Status::Code(answer.status().as_u16()),
+        Err(_) => Status::Dropped,
+    };
+    state.stats.answers().count(op, status, started.elapsed());
+    answer
 }
 
-/// Serves one request: route, authenticate, run, answer.
-async fn respond(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+/// Serves one request: route, authenticate, run, answer (with the
+/// operation, once routing classified it).
+async fn respond(state: &Arc<State>, req: Request<Incoming>) -> (Response<Body>, Option<Op>) {
     let started = Instant::now();
     let request_id = state.next_request_id();
     let head = req.method() == Method::HEAD;
@@ -66,7 +81,7 @@ async fn respond(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
         answer.status().as_u16(),
         started.elapsed()
     );
-    answer
+    (answer, routed.op)
 }
 
 /// The error document of an injected fault, stamped like any answer.

@@ -4,13 +4,7 @@
 //! temporary credentials can assert that every request carried a valid
 //! token; and the answers by operation and status, with their latency
 //! (`/metrics`).
-//!
-//! The operation of a request is known only once routing has classified it
-//! ([`Stats::count`]), deep inside the service, while its status and
-//! latency are known only around it. [`noting_op`] bridges the two: it runs
-//! one request's future with a task-local slot that [`Stats::count`] fills.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,12 +13,6 @@ use serde_json::{Map, Value};
 
 use super::metrics::Answers;
 use super::router::Op;
-
-tokio::task_local! {
-    /// The operation [`Stats::count`] counted for the request running inside
-    /// [`noting_op`].
-    static COUNTED_OP: Cell<Option<Op>>;
-}
 
 /// How many requests of each operation arrived, and how they were answered.
 #[derive(Debug, Default)]
@@ -71,10 +59,9 @@ pub enum AuthOutcome {
 }
 
 impl Stats {
-    /// Counts one request (and notes its operation for [`noting_op`]).
+    /// Counts one request.
     pub fn count(&self, op: Op) {
         self.counts[op.index()].fetch_add(1, Ordering::Relaxed);
-        let _ = COUNTED_OP.try_with(|slot| slot.set(Some(op)));
     }
 
     /// The answers by operation and status, and their latency.
@@ -149,17 +136,6 @@ impl Stats {
     }
 }
 
-/// Runs `serve` (one request) and returns its output with the operation
-/// [`Stats::count`] counted while it ran, if routing got that far.
-pub async fn noting_op<F: Future>(serve: F) -> (F::Output, Option<Op>) {
-    COUNTED_OP
-        .scope(Cell::new(None), async {
-            let output = serve.await;
-            (output, COUNTED_OP.with(Cell::get))
-        })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,18 +167,5 @@ mod tests {
         s.reset();
         assert_eq!(s.auth_json()["temporary"], 0);
         assert_eq!(s.auth_json()["rejected"], serde_json::json!({}));
-    }
-
-    #[tokio::test]
-    async fn notes_the_op_counted_while_a_request_runs() {
-        let s = Stats::default();
-        let counted = noting_op(async {
-            s.count(Op::PutObject);
-            7
-        });
-        assert_eq!(counted.await, (7, Some(Op::PutObject)));
-        assert_eq!(noting_op(async { 8 }).await, (8, None));
-        s.count(Op::GetObject);
-        assert_eq!(s.get(Op::GetObject), 1, "counting outside noting_op works");
     }
 }
