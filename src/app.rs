@@ -13,7 +13,7 @@ use crate::cos::{ListRequest, ObjectClient};
 use crate::creds::{CredentialStore, Credentials};
 use crate::fs::Fs;
 use crate::fuse::Observers;
-use crate::metrics::{MetricsServer, MountView};
+use crate::metrics::{ControlSocket, MetricsServer, MountView};
 use crate::mount::{self, Readiness};
 use crate::server::{RunningServer, Server, ServerConfig};
 
@@ -47,17 +47,19 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
     })?;
     let fs = Arc::new(fs);
     let observers = Arc::new(Observers::new(open_audit_log(config)?));
+    let view = Arc::new(MountView {
+        fs: fs.clone(),
+        client: client.clone(),
+        observers: observers.clone(),
+        bucket: config.bucket.clone(),
+    });
     let _metrics = match config.monitoring.metrics_listen {
-        Some(addr) => {
-            let view = Arc::new(MountView {
-                fs: fs.clone(),
-                client: client.clone(),
-                observers: observers.clone(),
-                bucket: config.bucket.clone(),
-            });
-            Some(runtime.block_on(MetricsServer::start(addr, view))?)
-        }
+        Some(addr) => Some(runtime.block_on(MetricsServer::start(addr, view.clone()))?),
         None => None,
+    };
+    let _control = {
+        let _entered = runtime.enter();
+        ControlSocket::start(&config.mount.mountpoint, view)
     };
     let served = mount::serve(fs, &runtime, &config.mount, observers.clone(), || {
         readiness.ready()

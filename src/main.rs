@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::io::{self, Write};
 
 use clap::Parser;
-use cosmount::cli::{CleanupArgs, Cli, Command, MountArgs, ServeArgs, expand_mount_options};
+use cosmount::cli::{
+    CleanupArgs, Cli, Command, MountArgs, ServeArgs, StatusArgs, expand_mount_options,
+};
 use cosmount::config::{LogConfig, MountConfig, log_config, server_config};
 use cosmount::creds::select::Surroundings;
 use cosmount::logging;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => check(&args),
         Some(Command::Cleanup(args)) => cleanup(&args),
         Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Status(args)) => status(&args),
     }
 }
 
@@ -115,6 +118,24 @@ fn cleanup(args: &CleanupArgs) -> ExitCode {
     let mut out = io::stdout().lock();
     let run = cosmount::cleanup::command(&config, args.older_than.0, args.dry_run, &mut out);
     report_exit(runtime.block_on(run))
+}
+
+/// Runs `cosmount status`: asks the mount's control socket.
+fn status(args: &StatusArgs) -> ExitCode {
+    match cosmount::metrics::ask_status(&args.mountpoint) {
+        Ok(status) if args.json => {
+            println!("{status:#}");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            print!("{}", cosmount::metrics::describe_status(&status));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cosmount: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Validates the options of a one-shot command (`check`, `cleanup`) and

@@ -53,6 +53,21 @@ pub enum Command {
         override_usage = "cosmount cleanup <BUCKET[:/PREFIX]> [--older-than AGE] [--dry-run] [OPTIONS] [-o OPT[=VAL],...]"
     )]
     Cleanup(Box<CleanupArgs>),
+    /// Show what the mount at MOUNTPOINT is doing now: bucket, endpoint,
+    /// credentials and their expiry, open files, uploads, cache, errors.
+    Status(StatusArgs),
+}
+
+/// `cosmount status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The mountpoint of a running cosmount.
+    pub mountpoint: std::path::PathBuf,
+
+    /// Print the status document as JSON (the same as `/status` on
+    /// `--metrics-listen`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `cosmount cleanup`.

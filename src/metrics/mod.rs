@@ -1,9 +1,11 @@
 //! What operators see of a running mount: Prometheus metrics at `/metrics`
-//! and a plain JSON status at `/status`, both served on `--metrics-listen`.
+//! and a plain JSON status at `/status`, served on `--metrics-listen` and
+//! on the mount's control socket (`cosmount status`).
 //! The layers count for themselves (the FUSE adapter's requests, the
 //! client's attempts, the cache's hits); this module only gathers them.
 
 mod collect;
+mod control;
 mod serve;
 mod status;
 
@@ -13,7 +15,9 @@ use crate::cos::client::HttpClient;
 use crate::fs::Fs;
 use crate::fuse::Observers;
 
+pub use control::{ControlSocket, ask_status, socket_path};
 pub use serve::MetricsServer;
+pub use status::describe as describe_status;
 
 /// Everything of one mount that metrics and status read.
 pub struct MountView {

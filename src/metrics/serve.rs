@@ -54,28 +54,33 @@ impl Drop for MetricsServer {
 
 async fn accept(listener: TcpListener, view: Arc<MountView>) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve_connection(stream, view.clone()));
+            }
             Err(e) => {
                 // Out of descriptors, most likely: wait rather than spin.
                 debug!("metrics endpoint cannot accept: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
             }
-        };
+        }
+    }
+}
+
+/// Answers the requests of one connection (TCP or the control socket).
+pub(super) async fn serve_connection<S>(stream: S, view: Arc<MountView>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
         let view = view.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let view = view.clone();
-                async move { Ok::<_, Infallible>(answer(&view, &req)) }
-            });
-            if let Err(e) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                debug!("metrics connection from {peer}: {e}");
-            }
-        });
+        async move { Ok::<_, Infallible>(answer(&view, &req)) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        debug!("metrics connection: {e}");
     }
 }
 

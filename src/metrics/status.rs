@@ -58,3 +58,75 @@ pub fn status(view: &MountView) -> Value {
         "recent_errors": errors,
     })
 }
+
+/// The status document in plain words, one fact per line, for
+/// `cosmount status`.
+pub fn describe(status: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let mib = |v: &Value| format!("{:.1} MiB", v.as_f64().unwrap_or(0.0) / 1048576.0);
+    let creds = &status["credentials"];
+    let files = &status["files"];
+    let memory = &status["memory"];
+    let mut out = String::new();
+    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<13} {value}\n"));
+    line("bucket:", text(&status["bucket"]));
+    line("endpoint:", text(&status["endpoint"]));
+    let mut who = text(&creds["kind"]);
+    if !creds["source"].is_null() {
+        who.push_str(&format!(" from {}", text(&creds["source"])));
+    }
+    if !creds["secret_id"].is_null() {
+        who.push_str(&format!(" (SecretId {})", text(&creds["secret_id"])));
+    }
+    line("credentials:", who);
+    if !creds["expires"].is_null() {
+        line(
+            "expires:",
+            format!(
+                "{} (in {} s); refreshed {} times, {} failed",
+                text(&creds["expires"]),
+                text(&creds["expires_in_seconds"]),
+                text(&creds["refreshes"]),
+                text(&creds["refresh_failures"]),
+            ),
+        );
+    }
+    if !creds["last_refresh_error"].is_null() {
+        line("last refresh:", text(&creds["last_refresh_error"]));
+    }
+    line(
+        "files:",
+        format!(
+            "{} open, {} directories open, {} being written or uploaded, {} inodes known",
+            text(&files["open_files"]),
+            text(&files["open_dirs"]),
+            text(&files["changing"]),
+            text(&files["inodes"]),
+        ),
+    );
+    line(
+        "memory:",
+        format!(
+            "{} of {} in use ({} cached blocks)",
+            mib(&memory["used_bytes"]),
+            mib(&memory["budget_bytes"]),
+            mib(&memory["cached_bytes"]),
+        ),
+    );
+    line("staging:", mib(&status["staging_bytes"]));
+    line("COS:", text(&status["cos"]["summary"]));
+    match status["recent_errors"].as_array() {
+        Some(errors) if !errors.is_empty() => {
+            out.push_str("recent errors:\n");
+            for e in errors {
+                out.push_str(&format!("  {}  {}\n", text(&e["time"]), text(&e["error"])));
+            }
+        }
+        _ => out.push_str("recent errors: none\n"),
+    }
+    out
+}
