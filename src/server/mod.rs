@@ -7,7 +7,7 @@
 //!   http (accept, keep-alive) ─► service (route, auth, stats, errors) ─► handlers ─► store
 //!                                   ├─ router   bucket / key / operation
 //!                                   ├─ auth     q-sign verification, Keyring
-//!                                   └─ admin    /stats (separate port)
+//!                                   └─ admin    /stats, /metrics (separate port)
 //!   sts (separate port, --sts-ttl) ─► issues temporary keys into the Keyring
 //! ```
 //!
