@@ -408,6 +408,30 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             false,
         ),
     ];
+    let observed_rows = [
+        t.row(
+            format!(
+                "untar {untar} small files, cosmount with metrics and audit log, until tar exits"
+            ),
+            "s",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            "untar, cosmount with metrics and audit log, until complete on the server".into(),
+            "s",
+            Better::Lower,
+            false,
+        ),
+        t.row(
+            format!(
+                "Random 4 KiB reads in a {big} file, 1 job, cosmount with metrics and audit log"
+            ),
+            "IOPS",
+            Better::Higher,
+            false,
+        ),
+    ];
     let cat = sys::thousands(b.cat_files_count());
     let cat_rows = [
         t.row(
@@ -472,13 +496,13 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             name: "random-1".into(),
             rows: vec![rand1],
             raw: Some(Box::new(move || b.raw_random_read(1))),
-            peer: Box::new(move |k, _| b.random_read(k, 1)),
+            peer: Box::new(move |k, _| b.random_read(k, Variant::Default, 1)),
         },
         Workload {
             name: "random-4".into(),
             rows: vec![rand4],
             raw: Some(Box::new(move || b.raw_random_read(4))),
-            peer: Box::new(move |k, _| b.random_read(k, 4)),
+            peer: Box::new(move |k, _| b.random_read(k, Variant::Default, 4)),
         },
         Workload {
             name: "write".into(),
@@ -520,6 +544,20 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             rows: untar_nocto_rows.to_vec(),
             raw: None,
             peer: Box::new(move |k, rep| b.untar(k, Variant::TtlOnly, rep)),
+        },
+        Workload {
+            name: "untar-observed".into(),
+            rows: observed_rows[..2].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, rep| {
+                b.untar(k, Variant::Observed, rep).map(|v| v[..2].to_vec())
+            }),
+        },
+        Workload {
+            name: "random-1-observed".into(),
+            rows: observed_rows[2..].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, _| b.random_read(k, Variant::Observed, 1)),
         },
         Workload {
             name: "cat-files".into(),

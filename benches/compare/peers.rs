@@ -33,6 +33,9 @@ pub enum Variant {
     /// Opens trust cached attributes for the TTL: cosmount `-o nocto`; s3fs
     /// and rclone have only this mode (their default rows).
     TtlOnly,
+    /// cosmount's defaults with `--metrics-listen` and `--audit-log` on:
+    /// what watching a mount costs.
+    Observed,
 }
 
 /// rclone's remote, configured through the environment.
@@ -85,6 +88,8 @@ impl Kind {
             (Kind::S3fs, Variant::ListingOnly) => return None,
             (Kind::Cosmount, Variant::TtlOnly) => opts.push("--no-close-to-open"),
             (_, Variant::TtlOnly) => return None,
+            (Kind::Cosmount, Variant::Observed) => opts.extend(["--metrics-listen", "127.0.0.1:0"]),
+            (_, Variant::Observed) => return None,
         }
         Some(opts)
     }
@@ -95,7 +100,8 @@ impl Kind {
         match self {
             Kind::Cosmount => format!(
                 "`cosmount --anonymous --endpoint {url} --path-style {} {bucket} MNT -f`; \
-                 listing-only rows add `--fast-list`, nocto rows `--no-close-to-open`",
+                 listing-only rows add `--fast-list`, nocto rows `--no-close-to-open`, \
+                 observed rows `--metrics-listen 127.0.0.1:0 --audit-log FILE`",
                 opts(Variant::Default)
             ),
             Kind::S3fs => format!(
@@ -134,6 +140,9 @@ impl Kind {
                     .arg(bucket)
                     .arg(mnt)
                     .arg("-f");
+                if variant == Variant::Observed {
+                    cmd.arg("--audit-log").arg(scratch.join("audit.log"));
+                }
             }
             Kind::S3fs => {
                 cmd = Command::new("s3fs");
@@ -246,6 +255,12 @@ pub struct Mount<'a> {
 }
 
 impl<'a> Mount<'a> {
+    /// Lines in the audit log of an [`Variant::Observed`] mount so far.
+    pub fn audit_lines(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("scratch").join("audit.log"))
+            .map_or(0, |text| text.lines().count())
+    }
+
     /// Mounts `kind` and waits until the kernel lists the mount.
     pub fn start(env: &MountEnv<'a>, kind: Kind, variant: Variant) -> Measured<Mount<'a>> {
         let dir = tempfile::Builder::new()

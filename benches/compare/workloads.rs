@@ -217,9 +217,9 @@ impl Bench<'_> {
 
     /// fio 4 KiB random reads (psync, buffered) over the first large
     /// object, `jobs` jobs, cold; IOPS.
-    pub fn random_read(&self, kind: Kind, jobs: usize) -> Measured<Vec<f64>> {
+    pub fn random_read(&self, kind: Kind, variant: Variant, jobs: usize) -> Measured<Vec<f64>> {
         let key = &self.sizes.big_keys()[0];
-        let m = self.mount(kind, Variant::Default)?;
+        let m = self.mount(kind, variant)?;
         self.cold(std::slice::from_ref(key))?;
         let out = sys::sh(
             &format!(
@@ -407,6 +407,13 @@ impl Bench<'_> {
             },
         )?;
         let durable = start.elapsed().as_secs_f64();
+        if variant == Variant::Observed && m.audit_lines() < self.tar_files.len() {
+            return failed(format!(
+                "the audit log has {} lines for {} files",
+                m.audit_lines(),
+                self.tar_files.len()
+            ));
+        }
         drop(m);
         // Each completion check lists the prefix: a page per 1,000 keys.
         let check_pages = checks * (self.tar_files.len() as u64 / 1000 + 1);

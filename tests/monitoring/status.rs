@@ -38,7 +38,10 @@ fn status_of_a_live_mount_through_its_control_socket() {
         words.contains(&format!("bucket:       {BUCKET}")),
         "{words}"
     );
-    assert!(words.contains("credentials:  permanent (SecretId"), "{words}");
+    assert!(
+        words.contains("credentials:  permanent (SecretId"),
+        "{words}"
+    );
     assert!(words.contains("files:        1 open"), "{words}");
     assert!(words.contains("recent errors: none"), "{words}");
     assert!(
