@@ -41,6 +41,11 @@ pub fn encode(view: &Arc<MountView>) -> String {
         stats.attempts.clone(),
     );
     registry.register(
+        "cos_operations_in_flight",
+        "COS operations in progress (retries included) by operation; uploads are put, upload_part and complete_multipart",
+        stats.in_flight.clone(),
+    );
+    registry.register(
         "cos_sent_bytes",
         "Request body bytes of answered COS attempts",
         stats.bytes_sent.clone(),

@@ -7,6 +7,15 @@ use serde_json::{Value, json};
 use super::MountView;
 use crate::creds::clock::format_time;
 
+/// The client operations that move data up, and those that read.
+const UPLOADS: [&str; 4] = [
+    "put",
+    "upload_part",
+    "upload_part_copy",
+    "complete_multipart",
+];
+const READS: [&str; 3] = ["get", "head", "list"];
+
 /// The status of `view` as JSON.
 pub fn status(view: &MountView) -> Value {
     let g = view.fs.gauges();
@@ -52,6 +61,8 @@ pub fn status(view: &MountView) -> Value {
         },
         "staging_bytes": g.staging_bytes,
         "cos": {
+            "uploads_in_flight": stats.in_flight_of(&UPLOADS),
+            "reads_in_flight": stats.in_flight_of(&READS),
             "requests": stats.requests.load(std::sync::atomic::Ordering::Relaxed),
             "summary": stats.summary(),
         },
@@ -118,7 +129,16 @@ pub fn describe(status: &Value) -> String {
         ),
     );
     line("staging:", mib(&status["staging_bytes"]));
-    line("COS:", text(&status["cos"]["summary"]));
+    let cos = &status["cos"];
+    line(
+        "in flight:",
+        format!(
+            "{} uploads (PUT, parts, completes), {} reads (GET, HEAD, List)",
+            text(&cos["uploads_in_flight"]),
+            text(&cos["reads_in_flight"]),
+        ),
+    );
+    line("COS:", text(&cos["summary"]));
     match status["recent_errors"].as_array() {
         Some(errors) if !errors.is_empty() => {
             out.push_str("recent errors:\n");

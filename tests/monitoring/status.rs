@@ -43,6 +43,7 @@ fn status_of_a_live_mount_through_its_control_socket() {
         "{words}"
     );
     assert!(words.contains("files:        1 open"), "{words}");
+    assert!(words.contains("in flight:    0 uploads"), "{words}");
     assert!(words.contains("recent errors: none"), "{words}");
     assert!(
         !words.contains(SECRET_KEY),

@@ -38,6 +38,7 @@ impl HttpClient {
     /// fails for good, runs out of attempts or reaches its deadline.
     pub(super) async fn execute(&self, call: &Call<'_>) -> CosResult<Reply> {
         let started = Instant::now();
+        let _in_flight = self.stats.start(call.op);
         let deadline = started + self.op_timeout;
         let mut sent = 0u32;
         let mut failures = 0u32;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use crate::cos::CosError;
@@ -23,6 +24,23 @@ pub struct AttemptLabels {
     pub op: &'static str,
     /// The HTTP status, or what happened instead of an answer.
     pub status: Answer,
+}
+
+/// The label of a gauge per operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    /// The operation's name (a fixed set).
+    pub op: &'static str,
+}
+
+/// One operation in progress, counted in [`ClientStats::in_flight`] until
+/// dropped (finished, failed or cancelled).
+pub(super) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// How an attempt ended.
@@ -58,6 +76,8 @@ fn attempt_histogram() -> Histogram {
 pub struct ClientStats {
     /// Attempts by operation and answer, with latency.
     pub attempts: AttemptFamily,
+    /// Operations in progress (over all their attempts), by operation.
+    pub in_flight: Family<OpLabel, Gauge>,
     /// Request body bytes sent (retries and hedges included).
     pub bytes_sent: Counter,
     /// Answer body bytes received.
@@ -155,6 +175,7 @@ impl Default for ClientStats {
     fn default() -> Self {
         ClientStats {
             attempts: Family::new_with_constructor(attempt_histogram),
+            in_flight: Family::default(),
             bytes_sent: Counter::default(),
             bytes_received: Counter::default(),
             requests: AtomicU64::default(),
@@ -169,6 +190,20 @@ impl Default for ClientStats {
 }
 
 impl ClientStats {
+    /// Operations of the given names in progress now.
+    pub fn in_flight_of(&self, ops: &[&'static str]) -> u64 {
+        ops.iter()
+            .map(|&op| self.in_flight.get_or_create(&OpLabel { op }).get().max(0) as u64)
+            .sum()
+    }
+
+    /// Counts `op` in progress until the returned guard is dropped.
+    pub(super) fn start(&self, op: &'static str) -> InFlight {
+        let gauge = self.in_flight.get_or_create(&OpLabel { op }).clone();
+        gauge.inc();
+        InFlight(gauge)
+    }
+
     /// Counts one attempt of `op` that ended with `answer` after `elapsed`.
     pub(super) fn count_attempt(&self, op: &'static str, answer: Answer, elapsed: Duration) {
         self.attempts
