@@ -39,12 +39,7 @@ pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), 
             age,
         ));
     }
-    let fs = Fs::new(client.clone(), config.fs.clone()).map_err(|e| {
-        format!(
-            "cannot use staging folder {}: {e}",
-            config.fs.staging_dir.display()
-        )
-    })?;
+    let fs = Fs::new(client.clone(), config.fs.clone())?;
     let fs = Arc::new(fs);
     let observers = Arc::new(Observers::new(open_audit_log(config)?));
     let view = Arc::new(MountView {

@@ -2,9 +2,13 @@
 //! shared [`MemoryBudget`], with read-ahead for sequential readers.
 //! Keying by ETag means a changed object never serves stale blocks, and
 //! every block GET carries `If-Match`, so one read never mixes versions.
-//! Concurrent requests for the same block share one GET.
+//! Concurrent requests for the same block share one GET. With a disk tier
+//! ([`DiskTier`]), every fetched block is also written there, blocks leave
+//! memory to be found on disk, and random readers fetch whole blocks so
+//! that their next touch of the same block is local.
 
 pub mod budget;
+pub mod disk;
 pub mod pool;
 pub mod readahead;
 
@@ -20,6 +24,8 @@ use prometheus_client::metrics::counter::Counter;
 
 use crate::cos::{BodyBuffers, CosError, CosResult, GetOptions, ObjectClient};
 pub use budget::{MemoryBudget, Reservation};
+use disk::BlockName;
+pub use disk::{DEFAULT_DISK_CACHE_BYTES, DiskConfig, DiskStats, DiskTier};
 use pool::{BufferPool, PoolBuffers};
 pub use readahead::ReadAhead;
 
@@ -87,6 +93,7 @@ pub struct BlockCache<C> {
     config: CacheConfig,
     budget: Arc<MemoryBudget>,
     buffers: Arc<dyn BodyBuffers>,
+    disk: Option<Arc<DiskTier>>,
     blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>>,
     inflight: Arc<Mutex<HashMap<BlockId, BlockFuture>>>,
     /// When each sequential reader last asked for read-ahead.
@@ -94,8 +101,14 @@ pub struct BlockCache<C> {
 }
 
 impl<C: ObjectClient> BlockCache<C> {
-    /// A cache over `client` drawing memory from `budget`.
-    pub fn new(client: Arc<C>, config: CacheConfig, budget: Arc<MemoryBudget>) -> BlockCache<C> {
+    /// A cache over `client` drawing memory from `budget`, backed by
+    /// `disk` when there is one.
+    pub fn new(
+        client: Arc<C>,
+        config: CacheConfig,
+        budget: Arc<MemoryBudget>,
+        disk: Option<Arc<DiskTier>>,
+    ) -> BlockCache<C> {
         let blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>> =
             Arc::new(Mutex::new(LruCache::unbounded()));
         let evictable = Arc::downgrade(&blocks);
@@ -124,6 +137,7 @@ impl<C: ObjectClient> BlockCache<C> {
             config,
             budget,
             buffers,
+            disk,
             blocks,
             inflight: Arc::new(Mutex::new(HashMap::new())),
             prefetchers: Mutex::new(HashMap::new()),
@@ -133,6 +147,11 @@ impl<C: ObjectClient> BlockCache<C> {
     /// Its counters.
     pub fn stats(&self) -> &CacheStats {
         &self.stats
+    }
+
+    /// The disk tier, if any.
+    pub fn disk(&self) -> Option<&DiskTier> {
+        self.disk.as_deref()
     }
 
     /// Bytes of the blocks held now.
@@ -169,8 +188,16 @@ impl<C: ObjectClient> BlockCache<C> {
         };
         let window = self.share_window(reader_id, window);
         if window == 0 && !self.is_held(obj, first..=last) {
-            // A random reader: fetch what it asked for, not whole blocks.
-            return self.read_exact_range(obj, offset, end).await;
+            match &self.disk {
+                // A random reader: fetch what it asked for, not whole blocks.
+                None => return self.read_exact_range(obj, offset, end).await,
+                Some(disk) => {
+                    if let Some(data) = read_from_disk(disk, obj, offset, end, bs) {
+                        return Ok(data);
+                    }
+                    // Else whole blocks, kept on disk for the next touch.
+                }
+            }
         }
         let last_block = (obj.size - 1) / bs;
         let needed: Vec<BlockFuture> = (first..=last).map(|i| self.block(obj, i)).collect();
@@ -311,22 +338,42 @@ impl<C: ObjectClient> BlockCache<C> {
         let blocks = self.blocks.clone();
         let inflight = self.inflight.clone();
         let buffers = self.buffers.clone();
+        let disk = self.disk.clone();
         let bs = self.config.block_size;
         async move {
             let start = id.index * bs;
             let end = (start + bs).min(size);
             let reservation = budget.reserve(end - start).await;
-            let opts = GetOptions {
-                range: Some(start..end),
-                if_match: Some(id.etag.to_string()),
-                buffers: Some(buffers),
+            let name = BlockName::new(&id.key, &id.etag, id.index);
+            let on_disk = disk
+                .as_ref()
+                .and_then(|d| d.read(&name, 0, (end - start) as usize));
+            let result = match on_disk {
+                Some(data) => Ok(data),
+                None => {
+                    if let Some(disk) = &disk {
+                        disk.stats().misses.inc();
+                    }
+                    let opts = GetOptions {
+                        range: Some(start..end),
+                        if_match: Some(id.etag.to_string()),
+                        buffers: Some(buffers),
+                    };
+                    let fetched = client.get(&id.key, &opts).await.map(|got| got.body);
+                    if let (Ok(data), Some(disk)) = (&fetched, disk) {
+                        // Awaited, so that a block read once is on disk for
+                        // the next reader (and the next mount).
+                        let data = data.clone();
+                        let _ = tokio::task::spawn_blocking(move || disk.store(&name, &data)).await;
+                    }
+                    fetched
+                }
             };
-            let result = client.get(&id.key, &opts).await;
             inflight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id);
-            let data = result?.body;
+            let data = result?;
             if data.len() as u64 != end - start {
                 return Err(CosError::Integrity(format!(
                     "block {} of {:?}: got {} bytes, expected {}",
@@ -355,6 +402,31 @@ impl<C: ObjectClient> BlockCache<C> {
     }
 }
 
+/// Bytes `offset..end` of `obj` from the disk tier, if every block they
+/// touch is there.
+fn read_from_disk(
+    disk: &DiskTier,
+    obj: &ObjectVersion,
+    offset: u64,
+    end: u64,
+    block_size: u64,
+) -> Option<Bytes> {
+    let (first, last) = (offset / block_size, (end - 1) / block_size);
+    let mut out = BytesMut::new();
+    for index in first..=last {
+        let block_start = index * block_size;
+        let from = offset.max(block_start) - block_start;
+        let to = end.min(block_start + block_size) - block_start;
+        let name = BlockName::new(&obj.key, &obj.etag, index);
+        let data = disk.read(&name, from as usize, to as usize)?;
+        if first == last {
+            return Some(data);
+        }
+        out.extend_from_slice(&data);
+    }
+    Some(out.freeze())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +452,7 @@ mod tests {
                 max_prefetch: 4 * MB,
             },
             Arc::new(MemoryBudget::new(budget)),
+            None,
         );
         let obj = ObjectVersion {
             key: "obj".into(),
@@ -453,6 +526,46 @@ mod tests {
         let r = Mutex::new(cache.new_reader());
         let err = cache.read(&obj, 0, 10, &r).await.unwrap_err();
         assert_eq!(err.status(), Some(412));
+    }
+
+    #[tokio::test]
+    async fn with_a_disk_tier_random_reads_are_local_the_second_time() {
+        let (client, _, obj) = setup(8 * MB as usize, 16 * MB).await;
+        let dir = tempfile::tempdir().unwrap();
+        let disk_config = DiskConfig {
+            dir: dir.path().to_path_buf(),
+            max_bytes: 64 * MB,
+        };
+        let offsets = [5 * MB + 3, 2 * MB + 100, 7 * MB, MB - 10];
+        let new_cache = |disk| {
+            BlockCache::new(
+                client.clone(),
+                CacheConfig {
+                    block_size: MB,
+                    max_prefetch: 4 * MB,
+                },
+                Arc::new(MemoryBudget::new(16 * MB)),
+                Some(Arc::new(disk)),
+            )
+        };
+        let first = new_cache(DiskTier::open(&disk_config).unwrap());
+        let r = Mutex::new(first.new_reader());
+        first.read(&obj, 0, 10, &r).await.unwrap(); // offset 0 counts as sequential
+        for offset in offsets {
+            let got = first.read(&obj, offset, 4096, &r).await.unwrap();
+            assert_eq!(&got[..], &expected(offset, 4096)[..]);
+        }
+        drop(first);
+        let gets = client.calls("get");
+        let second = new_cache(DiskTier::open(&disk_config).unwrap());
+        let r = Mutex::new(second.new_reader());
+        second.read(&obj, 0, 10, &r).await.unwrap();
+        for offset in offsets {
+            let got = second.read(&obj, offset, 4096, &r).await.unwrap();
+            assert_eq!(&got[..], &expected(offset, 4096)[..]);
+        }
+        assert_eq!(client.calls("get"), gets, "every block came from disk");
+        assert!(second.disk().unwrap().stats().hits.get() >= 4);
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::value::{AGE_LIMIT, MODE, SIZE, SOURCE_KIND, SPAN};
-use crate::cache::CacheConfig;
+use crate::cache::{CacheConfig, DEFAULT_DISK_CACHE_BYTES};
 use crate::cos::client::ClientConfig;
 use crate::creds::{Secret, SourceKind};
 use crate::fs::FsConfig;
@@ -334,6 +334,27 @@ pub struct MountArgs {
         help_heading = "Caching"
     )]
     pub block_size: Size,
+
+    /// Keep fetched blocks on local disk in DIR too (created 0700), so a
+    /// second read is local, also after a remount (s3fs's and cosfs's
+    /// `use_cache`). Off unless given; one mount per folder.
+    #[arg(
+        long,
+        value_name = "DIR",
+        visible_alias = "use-cache",
+        help_heading = "Caching"
+    )]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Most disk space the blocks in --cache-dir may use.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = SIZE,
+        default_value_t = Size(DEFAULT_DISK_CACHE_BYTES),
+        help_heading = "Caching"
+    )]
+    pub disk_cache_size: Size,
 
     /// Requests in flight at once for one listing's HEADs.
     #[arg(

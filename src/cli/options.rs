@@ -251,11 +251,17 @@ mod tests {
             "b-1",
             "/mnt",
             "-o",
-            "rw,uid=5,fast_list,cache_size=64MiB,dev,suid",
+            "rw,uid=5,fast_list,cache_size=64MiB,dev,suid,use_cache=/var/cache/c,disk_cache_size=1GiB",
         ])
         .unwrap();
         let cli = Cli::try_parse_from(args).unwrap();
         assert_eq!(cli.mount.uid, Some(5));
+        assert_eq!(
+            cli.mount.cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/cache/c")),
+            "s3fs's and cosfs's use_cache= names the disk tier"
+        );
+        assert_eq!(cli.mount.disk_cache_size, Size(1 << 30));
         assert!(cli.mount.fast_list);
         assert_eq!(cli.mount.cache_size, Size(64 << 20));
         assert_eq!(cli.mount.bucket.as_deref(), Some("b-1"));

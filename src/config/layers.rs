@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::Timeouts;
-use crate::cache::CacheConfig;
+use crate::cache::{CacheConfig, DiskConfig};
 use crate::cli::{DirectIoMode, MountArgs};
 use crate::fs::FsConfig;
 use crate::fs::attr::Ownership;
@@ -47,6 +47,7 @@ pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, St
             max_prefetch: args.max_prefetch.0,
         },
         memory_bytes,
+        disk_cache: disk_cache(args)?,
         upload: UploadConfig {
             part_size: part_size(args.part_size)?,
             part_concurrency: args.upload_concurrency.clamp(1, 64),
@@ -56,6 +57,27 @@ pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, St
         xattrs: !args.no_xattr,
         close_to_open: !args.no_close_to_open,
     })
+}
+
+/// The disk tier: on with `--cache-dir`, holding at least a few blocks.
+fn disk_cache(args: &MountArgs) -> Result<Option<DiskConfig>, String> {
+    let Some(dir) = &args.cache_dir else {
+        return Ok(None);
+    };
+    if args.disk_cache_size.0 < 4 * args.block_size.0 {
+        return Err(format!(
+            "--disk-cache-size {} is too small: give at least 4 blocks ({} bytes)",
+            args.disk_cache_size,
+            4 * args.block_size.0
+        ));
+    }
+    // Absolute: the daemon leaves the working directory.
+    let dir =
+        std::path::absolute(dir).map_err(|e| format!("--cache-dir {}: {e}", dir.display()))?;
+    Ok(Some(DiskConfig {
+        dir,
+        max_bytes: args.disk_cache_size.0,
+    }))
 }
 
 /// The website domain is read-only whatever the flags say.

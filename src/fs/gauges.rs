@@ -1,7 +1,7 @@
 //! What the filesystem holds right now, read on demand (metrics, status).
 
 use super::{Fs, lock};
-use crate::cache::CacheStats;
+use crate::cache::{CacheStats, DiskTier};
 use crate::cos::ObjectClient;
 
 /// A snapshot of the filesystem's state.
@@ -38,6 +38,11 @@ impl<C: ObjectClient> Fs<C> {
             cached_bytes: self.cache.held_bytes(),
             staging_bytes: self.staging.used(),
         }
+    }
+
+    /// The read cache's disk tier, if `--cache-dir` gave one.
+    pub fn disk_cache(&self) -> Option<&DiskTier> {
+        self.cache.disk()
     }
 
     /// The read cache's counters.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{debug, warn};
 
 use crate::cache::pool::{BufferPool, PoolBuffers};
-use crate::cache::{BlockCache, CacheConfig, MemoryBudget};
+use crate::cache::{BlockCache, CacheConfig, DiskConfig, DiskTier, MemoryBudget};
 use crate::cos::{GetOptions, ListRequest, ObjectClient, ObjectInfo};
 use crate::sync::lock;
 use crate::upload::UploadConfig;
@@ -65,6 +65,8 @@ pub struct FsConfig {
     pub cache: CacheConfig,
     /// Memory budget for read blocks and write buffers.
     pub memory_bytes: u64,
+    /// The disk tier of the read cache (`--cache-dir`), off when `None`.
+    pub disk_cache: Option<DiskConfig>,
     /// Write path sizes.
     pub upload: UploadConfig,
     /// Folder for staging files.
@@ -91,6 +93,7 @@ impl Default for FsConfig {
             head_concurrency: 64,
             cache: CacheConfig::default(),
             memory_bytes: 256 << 20,
+            disk_cache: None,
             upload: UploadConfig::default(),
             staging_dir: std::env::temp_dir().join("cosmount-staging"),
             staging_bytes: 16 << 30,
@@ -202,22 +205,31 @@ pub struct Fs<C> {
 }
 
 impl<C: ObjectClient> Fs<C> {
-    /// A filesystem over `client`; fails only when the staging folder
-    /// cannot be created.
-    pub fn new(client: Arc<C>, mut config: FsConfig) -> std::io::Result<Fs<C>> {
+    /// A filesystem over `client`; fails, with a message naming the
+    /// folder, when the staging folder or the cache folder is unusable.
+    pub fn new(client: Arc<C>, mut config: FsConfig) -> Result<Fs<C>, String> {
         if !config.prefix.is_empty() && !config.prefix.ends_with('/') {
             config.prefix.push('/');
         }
         let started = SystemTime::now();
         let budget = Arc::new(MemoryBudget::new(config.memory_bytes));
-        let staging = StagingArea::new(&config.staging_dir, config.staging_bytes)?;
+        let staging = StagingArea::new(&config.staging_dir, config.staging_bytes).map_err(|e| {
+            format!(
+                "cannot use staging folder {}: {e}",
+                config.staging_dir.display()
+            )
+        })?;
+        let disk = match &config.disk_cache {
+            Some(disk) => Some(Arc::new(DiskTier::open(disk)?)),
+            None => None,
+        };
         let root = InodeTable::new(
             &config.prefix,
             config.ownership.dir(started),
             Instant::now(),
         );
         Ok(Fs {
-            cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone()),
+            cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone(), disk),
             part_buffers: PoolBuffers(BufferPool::new(
                 config.upload.part_size as usize,
                 (config.memory_bytes / config.upload.part_size.max(1)) as usize,

@@ -71,6 +71,29 @@ pub fn encode(view: &Arc<MountView>) -> String {
         "Blocks given back under memory pressure",
         cache.evictions.clone(),
     );
+    if let Some(disk) = view.fs.disk_cache() {
+        let d = disk.stats();
+        registry.register(
+            "disk_cache_hits",
+            "Reads answered from the disk tier (--cache-dir)",
+            d.hits.clone(),
+        );
+        registry.register(
+            "disk_cache_misses",
+            "Blocks fetched from the bucket because they were not on disk",
+            d.misses.clone(),
+        );
+        registry.register(
+            "disk_cache_corrupt",
+            "Cached blocks that failed their checksum (removed and fetched again)",
+            d.corrupt.clone(),
+        );
+        registry.register(
+            "disk_cache_write_errors",
+            "Blocks that could not be written to the disk tier",
+            d.write_errors.clone(),
+        );
+    }
     registry.register_collector(Box::new(ScrapeTime(view.clone())));
     let mut text = String::new();
     // Writing to a String cannot fail.
@@ -176,6 +199,20 @@ impl Collector for ScrapeTime {
             "Bytes in the staging folder",
             g.staging_bytes as i64,
         )?;
+        if let Some(disk) = view.fs.disk_cache() {
+            gauge(
+                e,
+                "disk_cache_bytes",
+                "Bytes of block files in the disk tier",
+                disk.bytes() as i64,
+            )?;
+            gauge(
+                e,
+                "disk_cache_limit_bytes",
+                "The disk tier's bound (--disk-cache-size, lowered when the disk filled)",
+                disk.max_bytes() as i64,
+            )?;
+        }
         let creds = view.client.credentials();
         if let Some(expires) = creds.snapshot().and_then(|c| c.expires_at) {
             let left = expires

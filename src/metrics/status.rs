@@ -59,6 +59,14 @@ pub fn status(view: &MountView) -> Value {
             "used_bytes": g.budget_used_bytes,
             "cached_bytes": g.cached_bytes,
         },
+        "disk_cache": view.fs.disk_cache().map(|d| json!({
+            "dir": d.dir().display().to_string(),
+            "bytes": d.bytes(),
+            "limit_bytes": d.max_bytes(),
+            "hits": d.stats().hits.get(),
+            "misses": d.stats().misses.get(),
+            "corrupt": d.stats().corrupt.get(),
+        })),
         "staging_bytes": g.staging_bytes,
         "cos": {
             "uploads_in_flight": stats.in_flight_of(&UPLOADS),
@@ -128,6 +136,21 @@ pub fn describe(status: &Value) -> String {
             mib(&memory["cached_bytes"]),
         ),
     );
+    let disk = &status["disk_cache"];
+    if !disk.is_null() {
+        line(
+            "disk cache:",
+            format!(
+                "{} of {} in {} ({} hits, {} misses, {} damaged blocks refetched)",
+                mib(&disk["bytes"]),
+                mib(&disk["limit_bytes"]),
+                text(&disk["dir"]),
+                text(&disk["hits"]),
+                text(&disk["misses"]),
+                text(&disk["corrupt"]),
+            ),
+        );
+    }
     line("staging:", mib(&status["staging_bytes"]));
     let cos = &status["cos"];
     line(

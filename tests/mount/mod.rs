@@ -3,6 +3,7 @@
 
 mod browse;
 mod copies;
+mod disk_cache;
 mod lifecycle;
 mod listing;
 mod reads;
