@@ -432,6 +432,45 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             false,
         ),
     ];
+    let disk_rows = [
+        t.row(
+            format!("Random 4 KiB reads in a {big} file, 1 job, disk cache on: first pass (cold)"),
+            "IOPS",
+            Better::Higher,
+            false,
+        ),
+        t.row(
+            "Random 4 KiB reads, 1 job, disk cache on: second pass, same mount, page cache dropped"
+                .into(),
+            "IOPS",
+            Better::Higher,
+            false,
+        ),
+        t.row(
+            format!("Random 4 KiB reads in a {big} file, 4 jobs, disk cache on: first pass (cold)"),
+            "IOPS",
+            Better::Higher,
+            false,
+        ),
+        t.row(
+            "Random 4 KiB reads, 4 jobs, disk cache on: second pass".into(),
+            "IOPS",
+            Better::Higher,
+            false,
+        ),
+        t.row(
+            format!("Sequential read {big}, disk cache on: first read (cold)"),
+            "MiB/s",
+            Better::Higher,
+            false,
+        ),
+        t.row(
+            "Sequential re-read, disk cache on, same mount, page cache dropped".into(),
+            "MiB/s",
+            Better::Higher,
+            false,
+        ),
+    ];
     let cat = sys::thousands(b.cat_files_count());
     let cat_rows = [
         t.row(
@@ -558,6 +597,24 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             rows: observed_rows[2..].to_vec(),
             raw: None,
             peer: Box::new(move |k, _| b.random_read(k, Variant::Observed, 1)),
+        },
+        Workload {
+            name: "random-1-disk".into(),
+            rows: disk_rows[..2].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, _| b.random_read_twice(k, 1)),
+        },
+        Workload {
+            name: "random-4-disk".into(),
+            rows: disk_rows[2..4].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, _| b.random_read_twice(k, 4)),
+        },
+        Workload {
+            name: "seq-reread-disk".into(),
+            rows: disk_rows[4..].to_vec(),
+            raw: None,
+            peer: Box::new(move |k, _| b.seq_reread(k)),
         },
         Workload {
             name: "cat-files".into(),

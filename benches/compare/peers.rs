@@ -36,6 +36,9 @@ pub enum Variant {
     /// cosmount's defaults with `--metrics-listen` and `--audit-log` on:
     /// what watching a mount costs.
     Observed,
+    /// Each peer's local-disk data cache on: cosmount `--cache-dir`, s3fs
+    /// `use_cache`, rclone `--vfs-cache-mode full`.
+    DiskCache,
 }
 
 /// rclone's remote, configured through the environment.
@@ -90,6 +93,12 @@ impl Kind {
             (_, Variant::TtlOnly) => return None,
             (Kind::Cosmount, Variant::Observed) => opts.extend(["--metrics-listen", "127.0.0.1:0"]),
             (_, Variant::Observed) => return None,
+            // The folders are added by `command`, which knows them.
+            (Kind::Cosmount | Kind::S3fs, Variant::DiskCache) => {}
+            (Kind::Rclone, Variant::DiskCache) => {
+                opts.retain(|o| *o != "writes");
+                opts.insert(1, "full");
+            }
         }
         Some(opts)
     }
@@ -101,18 +110,20 @@ impl Kind {
             Kind::Cosmount => format!(
                 "`cosmount --anonymous --endpoint {url} --path-style {} {bucket} MNT -f`; \
                  listing-only rows add `--fast-list`, nocto rows `--no-close-to-open`, \
-                 observed rows `--metrics-listen 127.0.0.1:0 --audit-log FILE`",
+                 observed rows `--metrics-listen 127.0.0.1:0 --audit-log FILE`, \
+                 disk-cache rows `--cache-dir DIR`",
                 opts(Variant::Default)
             ),
             Kind::S3fs => format!(
                 "`s3fs {bucket} MNT -f -o public_bucket=1,use_path_request_style,url={url},\
-                 tmpdir=DIR,{}` (no listing-only mode)",
+                 tmpdir=DIR,{}` (no listing-only mode); disk-cache rows add `use_cache=DIR`",
                 opts(Variant::Default).trim_start_matches("-o ")
             ),
             Kind::Rclone => format!(
                 "remote `type=s3 provider=Other endpoint={url} env_auth=false list_version=1 \
                  no_check_bucket=true` (no keys: anonymous); `rclone mount {RCLONE_REMOTE}:{bucket} MNT \
-                 --cache-dir DIR {}`; listing-only rows add `--use-server-modtime`",
+                 --cache-dir DIR {}`; listing-only rows add `--use-server-modtime`, disk-cache rows \
+                 use `--vfs-cache-mode full`",
                 opts(Variant::Default)
             ),
         }
@@ -143,6 +154,9 @@ impl Kind {
                 if variant == Variant::Observed {
                     cmd.arg("--audit-log").arg(scratch.join("audit.log"));
                 }
+                if variant == Variant::DiskCache {
+                    cmd.arg("--cache-dir").arg(scratch.join("cache"));
+                }
             }
             Kind::S3fs => {
                 cmd = Command::new("s3fs");
@@ -150,6 +164,10 @@ impl Kind {
                     "public_bucket=1,use_path_request_style,url={url},tmpdir={},dbglevel=err",
                     scratch.display()
                 ));
+                if variant == Variant::DiskCache {
+                    cmd.arg("-o")
+                        .arg(format!("use_cache={}", scratch.join("cache").display()));
+                }
                 cmd.args(&opts);
             }
             Kind::Rclone => {

@@ -221,6 +221,43 @@ impl Bench<'_> {
         let key = &self.sizes.big_keys()[0];
         let m = self.mount(kind, variant)?;
         self.cold(std::slice::from_ref(key))?;
+        Ok(vec![self.fio_random(&m, key, jobs)?])
+    }
+
+    /// [`Bench::random_read`] with the peers' disk caches on, twice on one
+    /// mount with the page cache dropped between: first-pass and
+    /// second-pass IOPS.
+    pub fn random_read_twice(&self, kind: Kind, jobs: usize) -> Measured<Vec<f64>> {
+        let key = &self.sizes.big_keys()[0];
+        let m = self.mount(kind, Variant::DiskCache)?;
+        self.cold(std::slice::from_ref(key))?;
+        let first = self.fio_random(&m, key, jobs)?;
+        self.cold(std::slice::from_ref(key))?;
+        let second = self.fio_random(&m, key, jobs)?;
+        Ok(vec![first, second])
+    }
+
+    /// A sequential `dd` of the first large object with the peers' disk
+    /// caches on, cold, then again on the same mount after dropping the
+    /// page cache: MiB/s of each.
+    pub fn seq_reread(&self, kind: Kind) -> Measured<Vec<f64>> {
+        let key = &self.sizes.big_keys()[0];
+        let m = self.mount(kind, Variant::DiskCache)?;
+        let files = [m.path().join(key)];
+        let mut rates = Vec::new();
+        for _ in 0..2 {
+            self.cold(std::slice::from_ref(key))?;
+            let (secs, bytes) = timed(|| dd_read(&files))?;
+            if bytes != self.sizes.big {
+                return failed(format!("read {bytes} bytes, not {}", self.sizes.big));
+            }
+            rates.push(bytes as f64 / MIB as f64 / secs);
+        }
+        Ok(rates)
+    }
+
+    /// fio 4 KiB random reads of `key` through `m` for the configured time.
+    fn fio_random(&self, m: &Mount<'_>, key: &str, jobs: usize) -> Measured<f64> {
         let out = sys::sh(
             &format!(
                 "fio --name=rand --filename='{}' --readonly --rw=randread --bs=4k \
@@ -239,7 +276,7 @@ impl Bench<'_> {
             return failed(format!("fio error {}", job["error"]));
         }
         match job["read"]["iops"].as_f64() {
-            Some(iops) if iops > 0.0 => Ok(vec![iops]),
+            Some(iops) if iops > 0.0 => Ok(iops),
             _ => failed("fio reported no reads"),
         }
     }

@@ -38,7 +38,7 @@ fn quick_comparison_measures_every_cell() {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| workload"))
         .collect();
-    assert_eq!(rows.len(), 30, "one row per workload:\n{text}");
+    assert_eq!(rows.len(), 36, "one row per workload:\n{text}");
     assert!(
         text.contains("| Hedged requests sent"),
         "the hedge count row:\n{text}"
