@@ -241,6 +241,22 @@ fn run(opts: &Options) -> Result<bool, String> {
         table.set(rss_row, Col::Peer(p), cell);
     }
 
+    let by_workload = peaks.cosmount_by_workload();
+    if !by_workload.is_empty() {
+        // The promise: the default --cache-size plus a small overhead.
+        let budget = cosmount::fs::FsConfig::default().memory_bytes as f64 / (1u64 << 20) as f64;
+        let limit = budget + 48.0;
+        let over = by_workload.iter().filter(|(_, mib)| *mib > limit).count();
+        let list: Vec<String> = by_workload
+            .iter()
+            .map(|(w, mib)| format!("`{w}` {mib:.0}"))
+            .collect();
+        rss_notes.push(format!(
+            "cosmount's peak RSS per workload in MiB (promise: --cache-size {budget:.0} MiB + 48 = {limit:.0}; {over} over): {}",
+            list.join(", ")
+        ));
+    }
+
     let hedges_row = table.row(
         "Hedged requests sent (stalls detected), over all cosmount mounts".into(),
         "count",

@@ -209,6 +209,8 @@ impl Kind {
 pub struct PeakRss {
     current: RefCell<String>,
     peaks: RefCell<HashMap<Kind, (f64, String)>>,
+    /// cosmount's peak per workload, in the order the workloads ran.
+    cosmount_by_workload: RefCell<Vec<(String, f64)>>,
     /// cosmount's `COS client:` counters summed over its mounts.
     client: RefCell<HashMap<String, u64>>,
 }
@@ -220,6 +222,14 @@ impl PeakRss {
     }
 
     fn record(&self, kind: Kind, mib: f64) {
+        if kind == Kind::Cosmount {
+            let current = self.current.borrow();
+            let mut by = self.cosmount_by_workload.borrow_mut();
+            match by.iter_mut().find(|(w, _)| *w == *current) {
+                Some((_, peak)) => *peak = peak.max(mib),
+                None => by.push((current.clone(), mib)),
+            }
+        }
         let mut peaks = self.peaks.borrow_mut();
         let peak = peaks.entry(kind).or_insert((0.0, String::new()));
         if mib > peak.0 {
@@ -242,6 +252,11 @@ impl PeakRss {
     /// cosmount mounts that logged one.
     pub fn client_counter(&self, name: &str) -> Option<u64> {
         self.client.borrow().get(name).copied()
+    }
+
+    /// cosmount's peak RSS in MiB per workload, in the order they ran.
+    pub fn cosmount_by_workload(&self) -> Vec<(String, f64)> {
+        self.cosmount_by_workload.borrow().clone()
     }
 
     /// The peak for `kind` and its workload, if any mount of it was measured.

@@ -5,7 +5,7 @@
 //!
 //! A block file is named by a hash of (key, ETag) and the block index, so a
 //! changed object never matches its old blocks. Each file starts with a
-//! header holding the data length and a CRC-64 per 64 KiB chunk; every read
+//! header holding the data length and a CRC-64 per 4 KiB page; every read
 //! checks the chunks it returns, and a mismatch (a flipped bit, a write torn
 //! by a crash) removes the file and reads as a miss. Files are written to a
 //! temporary name and renamed, and hold data only: no key, no credential.
@@ -17,11 +17,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::num::NonZeroUsize;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use log::{debug, warn};
@@ -29,12 +30,15 @@ use lru::LruCache;
 use prometheus_client::metrics::counter::Counter;
 use sha1::{Digest, Sha1};
 
+use crate::cos::BodyBuffers;
 use crate::sync::lock;
 
 /// Marks a block file of this layout.
 const MAGIC: &[u8; 8] = b"cosmblk1";
-/// Bytes covered by one checksum.
-const CHUNK: usize = 64 * 1024;
+/// Bytes covered by one checksum: a page, so a 4 KiB read checks 4 KiB.
+const CHUNK: usize = 4096;
+/// Block files kept open for the next read of the same block.
+const OPEN_FILES: usize = 64;
 /// Magic and data length.
 const FIXED_HEADER: usize = 16;
 
@@ -111,6 +115,7 @@ pub struct DiskTier {
     _lock: File,
     max_bytes: AtomicU64,
     index: Mutex<Index>,
+    open_files: Mutex<LruCache<BlockName, Arc<File>>>,
     writes_off: AtomicBool,
     warned_full: AtomicBool,
     temp_names: AtomicU64,
@@ -166,6 +171,9 @@ impl DiskTier {
                 files: LruCache::unbounded(),
                 bytes: 0,
             }),
+            open_files: Mutex::new(LruCache::new(
+                NonZeroUsize::new(OPEN_FILES).expect("not zero"),
+            )),
             writes_off: AtomicBool::new(false),
             warned_full: AtomicBool::new(false),
             temp_names: AtomicU64::new(0),
@@ -243,11 +251,22 @@ impl DiskTier {
     }
 
     /// Bytes `from..to` of a block, checked; `None` when it is not on disk
-    /// or fails its checksum (then it is removed).
-    pub fn read(&self, name: &BlockName, from: usize, to: usize) -> Option<Bytes> {
+    /// or fails its checksum (then it is removed). The bytes land in a
+    /// buffer from `buffers` when given (whole blocks for the memory
+    /// cache), else in one of their own.
+    pub fn read(
+        &self,
+        name: &BlockName,
+        from: usize,
+        to: usize,
+        buffers: Option<&dyn BodyBuffers>,
+    ) -> Option<Bytes> {
         lock(&self.index).files.get(name)?;
         let path = self.path(name);
-        match read_checked(&path, from, to) {
+        match self
+            .open_block(name, &path)
+            .and_then(|f| read_checked(&f, from, to, buffers))
+        {
             Ok(data) => {
                 self.stats.hits.inc();
                 Some(data)
@@ -269,7 +288,18 @@ impl DiskTier {
         }
     }
 
+    /// The open file of block `name`, opened now if need be.
+    fn open_block(&self, name: &BlockName, path: &Path) -> io::Result<Arc<File>> {
+        if let Some(file) = lock(&self.open_files).get(name) {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(File::open(path)?);
+        lock(&self.open_files).put(*name, file.clone());
+        Ok(file)
+    }
+
     fn forget(&self, name: &BlockName) {
+        lock(&self.open_files).pop(name);
         let mut index = lock(&self.index);
         if let Some(len) = index.files.pop(name) {
             index.bytes -= len;
@@ -285,6 +315,7 @@ impl DiskTier {
         let path = self.path(name);
         // Room first, so that a disk filled to the bound still takes it.
         self.trim(data.len() as u64);
+        lock(&self.open_files).pop(name);
         let temp = path.with_extension(format!(
             "tmp{}",
             self.temp_names.fetch_add(1, Ordering::Relaxed)
@@ -346,6 +377,7 @@ impl DiskTier {
             };
             index.bytes -= len;
             drop(index);
+            lock(&self.open_files).pop(&name);
             let _ = fs::remove_file(self.path(&name));
         }
     }
@@ -368,10 +400,14 @@ fn write_block(path: &Path, data: &[u8]) -> io::Result<u64> {
     Ok((header.len() + data.len()) as u64)
 }
 
-/// Reads `from..to` of the data in `path`, checking every chunk it touches.
-fn read_checked(path: &Path, from: usize, to: usize) -> io::Result<Bytes> {
+/// Reads `from..to` of the data in `file`, checking every chunk it touches.
+fn read_checked(
+    file: &File,
+    from: usize,
+    to: usize,
+    buffers: Option<&dyn BodyBuffers>,
+) -> io::Result<Bytes> {
     let damaged = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let file = File::open(path)?;
     let mut fixed = [0u8; FIXED_HEADER];
     file.read_exact_at(&mut fixed, 0)
         .map_err(|_| damaged("short header"))?;
@@ -388,7 +424,11 @@ fn read_checked(path: &Path, from: usize, to: usize) -> io::Result<Bytes> {
         .map_err(|_| damaged("short checksums"))?;
     let data_start = FIXED_HEADER + 8 * len.div_ceil(CHUNK);
     let span = (first * CHUNK)..((last + 1) * CHUNK).min(len);
-    let mut data = vec![0u8; span.len()];
+    let mut data = match buffers {
+        Some(b) => b.buffer(span.len()),
+        None => Vec::with_capacity(span.len()),
+    };
+    data.resize(span.len(), 0);
     file.read_exact_at(&mut data, (data_start + span.start) as u64)
         .map_err(|_| damaged("short data"))?;
     for (chunk, crc) in data.chunks(CHUNK).zip(crcs.chunks(8)) {
@@ -396,7 +436,10 @@ fn read_checked(path: &Path, from: usize, to: usize) -> io::Result<Bytes> {
             return Err(damaged("checksum mismatch"));
         }
     }
-    let data = Bytes::from(data);
+    let data = match buffers {
+        Some(b) => b.freeze(data),
+        None => Bytes::from(data),
+    };
     Ok(data.slice((from - span.start)..(to - span.start)))
 }
 
@@ -431,10 +474,13 @@ mod tests {
             let t = tier(dir.path(), 1 << 30);
             t.store(&name, &block);
             for (from, to) in [(0, block.len()), (5, 4101), (CHUNK - 1, CHUNK + 1)] {
-                assert_eq!(&t.read(&name, from, to).unwrap()[..], &block[from..to]);
+                assert_eq!(
+                    &t.read(&name, from, to, None).unwrap()[..],
+                    &block[from..to]
+                );
             }
             assert!(
-                t.read(&BlockName::new("a/b", "\"other\"", 3), 0, 1)
+                t.read(&BlockName::new("a/b", "\"other\"", 3), 0, 1, None)
                     .is_none()
             );
         }
@@ -443,7 +489,7 @@ mod tests {
             again.bytes(),
             std::fs::metadata(again.path(&name)).unwrap().len()
         );
-        assert_eq!(&again.read(&name, 0, 10).unwrap()[..], &block[..10]);
+        assert_eq!(&again.read(&name, 0, 10, None).unwrap()[..], &block[..10]);
     }
 
     #[test]
@@ -457,8 +503,11 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&path, bytes).unwrap();
-        assert!(t.read(&name, 0, 10).is_some(), "the first chunk is intact");
-        assert!(t.read(&name, CHUNK, CHUNK + 10).is_none());
+        assert!(
+            t.read(&name, 0, 10, None).is_some(),
+            "the first chunk is intact"
+        );
+        assert!(t.read(&name, CHUNK, CHUNK + 10, None).is_none());
         assert_eq!(t.stats().corrupt.get(), 1);
         assert!(!path.exists());
         assert_eq!(t.bytes(), 0);
@@ -473,8 +522,8 @@ mod tests {
             t.store(&BlockName::new("k", "e", i), &block);
         }
         assert!(t.bytes() <= 3500);
-        assert!(t.read(&BlockName::new("k", "e", 0), 0, 1).is_none());
-        assert!(t.read(&BlockName::new("k", "e", 9), 0, 1).is_some());
+        assert!(t.read(&BlockName::new("k", "e", 0), 0, 1, None).is_none());
+        assert!(t.read(&BlockName::new("k", "e", 9), 0, 1, None).is_some());
     }
 
     #[test]

@@ -126,7 +126,8 @@ impl<C: ObjectClient> BlockCache<C> {
             }
             evicted
         }));
-        let max_idle = (budget.total() / config.block_size.max(1)) as usize;
+        let max_idle = (pool::MAX_IDLE_BLOCK_BYTES.min(budget.total()) / config.block_size.max(1))
+            .max(1) as usize;
         let buffers = Arc::new(PoolBuffers(BufferPool::new(
             config.block_size as usize,
             max_idle,
@@ -347,7 +348,7 @@ impl<C: ObjectClient> BlockCache<C> {
             let name = BlockName::new(&id.key, &id.etag, id.index);
             let on_disk = disk
                 .as_ref()
-                .and_then(|d| d.read(&name, 0, (end - start) as usize));
+                .and_then(|d| d.read(&name, 0, (end - start) as usize, Some(&*buffers)));
             let result = match on_disk {
                 Some(data) => Ok(data),
                 None => {
@@ -418,7 +419,7 @@ fn read_from_disk(
         let from = offset.max(block_start) - block_start;
         let to = end.min(block_start + block_size) - block_start;
         let name = BlockName::new(&obj.key, &obj.etag, index);
-        let data = disk.read(&name, from as usize, to as usize)?;
+        let data = disk.read(&name, from as usize, to as usize, None)?;
         if first == last {
             return Some(data);
         }

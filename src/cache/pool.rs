@@ -12,6 +12,12 @@ use bytes::Bytes;
 
 use crate::cos::BodyBuffers;
 
+/// Most idle block memory a read pool keeps: enough for the churn between
+/// an eviction and the next fetch, which takes the freed buffer at once.
+/// Idle buffers are outside the memory budget (it counts buffers in use),
+/// so this bound is part of what the daemon may hold beyond it.
+pub const MAX_IDLE_BLOCK_BYTES: u64 = 16 << 20;
+
 /// Free buffers of one size.
 #[derive(Debug)]
 pub struct BufferPool {

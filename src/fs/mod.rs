@@ -230,9 +230,14 @@ impl<C: ObjectClient> Fs<C> {
         );
         Ok(Fs {
             cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone(), disk),
+            // Idle parts are outside the budget: keep what one streaming
+            // upload cycles through.
             part_buffers: PoolBuffers(BufferPool::new(
                 config.upload.part_size as usize,
-                (config.memory_bytes / config.upload.part_size.max(1)) as usize,
+                config
+                    .upload
+                    .part_concurrency
+                    .min((config.memory_bytes / config.upload.part_size.max(1)) as usize),
             )),
             budget,
             staging,
