@@ -581,13 +581,19 @@ mod tests {
         c.upload_part("k", "u", 1, part).await.unwrap();
         let took = started.elapsed();
         // Cold: the 4 MiB the socket buffers may hold get 8 s at the unlearned
-        // upload rate, then the hedge delay.
+        // upload rate, then the hedge delay (~9 s on an idle machine). On a
+        // starved one the body's silence can reach --stall-timeout first:
+        // then the stall detector abandons the attempt and the retry wins.
+        // Either way the stalled connection costs seconds, not a minute.
+        let stats = c.stats();
         assert!(
-            took < Duration::from_secs(12),
+            took < Duration::from_secs(15),
             "took {took:?}: {}",
-            c.stats().summary()
+            stats.summary()
         );
-        assert_eq!(c.stats().hedges_won.load(Ordering::Relaxed), 1);
+        let hedged = stats.hedges_won.load(Ordering::Relaxed);
+        let stalled = stats.stalls.load(Ordering::Relaxed);
+        assert_eq!(hedged + stalled, 1, "{}", stats.summary());
     }
 
     #[tokio::test]
