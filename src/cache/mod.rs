@@ -72,6 +72,11 @@ struct CachedBlock {
 
 type BlockFuture = Shared<BoxFuture<'static, CosResult<Bytes>>>;
 
+/// Block GETs in flight at once, over all readers: each connection holds a
+/// read buffer of up to ~400 KiB (hyper's), so 128 prefetches in flight
+/// cost ~50 MiB beyond the budget; 32 keep the loopback pipe as full.
+const MAX_BLOCK_FETCHES: usize = 32;
+
 /// A reader that prefetched this recently shares the budget with the others.
 const PREFETCHING_FOR: Duration = Duration::from_secs(1);
 
@@ -96,6 +101,8 @@ pub struct BlockCache<C> {
     disk: Option<Arc<DiskTier>>,
     blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>>,
     inflight: Arc<Mutex<HashMap<BlockId, BlockFuture>>>,
+    /// Slots for block GETs ([`MAX_BLOCK_FETCHES`]).
+    fetch_slots: Arc<tokio::sync::Semaphore>,
     /// When each sequential reader last asked for read-ahead.
     prefetchers: Mutex<HashMap<u64, Instant>>,
 }
@@ -141,6 +148,7 @@ impl<C: ObjectClient> BlockCache<C> {
             disk,
             blocks,
             inflight: Arc::new(Mutex::new(HashMap::new())),
+            fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCK_FETCHES)),
             prefetchers: Mutex::new(HashMap::new()),
         }
     }
@@ -340,6 +348,7 @@ impl<C: ObjectClient> BlockCache<C> {
         let inflight = self.inflight.clone();
         let buffers = self.buffers.clone();
         let disk = self.disk.clone();
+        let slots = self.fetch_slots.clone();
         let bs = self.config.block_size;
         async move {
             let start = id.index * bs;
@@ -360,7 +369,9 @@ impl<C: ObjectClient> BlockCache<C> {
                         if_match: Some(id.etag.to_string()),
                         buffers: Some(buffers),
                     };
+                    let slot = slots.acquire().await.expect("never closed");
                     let fetched = client.get(&id.key, &opts).await.map(|got| got.body);
+                    drop(slot);
                     if let (Ok(data), Some(disk)) = (&fetched, disk) {
                         // Awaited, so that a block read once is on disk for
                         // the next reader (and the next mount).
