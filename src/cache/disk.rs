@@ -18,7 +18,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -48,7 +48,8 @@ pub const DEFAULT_DISK_CACHE_BYTES: u64 = 10 << 30;
 /// Where and how much.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskConfig {
-    /// The cache folder (created 0700).
+    /// The folder of this mount's blocks (created 0700; its parent is
+    /// created if need be and left as it is).
     pub dir: PathBuf,
     /// Most bytes of block files kept.
     pub max_bytes: u64,
@@ -139,7 +140,15 @@ impl DiskTier {
         let problem = |what: &str, e: io::Error| {
             format!("cache folder {}: cannot {what}: {e}", dir.display())
         };
-        fs::create_dir_all(dir).map_err(|e| problem("create it", e))?;
+        if let Some(parent) = dir.parent() {
+            fs::create_dir_all(parent).map_err(|e| problem("create its parent", e))?;
+        }
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(problem("create it", e));
+            }
+            _ => {}
+        }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .map_err(|e| problem("make it private (0700)", e))?;
         let lock_file = OpenOptions::new()

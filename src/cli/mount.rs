@@ -335,9 +335,9 @@ pub struct MountArgs {
     )]
     pub block_size: Size,
 
-    /// Keep fetched blocks on local disk in DIR too (created 0700), so a
-    /// second read is local, also after a remount (s3fs's and cosfs's
-    /// `use_cache`). Off unless given; one mount per folder.
+    /// Keep fetched blocks on local disk too, in DIR/BUCKET (created 0700),
+    /// so a second read is local, also after a remount (s3fs's and cosfs's
+    /// `use_cache`). Off unless given; one mount per bucket folder.
     #[arg(
         long,
         value_name = "DIR",

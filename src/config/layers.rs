@@ -22,7 +22,11 @@ const FILE_MODE: u16 = 0o644;
 const DIR_MODE: u16 = 0o755;
 
 /// The filesystem's settings: `prefix` mounted as the root.
-pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, String> {
+pub(super) fn fs_config(
+    args: &MountArgs,
+    bucket: &str,
+    prefix: String,
+) -> Result<FsConfig, String> {
     let block_size = args.block_size.0;
     let memory_bytes = args.cache_size.0;
     if memory_bytes < 8 * block_size {
@@ -33,6 +37,7 @@ pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, St
         ));
     }
     let defaults = FsConfig::default();
+    let disk_cache = disk_cache(args, bucket, &prefix)?;
     Ok(FsConfig {
         prefix,
         ownership: ownership(args),
@@ -47,7 +52,7 @@ pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, St
             max_prefetch: args.max_prefetch.0,
         },
         memory_bytes,
-        disk_cache: disk_cache(args)?,
+        disk_cache,
         upload: UploadConfig {
             part_size: part_size(args.part_size)?,
             part_concurrency: args.upload_concurrency.clamp(1, 64),
@@ -59,8 +64,11 @@ pub(super) fn fs_config(args: &MountArgs, prefix: String) -> Result<FsConfig, St
     })
 }
 
-/// The disk tier: on with `--cache-dir`, holding at least a few blocks.
-fn disk_cache(args: &MountArgs) -> Result<Option<DiskConfig>, String> {
+/// The disk tier: on with `--cache-dir`, holding at least a few blocks, in
+/// a folder of its own per bucket and prefix under it (as s3fs keeps
+/// `use_cache/<bucket>`), so `--cache-dir /tmp` or one folder for several
+/// buckets works and the given folder's own mode is left alone.
+fn disk_cache(args: &MountArgs, bucket: &str, prefix: &str) -> Result<Option<DiskConfig>, String> {
     let Some(dir) = &args.cache_dir else {
         return Ok(None);
     };
@@ -74,6 +82,13 @@ fn disk_cache(args: &MountArgs) -> Result<Option<DiskConfig>, String> {
     // Absolute: the daemon leaves the working directory.
     let dir =
         std::path::absolute(dir).map_err(|e| format!("--cache-dir {}: {e}", dir.display()))?;
+    let dir = if prefix.is_empty() {
+        dir.join(bucket)
+    } else {
+        use sha1::Digest;
+        let hash = hex::encode(sha1::Sha1::digest(prefix.as_bytes()));
+        dir.join(format!("{bucket}-{}", &hash[..12]))
+    };
     Ok(Some(DiskConfig {
         dir,
         max_bytes: args.disk_cache_size.0,

@@ -177,7 +177,7 @@ impl MountConfig {
         };
         let (credentials, credential_notes) =
             creds::credentials(args, &bucket, &region, &target, around)?;
-        let fs = layers::fs_config(args, prefix)?;
+        let fs = layers::fs_config(args, &bucket, prefix)?;
         let mount = layers::mount_options(args, spec, mountpoint);
         let (timeouts, retry) = layers::deadlines(args)?;
         let monitoring = monitor::monitoring(args)?;

@@ -61,6 +61,33 @@ fn builds_a_config_from_keys_and_prefix() {
 }
 
 #[test]
+fn each_bucket_and_prefix_gets_its_own_cache_folder() {
+    let keys = ["--region", "ap-beijing", "--anonymous"];
+    let folder = |source: &str| {
+        let mut args = vec![source, "/mnt", "--cache-dir", "/var/cache/cos"];
+        args.extend_from_slice(&keys);
+        config(&args).unwrap().fs.disk_cache.map(|d| d.dir)
+    };
+    assert_eq!(folder("b-125"), Some(PathBuf::from("/var/cache/cos/b-125")));
+    let (a, b) = (folder("b-125:/a").unwrap(), folder("b-125:/b").unwrap());
+    assert_ne!(
+        a, b,
+        "two prefixes of one bucket do not lock each other out"
+    );
+    assert!(
+        a.starts_with("/var/cache/cos")
+            && a.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("b-125-")
+    );
+    let mut off = vec!["b-125", "/mnt"];
+    off.extend_from_slice(&keys);
+    assert_eq!(config(&off).unwrap().fs.disk_cache, None, "off by default");
+}
+
+#[test]
 fn local_mode_needs_only_a_mountpoint() {
     let c = config(&["--local", "/tmp/data", "/mnt"]).unwrap();
     assert_eq!(c.bucket, LOCAL_BUCKET);

@@ -4,6 +4,7 @@
 //! `--disk-cache-size`, a full cache disk only warns, and one folder serves
 //! one mount.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -44,7 +45,11 @@ fn read_cold(m: &TestMount, rel: &str) -> Vec<u8> {
     std::fs::read(m.join(rel)).unwrap()
 }
 
-/// The block files in the cache folder, and their total size.
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode()
+}
+
+/// The block files in a bucket's cache folder, and their total size.
 fn block_files(dir: &Path) -> (Vec<PathBuf>, u64) {
     let mut files = Vec::new();
     for sub in std::fs::read_dir(dir.join("blocks")).unwrap() {
@@ -73,11 +78,9 @@ fn second_reads_and_remounts_read_from_disk_and_damage_is_refetched() {
     let args = ["--cache-dir", dir_arg, "--cache-size", "16MiB"];
     let mut m = TestMount::start(&server, &args);
     assert!(read_cold(&m, "big.bin") == data, "first pass");
-    let mode = std::fs::metadata(&dir).unwrap().permissions();
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
-        0o700
-    );
+    // The blocks live in a folder of the bucket's own, made private.
+    let own = dir.join(BUCKET);
+    assert_eq!(mode_of(&own) & 0o777, 0o700);
     server.reset_stats();
     assert!(read_cold(&m, "big.bin") == data, "second pass");
     assert_eq!(count(&server, "GetObject"), 0, "second pass from disk");
@@ -99,7 +102,7 @@ fn second_reads_and_remounts_read_from_disk_and_damage_is_refetched() {
     m.stop();
 
     // Flip one byte of one block file; a remount finds the rest on disk.
-    let (files, _) = block_files(&dir);
+    let (files, _) = block_files(&own);
     assert_eq!(files.len(), 64, "a file per 1 MiB block");
     let victim = &files[files.len() / 2];
     let mut bytes = std::fs::read(victim).unwrap();
@@ -155,11 +158,14 @@ fn the_folder_keeps_its_bound_and_a_full_disk_only_warns() {
     let server = TestServer::start();
     let data = pattern(24 * MIB, 4);
     put(&server, "f.bin", &data);
+    // A shared folder, like /tmp: its mode is left alone.
     let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
     let dir = cache.path().to_str().unwrap();
     let mut m = TestMount::start(&server, &["--cache-dir", dir, "--disk-cache-size", "8MiB"]);
     assert!(read_cold(&m, "f.bin") == data);
-    let (_, held) = block_files(cache.path());
+    assert_eq!(mode_of(cache.path()) & 0o7777, 0o1777);
+    let (_, held) = block_files(&cache.path().join(BUCKET));
     assert!(held <= 8 * MIB as u64, "{held} bytes on disk");
     assert!(held >= 6 * MIB as u64, "the bound is used: {held} bytes");
     m.stop();
