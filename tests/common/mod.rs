@@ -442,3 +442,31 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .map(|l| l.local_addr().unwrap().port())
         .collect()
 }
+
+/// Runs `promtool check metrics` on `text` and panics with its report
+/// when it finds a problem.
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect(
+            "promtool is missing: install the Debian package `prometheus` (scripts/test.sh does)",
+        );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics ({}): {report}\n{text}",
+        out.status
+    );
+}

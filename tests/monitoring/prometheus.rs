@@ -3,7 +3,6 @@
 //! its query API returns match the workload. `promtool check metrics`
 //! accepts a scrape.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +13,7 @@ use cosmount::cos::{ObjectAttrs, ObjectClient};
 use futures_util::stream::{self, StreamExt};
 
 use crate::common::mount::{TestMount, wait_for};
-use crate::common::{TestServer, free_ports, raw_request};
+use crate::common::{TestServer, free_ports, promtool_check, raw_request};
 
 const MIB: u64 = 1 << 20;
 const LISTED: usize = 1000;
@@ -145,29 +144,6 @@ fn drop_page_cache() {
 fn read_all(path: &Path) -> u64 {
     let data = std::fs::read(path).unwrap();
     data.len() as u64
-}
-
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package `prometheus`)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -4,12 +4,10 @@
 //! `prometheus`, installed by `scripts/test.sh`): missing, the test fails.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 
-use crate::common::{BUCKET, ServerOptions, TestServer, raw_request};
+use crate::common::{BUCKET, ServerOptions, TestServer, promtool_check, raw_request};
 use cosmount::cos::{GetOptions, ObjectAttrs, ObjectClient};
 
 /// The value of the sample `name{labels}` (exactly those labels).
@@ -28,34 +26,6 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
                 .collect();
             (found == name && pairs == wanted).then(|| value.parse().ok())?
         })
-}
-
-/// Runs `promtool check metrics` on `text` and panics with its report
-/// when it finds a problem.
-fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect(
-            "promtool is missing: install the Debian package `prometheus` (scripts/test.sh does)",
-        );
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(text.as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "promtool check metrics ({}): {report}\n{text}",
-        out.status
-    );
 }
 
 /// Sends a hand-written GET of `/BUCKET/key` with `extra` headers; returns
