@@ -470,3 +470,11 @@ pub fn promtool_check(text: &str) {
         out.status
     );
 }
+
+/// `len` bytes that a seed determines (object contents in tests).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut data = vec![0u8; len];
+    rand::Rng::fill(&mut rng, &mut data[..]);
+    data
+}

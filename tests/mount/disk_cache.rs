@@ -10,19 +10,11 @@ use std::process::Command;
 
 use bytes::Bytes;
 use cosmount::cos::{ObjectAttrs, ObjectClient};
-use rand::{Rng, SeedableRng};
 
 use crate::common::mount::{TestMount, server_args};
-use crate::common::{BUCKET, TestServer, sdk};
+use crate::common::{BUCKET, TestServer, pattern, sdk};
 
 const MIB: usize = 1 << 20;
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut data = vec![0u8; len];
-    rng.fill(&mut data[..]);
-    data
-}
 
 fn put(server: &TestServer, key: &str, data: &[u8]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -109,8 +101,10 @@ fn second_reads_and_remounts_read_from_disk_and_damage_is_refetched() {
     let middle = bytes.len() - MIB / 2;
     bytes[middle] ^= 0x40;
     std::fs::write(victim, bytes).unwrap();
+    // The remount has default options but --cache-dir: the blocks found on
+    // disk are what it reads.
     server.reset_stats();
-    let m = TestMount::start(&server, &args);
+    let m = TestMount::start(&server, &["--cache-dir", dir_arg]);
     assert!(read_cold(&m, "big.bin") == data, "after a remount");
     assert_eq!(
         count(&server, "GetObject"),

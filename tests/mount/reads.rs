@@ -9,17 +9,10 @@ use bytes::Bytes;
 use cosmount::cos::{ObjectAttrs, ObjectClient};
 use rand::{Rng, SeedableRng};
 
-use crate::common::TestServer;
 use crate::common::mount::{TestMount, wait_for};
+use crate::common::{TestServer, pattern};
 
 const BIG: usize = 300 << 20;
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut data = vec![0u8; len];
-    rng.fill(&mut data[..]);
-    data
-}
 
 #[test]
 fn large_object_sequential_and_random_reads() {

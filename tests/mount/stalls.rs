@@ -9,21 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cosmount::cos::{GetOptions, ObjectAttrs, ObjectClient};
-use rand::{Rng, SeedableRng};
 
 use crate::common::mount::TestMount;
-use crate::common::{ServerOptions, TestServer};
+use crate::common::{ServerOptions, TestServer, pattern};
 
 /// What the application may wait for a stalled request (the server stalls
 /// for 60 s).
 const PATIENCE: Duration = Duration::from_secs(15);
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut data = vec![0u8; len];
-    rng.fill(&mut data[..]);
-    data
-}
 
 /// The `COS client:` counters the daemon logged when it stopped.
 fn client_counter(mount: &TestMount, name: &str) -> u64 {
