@@ -13,7 +13,7 @@
 //! Run it as root with `scripts/bench [--quick]`, which installs s3fs,
 //! rclone and fio when missing. Options: `--quick`, `--runs N`,
 //! `--out FILE`, `--peers cosmount,s3fs,rclone`, `--only TEXT` (workloads
-//! whose name contains TEXT). `cargo test --all-targets` builds this target
+//! whose name contains TEXT), `--cache-size SIZE` (cosmount's, for a sweep). `cargo test --all-targets` builds this target
 //! and runs it without `--bench`; it then only says how to run it.
 
 mod peers;
@@ -40,6 +40,8 @@ struct Options {
     out: Option<PathBuf>,
     peers: Vec<Kind>,
     only: Option<String>,
+    /// cosmount's `--cache-size`, when not its default.
+    cache_size: Option<cosmount::units::Size>,
 }
 
 impl Options {
@@ -50,6 +52,7 @@ impl Options {
             out: None,
             peers: Kind::ALL.to_vec(),
             only: None,
+            cache_size: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -63,6 +66,9 @@ impl Options {
                 }
                 "--out" => o.out = Some(PathBuf::from(value()?)),
                 "--only" => o.only = Some(value()?),
+                "--cache-size" => {
+                    o.cache_size = Some(cosmount::units::parse_size("--cache-size", &value()?)?)
+                }
                 "--peers" => {
                     o.peers = value()?
                         .split(',')
@@ -199,6 +205,7 @@ fn run(opts: &Options) -> Result<bool, String> {
             cosmount: &cosmount,
             url: &server.url,
             bucket: BUCKET,
+            cache_size: opts.cache_size,
             work: work.path(),
             peaks: &peaks,
         },
@@ -243,8 +250,11 @@ fn run(opts: &Options) -> Result<bool, String> {
 
     let by_workload = peaks.cosmount_by_workload();
     if !by_workload.is_empty() {
-        // The promise: the default --cache-size plus a small overhead.
-        let budget = cosmount::fs::FsConfig::default().memory_bytes as f64 / (1u64 << 20) as f64;
+        // The promise: the --cache-size plus a small overhead.
+        let budget =
+            opts.cache_size
+                .map_or(cosmount::fs::FsConfig::default().memory_bytes, |s| s.0) as f64
+                / (1u64 << 20) as f64;
         let limit = budget + 48.0;
         let over = by_workload.iter().filter(|(_, mib)| *mib > limit).count();
         let list: Vec<String> = by_workload
@@ -779,7 +789,11 @@ fn document(
         "- server: `cosmount serve --public-read-write --bucket {BUCKET}` on {url} (no keys; the peers send unsigned path-style requests)\n"
     ));
     for &p in &opts.peers {
-        d.push_str(&format!("- {}: {}\n", p.name(), p.settings(url, BUCKET)));
+        d.push_str(&format!(
+            "- {}: {}\n",
+            p.name(),
+            p.settings(url, BUCKET, opts.cache_size)
+        ));
     }
     d.push_str(&format!(
         "\nSizes: large objects {} each, {} objects in the `ls -l` folder, {} + {} folders and {} files for find, {} small files in the tarball (100–4,099 bytes), fio {} s per run.\n",

@@ -104,15 +104,21 @@ impl Kind {
     }
 
     /// The settings, as the report lists them.
-    pub fn settings(self, url: &str, bucket: &str) -> String {
+    pub fn settings(
+        self,
+        url: &str,
+        bucket: &str,
+        cache_size: Option<cosmount::units::Size>,
+    ) -> String {
         let opts = |v| self.options(v).unwrap_or_default().join(" ");
         match self {
             Kind::Cosmount => format!(
-                "`cosmount --anonymous --endpoint {url} --path-style {} {bucket} MNT -f`; \
+                "`cosmount --anonymous --endpoint {url} --path-style {}{} {bucket} MNT -f`; \
                  listing-only rows add `--fast-list`, nocto rows `--no-close-to-open`, \
                  observed rows `--metrics-listen 127.0.0.1:0 --audit-log FILE`, \
                  disk-cache rows `--cache-dir DIR`",
-                opts(Variant::Default)
+                opts(Variant::Default),
+                cache_size.map_or(String::new(), |s| format!(" --cache-size={s}"))
             ),
             Kind::S3fs => format!(
                 "`s3fs {bucket} MNT -f -o public_bucket=1,use_path_request_style,url={url},\
@@ -132,20 +138,20 @@ impl Kind {
     /// Program, arguments and extra environment to mount `bucket`.
     fn command(
         self,
-        cosmount: &Path,
-        url: &str,
-        bucket: &str,
+        env: &MountEnv,
         mnt: &Path,
         scratch: &Path,
         variant: Variant,
     ) -> Option<Command> {
+        let (url, bucket) = (env.url, env.bucket);
         let opts = self.options(variant)?;
         let mut cmd;
         match self {
             Kind::Cosmount => {
-                cmd = Command::new(cosmount);
+                cmd = Command::new(env.cosmount);
                 cmd.args(["--anonymous", "--endpoint", url, "--path-style"])
                     .args(&opts)
+                    .args(env.cache_size.map(|s| format!("--cache-size={s}")))
                     .arg("--staging-dir")
                     .arg(scratch)
                     .arg(bucket)
@@ -273,6 +279,8 @@ pub struct MountEnv<'a> {
     pub url: &'a str,
     /// The served bucket.
     pub bucket: &'a str,
+    /// cosmount's `--cache-size`, when not its default.
+    pub cache_size: Option<cosmount::units::Size>,
     /// Where mount points and scratch folders go.
     pub work: &'a Path,
     /// Peak RSS per peer.
@@ -304,9 +312,7 @@ impl<'a> Mount<'a> {
         for d in [&mnt, &scratch] {
             std::fs::create_dir(d).map_err(|e| Skip::Failed(format!("mkdir: {e}")))?;
         }
-        let Some(mut cmd) =
-            kind.command(env.cosmount, env.url, env.bucket, &mnt, &scratch, variant)
-        else {
+        let Some(mut cmd) = kind.command(env, &mnt, &scratch, variant) else {
             return Err(Skip::NotApplicable("no such mode"));
         };
         let log = std::fs::File::create(dir.path().join("log"))
