@@ -24,8 +24,10 @@ pub(super) struct OpenFile {
     pub(super) writable: bool,
 }
 
-/// A name the server said was missing this recently is created without
-/// asking again (the lookup of the same `open(O_CREAT)` asked).
+/// What the server said this recently needs no second question: a name it
+/// said was missing is created without asking again, and a file whose
+/// attributes it just gave is opened without another HEAD (the lookup of
+/// the same `open` asked).
 const JUST_CONFIRMED: Duration = Duration::from_millis(100);
 
 impl<C: ObjectClient> Fs<C> {
@@ -77,6 +79,7 @@ impl<C: ObjectClient> Fs<C> {
         let mode = OpenMode {
             write: true,
             truncate,
+            caller: None,
         };
         match self.open(ino, mode).await {
             Ok(opened) => Ok((Entry { ino, attr }, opened)),
@@ -108,7 +111,9 @@ impl<C: ObjectClient> Fs<C> {
         // look at the old one.
         let replaces = mode.write && mode.truncate;
         if !changing && !replaces {
-            self.revalidate(ino, self.config.close_to_open).await?;
+            let caller = mode.caller.filter(|_| self.config.close_to_open);
+            self.revalidate(ino, self.config.close_to_open, caller)
+                .await?;
         }
         if mode.write {
             let state = self.write_state(ino, true).await?;
@@ -149,14 +154,28 @@ impl<C: ObjectClient> Fs<C> {
         fh
     }
 
-    /// HEADs the object unless the node is fresh and exact and `always` is
-    /// not set; a node whose object is gone is detached (ENOENT).
-    pub(super) async fn revalidate(&self, ino: u64, always: bool) -> FsResult<()> {
+    /// HEADs the object unless the node is fresh and exact and either
+    /// `always` is not set or `caller`'s lookup just asked the bucket; a
+    /// node whose object is gone is detached (ENOENT).
+    pub(super) async fn revalidate(
+        &self,
+        ino: u64,
+        always: bool,
+        caller: Option<u32>,
+    ) -> FsResult<()> {
         let (key, trusted) = {
-            let t = lock(&self.inodes);
-            let node = t.get(ino).ok_or(FsError::NotFound)?;
-            let fresh = node.is_fresh(Instant::now()) && node.exact && node.etag.is_some();
-            (node.key.clone(), node.pending || (fresh && !always))
+            let mut t = lock(&self.inodes);
+            let node = t.get_mut(ino).ok_or(FsError::NotFound)?;
+            let now = Instant::now();
+            let fresh = node.is_fresh(now) && node.exact && node.etag.is_some();
+            let looked_up = node.looked_up_by.take();
+            let just_asked = looked_up.is_some_and(|(pid, at)| {
+                Some(pid) == caller && now.duration_since(at) <= JUST_CONFIRMED
+            });
+            (
+                node.key.clone(),
+                node.pending || (fresh && (!always || just_asked)),
+            )
         };
         if !trusted {
             match self.client.head(&key).await {

@@ -37,6 +37,10 @@ pub struct Node {
     pub xattrs: Option<Xattrs>,
     /// Attributes are trusted until then.
     pub valid_until: Instant,
+    /// The process whose lookup just asked the bucket for these
+    /// attributes, and when: its open may take them as its close-to-open
+    /// check (once).
+    pub looked_up_by: Option<(u32, Instant)>,
     /// Still reachable by name from its parent.
     pub attached: bool,
     /// Has local changes not uploaded yet: its attributes are the truth and
@@ -113,6 +117,7 @@ impl InodeTable {
             exact: true,
             xattrs: None,
             valid_until: now,
+            looked_up_by: None,
             attached: true,
             pending: false,
             children: BTreeMap::new(),
@@ -190,6 +195,7 @@ impl InodeTable {
                 exact: info.exact,
                 xattrs: info.xattrs,
                 valid_until,
+                looked_up_by: None,
                 attached: true,
                 pending: false,
                 children: BTreeMap::new(),

@@ -120,6 +120,7 @@ impl Harness {
                 let mode = OpenMode {
                     write: true,
                     truncate: false,
+                    caller: None,
                 };
                 let opened = self.fs.open(ino, mode).await.unwrap();
                 let data = vec![byte; len];

@@ -29,6 +29,7 @@ fn fs(client: &Arc<MemoryClient>, config: FsConfig) -> Fs<MemoryClient> {
 const READ: OpenMode = OpenMode {
     write: false,
     truncate: false,
+    caller: None,
 };
 
 fn long_ttl() -> FsConfig {
@@ -283,6 +284,7 @@ async fn appends_survive_a_release_racing_the_next_open() {
         let mode = OpenMode {
             write: true,
             truncate: false,
+            caller: None,
         };
         let h = fs.open(entry.ino, mode).await.unwrap();
         let size = fs.getattr(entry.ino).await.unwrap().size;
@@ -334,6 +336,7 @@ async fn no_listing_finds_names_by_head_only() {
     let write = OpenMode {
         write: true,
         truncate: false,
+        caller: None,
     };
     assert_eq!(fs.open(f.ino, write).await.unwrap_err(), FsError::ReadOnly);
 }
@@ -459,4 +462,29 @@ async fn chmod_never_rewrites_a_version_the_mount_did_not_see() {
         info.meta.get("mtime").map(String::as_str),
         Some("1500000000")
     );
+}
+
+#[tokio::test]
+async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
+    let c = bucket(&[("f", b"data")]).await;
+    let fs = fs(&c, FsConfig::default());
+    let as_pid = |pid| OpenMode {
+        caller: Some(pid),
+        ..READ
+    };
+    let f = fs.lookup_for(ROOT, "f", Some(7)).await.unwrap();
+    let heads = c.calls("head");
+    let h = fs.open(f.ino, as_pid(7)).await.unwrap();
+    fs.release(h.fh).await.unwrap();
+    assert_eq!(c.calls("head"), heads, "the lookup's HEAD was the check");
+    let h = fs.open(f.ino, as_pid(7)).await.unwrap();
+    fs.release(h.fh).await.unwrap();
+    assert_eq!(c.calls("head"), heads + 1, "a second open asks again");
+
+    let other = Fs::new(c.clone(), FsConfig::default()).unwrap();
+    let g = other.lookup_for(ROOT, "f", Some(7)).await.unwrap();
+    let heads = c.calls("head");
+    let h = other.open(g.ino, as_pid(8)).await.unwrap();
+    other.release(h.fh).await.unwrap();
+    assert_eq!(c.calls("head"), heads + 1, "another process's open asks");
 }

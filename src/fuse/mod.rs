@@ -61,10 +61,10 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             Ok(name) => name,
             Err(e) => return reply.error(op.fail(parent.0, &e)),
         };
-        let ttl = self.ttl;
+        let (ttl, pid) = (self.ttl, req.pid());
         self.spawn(op, |fs, op| async move {
             panic_if_asked(&name);
-            match fs.lookup(parent.0, &name).await {
+            match fs.lookup_for(parent.0, &name, Some(pid)).await {
                 Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
                 Err(e) => reply.error(op.fail(parent.0, &e)),
             }
@@ -103,6 +103,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let mode = OpenMode {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
+            caller: Some(req.pid()),
         };
         if mode.truncate && op.audits(false) {
             op.audit(
