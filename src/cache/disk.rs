@@ -37,10 +37,14 @@ use crate::sync::lock;
 const MAGIC: &[u8; 8] = b"cosmblk1";
 /// Bytes covered by one checksum: a page, so a 4 KiB read checks 4 KiB.
 const CHUNK: usize = 4096;
-/// Block files kept open for the next read of the same block.
-const OPEN_FILES: usize = 64;
+/// Most block files kept open (with their headers) for the next read of
+/// the same block: a 1 GiB file in 1 MiB blocks, so a random reader's
+/// second pass reads one page per read, not the header page too.
+const MAX_OPEN_FILES: u64 = 1024;
 /// Magic and data length.
 const FIXED_HEADER: usize = 16;
+/// No block is longer: a header saying more is damaged.
+const MAX_BLOCK_LEN: u64 = 1 << 30;
 
 /// Disk space for blocks unless `--disk-cache-size` says otherwise.
 pub const DEFAULT_DISK_CACHE_BYTES: u64 = 10 << 30;
@@ -116,7 +120,7 @@ pub struct DiskTier {
     _lock: File,
     max_bytes: AtomicU64,
     index: Mutex<Index>,
-    open_files: Mutex<LruCache<BlockName, Arc<File>>>,
+    open_files: Mutex<LruCache<BlockName, Arc<OpenBlock>>>,
     writes_off: AtomicBool,
     warned_full: AtomicBool,
     temp_names: AtomicU64,
@@ -180,9 +184,7 @@ impl DiskTier {
                 files: LruCache::unbounded(),
                 bytes: 0,
             }),
-            open_files: Mutex::new(LruCache::new(
-                NonZeroUsize::new(OPEN_FILES).expect("not zero"),
-            )),
+            open_files: Mutex::new(LruCache::new(open_files_cap())),
             writes_off: AtomicBool::new(false),
             warned_full: AtomicBool::new(false),
             temp_names: AtomicU64::new(0),
@@ -274,7 +276,7 @@ impl DiskTier {
         let path = self.path(name);
         match self
             .open_block(name, &path)
-            .and_then(|f| read_checked(&f, from, to, buffers))
+            .and_then(|b| b.read(from, to, buffers))
         {
             Ok(data) => {
                 self.stats.hits.inc();
@@ -297,14 +299,14 @@ impl DiskTier {
         }
     }
 
-    /// The open file of block `name`, opened now if need be.
-    fn open_block(&self, name: &BlockName, path: &Path) -> io::Result<Arc<File>> {
-        if let Some(file) = lock(&self.open_files).get(name) {
-            return Ok(file.clone());
+    /// Block `name`, opened (and its header read) now if need be.
+    fn open_block(&self, name: &BlockName, path: &Path) -> io::Result<Arc<OpenBlock>> {
+        if let Some(block) = lock(&self.open_files).get(name) {
+            return Ok(block.clone());
         }
-        let file = Arc::new(File::open(path)?);
-        lock(&self.open_files).put(*name, file.clone());
-        Ok(file)
+        let block = Arc::new(OpenBlock::open(path)?);
+        lock(&self.open_files).put(*name, block.clone());
+        Ok(block)
     }
 
     fn forget(&self, name: &BlockName) {
@@ -409,47 +411,94 @@ fn write_block(path: &Path, data: &[u8]) -> io::Result<u64> {
     Ok((header.len() + data.len()) as u64)
 }
 
-/// Reads `from..to` of the data in `file`, checking every chunk it touches.
-fn read_checked(
-    file: &File,
-    from: usize,
-    to: usize,
-    buffers: Option<&dyn BodyBuffers>,
-) -> io::Result<Bytes> {
-    let damaged = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let mut fixed = [0u8; FIXED_HEADER];
-    file.read_exact_at(&mut fixed, 0)
-        .map_err(|_| damaged("short header"))?;
-    if &fixed[..8] != MAGIC {
-        return Err(damaged("not a block file"));
+/// An open block file and its header (length and page checksums).
+struct OpenBlock {
+    file: File,
+    len: usize,
+    crcs: Vec<u8>,
+}
+
+impl OpenBlock {
+    /// Opens a block file and reads its header (one page for 1 MiB).
+    fn open(path: &Path) -> io::Result<OpenBlock> {
+        let file = File::open(path)?;
+        let mut fixed = [0u8; FIXED_HEADER];
+        file.read_exact_at(&mut fixed, 0)
+            .map_err(|_| damaged("short header"))?;
+        if &fixed[..8] != MAGIC {
+            return Err(damaged("not a block file"));
+        }
+        let len = u64::from_le_bytes(fixed[8..].try_into().expect("8 bytes"));
+        if len > MAX_BLOCK_LEN {
+            return Err(damaged("impossible length"));
+        }
+        let len = len as usize;
+        let mut crcs = vec![0u8; 8 * len.div_ceil(CHUNK)];
+        file.read_exact_at(&mut crcs, FIXED_HEADER as u64)
+            .map_err(|_| damaged("short checksums"))?;
+        Ok(OpenBlock { file, len, crcs })
     }
-    let len = u64::from_le_bytes(fixed[8..].try_into().expect("8 bytes")) as usize;
-    if from >= to || to > len {
-        return Err(damaged("shorter than the block"));
+
+    /// Reads `from..to` of the data, checking every page it touches.
+    fn read(&self, from: usize, to: usize, buffers: Option<&dyn BodyBuffers>) -> io::Result<Bytes> {
+        if from >= to || to > self.len {
+            return Err(damaged("shorter than the block"));
+        }
+        let (first, last) = (from / CHUNK, (to - 1) / CHUNK);
+        let data_start = FIXED_HEADER + self.crcs.len();
+        let span = (first * CHUNK)..((last + 1) * CHUNK).min(self.len);
+        let mut data = match buffers {
+            Some(b) => b.buffer(span.len()),
+            None => Vec::with_capacity(span.len()),
+        };
+        data.resize(span.len(), 0);
+        self.file
+            .read_exact_at(&mut data, (data_start + span.start) as u64)
+            .map_err(|_| damaged("short data"))?;
+        let crcs = &self.crcs[8 * first..8 * (last + 1)];
+        for (chunk, crc) in data.chunks(CHUNK).zip(crcs.chunks(8)) {
+            if crc64(chunk).to_le_bytes() != crc {
+                return Err(damaged("checksum mismatch"));
+            }
+        }
+        let data = match buffers {
+            Some(b) => b.freeze(data),
+            None => Bytes::from(data),
+        };
+        Ok(data.slice((from - span.start)..(to - span.start)))
     }
-    let (first, last) = (from / CHUNK, (to - 1) / CHUNK);
-    let mut crcs = vec![0u8; 8 * (last - first + 1)];
-    file.read_exact_at(&mut crcs, (FIXED_HEADER + 8 * first) as u64)
-        .map_err(|_| damaged("short checksums"))?;
-    let data_start = FIXED_HEADER + 8 * len.div_ceil(CHUNK);
-    let span = (first * CHUNK)..((last + 1) * CHUNK).min(len);
-    let mut data = match buffers {
-        Some(b) => b.buffer(span.len()),
-        None => Vec::with_capacity(span.len()),
+}
+
+fn damaged(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// How many block files may stay open: up to [`MAX_OPEN_FILES`], raising
+/// the soft descriptor limit toward the hard one first, and never more
+/// than a quarter of what the limit then allows (sockets, staging files
+/// and the FUSE device need the rest).
+fn open_files_cap() -> NonZeroUsize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    data.resize(span.len(), 0);
-    file.read_exact_at(&mut data, (data_start + span.start) as u64)
-        .map_err(|_| damaged("short data"))?;
-    for (chunk, crc) in data.chunks(CHUNK).zip(crcs.chunks(8)) {
-        if crc64(chunk).to_le_bytes() != crc {
-            return Err(damaged("checksum mismatch"));
+    // SAFETY: getrlimit/setrlimit write and read only the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            let wanted = limit.rlim_max.min(4 * MAX_OPEN_FILES + 1024);
+            if wanted > limit.rlim_cur {
+                let raised = libc::rlimit {
+                    rlim_cur: wanted,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit.rlim_cur = wanted;
+                }
+            }
         }
     }
-    let data = match buffers {
-        Some(b) => b.freeze(data),
-        None => Bytes::from(data),
-    };
-    Ok(data.slice((from - span.start)..(to - span.start)))
+    let cap = (limit.rlim_cur / 4).clamp(16, MAX_OPEN_FILES);
+    NonZeroUsize::new(cap as usize).expect("at least 16")
 }
 
 fn crc64(data: &[u8]) -> u64 {
