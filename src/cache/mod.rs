@@ -77,6 +77,11 @@ type BlockFuture = Shared<BoxFuture<'static, CosResult<Bytes>>>;
 /// cost ~50 MiB beyond the budget; 32 keep the loopback pipe as full.
 const MAX_BLOCK_FETCHES: usize = 32;
 
+/// Most idle block memory kept for reuse: the churn between an eviction and
+/// the next fetch, which takes the freed buffer at once (held from the
+/// budget, see [`BufferPool`]).
+const MAX_IDLE_BLOCK_BYTES: u64 = 4 << 20;
+
 /// A reader that prefetched this recently shares the budget with the others.
 const PREFETCHING_FOR: Duration = Duration::from_secs(1);
 
@@ -133,11 +138,10 @@ impl<C: ObjectClient> BlockCache<C> {
             }
             evicted
         }));
-        let max_idle = (pool::MAX_IDLE_BLOCK_BYTES.min(budget.total()) / config.block_size.max(1))
-            .max(1) as usize;
         let buffers = Arc::new(PoolBuffers(BufferPool::new(
+            &budget,
             config.block_size as usize,
-            max_idle,
+            (MAX_IDLE_BLOCK_BYTES / config.block_size.max(1)).max(1) as usize,
         )));
         BlockCache {
             client,

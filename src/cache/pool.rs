@@ -4,19 +4,19 @@
 //! length, so the memory budget counts what it really holds), so a long read
 //! recycles the same pages instead of churning the allocator: resident
 //! memory stays near the budget, and no time is spent faulting in fresh
-//! pages (which costs ~2 ms per MiB on this kind of VM).
+//! pages (which costs ~2 ms per MiB on this kind of VM). The most a pool
+//! may keep idle is reserved from the memory budget for its lifetime, so
+//! idle buffers are inside `--cache-size` too.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::budget::{MemoryBudget, Reservation};
 use crate::cos::BodyBuffers;
 
-/// Most idle block memory a read pool keeps: enough for the churn between
-/// an eviction and the next fetch, which takes the freed buffer at once.
-/// Idle buffers are outside the memory budget (it counts buffers in use),
-/// so this bound is part of what the daemon may hold beyond it.
-pub const MAX_IDLE_BLOCK_BYTES: u64 = 16 << 20;
+/// Most of the budget one pool may hold back for idle buffers.
+const MAX_IDLE_SHARE: u64 = 8;
 
 /// Free buffers of one size.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub struct BufferPool {
     free: Mutex<Vec<Vec<u8>>>,
     buffer_size: usize,
     max_free: usize,
+    /// The budget held for `max_free` idle buffers.
+    _held: Option<Reservation>,
 }
 
 /// A buffer on loan: returned to its pool when dropped.
@@ -45,12 +47,21 @@ impl Drop for Loan {
 }
 
 impl BufferPool {
-    /// A pool of `buffer_size` buffers keeping at most `max_free` idle ones.
-    pub fn new(buffer_size: usize, max_free: usize) -> Arc<BufferPool> {
+    /// A pool of `buffer_size` buffers keeping at most `max_free` idle ones
+    /// (fewer when that would take more than an eighth of `budget`), whose
+    /// memory it reserves from `budget` now.
+    pub fn new(budget: &MemoryBudget, buffer_size: usize, max_free: usize) -> Arc<BufferPool> {
+        let size = buffer_size.max(1) as u64;
+        let max_free = (max_free as u64).min(budget.total() / MAX_IDLE_SHARE / size);
+        let held = (max_free > 0)
+            .then(|| budget.try_reserve(max_free * size))
+            .flatten();
+        let max_free = if held.is_some() { max_free as usize } else { 0 };
         Arc::new(BufferPool {
             free: Mutex::new(Vec::new()),
             buffer_size,
             max_free,
+            _held: held,
         })
     }
 
@@ -98,7 +109,7 @@ mod tests {
 
     #[test]
     fn buffers_come_back_when_the_last_clone_drops() {
-        let pool = BufferPool::new(1024, 2);
+        let pool = BufferPool::new(&MemoryBudget::new(1 << 20), 1024, 2);
         let buffers = PoolBuffers(pool.clone());
         let mut buf = buffers.buffer(1024);
         buf.extend_from_slice(&[7; 1024]);
@@ -120,5 +131,19 @@ mod tests {
             buffers.buffer(5000).capacity() >= 5000,
             "oversized requests are allocated"
         );
+    }
+
+    #[test]
+    fn idle_buffers_are_inside_the_budget() {
+        let budget = MemoryBudget::new(64 << 20);
+        let pool = BufferPool::new(&budget, 1 << 20, 4);
+        assert_eq!(budget.available(), 60 << 20, "4 idle MiB held back");
+        assert_eq!(pool.max_free, 4);
+        let small = MemoryBudget::new(8 << 20);
+        let pool = BufferPool::new(&small, 1 << 20, 4);
+        assert_eq!(pool.max_free, 1, "at most an eighth of the budget");
+        assert_eq!(small.available(), 7 << 20);
+        drop(pool);
+        assert_eq!(small.available(), 8 << 20, "returned with the pool");
     }
 }

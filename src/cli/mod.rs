@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn defaults_come_typed_from_the_layers() {
         let m = mount(&[]).unwrap();
-        assert_eq!(m.cache_size, Size(256 << 20));
+        assert_eq!(m.cache_size, Size(128 << 20));
         assert_eq!(m.request_timeout, Span(Duration::from_secs(10)));
         assert_eq!(m.stall_timeout, Span(Duration::from_secs(5)));
         assert_eq!(m.abort_stale_uploads, AgeLimit(Some(DEFAULT_STALE_AGE)));

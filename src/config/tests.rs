@@ -57,7 +57,7 @@ fn builds_a_config_from_keys_and_prefix() {
     );
     assert!(matches!(c.credentials, Selected::Static { .. }));
     assert_eq!(c.fs.metadata_ttl, Duration::from_secs(1));
-    assert_eq!(c.fs.memory_bytes, 256 << 20);
+    assert_eq!(c.fs.memory_bytes, 128 << 20);
 }
 
 #[test]

@@ -92,7 +92,7 @@ impl Default for FsConfig {
             no_listing: false,
             head_concurrency: 64,
             cache: CacheConfig::default(),
-            memory_bytes: 256 << 20,
+            memory_bytes: 128 << 20,
             disk_cache: None,
             upload: UploadConfig::default(),
             staging_dir: std::env::temp_dir().join("cosmount-staging"),
@@ -151,6 +151,9 @@ pub struct OpenMode {
     pub write: bool,
     /// `O_TRUNC`: start from an empty file.
     pub truncate: bool,
+    /// The process opening, when known: if its lookup of the file just
+    /// asked the bucket, that answer is the open's close-to-open check.
+    pub caller: Option<u32>,
 }
 
 /// Who asks (for new nodes' owner).
@@ -230,14 +233,12 @@ impl<C: ObjectClient> Fs<C> {
         );
         Ok(Fs {
             cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone(), disk),
-            // Idle parts are outside the budget: keep what one streaming
-            // upload cycles through.
+            // One idle part (held from the budget) is what a streaming
+            // upload cycles through: the part just sent becomes the next.
             part_buffers: PoolBuffers(BufferPool::new(
+                &budget,
                 config.upload.part_size as usize,
-                config
-                    .upload
-                    .part_concurrency
-                    .min((config.memory_bytes / config.upload.part_size.max(1)) as usize),
+                1,
             )),
             budget,
             staging,
@@ -263,6 +264,18 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Finds `name` in directory `parent` and counts one kernel reference.
     pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
+        self.lookup_for(parent, name, None).await
+    }
+
+    /// [`Fs::lookup`] for process `caller`, when known: a file whose
+    /// attributes it fetches is remembered as just checked for that
+    /// process's open.
+    pub async fn lookup_for(
+        &self,
+        parent: u64,
+        name: &str,
+        caller: Option<u32>,
+    ) -> FsResult<Entry> {
         if let Some(reason) = invalid_name(name) {
             debug!("lookup of {name:?}: {reason}");
             return Err(if name.len() > dir::NAME_MAX {
@@ -312,6 +325,11 @@ impl<C: ObjectClient> Fs<C> {
                     )
                     .ok_or(FsError::NotFound)?;
                 t.remember(ino);
+                if let (Some(pid), Some(node)) = (caller, t.get_mut(ino)) {
+                    if node.exact && node.etag.is_some() {
+                        node.looked_up_by = Some((pid, Instant::now()));
+                    }
+                }
                 Ok(Entry { ino, attr })
             }
         }

@@ -184,7 +184,7 @@ impl Collector for ScrapeTime {
         gauge(
             e,
             "memory_used_bytes",
-            "Memory budget in use by cached blocks and write buffers",
+            "Memory budget in use by cached blocks, write buffers and idle buffers kept for reuse",
             g.budget_used_bytes as i64,
         )?;
         gauge(

@@ -300,7 +300,12 @@ mod tests {
         StreamUpload::new(
             client.clone(),
             Arc::new(MemoryBudget::new(budget)),
-            PoolBuffers(crate::cache::pool::BufferPool::new(MB as usize, 4)),
+            // The pool's idle parts are held from a budget of their own.
+            PoolBuffers(crate::cache::pool::BufferPool::new(
+                &MemoryBudget::new(32 * MB),
+                MB as usize,
+                4,
+            )),
             "k",
             ObjectAttrs::default(),
             config,
