@@ -305,7 +305,8 @@ pub struct MountArgs {
     #[arg(long, visible_alias = "noxattr", help_heading = "Mount")]
     pub no_xattr: bool,
 
-    /// Memory for cached blocks and write buffers, e.g. `256MiB`.
+    /// One memory budget for cached blocks, write parts and idle buffers
+    /// kept for reuse; the daemon stays within it plus ~48 MiB.
     #[arg(
         long,
         value_name = "SIZE",
