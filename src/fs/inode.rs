@@ -52,6 +52,9 @@ pub struct Node {
     pub listed_until: Option<Instant>,
     /// Directories: names known not to exist, until the given time.
     pub missing: HashMap<String, Instant>,
+    /// Directories: when a lookup here (or its mkdir) last found a name
+    /// free.
+    pub last_miss: Option<Instant>,
     lookups: u64,
 }
 
@@ -123,6 +126,7 @@ impl InodeTable {
             children: BTreeMap::new(),
             listed_until: None,
             missing: HashMap::new(),
+            last_miss: None,
             lookups: 1,
         };
         InodeTable {
@@ -201,6 +205,7 @@ impl InodeTable {
                 children: BTreeMap::new(),
                 listed_until: None,
                 missing: HashMap::new(),
+                last_miss: None,
                 lookups: 0,
             },
         );

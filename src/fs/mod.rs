@@ -144,6 +144,23 @@ pub struct CreateFlags {
     pub truncate: bool,
 }
 
+/// A directory where a lookup found a name free this recently is being
+/// filled (tar, cp -r): its lookups ask with one listing first.
+const FILLING: Duration = Duration::from_secs(2);
+
+/// Keys in the listing of one name as a prefix: names that sort between
+/// `name` and `name/` (`name.txt`, `name-2`) fit before it gives up.
+const NAME_LISTING_KEYS: u32 = 64;
+
+/// How a lookup asks the bucket about a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ask {
+    /// HEAD of the key and a listing of `name/`, at once.
+    Both,
+    /// One listing of the name as a prefix (a directory being filled).
+    OneListing,
+}
+
 /// How a file is opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OpenMode {
@@ -285,13 +302,17 @@ impl<C: ObjectClient> Fs<C> {
             });
         }
         let now = Instant::now();
-        let parent_key = {
+        let (parent_key, ask) = {
             let mut t = lock(&self.inodes);
             let p = t.get(parent).ok_or(FsError::NotFound)?;
             if p.attr.kind != Kind::Dir {
                 return Err(FsError::NotDir);
             }
             let parent_key = p.key.clone();
+            let ask = match p.last_miss {
+                Some(at) if now.duration_since(at) < FILLING => Ask::OneListing,
+                _ => Ask::Both,
+            };
             if let Some(child) = t.child(parent, name) {
                 if child.pending || (child.is_fresh(now) && (child.exact || self.config.fast_list))
                 {
@@ -305,13 +326,20 @@ impl<C: ObjectClient> Fs<C> {
             } else if t.is_missing(parent, name, now) {
                 return Err(FsError::NotFound);
             }
-            parent_key
+            (parent_key, ask)
         };
-        let found = self.resolve(&parent_key, name).await?;
+        let found = match ask {
+            Ask::Both => self.resolve(&parent_key, name).await?,
+            Ask::OneListing => self.resolve_by_listing(&parent_key, name).await?,
+        };
         let mut t = lock(&self.inodes);
         match found {
             None => {
-                t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
+                let now = Instant::now();
+                t.mark_missing(parent, name, now + self.config.negative_ttl);
+                if let Some(p) = t.get_mut(parent) {
+                    p.last_miss = Some(now);
+                }
                 Err(FsError::NotFound)
             }
             Some(info) => {
@@ -378,6 +406,42 @@ impl<C: ObjectClient> Fs<C> {
             }));
         }
         match file {
+            Ok(info) => Ok(Some(self.file_info(&info))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// [`resolve`](Self::resolve) in a directory being filled: one listing
+    /// of the name as a prefix tells a free name (the common case there)
+    /// with one request; a file then gets its HEAD, and a directory, or a
+    /// listing that stopped before `name/` could sort, the full question.
+    async fn resolve_by_listing(
+        &self,
+        parent_key: &str,
+        name: &str,
+    ) -> FsResult<Option<ChildInfo>> {
+        let key = format!("{parent_key}{name}");
+        if self.config.no_listing {
+            return self.resolve_by_head(&key).await;
+        }
+        let listed = self
+            .client
+            .list_page(&ListRequest {
+                prefix: key.clone(),
+                delimiter: Some("/".into()),
+                marker: String::new(),
+                max_keys: NAME_LISTING_KEYS,
+            })
+            .await?;
+        let dir = format!("{key}/");
+        if listed.truncated || listed.common_prefixes.contains(&dir) {
+            return self.resolve(parent_key, name).await;
+        }
+        if !listed.objects.iter().any(|o| o.key == key) {
+            return Ok(None);
+        }
+        match self.client.head(&key).await {
             Ok(info) => Ok(Some(self.file_info(&info))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),

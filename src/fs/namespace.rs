@@ -210,12 +210,14 @@ impl<C: ObjectClient> Fs<C> {
         };
         self.client.put(&key, Bytes::new(), &attrs).await?;
         let entry = self.add_child(parent, name, attr, None)?;
-        // A new directory is empty: no need to list it.
-        lock(&self.inodes).finish_listing(
-            entry.ino,
-            &[],
-            Instant::now() + self.config.metadata_ttl,
-        );
+        // A new directory is empty: no need to list it, and it is about to
+        // be filled.
+        let now = Instant::now();
+        let mut t = lock(&self.inodes);
+        t.finish_listing(entry.ino, &[], now + self.config.metadata_ttl);
+        if let Some(dir) = t.get_mut(entry.ino) {
+            dir.last_miss = Some(now);
+        }
         Ok(entry)
     }
 

@@ -488,3 +488,32 @@ async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
     other.release(h.fh).await.unwrap();
     assert_eq!(c.calls("head"), heads + 1, "another process's open asks");
 }
+
+#[tokio::test]
+async fn a_free_name_in_a_directory_being_filled_costs_one_listing() {
+    let c = bucket(&[("d/name", b"22"), ("d/name.txt", b"333"), ("d/sub/x", b"4")]).await;
+    let costs = |c: &MemoryClient| (c.calls("head"), c.calls("list_page"));
+    // In a directory being filled, a free name costs one listing.
+    let other = fs(&c, long_ttl());
+    let d = other.lookup(ROOT, "d").await.unwrap();
+    assert_eq!(
+        other.lookup(d.ino, "free").await.unwrap_err(),
+        FsError::NotFound
+    );
+    let before = costs(&c);
+    assert_eq!(
+        other.lookup(d.ino, "free2").await.unwrap_err(),
+        FsError::NotFound
+    );
+    assert_eq!(costs(&c), (before.0, before.1 + 1), "one listing");
+    // ... a file there costs the listing and its HEAD, also with a name
+    // sorting between it and its `/`; a directory is still a directory.
+    let before = costs(&c);
+    assert_eq!(other.lookup(d.ino, "name").await.unwrap().attr.size, 2);
+    assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
+    assert_eq!(
+        other.lookup(d.ino, "sub").await.unwrap().attr.kind,
+        Kind::Dir
+    );
+    assert_eq!(other.lookup(d.ino, "name.txt").await.unwrap().attr.size, 3);
+}

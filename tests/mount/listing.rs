@@ -1,5 +1,6 @@
 //! What a listing costs: request counts from the server for `ls -l` in the
-//! exact (default) and `--fast-list` modes, and nothing at all within the TTL.
+//! exact (default) and `--fast-list` modes, nothing at all within the TTL,
+//! and what finding that new names are free costs.
 
 use bytes::Bytes;
 use cosmount::cos::{ObjectAttrs, ObjectClient};
@@ -84,4 +85,36 @@ fn ls_l_request_counts_per_listing_mode() {
         "exact mode: 5 pages and one HEAD per object"
     );
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
+}
+
+/// New names in a directory that already exists (`cp` of 100 files into
+/// it): after the first, a free name costs one listing, and the create's
+/// close-to-open check trusts it, so each file costs that listing and its
+/// PUT.
+#[test]
+fn copying_into_an_existing_directory_costs_two_requests_per_file() {
+    let server = TestServer::start();
+    crate::common::sdk::put(&server, "dest/existing", b"x");
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..100 {
+        std::fs::write(src.path().join(format!("f{i:03}")), format!("{i}")).unwrap();
+    }
+    let m = TestMount::start(&server, &[]);
+    m.sh_ok("stat dest > /dev/null");
+    server.reset_stats();
+    m.sh_ok(&format!("cp {}/* dest/", src.path().display()));
+    let (lists, heads, puts) = (
+        count(&server, "ListObjects"),
+        count(&server, "HeadObject"),
+        count(&server, "PutObject"),
+    );
+    println!("cp of 100 new files: {lists} LIST, {heads} HEAD, {puts} PUT");
+    assert_eq!(puts, 100);
+    assert_eq!(
+        heads, 1,
+        "only the first name's lookup asks with a HEAD too"
+    );
+    assert_eq!(lists, 100, "one listing per name");
+    assert_eq!(total(&server), 201, "{}", server.stats());
+    assert_eq!(m.sh_ok("cat dest/f042"), "42");
 }
