@@ -13,21 +13,24 @@
 //! Run it as root with `scripts/bench [--quick]`, which installs s3fs,
 //! rclone and fio when missing. Options: `--quick`, `--runs N`,
 //! `--out FILE`, `--peers cosmount,s3fs,rclone`, `--only TEXT` (workloads
-//! whose name contains TEXT), `--cache-size SIZE` (cosmount's, for a sweep). `cargo test --all-targets` builds this target
-//! and runs it without `--bench`; it then only says how to run it.
+//! whose name contains TEXT), `--cache-size SIZE` (cosmount's, for a
+//! sweep), `--server cosmount|seaweedfs` (the server every peer mounts).
+//! `cargo test --all-targets` builds this target and runs it without
+//! `--bench`; it then only says how to run it.
 
 mod peers;
 mod raw;
 mod report;
+mod server;
 mod sys;
 mod workloads;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 
 use peers::{Kind, MountEnv, PeakRss, Variant};
 use report::{Better, Cell, Col, Table};
+use server::{Server, ServerKind};
 use sys::{Measured, Skip, median};
 use workloads::{Bench, Sizes};
 
@@ -42,6 +45,8 @@ struct Options {
     only: Option<String>,
     /// cosmount's `--cache-size`, when not its default.
     cache_size: Option<cosmount::units::Size>,
+    /// The server every peer mounts.
+    server: ServerKind,
 }
 
 impl Options {
@@ -53,6 +58,7 @@ impl Options {
             peers: Kind::ALL.to_vec(),
             only: None,
             cache_size: None,
+            server: ServerKind::Cosmount,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -66,6 +72,11 @@ impl Options {
                 }
                 "--out" => o.out = Some(PathBuf::from(value()?)),
                 "--only" => o.only = Some(value()?),
+                "--server" => {
+                    let name = value()?;
+                    o.server = ServerKind::parse(&name)
+                        .ok_or(format!("--server: cosmount or seaweedfs, not {name}"))?;
+                }
                 "--cache-size" => {
                     o.cache_size = Some(cosmount::units::parse_size("--cache-size", &value()?)?)
                 }
@@ -108,49 +119,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cosmount serve` as a child process; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    /// Address of its admin endpoint (request counters).
-    admin: String,
-}
-
-impl Server {
-    fn start(bin: &Path, root: &Path) -> Result<Server, String> {
-        let mut child = Command::new(bin)
-            .args(["serve", "--public-read-write", "--bucket", BUCKET])
-            .args(["--admin-listen", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cosmount serve: {e}"))?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut said = |prefix: &str| -> Result<String, String> {
-            let line = lines
-                .next()
-                .ok_or("cosmount serve exited")?
-                .map_err(|e| format!("cosmount serve: {e}"))?;
-            line.trim()
-                .strip_prefix(prefix)
-                .map(String::from)
-                .ok_or(format!("cosmount serve said {line:?}"))
-        };
-        let url = said("listening on ")?;
-        let admin = said("admin on http://")?;
-        Ok(Server { child, url, admin })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A raw-HTTP measurement: one value per row (`None`: no counterpart).
 type RawRun<'b> = Box<dyn Fn() -> Measured<Vec<Option<f64>>> + 'b>;
 /// A peer measurement (peer, repetition): one value per row.
@@ -178,19 +146,19 @@ fn run(opts: &Options) -> Result<bool, String> {
     let bench_dir = manifest.join("target/bench");
     std::fs::create_dir_all(&bench_dir).map_err(|e| e.to_string())?;
     let out = opts.out.clone().unwrap_or_else(|| {
-        bench_dir.join(if opts.quick {
-            "compare-quick.md"
-        } else {
-            "compare.md"
-        })
+        let quick = if opts.quick { "-quick" } else { "" };
+        let server = match opts.server {
+            ServerKind::Cosmount => "",
+            ServerKind::Seaweedfs => "-seaweedfs",
+        };
+        bench_dir.join(format!("compare{quick}{server}.md"))
     });
     let work = tempfile::Builder::new()
         .prefix("work-")
         .tempdir_in(&bench_dir)
         .map_err(|e| e.to_string())?;
     let cosmount = PathBuf::from(env!("CARGO_BIN_EXE_cosmount"));
-    let root = work.path().join("root");
-    let server = Server::start(&cosmount, &root)?;
+    let server = Server::start(opts.server, &cosmount, &work.path().join("root"), BUCKET)?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let client = raw::client(&server.url, BUCKET).map_err(skip_text)?;
     eprintln!("seeding {} ...", server.url);
@@ -211,8 +179,7 @@ fn run(opts: &Options) -> Result<bool, String> {
         },
         rt: &rt,
         client: &client,
-        admin: &server.admin,
-        root: &root,
+        server: &server,
         tarball,
         tar_files,
     };
@@ -295,13 +262,7 @@ fn run(opts: &Options) -> Result<bool, String> {
         table.failures(&opts.peers)
     };
     let doc = document(
-        opts,
-        &sizes,
-        &server.url,
-        &table,
-        &failures,
-        &rss_notes,
-        &cosmount,
+        opts, &sizes, &server, &table, &failures, &rss_notes, &cosmount,
     );
     println!("{doc}");
     std::fs::write(&out, &doc).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -722,12 +683,13 @@ fn run_workload(table: &mut Table, w: &Workload, peers: &[Kind], runs: usize) {
 fn document(
     opts: &Options,
     sizes: &Sizes,
-    url: &str,
+    server: &Server,
     table: &Table,
     failures: &[String],
     rss_notes: &[String],
     cosmount: &Path,
 ) -> String {
+    let url = &server.url;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let git = sys::version(
         "git",
@@ -786,8 +748,15 @@ fn document(
     );
     d.push_str("Settings:\n\n");
     d.push_str(&format!(
-        "- server: `cosmount serve --public-read-write --bucket {BUCKET}` on {url} (no keys; the peers send unsigned path-style requests)\n"
+        "- server: {} (no keys; the peers send unsigned path-style requests)\n",
+        server.describe(BUCKET)
     ));
+    if !server.tar_options().is_empty() {
+        d.push_str(&format!(
+            "- untar: `tar {}-xf` for every peer (contents only: cosmount's owner, mode and time changes are COS requests this server refuses until it speaks S3's dialect)\n",
+            server.tar_options()
+        ));
+    }
     for &p in &opts.peers {
         d.push_str(&format!(
             "- {}: {}\n",

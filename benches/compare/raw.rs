@@ -264,21 +264,3 @@ pub async fn put_files(
     delete_prefix(client, prefix).await?;
     Ok(secs)
 }
-
-/// Requests the server has answered so far, from its admin endpoint.
-pub fn server_requests(admin: &str) -> Measured<u64> {
-    use std::io::{Read, Write};
-    let fail = |e: std::io::Error| Skip::Failed(format!("admin endpoint {admin}: {e}"));
-    let mut conn = std::net::TcpStream::connect(admin).map_err(fail)?;
-    conn.write_all(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-        .map_err(fail)?;
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).map_err(fail)?;
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let stats: serde_json::Value = serde_json::from_str(body)
-        .map_err(|e| Skip::Failed(format!("admin stats {body:?}: {e}")))?;
-    Ok(stats
-        .as_object()
-        .map(|o| o.values().filter_map(serde_json::Value::as_u64).sum())
-        .unwrap_or(0))
-}

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use cosmount::cos::ObjectClient;
 use cosmount::cos::client::HttpClient;
-use sha2::{Digest, Sha256};
 
 use crate::peers::{Kind, Mount, MountEnv, Variant};
 use crate::raw;
+use crate::server::Server;
 use crate::sys::{self, Measured, Skip, failed, median, timed};
 
 const MIB: u64 = 1 << 20;
@@ -109,10 +109,8 @@ pub struct Bench<'a> {
     pub rt: &'a tokio::runtime::Runtime,
     /// Raw client of the bucket.
     pub client: &'a HttpClient,
-    /// The server's admin address, for request counts.
-    pub admin: &'a str,
-    /// The server's `--root`.
-    pub root: &'a Path,
+    /// The server: request counts, warming.
+    pub server: &'a Server,
     /// The tarball, and (path, size) of each file in it.
     pub tarball: PathBuf,
     /// Files of the tarball.
@@ -129,20 +127,7 @@ impl Bench<'_> {
     /// server (standing in for COS) serves from memory for every peer alike.
     fn cold(&self, keys: &[String]) -> Measured<()> {
         sys::drop_caches()?;
-        for key in keys {
-            let hash = hex::encode(Sha256::digest(key.as_bytes()));
-            let path = self
-                .root
-                .join(self.env.bucket)
-                .join("objects")
-                .join(&hash[..2])
-                .join(&hash);
-            let mut file = std::fs::File::open(&path)
-                .map_err(|e| Skip::Failed(format!("server file of {key}: {e}")))?;
-            std::io::copy(&mut file, &mut std::io::sink())
-                .map_err(|e| Skip::Failed(format!("warming {key}: {e}")))?;
-        }
-        Ok(())
+        self.server.warm(self.env.bucket, keys)
     }
 
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
@@ -402,7 +387,7 @@ impl Bench<'_> {
 
     /// Requests the server answered so far.
     fn requests(&self) -> Measured<u64> {
-        raw::server_requests(self.admin)
+        self.server.requests(self.env.bucket)
     }
 
     /// `tar -xf` of the small-file tarball into a new folder: seconds until
@@ -419,7 +404,8 @@ impl Bench<'_> {
         let start = Instant::now();
         sys::sh(
             &format!(
-                "tar -xf '{}' -C '{}'",
+                "tar {}-xf '{}' -C '{}'",
+                self.server.tar_options(),
                 self.tarball.display(),
                 dir.display()
             ),

@@ -1,5 +1,6 @@
 //! The side-by-side benchmark (`scripts/bench`, `benches/compare/`) in its
-//! `--quick` mode, once, so the harness cannot rot: every cell of the table
+//! `--quick` mode, on `cosmount serve` and on SeaweedFS, so the harness
+//! cannot rot: every cell of the table
 //! must be measured. No speed is asserted. Needs root, /dev/fuse and apt
 //! (the script installs s3fs, rclone and fio when missing).
 
@@ -12,8 +13,9 @@ fn is_measured(cell: &str) -> bool {
     cell == "n/a" || cell == "—" || cell.replace(',', "").parse::<f64>().is_ok()
 }
 
-#[test]
-fn quick_comparison_measures_every_cell() {
+/// Runs `scripts/bench --quick` with `args` and checks that the table has
+/// `columns` columns and every cell of them was measured.
+fn quick_comparison(args: &[&str], columns: usize) {
     let out = tempfile::tempdir().expect("temp dir");
     let report = out.path().join("compare.md");
     // Build the harness in this test run's profile: its dependencies are
@@ -26,13 +28,14 @@ fn quick_comparison_measures_every_cell() {
     let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench"))
         .args(["--quick", "--out"])
         .arg(&report)
+        .args(args)
         .env("COSMOUNT_BENCH_PROFILE", profile)
         .status()
         .expect("run scripts/bench");
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     assert!(
         status.success(),
-        "scripts/bench --quick failed: {status}\n{text}"
+        "scripts/bench --quick {args:?} failed: {status}\n{text}"
     );
     let rows: Vec<&str> = text
         .lines()
@@ -45,8 +48,8 @@ fn quick_comparison_measures_every_cell() {
     );
     for row in rows {
         let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
-        assert_eq!(cells.len(), 9, "{row}");
-        // workload, unit, raw, cosmount, s3fs, rclone, then the ratios.
+        assert_eq!(cells.len(), columns, "{row}");
+        // workload, unit, raw, cosmount, then the other peers and ratios.
         assert!(
             cells[3].trim().replace(',', "").parse::<f64>().is_ok(),
             "cosmount measured: {row}"
@@ -56,4 +59,19 @@ fn quick_comparison_measures_every_cell() {
         }
     }
     assert!(!text.contains("Not measured"), "{text}");
+}
+
+#[test]
+fn quick_comparison_measures_every_cell() {
+    // workload, unit, raw, cosmount, s3fs, rclone, then three ratios.
+    quick_comparison(&[], 9);
+}
+
+/// The same workloads on SeaweedFS, a server we did not write (cosmount
+/// and raw HTTP only, to keep the suite's time: the peers' commands do
+/// not depend on the server).
+#[test]
+fn quick_comparison_on_seaweedfs_measures_every_cell() {
+    // workload, unit, raw, cosmount, cosmount ÷ raw.
+    quick_comparison(&["--server", "seaweedfs", "--peers", "cosmount"], 5);
 }
