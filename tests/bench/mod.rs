@@ -1,8 +1,8 @@
 //! The side-by-side benchmark (`scripts/bench`, `benches/compare/`) in its
 //! `--quick` mode, on `cosmount serve` and on SeaweedFS, so the harness
-//! cannot rot: every cell of the table
-//! must be measured. No speed is asserted. Needs root, /dev/fuse and apt
-//! (the script installs s3fs, rclone and fio when missing).
+//! cannot rot: every cell of the table must be measured. No speed is
+//! asserted. Needs root, /dev/fuse and apt (the script installs s3fs,
+//! rclone and fio when missing).
 
 use std::process::Command;
 
