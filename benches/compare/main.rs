@@ -23,6 +23,8 @@ mod raw;
 mod report;
 mod server;
 mod sys;
+#[path = "../../tests/common/weed_command.rs"]
+mod weed_command;
 mod workloads;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::sys::{Measured, Skip};
+use crate::weed_command::{S3_PORT, WEED_PORTS, weed_server};
 
 /// Which server to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,38 +193,20 @@ fn start_seaweed(dir: &Path, bucket: &str) -> Result<Server, String> {
         ));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let p = free_ports(11)?;
+    let p = free_ports(WEED_PORTS + 1)?;
     let log = std::fs::File::create(dir.with_extension("log")).map_err(|e| e.to_string())?;
-    let child = Command::new(&weed)
-        .arg("server")
-        .arg(format!("-dir={}", dir.display()))
-        .args([
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-        ])
-        .arg(format!("-master.port={}", p[0]))
-        .arg(format!("-master.port.grpc={}", p[1]))
-        .arg(format!("-volume.port={}", p[2]))
-        .arg(format!("-volume.port.grpc={}", p[3]))
-        .arg(format!("-filer.port={}", p[4]))
-        .arg(format!("-filer.port.grpc={}", p[5]))
-        .arg("-s3")
-        .arg(format!("-s3.port={}", p[6]))
-        .arg(format!("-s3.port.grpc={}", p[7]))
-        .arg(format!("-s3.port.iceberg={}", p[8]))
-        .arg(format!("-s3.port.lance={}", p[9]))
-        .arg(format!("-metricsPort={}", p[10]))
+    let child = weed_server(&weed, dir, &p)
+        .arg(format!("-metricsPort={}", p[WEED_PORTS]))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
         .map_err(|e| format!("start {}: {e}", weed.display()))?;
-    let s3 = format!("127.0.0.1:{}", p[6]);
+    let s3 = format!("127.0.0.1:{}", p[S3_PORT]);
     let mut server = Server {
         kind: ServerKind::Seaweedfs,
         child,
         url: format!("http://{s3}"),
-        counter: Counter::Prometheus(format!("127.0.0.1:{}", p[10])),
+        counter: Counter::Prometheus(format!("127.0.0.1:{}", p[WEED_PORTS])),
         data: dir.to_path_buf(),
     };
     // Creating the bucket is the readiness probe: the gateway refuses or

@@ -8,6 +8,7 @@
 pub mod mount;
 pub mod sdk;
 pub mod seaweed;
+pub mod weed_command;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

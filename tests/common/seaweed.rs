@@ -6,9 +6,10 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use super::weed_command::{S3_PORT, WEED_PORTS, weed_server};
 use super::{RawResponse, free_ports, raw_request};
 
 /// A running SeaweedFS with its S3 gateway.
@@ -30,33 +31,16 @@ impl Seaweed {
             weed.display()
         );
         let dir = tempfile::tempdir().expect("temp dir");
-        let p = free_ports(10);
-        let child = Command::new(&weed)
-            .arg("server")
-            .arg(format!("-dir={}", dir.path().display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-master.telemetry=false",
-            ])
-            .arg(format!("-master.port={}", p[0]))
-            .arg(format!("-master.port.grpc={}", p[1]))
-            .arg(format!("-volume.port={}", p[2]))
-            .arg(format!("-volume.port.grpc={}", p[3]))
-            .arg(format!("-filer.port={}", p[4]))
-            .arg(format!("-filer.port.grpc={}", p[5]))
-            .args(["-s3", "-master.volumeSizeLimitMB=64"])
-            .arg(format!("-s3.port={}", p[6]))
-            .arg(format!("-s3.port.grpc={}", p[7]))
-            .arg(format!("-s3.port.iceberg={}", p[8]))
-            .arg(format!("-s3.port.lance={}", p[9]))
+        let p = free_ports(WEED_PORTS);
+        let child = weed_server(&weed, dir.path(), &p)
+            .arg("-master.volumeSizeLimitMB=64")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("weed.log")).unwrap())
             .spawn()
             .expect("start weed");
         let mut server = Seaweed {
             child,
-            s3: SocketAddr::from(([127, 0, 0, 1], p[6])),
+            s3: SocketAddr::from(([127, 0, 0, 1], p[S3_PORT])),
             bucket: bucket.to_string(),
             dir,
         };
