@@ -111,8 +111,7 @@ impl<C: ObjectClient> Fs<C> {
         // look at the old one.
         let replaces = mode.write && mode.truncate;
         if !changing && !replaces {
-            let caller = mode.caller.filter(|_| self.config.close_to_open);
-            self.revalidate(ino, self.config.close_to_open, caller)
+            self.revalidate(ino, self.config.close_to_open, mode.caller)
                 .await?;
         }
         if mode.write {
