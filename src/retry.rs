@@ -47,6 +47,20 @@ impl RetryPolicy {
         let nanos = rand::rng().random_range(0..=ceiling.as_nanos() as u64);
         Duration::from_nanos(nanos)
     }
+
+    /// The wait after `failures` failed attempts of a request (1-based):
+    /// when the server asked for less traffic (`throttled`), the full
+    /// backoff; otherwise (a reset, a stall, a 500, a damaged body) the
+    /// first retry goes at once on a fresh connection and later ones back
+    /// off one step behind, so one unlucky request does not sleep while
+    /// its neighbours finish.
+    pub fn request_delay(&self, failures: u32, throttled: bool) -> Duration {
+        match (throttled, failures) {
+            (true, _) => self.delay(failures),
+            (false, 0 | 1) => Duration::ZERO,
+            (false, _) => self.delay(failures - 1),
+        }
+    }
 }
 
 /// Capped exponential backoff without jitter: `base` after the first
@@ -61,6 +75,17 @@ pub fn exponential(base: Duration, max: Duration, failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_throttling_waits_before_the_first_retry() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.request_delay(1, false), Duration::ZERO);
+        assert!(p.request_delay(2, false) <= p.ceiling(1));
+        assert!(p.request_delay(3, false) <= p.ceiling(2));
+        for _ in 0..100 {
+            assert!(p.request_delay(1, true) <= p.ceiling(1));
+        }
+    }
 
     #[test]
     fn ceiling_doubles_then_caps() {

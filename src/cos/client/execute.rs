@@ -101,13 +101,18 @@ impl HttpClient {
             }
             // Never sleep away the time left: half of it at most, so a
             // last attempt still fits before the deadline.
-            let delay = self.retry.delay(failures).min(remaining / 2);
+            let cause = RetryCause::of(&err);
+            let throttled = cause == RetryCause::SlowDown;
+            let delay = self
+                .retry
+                .request_delay(failures, throttled)
+                .min(remaining / 2);
             debug!(
                 "{} {:?} attempt {sent} failed ({err}); retrying in {delay:?}",
                 call.op,
                 call.key.unwrap_or("/")
             );
-            self.stats.count_retry(RetryCause::of(&err));
+            self.stats.count_retry(cause);
             tokio::time::sleep(delay).await;
         }
     }
