@@ -25,7 +25,7 @@ use log::{debug, warn};
 
 use crate::cache::pool::{BufferPool, PoolBuffers};
 use crate::cache::{BlockCache, CacheConfig, DiskConfig, DiskTier, MemoryBudget};
-use crate::cos::{GetOptions, ListRequest, ObjectClient, ObjectInfo};
+use crate::cos::{CosResult, GetOptions, ListRequest, ObjectClient, ObjectInfo};
 use crate::sync::lock;
 use crate::upload::UploadConfig;
 use crate::upload::staged::StagingArea;
@@ -151,15 +151,6 @@ const FILLING: Duration = Duration::from_secs(2);
 /// Keys in the listing of one name as a prefix: names that sort between
 /// `name` and `name/` (`name.txt`, `name-2`) fit before it gives up.
 const NAME_LISTING_KEYS: u32 = 64;
-
-/// How a lookup asks the bucket about a name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ask {
-    /// HEAD of the key and a listing of `name/`, at once.
-    Both,
-    /// One listing of the name as a prefix (a directory being filled).
-    OneListing,
-}
 
 /// How a file is opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -302,17 +293,16 @@ impl<C: ObjectClient> Fs<C> {
             });
         }
         let now = Instant::now();
-        let (parent_key, ask) = {
+        let (parent_key, filling) = {
             let mut t = lock(&self.inodes);
             let p = t.get(parent).ok_or(FsError::NotFound)?;
             if p.attr.kind != Kind::Dir {
                 return Err(FsError::NotDir);
             }
             let parent_key = p.key.clone();
-            let ask = match p.last_miss {
-                Some(at) if now.duration_since(at) < FILLING => Ask::OneListing,
-                _ => Ask::Both,
-            };
+            let filling = p
+                .last_miss
+                .is_some_and(|at| now.duration_since(at) < FILLING);
             if let Some(child) = t.child(parent, name) {
                 if child.pending || (child.is_fresh(now) && (child.exact || self.config.fast_list))
                 {
@@ -326,11 +316,12 @@ impl<C: ObjectClient> Fs<C> {
             } else if t.is_missing(parent, name, now) {
                 return Err(FsError::NotFound);
             }
-            (parent_key, ask)
+            (parent_key, filling)
         };
-        let found = match ask {
-            Ask::Both => self.resolve(&parent_key, name).await?,
-            Ask::OneListing => self.resolve_by_listing(&parent_key, name).await?,
+        let found = if filling {
+            self.resolve_by_listing(&parent_key, name).await?
+        } else {
+            self.resolve(&parent_key, name).await?
         };
         let mut t = lock(&self.inodes);
         match found {
@@ -405,11 +396,7 @@ impl<C: ObjectClient> Fs<C> {
                 xattrs: None,
             }));
         }
-        match file {
-            Ok(info) => Ok(Some(self.file_info(&info))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.file_answer(file)
     }
 
     /// [`resolve`](Self::resolve) in a directory being filled: one listing
@@ -441,7 +428,12 @@ impl<C: ObjectClient> Fs<C> {
         if !listed.objects.iter().any(|o| o.key == key) {
             return Ok(None);
         }
-        match self.client.head(&key).await {
+        self.file_answer(self.client.head(&key).await)
+    }
+
+    /// What a HEAD of a file's key says: the file, or nothing (404).
+    fn file_answer(&self, head: CosResult<ObjectInfo>) -> FsResult<Option<ChildInfo>> {
+        match head {
             Ok(info) => Ok(Some(self.file_info(&info))),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),
@@ -467,11 +459,7 @@ impl<C: ObjectClient> Fs<C> {
             Err(e) if !e.is_not_found() => return Err(e.into()),
             Err(_) => {}
         }
-        match file {
-            Ok(info) => Ok(Some(self.file_info(&info))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.file_answer(file)
     }
 
     fn file_info(&self, info: &ObjectInfo) -> ChildInfo {

@@ -357,13 +357,15 @@ impl HttpClient {
             body
         };
         self.stats.bytes_received.inc_by(body.len() as u64);
-        let prefix = call.params.iter().find(|(name, _)| name == "prefix");
         debug!(
             "{} {} {:?}{} -> {status} ({} bytes, {:?})",
             call.op,
             call.method,
             call.key.unwrap_or("/"),
-            prefix.map_or(String::new(), |(_, p)| format!(" prefix {p:?}")),
+            call.params
+                .iter()
+                .find(|(name, _)| name == "prefix")
+                .map_or(String::new(), |(_, p)| format!(" prefix {p:?}")),
             body.len(),
             progress.started().elapsed()
         );
