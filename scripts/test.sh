@@ -24,6 +24,9 @@ command -v strip >/dev/null || missing+=(binutils)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v man >/dev/null || missing+=(man-db)
 command -v groff >/dev/null || missing+=(groff-base)
+# The side-by-side bench's quick runs (tests/bench): the peers it compares.
+command -v s3fs >/dev/null || missing+=(s3fs)
+command -v rclone >/dev/null || missing+=(rclone)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing: ${missing[*]}"
     apt-get update -qq
