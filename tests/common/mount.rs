@@ -156,6 +156,21 @@ impl TestMount {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// A counter of the `COS client:` summary the daemon logs when it
+    /// stops (`requests`, `retries`, `hedges`, `stalls`, `failed`...).
+    pub fn client_counter(&self, name: &str) -> u64 {
+        let log = self.log_text();
+        let line = log
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once("COS client: ").map(|(_, s)| s.to_string()))
+            .unwrap_or_else(|| panic!("no COS client summary in the log:\n{log}"));
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()

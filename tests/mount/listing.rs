@@ -49,10 +49,13 @@ fn total(server: &TestServer) -> u64 {
         .sum()
 }
 
-fn ls_l_costs(server: &TestServer, mode: &[&str]) -> (u64, u64, u64) {
+/// The requests of a cold `ls -l` of `big` (lists, HEADs, hedges the mount
+/// sent: a hedge repeats a slow request, so a loaded machine may add a few)
+/// and of a second one at once (all requests).
+fn ls_l_costs(server: &TestServer, mode: &[&str]) -> (u64, u64, u64, u64) {
     let mut args = vec!["--metadata-ttl", "10m"];
     args.extend_from_slice(mode);
-    let m = TestMount::start(server, &args);
+    let mut m = TestMount::start(server, &args);
     m.sh_ok("stat big > /dev/null");
     server.reset_stats();
     let out = m.sh_ok("ls -l big | wc -l");
@@ -64,7 +67,9 @@ fn ls_l_costs(server: &TestServer, mode: &[&str]) -> (u64, u64, u64) {
     let (lists, heads) = (count(server, "ListObjects"), count(server, "HeadObject"));
     server.reset_stats();
     m.sh_ok("ls -l big > /dev/null");
-    (lists, heads, total(server))
+    let again = total(server);
+    m.stop();
+    (lists, heads, m.client_counter("hedges"), again)
 }
 
 #[test]
@@ -74,15 +79,18 @@ fn ls_l_request_counts_per_listing_mode() {
         .unwrap()
         .block_on(seed(&server));
 
-    let (lists, heads, again) = ls_l_costs(&server, &["--fast-list"]);
-    assert_eq!((lists, heads), (5, 0), "fast list: 5 pages, no HEAD");
+    let (lists, heads, hedges, again) = ls_l_costs(&server, &["--fast-list"]);
+    assert!(
+        (5..=5 + hedges).contains(&lists) && heads == 0,
+        "fast list: 5 pages (and {hedges} hedges), no HEAD: {lists} lists, {heads} HEADs"
+    );
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
 
-    let (lists, heads, again) = ls_l_costs(&server, &[]);
-    assert_eq!(
-        (lists, heads),
-        (5, FILES as u64),
-        "exact mode: 5 pages and one HEAD per object"
+    let (lists, heads, hedges, again) = ls_l_costs(&server, &[]);
+    let files = FILES as u64;
+    assert!(
+        lists >= 5 && heads >= files && lists + heads <= 5 + files + hedges,
+        "exact mode: 5 pages and one HEAD per object (and {hedges} hedges): {lists} lists, {heads} HEADs"
     );
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
 }

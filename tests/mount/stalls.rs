@@ -17,20 +17,6 @@ use crate::common::{ServerOptions, TestServer, pattern};
 /// for 60 s).
 const PATIENCE: Duration = Duration::from_secs(15);
 
-/// The `COS client:` counters the daemon logged when it stopped.
-fn client_counter(mount: &TestMount, name: &str) -> u64 {
-    let log = mount.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split_once("COS client: ").map(|(_, s)| s.to_string()))
-        .unwrap_or_else(|| panic!("no COS client summary in the log:\n{log}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-}
-
 /// The daemon's log lines about stalls and hedges.
 fn stall_lines(mount: &TestMount) -> String {
     let log = mount.log_text();
@@ -98,11 +84,11 @@ fn a_stalled_get_and_a_stalled_part_cost_seconds_not_a_minute() {
         "the bucket holds what was written"
     );
     mount.stop();
-    assert_eq!(client_counter(&mount, "failed"), 0);
+    assert_eq!(mount.client_counter("failed"), 0);
     // Each stall was answered by a hedge that won or by abandoning the
     // attempt (the part's half body may fit in socket buffers, so the
     // client may see a sent request without an answer).
-    let detected = client_counter(&mount, "hedges_won") + client_counter(&mount, "stalls");
+    let detected = mount.client_counter("hedges_won") + mount.client_counter("stalls");
     assert!(
         detected >= 2,
         "both stalls were detected:\n{}",
@@ -135,7 +121,7 @@ fn a_slow_but_moving_upload_is_never_cut_short() {
     mount.stop();
     let counters: Vec<u64> = ["retries", "hedges", "stalls", "failed"]
         .iter()
-        .map(|c| client_counter(&mount, c))
+        .map(|c| mount.client_counter(c))
         .collect();
     assert_eq!(
         counters,
