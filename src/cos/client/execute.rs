@@ -69,7 +69,7 @@ impl HttpClient {
                 self.stats.count_retry(RetryCause::ClockSkew);
                 continue;
             }
-            let retryable = err.skew.is_some() || err.error.is_retryable();
+            let retryable = err.is_retryable();
             let err = err.error;
             if err.is_credential_expired() && !creds_refreshed {
                 creds_refreshed = true;
@@ -222,24 +222,27 @@ impl HttpClient {
         let second = self.attempt_within(call, &second_progress, patience);
         tokio::pin!(second);
         tokio::select! {
+            // A failure worth retrying leaves the hedge, already in
+            // flight, as the retry.
             result = &mut first => match result {
-                Ok(reply) => Ok(reply),
-                Err(_) => self.hedge_result(call, second.await),
+                Err(e) if e.is_retryable() => self.hedge_result(call, second.await),
+                decided => decided,
             },
-            result = &mut second => match result {
-                Ok(reply) => self.hedge_result(call, Ok(reply)),
-                Err(_) => first.await,
-            },
+            // The first request is late: whatever the hedge answers
+            // decides, a failure included (the next attempt then goes out
+            // at once instead of after the first's deadline).
+            result = &mut second => self.hedge_result(call, result),
         }
     }
 
-    /// Counts a hedge that answered.
+    /// Counts a hedge that answered for good (a success, or an answer such
+    /// as 404 that a retry would repeat).
     fn hedge_result(
         &self,
         call: &Call<'_>,
         result: Result<Reply, AttemptError>,
     ) -> Result<Reply, AttemptError> {
-        if result.is_ok() {
+        if result.as_ref().map_or_else(|e| !e.is_retryable(), |_| true) {
             self.stats.hedges_won.fetch_add(1, Ordering::Relaxed);
             debug!(
                 "{} {:?}: the hedge answered first",
@@ -537,10 +540,20 @@ mod tests {
         );
     }
 
+    /// An empty 200.
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
     /// A server that reads the first connection's request and never
     /// answers it (reporting when the client closes that connection), and
     /// answers every request on later connections with an empty 200.
     async fn first_connection_stalls() -> (String, tokio::sync::oneshot::Receiver<()>) {
+        first_connection_stalls_then(OK).await
+    }
+
+    /// [`first_connection_stalls`], answering later requests with `answer`.
+    async fn first_connection_stalls_then(
+        answer: &'static [u8],
+    ) -> (String, tokio::sync::oneshot::Receiver<()>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -567,8 +580,7 @@ mod tests {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     while conn.read(&mut buf).await.is_ok_and(|n| n > 0) {
-                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                        if conn.write_all(ok).await.is_err() {
+                        if conn.write_all(answer).await.is_err() {
                             break;
                         }
                     }
@@ -669,6 +681,53 @@ mod tests {
         );
         assert_eq!(stats.hedges_won.load(Ordering::Relaxed), 1);
         assert_eq!(stats.retries.load(Ordering::Relaxed), 0);
+        assert_closed(closed).await;
+    }
+
+    #[tokio::test]
+    async fn a_hedge_answered_404_decides_without_waiting_for_the_first() {
+        let not_found =
+            b"HTTP/1.1 404 Not Found\r\nx-cos-request-id: r\r\ncontent-length: 0\r\n\r\n";
+        let (base, closed) = first_connection_stalls_then(not_found).await;
+        let c = fixed_client(&base, ClientConfig::DEFAULT_REQUEST_TIMEOUT);
+        let started = Instant::now();
+        let e = c.head("k").await.unwrap_err();
+        assert!(e.is_not_found(), "{e}");
+        let took = started.elapsed();
+        // The hedge goes out after 1 s (nothing learned yet); the first
+        // request's deadline is 10 s.
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let stats = c.stats();
+        assert_eq!(
+            (
+                stats.hedges.load(Ordering::Relaxed),
+                stats.hedges_won.load(Ordering::Relaxed),
+                stats.retries.load(Ordering::Relaxed)
+            ),
+            (1, 1, 0),
+            "{}",
+            stats.summary()
+        );
+        assert_closed(closed).await;
+    }
+
+    #[tokio::test]
+    async fn a_hedge_that_fails_sends_the_retry_at_once() {
+        let busy = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+        let (base, closed) = first_connection_stalls_then(busy).await;
+        let c = fixed_client(&base, ClientConfig::DEFAULT_REQUEST_TIMEOUT);
+        let started = Instant::now();
+        let e = c.head("k").await.unwrap_err();
+        assert_eq!(e.status(), Some(500), "{e}");
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        let stats = c.stats();
+        assert_eq!(
+            stats.retries_for(RetryCause::ServerError),
+            5,
+            "{}",
+            stats.summary()
+        );
         assert_closed(closed).await;
     }
 

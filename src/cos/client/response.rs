@@ -35,6 +35,14 @@ pub(super) struct AttemptError {
     pub stalled: bool,
 }
 
+impl AttemptError {
+    /// Whether another attempt may succeed (a clock-skew refusal is
+    /// retried with the server's time).
+    pub fn is_retryable(&self) -> bool {
+        self.skew.is_some() || self.error.is_retryable()
+    }
+}
+
 impl From<CosError> for AttemptError {
     fn from(error: CosError) -> Self {
         AttemptError {
