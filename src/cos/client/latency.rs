@@ -93,14 +93,18 @@ impl Ring {
 
     /// The `q` quantile (0..=1) once there are `min` samples.
     fn quantile(&self, q: f64, min: usize) -> Option<f64> {
-        if self.samples.len() < min {
-            return None;
-        }
-        let mut sorted = self.samples.clone();
-        sorted.sort_by(f64::total_cmp);
-        let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-        Some(sorted[i])
+        quantile(self.samples.clone(), q, min)
     }
+}
+
+/// The `q` quantile (0..=1) of `samples` once there are `min` of them.
+fn quantile(mut samples: Vec<f64>, q: f64, min: usize) -> Option<f64> {
+    if samples.len() < min {
+        return None;
+    }
+    samples.sort_by(f64::total_cmp);
+    let i = ((samples.len() - 1) as f64 * q).round() as usize;
+    Some(samples[i])
 }
 
 fn fraction_of(quantile: f64, factor: u32) -> Duration {
@@ -126,11 +130,20 @@ impl Latencies {
         by_op.entry(op).or_default().push(first_byte.as_secs_f64());
     }
 
+    /// The recent p95 of `op`; while `op` has too few samples of its own
+    /// (a kind seen rarely, such as a copy or a delete, or early in a
+    /// mount), the p95 over every kind: the same server answers them all.
     fn p95(&self, op: &'static str) -> Option<f64> {
-        lock(&self.by_op).get(op)?.quantile(0.95, MIN_SAMPLES)
+        let by_op = lock(&self.by_op);
+        if let Some(p95) = by_op.get(op).and_then(|r| r.quantile(0.95, MIN_SAMPLES)) {
+            return Some(p95);
+        }
+        let pooled = by_op.values().flat_map(|r| r.samples.iter().copied());
+        quantile(pooled.collect(), 0.95, MIN_SAMPLES)
     }
 
-    /// How long to wait for the first byte of an answer to `op`.
+    /// How long to wait for the first byte of an answer to `op` (the
+    /// ceiling until anything was learned).
     pub fn first_byte_deadline(&self, op: &'static str) -> Duration {
         match self.p95(op) {
             Some(p95) => {
@@ -231,7 +244,21 @@ mod tests {
         l.record("get", Duration::from_millis(2));
         assert_eq!(l.first_byte_deadline("get"), BOUNDS.floor);
         assert_eq!(l.hedge_delay("get"), MIN_HEDGE_DELAY);
-        assert_eq!(l.first_byte_deadline("put"), BOUNDS.ceiling);
+    }
+
+    #[test]
+    fn a_kind_seen_rarely_borrows_what_the_others_taught() {
+        let l = with_samples("get", 2, MIN_SAMPLES / 2);
+        for _ in 0..MIN_SAMPLES / 2 {
+            l.record("head", Duration::from_millis(300));
+        }
+        // No kind has enough alone; together they do.
+        assert_eq!(l.first_byte_deadline("copy"), Duration::from_millis(2400));
+        assert_eq!(l.first_byte_deadline("get"), Duration::from_millis(2400));
+        for _ in 0..MIN_SAMPLES {
+            l.record("copy", Duration::from_millis(2));
+        }
+        assert_eq!(l.first_byte_deadline("copy"), BOUNDS.floor);
     }
 
     #[test]

@@ -41,6 +41,11 @@ use super::{
 use crate::creds::CredentialStore;
 use crate::retry::RetryPolicy;
 
+/// What deleting one key of a Delete Multiple costs the server, in bytes
+/// copied (its first-byte deadline grows with the keys, as a copy's
+/// grows with its bytes).
+const DELETE_WORK: u64 = 64 << 10;
+
 /// How the client connects and retries.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -52,8 +57,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Longest wait for the first byte of an answer once the request was
     /// handed over: the ceiling of the deadline learned from recent
-    /// answers of the same kind (never below 1 s), used as is until enough
-    /// were seen. Copy and Complete get time for the bytes they copy on
+    /// answers of the same kind (of every kind while that one was seen
+    /// too rarely; never below 1 s), used as is until enough were seen. Copy and Complete get time for the bytes they copy on
     /// top.
     pub request_timeout: Duration,
     /// Longest time a body (request or answer) may send nothing before
@@ -296,6 +301,7 @@ impl ObjectClient for HttpClient {
             .param("delete", "")
             .header("content-type", "application/xml")
             .header("content-md5", md5)
+            .server_work(keys.len() as u64 * DELETE_WORK)
             .body(body);
         let reply = self.execute(&call).await?;
         let result: xml::DeleteResult = xml::from_xml(&reply.body)?;
