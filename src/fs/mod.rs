@@ -8,6 +8,7 @@ pub mod error;
 mod gauges;
 mod handles;
 pub mod inode;
+mod lookup;
 mod namespace;
 mod read;
 mod readdir;
@@ -25,20 +26,18 @@ use log::{debug, warn};
 
 use crate::cache::pool::{BufferPool, PoolBuffers};
 use crate::cache::{BlockCache, CacheConfig, DiskConfig, DiskTier, MemoryBudget};
-use crate::cos::{CosResult, GetOptions, ListRequest, ObjectClient, ObjectInfo};
+use crate::cos::{GetOptions, ObjectClient, ObjectInfo};
 use crate::sync::lock;
 use crate::upload::UploadConfig;
 use crate::upload::staged::StagingArea;
 pub use attr::SetAttr;
 use attr::{Attr, Kind, Ownership};
-use dir::invalid_name;
 pub use error::{FsError, FsResult};
 pub use gauges::FsGauges;
 use handles::OpenFile;
-use inode::{ChildInfo, InodeTable, ROOT_INO};
+use inode::{InodeTable, ROOT_INO};
 use readdir::DirHandle;
 use write::WriteState;
-use xattr::Xattrs;
 
 /// How the filesystem behaves; built from the mount options.
 #[derive(Clone, Debug)]
@@ -143,14 +142,6 @@ pub struct CreateFlags {
     /// `O_TRUNC`: an existing file is emptied.
     pub truncate: bool,
 }
-
-/// A directory where a lookup found a name free this recently is being
-/// filled (tar, cp -r): its lookups ask with one listing first.
-const FILLING: Duration = Duration::from_secs(2);
-
-/// Keys in the listing of one name as a prefix: names that sort between
-/// `name` and `name/` (`name.txt`, `name-2`) fit before it gives up.
-const NAME_LISTING_KEYS: u32 = 64;
 
 /// How a file is opened.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -268,208 +259,6 @@ impl<C: ObjectClient> Fs<C> {
     /// The configuration.
     pub fn config(&self) -> &FsConfig {
         &self.config
-    }
-
-    /// Finds `name` in directory `parent` and counts one kernel reference.
-    pub async fn lookup(&self, parent: u64, name: &str) -> FsResult<Entry> {
-        self.lookup_for(parent, name, None).await
-    }
-
-    /// [`Fs::lookup`] for process `caller`, when known: a file whose
-    /// attributes it fetches is remembered as just checked for that
-    /// process's open.
-    pub async fn lookup_for(
-        &self,
-        parent: u64,
-        name: &str,
-        caller: Option<u32>,
-    ) -> FsResult<Entry> {
-        if let Some(reason) = invalid_name(name) {
-            debug!("lookup of {name:?}: {reason}");
-            return Err(if name.len() > dir::NAME_MAX {
-                FsError::NameTooLong
-            } else {
-                FsError::NotFound
-            });
-        }
-        let now = Instant::now();
-        let (parent_key, filling) = {
-            let mut t = lock(&self.inodes);
-            let p = t.get(parent).ok_or(FsError::NotFound)?;
-            if p.attr.kind != Kind::Dir {
-                return Err(FsError::NotDir);
-            }
-            let parent_key = p.key.clone();
-            let filling = p
-                .last_miss
-                .is_some_and(|at| now.duration_since(at) < FILLING);
-            if let Some(child) = t.child(parent, name) {
-                if child.pending || (child.is_fresh(now) && (child.exact || self.config.fast_list))
-                {
-                    let entry = Entry {
-                        ino: child.ino,
-                        attr: child.attr,
-                    };
-                    t.remember(entry.ino);
-                    return Ok(entry);
-                }
-            } else if t.is_missing(parent, name, now) {
-                return Err(FsError::NotFound);
-            }
-            (parent_key, filling)
-        };
-        let found = if filling {
-            self.resolve_by_listing(&parent_key, name).await?
-        } else {
-            self.resolve(&parent_key, name).await?
-        };
-        let mut t = lock(&self.inodes);
-        match found {
-            None => {
-                let now = Instant::now();
-                t.mark_missing(parent, name, now + self.config.negative_ttl);
-                if let Some(p) = t.get_mut(parent) {
-                    p.last_miss = Some(now);
-                }
-                Err(FsError::NotFound)
-            }
-            Some(info) => {
-                let attr = info.attr;
-                let ino = t
-                    .upsert_child(
-                        parent,
-                        name,
-                        info,
-                        Instant::now() + self.config.metadata_ttl,
-                    )
-                    .ok_or(FsError::NotFound)?;
-                t.remember(ino);
-                if let (Some(pid), Some(node)) = (caller, t.get_mut(ino)) {
-                    if node.exact && node.etag.is_some() {
-                        node.looked_up_by = Some((pid, Instant::now()));
-                    }
-                }
-                Ok(Entry { ino, attr })
-            }
-        }
-    }
-
-    /// Asks COS what `parent_key + name` is: a directory (marker or prefix,
-    /// which wins), a file, or nothing.
-    async fn resolve(&self, parent_key: &str, name: &str) -> FsResult<Option<ChildInfo>> {
-        let key = format!("{parent_key}{name}");
-        if self.config.no_listing {
-            return self.resolve_by_head(&key).await;
-        }
-        let prefix = format!("{key}/");
-        let list_req = ListRequest {
-            prefix: prefix.clone(),
-            delimiter: Some("/".into()),
-            marker: String::new(),
-            max_keys: 1,
-        };
-        let (file, listed) = tokio::join!(self.client.head(&key), self.client.list_page(&list_req));
-        let listed = listed?;
-        if !listed.objects.is_empty() || !listed.common_prefixes.is_empty() {
-            if file.is_ok() {
-                self.warn_once(
-                    &key,
-                    &format!("directory {prefix:?} has the same name and wins"),
-                );
-            }
-            // The marker sorts first under its prefix: the listing says
-            // whether it exists; only then is it worth a HEAD for its mode.
-            let has_marker = listed.objects.first().is_some_and(|o| o.key == prefix);
-            let attr = match has_marker && !self.config.fast_list {
-                true => match self.client.head(&prefix).await {
-                    Ok(info) => self.config.ownership.from_info(&info, true),
-                    Err(e) if e.is_not_found() => self.config.ownership.dir(self.started),
-                    Err(e) => return Err(e.into()),
-                },
-                false => self.config.ownership.dir(self.started),
-            };
-            return Ok(Some(ChildInfo {
-                attr,
-                etag: None,
-                modified: None,
-                exact: true,
-                xattrs: None,
-            }));
-        }
-        self.file_answer(file)
-    }
-
-    /// [`resolve`](Self::resolve) in a directory being filled: one listing
-    /// of the name as a prefix tells a free name (the common case there)
-    /// with one request; a file then gets its HEAD, and a directory, or a
-    /// listing that stopped before `name/` could sort, the full question.
-    async fn resolve_by_listing(
-        &self,
-        parent_key: &str,
-        name: &str,
-    ) -> FsResult<Option<ChildInfo>> {
-        let key = format!("{parent_key}{name}");
-        if self.config.no_listing {
-            return self.resolve_by_head(&key).await;
-        }
-        let listed = self
-            .client
-            .list_page(&ListRequest {
-                prefix: key.clone(),
-                delimiter: Some("/".into()),
-                marker: String::new(),
-                max_keys: NAME_LISTING_KEYS,
-            })
-            .await?;
-        let dir = format!("{key}/");
-        if listed.truncated || listed.common_prefixes.contains(&dir) {
-            return self.resolve(parent_key, name).await;
-        }
-        if !listed.objects.iter().any(|o| o.key == key) {
-            return Ok(None);
-        }
-        self.file_answer(self.client.head(&key).await)
-    }
-
-    /// What a HEAD of a file's key says: the file, or nothing (404).
-    fn file_answer(&self, head: CosResult<ObjectInfo>) -> FsResult<Option<ChildInfo>> {
-        match head {
-            Ok(info) => Ok(Some(self.file_info(&info))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// [`resolve`](Self::resolve) without listing: HEAD the key and its
-    /// marker `key/` at once; the marker (a directory) wins, as in listings.
-    /// Directories without a marker cannot be found this way.
-    async fn resolve_by_head(&self, key: &str) -> FsResult<Option<ChildInfo>> {
-        let marker_key = format!("{key}/");
-        let (file, marker) = tokio::join!(self.client.head(key), self.client.head(&marker_key));
-        match marker {
-            Ok(info) => {
-                return Ok(Some(ChildInfo {
-                    attr: self.config.ownership.from_info(&info, true),
-                    etag: None,
-                    modified: None,
-                    exact: true,
-                    xattrs: None,
-                }));
-            }
-            Err(e) if !e.is_not_found() => return Err(e.into()),
-            Err(_) => {}
-        }
-        self.file_answer(file)
-    }
-
-    fn file_info(&self, info: &ObjectInfo) -> ChildInfo {
-        ChildInfo {
-            attr: self.config.ownership.from_info(info, false),
-            etag: Some(info.etag.clone()),
-            modified: Some(info.last_modified),
-            exact: true,
-            xattrs: Some(Xattrs::from_meta(&info.meta)),
-        }
     }
 
     /// The kernel dropped `n` references to `ino`.

@@ -136,13 +136,7 @@ impl<C: ObjectClient> Fs<C> {
         for (name, listed) in listing.entries {
             let info = match (listed, heads.get(&name)) {
                 (_, Some(Some(info))) => info.clone(),
-                (Listed::Dir, _) => ChildInfo {
-                    attr: self.config.ownership.dir(self.started),
-                    etag: None,
-                    modified: None,
-                    exact: true,
-                    xattrs: None,
-                },
+                (Listed::Dir, _) => self.implicit_dir(),
                 (
                     Listed::Object {
                         size,
@@ -220,17 +214,7 @@ impl<C: ObjectClient> Fs<C> {
         for (name, result, is_dir) in results {
             match result {
                 Ok(info) if is_dir => {
-                    let attr = self.config.ownership.from_info(&info, true);
-                    out.insert(
-                        name,
-                        Some(ChildInfo {
-                            attr,
-                            etag: None,
-                            modified: None,
-                            exact: true,
-                            xattrs: None,
-                        }),
-                    );
+                    out.insert(name, Some(self.dir_info(&info)));
                 }
                 Ok(info) => {
                     out.insert(name, Some(self.file_info(&info)));

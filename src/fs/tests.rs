@@ -517,3 +517,50 @@ async fn a_free_name_in_a_directory_being_filled_costs_one_listing() {
     );
     assert_eq!(other.lookup(d.ino, "name.txt").await.unwrap().attr.size, 3);
 }
+
+#[tokio::test]
+async fn a_known_directory_is_revalidated_with_one_listing() {
+    let c = bucket(&[("d/f", b"x")]).await;
+    let marker = |mode: &str| ObjectAttrs {
+        content_type: Some("application/x-directory".into()),
+        meta: UserMeta::from([("mode".to_string(), mode.to_string())]),
+    };
+    c.put("d/", Bytes::new(), &marker("16877")).await.unwrap();
+    let fs = fs(
+        &c,
+        FsConfig {
+            metadata_ttl: Duration::ZERO,
+            ..long_ttl()
+        },
+    );
+    let d = fs.lookup(ROOT, "d").await.unwrap();
+    assert_eq!(d.attr.perm, 0o755);
+    let calls = || (c.calls("list_page"), c.calls("head"));
+    let before = calls();
+    let again = fs.lookup(ROOT, "d").await.unwrap();
+    assert_eq!((again.ino, again.attr.perm), (d.ino, 0o755));
+    assert_eq!(
+        (calls().0 - before.0, calls().1 - before.1),
+        (1, 0),
+        "one listing, no HEAD"
+    );
+
+    // Another client replaces the marker (another version): its HEAD
+    // brings the new mode.
+    c.put("d/", Bytes::from_static(b"v2"), &marker("16832"))
+        .await
+        .unwrap();
+    let before = calls();
+    let changed = fs.lookup(ROOT, "d").await.unwrap();
+    assert_eq!((changed.ino, changed.attr.perm), (d.ino, 0o700));
+    assert_eq!((calls().0 - before.0, calls().1 - before.1), (1, 1));
+
+    // Gone, and a file in its place: the full question finds the file.
+    c.delete("d/").await.unwrap();
+    c.delete("d/f").await.unwrap();
+    c.put("d", Bytes::from_static(b"file"), &ObjectAttrs::default())
+        .await
+        .unwrap();
+    let file = fs.lookup(ROOT, "d").await.unwrap();
+    assert_eq!((file.attr.kind, file.attr.size), (Kind::File, 4));
+}
