@@ -40,13 +40,18 @@ use reply::{panic_if_asked, reply_empty, reply_entry};
 
 impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_ASYNC_READ
-            | InitFlags::FUSE_ATOMIC_O_TRUNC
-            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
-        if let Err(missing) = config.add_capabilities(wanted) {
-            debug!("kernel lacks FUSE capabilities {missing:?}");
+        // One at a time: fuser adds none of a set when the kernel lacks
+        // one of them (DIRECT_IO_ALLOW_MMAP is new in Linux 6.6).
+        for wanted in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+        ] {
+            if let Err(missing) = config.add_capabilities(wanted) {
+                debug!("kernel lacks FUSE capability {missing:?}");
+            }
         }
         self.direct_mmap = config
             .capabilities()
