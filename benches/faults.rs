@@ -114,12 +114,13 @@ fn parse() -> Args {
 fn defaults_table(clean: &harness::Report, faulty: &harness::Report) -> String {
     let secs = |r: &harness::Report| r.duration.as_secs_f64();
     let mut t = String::from(
-        "Default mount options (no timeout flag), the same workload without faults and with `--fault-rate 0.1` (stalls of 65 s):\n\n| run | time | errors | corrupted bytes | stalls injected | attempts abandoned | hedges sent (won) | requests |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "Default mount options (no timeout flag), the same workload without faults and with `--fault-rate 0.1` (stalls of 65 s):\n\n| run | time | phases | errors | corrupted bytes | stalls injected | attempts abandoned | hedges sent (won) | requests |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for (name, r) in [("no faults", clean), ("faults", faulty)] {
         t.push_str(&format!(
-            "| {name} | {:.1} s | {} | {} | {} | {} | {} ({}) | {} |\n",
+            "| {name} | {:.1} s | {} | {} | {} | {} | {} | {} ({}) | {} |\n",
             secs(r),
+            r.phase_times(),
             r.outcome.errors.len(),
             r.outcome.corrupted_bytes,
             r.injected.get("stall").copied().unwrap_or(0),

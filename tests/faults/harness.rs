@@ -80,6 +80,17 @@ const NOT_RETRIES: [&str; 6] = [
 ];
 
 impl Report {
+    /// The time of each phase: `write 1.0 s, read 2.0 s, ...`.
+    pub fn phase_times(&self) -> String {
+        let phases: Vec<String> = self
+            .outcome
+            .phases
+            .iter()
+            .map(|(p, d)| format!("{p} {:.1} s", d.as_secs_f64()))
+            .collect();
+        phases.join(", ")
+    }
+
     /// A client counter summed over the mounts (`stalls`, `hedges`...).
     pub fn counter(&self, name: &str) -> u64 {
         self.retries.get(name).copied().unwrap_or(0)
@@ -323,12 +334,6 @@ pub fn render(setup: &Setup, w: &Workload, r: &Report) -> String {
         r.requests,
         r.retries_total()
     ));
-    let phases: Vec<String> = r
-        .outcome
-        .phases
-        .iter()
-        .map(|(p, d)| format!("{p} {:.1} s", d.as_secs_f64()))
-        .collect();
     t.push_str("| result | value |\n|---|---|\n");
     t.push_str(&format!(
         "| application-visible errors | {} |\n| corrupted bytes | {} (of {:.0} MiB read back) |\n",
@@ -376,7 +381,7 @@ pub fn render(setup: &Setup, w: &Workload, r: &Report) -> String {
     t.push_str(&format!(
         "| duration | {:.1} s ({}) |\n",
         r.duration.as_secs_f64(),
-        phases.join(", ")
+        r.phase_times()
     ));
     t
 }
