@@ -12,6 +12,7 @@ pub mod http;
 pub mod metadata;
 pub mod passwd;
 pub mod process;
+pub mod profile;
 pub mod provider;
 pub mod refresh;
 pub mod select;
