@@ -485,3 +485,16 @@ fn debug_hides_the_authorization_and_the_token() {
     let all = signed.into_vec();
     assert_eq!(all.len(), 4);
 }
+
+/// `aws-sigv4` traces the canonical request, token included; it must never
+/// reach our logger (it would if `tracing`'s `log` feature were turned on).
+#[test]
+fn signing_logs_nothing() {
+    crate::creds::testutil::capture_logs();
+    let mut creds = s3_creds();
+    creds.session_token = Some("TOKEN-NEVER-LOGGED".into());
+    let url = format!("https://{S3_HOST}/k");
+    sign_s3("GET", &url, Payload::Unsigned, &creds);
+    let logs = crate::creds::testutil::captured_logs();
+    assert!(logs.is_empty(), "{logs:?}");
+}
