@@ -9,7 +9,9 @@ use super::CredsError;
 use super::env::{self, EnvLookup};
 use super::passwd::{self, Dialect};
 use super::profile::{self, DEFAULT_PROFILE, PROFILE_VAR, ProfileKeys, SharedFiles};
-use super::select::{CredentialOptions, ProviderSpec, Selected, Surroundings, command_line};
+use super::select::{
+    CredentialOptions, ProviderSpec, Selected, Surroundings, command_line, process,
+};
 use super::source::SourceKind;
 
 /// Where the AWS family looks when no option names a file (injected by
@@ -110,7 +112,7 @@ pub(super) fn build(
         SourceKind::Env => env_source(around.env),
         SourceKind::Passwd => passwd_source(opts, bucket, around),
         SourceKind::Profile => profile_source(opts, around),
-        SourceKind::Process => super::select::process(opts),
+        SourceKind::Process => process(opts),
         SourceKind::Anonymous => Ok(Selected::Anonymous),
         SourceKind::CamRole | SourceKind::Sts => Err(CredsError::Config(format!(
             "credential source {kind} is Tencent Cloud's, for COS targets; an S3 target takes \
