@@ -583,6 +583,7 @@ mod tests {
         let around = crate::creds::select::Surroundings {
             env: &|_: &str| None,
             default_passwd_files: Vec::new(),
+            aws: crate::creds::aws::AwsDefaults::default(),
         };
         let cli = crate::cli::Cli::try_parse_from(full).unwrap();
         MountConfig::for_command("check", &cli.mount, &around).unwrap()

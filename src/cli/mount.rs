@@ -144,14 +144,20 @@ pub struct MountArgs {
     )]
     pub retries: u32,
 
-    /// Where credentials come from: cli, env, passwd, cam_role, sts, process or anonymous.
+    /// Where credentials come from: cli, env, passwd, cam_role, sts, process,
+    /// profile (S3 targets) or anonymous.
     ///
     /// Without this option the first configured source wins: role_arn (STS,
     /// with the first keys found below), --secret-id/--secret-key, the
     /// environment (COS_SECRET_ID/COS_SECRET_KEY/COS_SESSION_TOKEN, then
     /// TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY/TENCENTCLOUD_SESSION_TOKEN),
     /// passwd_file, cam_role, credential_process, then ~/.passwd-cosfs and
-    /// /etc/passwd-cosfs. Anonymous access is only used when asked for.
+    /// /etc/passwd-cosfs. For S3 targets: --secret-id/--secret-key, the
+    /// environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN,
+    /// then AWSACCESSKEYID/AWSSECRETACCESSKEY/AWSSESSIONTOKEN), passwd_file,
+    /// --profile, credential_process, the AWS_PROFILE (else default) profile,
+    /// then ~/.passwd-s3fs and /etc/passwd-s3fs. Anonymous access is only
+    /// used when asked for.
     #[arg(
         long,
         value_name = "NAME",
@@ -217,10 +223,18 @@ pub struct MountArgs {
     pub sts_duration: Option<Span>,
 
     /// Command (run with `sh -c`) printing JSON
-    /// {"TmpSecretId","TmpSecretKey","Token","ExpiredTime"}; run again before
-    /// the keys expire. Inside -o it cannot contain commas.
+    /// {"TmpSecretId","TmpSecretKey","Token","ExpiredTime"} or AWS's
+    /// {"Version": 1, "AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration"};
+    /// run again before the keys expire. Inside -o it cannot contain commas.
     #[arg(long, value_name = "COMMAND", help_heading = "Credentials")]
     pub credential_process: Option<String>,
+
+    /// AWS profile (S3 targets): [NAME] in ~/.aws/credentials
+    /// ($AWS_SHARED_CREDENTIALS_FILE), else [profile NAME] in ~/.aws/config
+    /// ($AWS_CONFIG_FILE), with aws_access_key_id/aws_secret_access_key or
+    /// credential_process.
+    #[arg(long, value_name = "NAME", help_heading = "Credentials")]
+    pub profile: Option<String>,
 
     /// Send unsigned requests (public buckets); same as --credential-source anonymous.
     #[arg(long, alias = "public-bucket", help_heading = "Credentials")]

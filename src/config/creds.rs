@@ -4,7 +4,7 @@
 
 use crate::cli::MountArgs;
 use crate::creds::select::{self, Surroundings};
-use crate::creds::{CredentialOptions, Secret, Selected, SourceKind};
+use crate::creds::{CredentialOptions, KeyFamily, Secret, Selected, SourceKind};
 
 use super::target::Target;
 
@@ -51,6 +51,7 @@ fn credential_options(args: &MountArgs, region: &str) -> Result<CredentialOption
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let secret = |v: &Option<Secret>| nonempty(&v.as_ref().map(|s| s.expose().to_string()));
     Ok(CredentialOptions {
+        family: KeyFamily::default(),
         source,
         secret_id: nonempty(&args.secret_id),
         secret_key: secret(&args.secret_key),
@@ -64,6 +65,7 @@ fn credential_options(args: &MountArgs, region: &str) -> Result<CredentialOption
         sts_region: nonempty(&args.sts_region),
         sts_duration: args.sts_duration.map(|s| s.0),
         credential_process: nonempty(&args.credential_process),
+        profile: nonempty(&args.profile),
         region: Some(region.to_string()),
     })
 }

@@ -26,6 +26,7 @@ fn config_with_env(args: &[&str], vars: &[(&str, &str)]) -> Result<MountConfig, 
     let around = Surroundings {
         env: &lookup,
         default_passwd_files: Vec::new(),
+        aws: crate::creds::aws::AwsDefaults::default(),
     };
     let cli = Cli::try_parse_from(full).map_err(|e| e.to_string())?;
     MountConfig::from_args_in(&cli.mount, &around)
@@ -229,6 +230,7 @@ fn check_needs_a_bucket_and_no_mountpoint() {
         let around = Surroundings {
             env: &|_: &str| None,
             default_passwd_files: Vec::new(),
+            aws: crate::creds::aws::AwsDefaults::default(),
         };
         MountConfig::for_command("check", &Cli::try_parse_from(full).unwrap().mount, &around)
     };
@@ -341,4 +343,32 @@ fn refreshing_sources_and_their_errors() {
             .contains("--sts-duration")
     );
     assert!(err(&[]).contains("no credentials found"));
+}
+
+#[test]
+fn the_profile_flag_reaches_the_credential_options() {
+    for flag in [&["--profile", "dev"][..], &["-o", "profile=dev"][..]] {
+        let args: Vec<std::ffi::OsString> = [
+            &["cosmount", "b-125", "/mnt", "--region", "ap-beijing"][..],
+            flag,
+        ]
+        .concat()
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        let expanded = crate::cli::expand_mount_options(args).unwrap();
+        let cli = Cli::try_parse_from(expanded).unwrap();
+        assert_eq!(cli.mount.profile.as_deref(), Some("dev"));
+        let lookup = |_: &str| None;
+        let around = Surroundings {
+            env: &lookup,
+            default_passwd_files: Vec::new(),
+            aws: crate::creds::aws::AwsDefaults::default(),
+        };
+        let e = MountConfig::from_args_in(&cli.mount, &around).unwrap_err();
+        assert!(
+            e.contains("--profile") && e.contains("for S3 targets"),
+            "{e}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod memory;
 pub mod path;
 pub mod sign;
+pub mod sigv4;
 pub mod xml;
 
 use std::collections::BTreeMap;

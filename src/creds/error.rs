@@ -93,7 +93,11 @@ pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
         serde_json::error::Category::Data => "JSON of the wrong shape",
         serde_json::error::Category::Eof => "truncated JSON",
     };
-    format!("{kind} at line {} column {}", e.line(), e.column())
+    match e.line() {
+        // Errors found after parsing (`serde_json::from_value`) have no position.
+        0 => kind.to_string(),
+        line => format!("{kind} at line {line} column {}", e.column()),
+    }
 }
 
 #[cfg(test)]

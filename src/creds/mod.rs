@@ -5,6 +5,7 @@
 //! Invariant: no `Debug`/`Display` of anything here, and no log line, shows
 //! a SecretKey, a session token or an Authorization value.
 
+pub mod aws;
 pub mod clock;
 pub mod env;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod http;
 pub mod metadata;
 pub mod passwd;
 pub mod process;
+pub mod profile;
 pub mod provider;
 pub mod refresh;
 pub mod select;
@@ -31,7 +33,7 @@ pub use clock::{Clock, SystemClock, TokioClock};
 pub use error::CredsError;
 pub use provider::{FetchFuture, Provider};
 pub use refresh::RefreshPolicy;
-pub use select::{CredentialOptions, ProviderSpec, Selected};
+pub use select::{CredentialOptions, KeyFamily, ProviderSpec, Selected};
 pub use source::SourceKind;
 pub use store::CredentialStore;
 

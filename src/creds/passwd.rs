@@ -1,11 +1,15 @@
-//! cosfs-compatible passwd files, refused when anyone but the owner could
-//! read them (cosfs allows group-read only for `/etc/passwd-cosfs`).
+//! cosfs- and s3fs-compatible passwd files, refused when anyone but the
+//! owner could read them (both tools allow group-read only for their
+//! system-wide file, `/etc/passwd-cosfs` or `/etc/passwd-s3fs`).
 //! - Format 1 (permanent keys): `bucket:SecretId:SecretKey` lines and one
-//!   optional default `SecretId:SecretKey` line, `#` comments.
-//! - Format 2 (temporary keys): `COSAccessKeyId=`, `COSSecretKey=`,
-//!   `COSAccessToken=` and `COSAccessTokenExpire=%Y-%m-%dT%H:%M:%S` (GMT)
-//!   lines. Whatever renews the keys rewrites the file; [`PasswdProvider`]
-//!   re-reads it, and the refresher does so before the keys expire.
+//!   optional default `SecretId:SecretKey` line, `#` comments. cosfs names
+//!   a bucket `name-appid` or `name`; S3 buckets have no appid, so an s3fs
+//!   line matches the bucket name exactly.
+//! - Format 2 (temporary keys, cosfs only): `COSAccessKeyId=`,
+//!   `COSSecretKey=`, `COSAccessToken=` and
+//!   `COSAccessTokenExpire=%Y-%m-%dT%H:%M:%S` (GMT) lines. Whatever renews
+//!   the keys rewrites the file; [`PasswdProvider`] re-reads it, and the
+//!   refresher does so before the keys expire.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,29 +29,81 @@ impl std::fmt::Display for PasswdError {
 
 impl std::error::Error for PasswdError {}
 
-/// The system-wide passwd file, which may be group-readable.
+/// cosfs's system-wide passwd file, which may be group-readable.
 pub const SYSTEM_PASSWD: &str = "/etc/passwd-cosfs";
 
-/// Reads the credentials for `bucket` from the passwd file at `path`:
-/// permanent keys (format 1) or temporary ones with `expires_at` (format 2).
+/// Whose passwd files: cosfs's (COS keys) or s3fs's (AWS keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// `~/.passwd-cosfs`, `/etc/passwd-cosfs`; `name-appid` buckets;
+    /// format 2 too.
+    Cosfs,
+    /// `~/.passwd-s3fs`, `/etc/passwd-s3fs`; bucket names matched exactly.
+    S3fs,
+}
+
+impl Dialect {
+    /// The system-wide file, the only one that may be group-readable.
+    pub fn system_file(self) -> &'static str {
+        match self {
+            Dialect::Cosfs => SYSTEM_PASSWD,
+            Dialect::S3fs => "/etc/passwd-s3fs",
+        }
+    }
+
+    /// The per-user file's name, in the home directory.
+    pub fn home_file(self) -> &'static str {
+        match self {
+            Dialect::Cosfs => ".passwd-cosfs",
+            Dialect::S3fs => ".passwd-s3fs",
+        }
+    }
+
+    /// True when a line's bucket field names `bucket`.
+    fn names_bucket(self, field: &str, bucket: &str) -> bool {
+        match self {
+            Dialect::Cosfs => field == bucket || Some(field) == bare_name(bucket),
+            Dialect::S3fs => field == bucket,
+        }
+    }
+}
+
+/// `name` of a `name-appid` bucket.
+fn bare_name(bucket: &str) -> Option<&str> {
+    bucket.rsplit_once('-').map(|(name, _)| name)
+}
+
+/// Reads the credentials for `bucket` from the cosfs passwd file at
+/// `path`: permanent keys (format 1) or temporary ones with `expires_at`
+/// (format 2).
 pub fn load(path: &Path, bucket: &str) -> Result<Credentials, PasswdError> {
+    load_as(path, bucket, Dialect::Cosfs)
+}
+
+/// [`load`] for either tool's files.
+pub fn load_as(path: &Path, bucket: &str, dialect: Dialect) -> Result<Credentials, PasswdError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| PasswdError(format!("cannot read passwd file {}: {e}", path.display())))?;
-    check_mode(path, meta.permissions().mode())?;
+    check_mode_as(path, meta.permissions().mode(), dialect)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| PasswdError(format!("cannot read passwd file {}: {e}", path.display())))?;
-    let parsed = if is_temporary_format(&text) {
+    let parsed = if dialect == Dialect::Cosfs && is_temporary_format(&text) {
         parse_temporary(&text)
     } else {
-        parse(&text, bucket)
+        parse_as(&text, bucket, dialect)
     };
     parsed.map_err(|m| PasswdError(format!("passwd file {}: {m}", path.display())))
 }
 
 /// Refuses files readable or writable by others (and by the group, except
-/// read for the system file).
+/// read for cosfs's system file).
 pub fn check_mode(path: &Path, mode: u32) -> Result<(), PasswdError> {
-    let group_allowed = if path == Path::new(SYSTEM_PASSWD) {
+    check_mode_as(path, mode, Dialect::Cosfs)
+}
+
+/// [`check_mode`] with `dialect`'s system file.
+pub fn check_mode_as(path: &Path, mode: u32, dialect: Dialect) -> Result<(), PasswdError> {
+    let group_allowed = if path == Path::new(dialect.system_file()) {
         0o040
     } else {
         0
@@ -67,10 +123,11 @@ pub fn check_mode(path: &Path, mode: u32) -> Result<(), PasswdError> {
 /// Finds the line for `bucket` (as `name-appid` or bare `name`), else the
 /// default line.
 pub fn parse(text: &str, bucket: &str) -> Result<Credentials, String> {
-    let bare = bucket
-        .rsplit_once('-')
-        .map(|(name, _)| name)
-        .unwrap_or(bucket);
+    parse_as(text, bucket, Dialect::Cosfs)
+}
+
+/// [`parse`] with `dialect`'s bucket matching.
+pub fn parse_as(text: &str, bucket: &str, dialect: Dialect) -> Result<Credentials, String> {
     let mut default = None;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
@@ -85,7 +142,7 @@ pub fn parse(text: &str, bucket: &str) -> Result<Credentials, String> {
         }
         let fields: Vec<&str> = line.split(':').collect();
         match fields.as_slice() {
-            [b, id, key] if *b == bucket || *b == bare => {
+            [b, id, key] if dialect.names_bucket(b, bucket) => {
                 return Ok(Credentials::permanent(id, key));
             }
             [_, _, _] => {}
@@ -230,6 +287,53 @@ mod tests {
         assert!(check_mode(p, 0o640).is_err());
         assert!(check_mode(Path::new(SYSTEM_PASSWD), 0o640).is_ok());
         assert!(check_mode(Path::new(SYSTEM_PASSWD), 0o660).is_err());
+    }
+
+    #[test]
+    fn s3fs_lines_name_the_bucket_exactly() {
+        let text = "# s3fs\nmy:IDBARE:K\nmy-bucket:IDFULL:K\nID0:KEY0\n";
+        let s3fs = |bucket| parse_as(text, bucket, Dialect::S3fs).unwrap().secret_id;
+        assert_eq!(s3fs("my-bucket"), "IDFULL");
+        assert_eq!(s3fs("my-other"), "ID0", "no appid to strip");
+        assert_eq!(
+            parse_as("my:IDBARE:K\n", "my-other", Dialect::Cosfs)
+                .unwrap()
+                .secret_id,
+            "IDBARE"
+        );
+        let e = parse_as("my:IDBARE:K\n", "my-other", Dialect::S3fs).unwrap_err();
+        assert!(e.contains("no line for bucket my-other"), "{e}");
+    }
+
+    #[test]
+    fn only_the_dialects_system_file_may_be_group_readable() {
+        let s3fs_etc = Path::new(Dialect::S3fs.system_file());
+        assert!(check_mode_as(s3fs_etc, 0o640, Dialect::S3fs).is_ok());
+        assert!(check_mode_as(s3fs_etc, 0o640, Dialect::Cosfs).is_err());
+        assert!(check_mode_as(Path::new(SYSTEM_PASSWD), 0o640, Dialect::S3fs).is_err());
+        let e = check_mode_as(Path::new("/h/.passwd-s3fs"), 0o604, Dialect::S3fs).unwrap_err();
+        assert!(e.0.contains("chmod 600 /h/.passwd-s3fs"), "{e}");
+    }
+
+    #[test]
+    fn s3fs_files_have_no_temporary_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd-s3fs");
+        let text = "COSAccessKeyId=A\nCOSSecretKey=B\nCOSAccessToken=T\nCOSAccessTokenExpire=2030-01-01T00:00:00\n";
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = load_as(&path, "b", Dialect::S3fs).unwrap_err().0;
+        assert!(
+            e.contains("line 1 must be bucket:SecretId:SecretKey"),
+            "{e}"
+        );
+        assert!(!e.contains("=B"), "{e}");
+        assert!(
+            load_as(&path, "b", Dialect::Cosfs)
+                .unwrap()
+                .expires_at
+                .is_some()
+        );
     }
 
     #[test]

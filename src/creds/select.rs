@@ -1,6 +1,10 @@
-//! Which source the credentials come from. `--credential-source NAME`
-//! picks one and nothing else is consulted. Otherwise the first configured
-//! source wins, in this order:
+//! Which source the credentials come from. A mount signs with one key
+//! family: Tencent Cloud's for COS targets (the default), AWS's for S3
+//! targets ([`KeyFamily`]); each reads only its own variables and files.
+//! `--credential-source NAME` picks one source and nothing else is
+//! consulted. Otherwise the first configured source wins, in this order.
+//!
+//! Tencent (COS):
 //!
 //! 1. `role_arn=` (STS AssumeRole): its permanent keys come from the first
 //!    of 2, 3, 4, 7 that is configured; those keys only ever call STS.
@@ -12,20 +16,40 @@
 //! 6. `credential_process=CMD`.
 //! 7. `passwd`: `~/.passwd-cosfs`, then `/etc/passwd-cosfs`, if present.
 //!
+//! AWS (S3; built in `aws.rs`):
+//!
+//! 1. `cli`: `--secret-id`/`--secret-key` [`--session-token`].
+//! 2. `env`: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` [`AWS_SESSION_TOKEN`],
+//!    then s3fs's `AWSACCESSKEYID`/`AWSSECRETACCESSKEY` [`AWSSESSIONTOKEN`].
+//! 3. `passwd`: the s3fs file named by `passwd_file=`.
+//! 4. `profile`: `--profile NAME` in `~/.aws/credentials`, else `[profile
+//!    NAME]` in `~/.aws/config` (keys or `credential_process`).
+//! 5. `credential_process=CMD`.
+//! 6. `profile`: `AWS_PROFILE`'s profile, or `default` if the files hold it.
+//! 7. `passwd`: `~/.passwd-s3fs`, then `/etc/passwd-s3fs`, if present.
+//!
 //! `anonymous` is only ever chosen explicitly (`--anonymous`). Sources
-//! named by an option (4-6) rank above the default passwd files (7) because
-//! naming one on a mount is a clearer statement of intent than a file that
-//! happens to exist (cosfs also prefers `cam_role` over its passwd files).
+//! named by an option (Tencent 4-6, AWS 3-5) rank above the files that
+//! merely exist (Tencent 7, AWS 6-7) because naming one on a mount is a
+//! clearer statement of intent than a file that happens to exist (cosfs
+//! also prefers `cam_role` over its passwd files). Keys on the command line
+//! and in the environment come first because they are given for this one
+//! mount. Among the AWS files the shared profile comes before s3fs's passwd
+//! files, as in s3fs and the AWS tools, and `AWS_PROFILE` counts as naming
+//! a profile only below the options, as the AWS SDKs rank it below explicit
+//! configuration. `cam_role=` and `role_arn=` are Tencent Cloud's and
+//! refused for AWS keys; `--profile` is AWS's and refused for Tencent keys.
 //! Configured sources that lose are reported so the caller can warn.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::aws::{self, AwsDefaults};
 use super::env::{self, EnvLookup};
 use super::metadata::{CamRoleConfig, CamRoleProvider, DEFAULT_CAM_ROLE_ENDPOINT};
-use super::passwd::{self, PasswdProvider};
+use super::passwd::{self, Dialect, PasswdProvider};
 use super::process::ProcessProvider;
 use super::source::SourceKind;
 use super::sts::{self, AssumeRoleConfig, AssumeRoleProvider};
@@ -33,9 +57,21 @@ use super::{
     Clock, CredentialStore, Credentials, CredsError, Provider, RefreshPolicy, SystemClock, http,
 };
 
+/// Whose keys a mount signs with, which decides where they are looked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyFamily {
+    /// Tencent Cloud SecretId/SecretKey (COS targets).
+    #[default]
+    Tencent,
+    /// AWS access keys (S3 and S3-compatible targets).
+    Aws,
+}
+
 /// Everything the user said about credentials (no clap types).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct CredentialOptions {
+    /// Whose keys: decides the sources and their order.
+    pub family: KeyFamily,
     /// `--credential-source`: use only this source.
     pub source: Option<SourceKind>,
     /// `--secret-id`.
@@ -62,6 +98,8 @@ pub struct CredentialOptions {
     pub sts_duration: Option<Duration>,
     /// `credential_process=`.
     pub credential_process: Option<String>,
+    /// `--profile`: an AWS profile.
+    pub profile: Option<String>,
     /// The bucket's region: STS's region unless `sts_region` is given.
     pub region: Option<String>,
 }
@@ -70,6 +108,7 @@ impl fmt::Debug for CredentialOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let hidden = |v: &Option<String>| v.as_ref().map(|_| "******");
         f.debug_struct("CredentialOptions")
+            .field("family", &self.family)
             .field("source", &self.source)
             .field("secret_id", &self.secret_id)
             .field("secret_key", &hidden(&self.secret_key))
@@ -83,12 +122,18 @@ impl fmt::Debug for CredentialOptions {
             .field("sts_region", &self.sts_region)
             .field("sts_duration", &self.sts_duration)
             .field("credential_process", &self.credential_process)
+            .field("profile", &self.profile)
             .field("region", &self.region)
             .finish()
     }
 }
 
 impl CredentialOptions {
+    /// Keys (or a token) given on the command line.
+    pub(super) fn has_cli_keys(&self) -> bool {
+        self.secret_id.is_some() || self.secret_key.is_some() || self.session_token.is_some()
+    }
+
     /// `cam_role=sts` without an endpoint: cosfs's way of naming the passwd file.
     fn cam_role_means_passwd(&self) -> bool {
         self.cam_role.as_deref() == Some("sts") && self.cam_role_endpoint.is_none()
@@ -111,19 +156,23 @@ pub struct Surroundings<'a> {
     pub env: EnvLookup<'a>,
     /// `~/.passwd-cosfs` and `/etc/passwd-cosfs`, in that order.
     pub default_passwd_files: Vec<PathBuf>,
+    /// The AWS family's default files.
+    pub aws: AwsDefaults,
 }
 
 impl Surroundings<'static> {
-    /// The real environment and default passwd file locations.
+    /// The real environment and default file locations.
     pub fn of_process() -> Surroundings<'static> {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
         let mut files = Vec::new();
-        if let Some(home) = std::env::var_os("HOME") {
-            files.push(Path::new(&home).join(".passwd-cosfs"));
+        if let Some(home) = &home {
+            files.push(home.join(Dialect::Cosfs.home_file()));
         }
-        files.push(PathBuf::from(passwd::SYSTEM_PASSWD));
+        files.push(PathBuf::from(Dialect::Cosfs.system_file()));
         Surroundings {
             env: &env::process_env,
             default_passwd_files: files,
+            aws: AwsDefaults::under(home.as_deref()),
         }
     }
 }
@@ -243,17 +292,47 @@ pub fn select(
     bucket: &str,
     around: &Surroundings<'_>,
 ) -> Result<Selection, CredsError> {
+    check_family(opts)?;
     check_dangling(opts)?;
     let kind = match opts.source {
         Some(kind) => kind,
-        None => first_configured(opts, around).ok_or_else(nothing_found)?,
+        None => first_configured(opts, around).ok_or_else(|| nothing_found(opts.family))?,
     };
-    let (selected, base) = build(kind, opts, bucket, around)?;
+    let (selected, base) = match opts.family {
+        KeyFamily::Tencent => build(kind, opts, bucket, around)?,
+        KeyFamily::Aws => (aws::build(kind, opts, bucket, around)?, None),
+    };
     let unused = configured(opts, around)
         .into_iter()
         .filter(|k| *k != kind && Some(*k) != base)
         .collect();
     Ok(Selection { selected, unused })
+}
+
+/// Options that belong to the other family's sources.
+fn check_family(opts: &CredentialOptions) -> Result<(), CredsError> {
+    let foreign = match opts.family {
+        KeyFamily::Tencent => opts
+            .profile
+            .as_ref()
+            .map(|_| "--profile names an AWS profile (~/.aws/credentials): it is for S3 targets"),
+        KeyFamily::Aws => [
+            (opts.cam_role.is_some(), "cam_role="),
+            (opts.cam_role_endpoint.is_some(), "cam_role_endpoint="),
+            (opts.role_arn.is_some(), "role_arn="),
+        ]
+        .into_iter()
+        .find(|(set, _)| *set)
+        .map(|_| {
+            "cam_role= and role_arn= get Tencent Cloud keys, for COS targets; an S3 target \
+             takes AWS keys (--secret-id/--secret-key, AWS_ACCESS_KEY_ID, --profile, \
+             passwd_file=, credential_process=)"
+        }),
+    };
+    match foreign {
+        Some(message) => Err(CredsError::Config(message.into())),
+        None => Ok(()),
+    }
 }
 
 /// Options that only matter with another one.
@@ -283,12 +362,16 @@ fn check_dangling(opts: &CredentialOptions) -> Result<(), CredsError> {
 
 /// Configured sources, in precedence order.
 fn configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Vec<SourceKind> {
+    match opts.family {
+        KeyFamily::Tencent => tencent_configured(opts, around),
+        KeyFamily::Aws => aws::configured(opts, around),
+    }
+}
+
+fn tencent_configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Vec<SourceKind> {
     let candidates = [
         (SourceKind::Sts, opts.role_arn.is_some()),
-        (
-            SourceKind::CommandLine,
-            opts.secret_id.is_some() || opts.secret_key.is_some() || opts.session_token.is_some(),
-        ),
+        (SourceKind::CommandLine, opts.has_cli_keys()),
         (SourceKind::Env, env::is_configured(around.env)),
         (SourceKind::Passwd, opts.explicit_passwd()),
         (SourceKind::CamRole, opts.role().is_some()),
@@ -309,7 +392,10 @@ fn first_configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Opti
     configured(opts, around).first().copied()
 }
 
-fn nothing_found() -> CredsError {
+fn nothing_found(family: KeyFamily) -> CredsError {
+    if family == KeyFamily::Aws {
+        return aws::nothing_found();
+    }
     CredsError::Config(
         "no credentials found: give --secret-id/--secret-key, set COS_SECRET_ID/COS_SECRET_KEY \
          (or TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY), write ~/.passwd-cosfs or /etc/passwd-cosfs \
@@ -344,26 +430,36 @@ fn build(
         SourceKind::Passwd => passwd_source(opts, bucket, around)?,
         SourceKind::CamRole => cam_role(opts)?,
         SourceKind::Sts => return assume_role(opts, bucket, around),
-        SourceKind::Process => match opts
-            .credential_process
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-        {
-            Some(command) => Selected::Refreshing(ProviderSpec::Process {
-                command: command.to_string(),
-            }),
-            None => {
-                return Err(CredsError::Config(
-                    "credential source process needs credential_process=COMMAND".into(),
-                ));
-            }
-        },
+        SourceKind::Process => process(opts)?,
         SourceKind::Anonymous => Selected::Anonymous,
+        SourceKind::Profile => {
+            return Err(CredsError::Config(
+                "credential source profile reads AWS profiles (~/.aws/credentials): it is for S3 targets"
+                    .into(),
+            ));
+        }
     };
     Ok((selected, None))
 }
 
-fn command_line(opts: &CredentialOptions) -> Result<Selected, CredsError> {
+/// `credential_process=COMMAND`.
+pub(super) fn process(opts: &CredentialOptions) -> Result<Selected, CredsError> {
+    match opts
+        .credential_process
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
+        Some(command) => Ok(Selected::Refreshing(ProviderSpec::Process {
+            command: command.to_string(),
+        })),
+        None => Err(CredsError::Config(
+            "credential source process needs credential_process=COMMAND".into(),
+        )),
+    }
+}
+
+/// `--secret-id`/`--secret-key` [`--session-token`].
+pub(super) fn command_line(opts: &CredentialOptions) -> Result<Selected, CredsError> {
     match (&opts.secret_id, &opts.secret_key) {
         (Some(id), Some(key)) => {
             let mut credentials = Credentials::permanent(id, key);
@@ -529,11 +625,14 @@ mod tests {
 
     const BUCKET: &str = "examplebucket-1250000000";
 
-    /// A temp dir with optional default and explicit passwd files.
+    /// A temp dir with optional default and explicit passwd files, and
+    /// the AWS family's default files (`s3fs-home-passwd`,
+    /// `s3fs-etc-passwd`, `aws-credentials`, `aws-config`).
     struct Fixture {
         dir: tempfile::TempDir,
         vars: Vec<(&'static str, &'static str)>,
         defaults: Vec<PathBuf>,
+        bucket: &'static str,
     }
 
     impl Fixture {
@@ -547,6 +646,18 @@ mod tests {
                 dir,
                 vars: Vec::new(),
                 defaults,
+                bucket: BUCKET,
+            }
+        }
+
+        fn aws_defaults(&self) -> AwsDefaults {
+            let at = |name: &str| self.dir.path().join(name);
+            AwsDefaults {
+                passwd_files: vec![at("s3fs-home-passwd"), at("s3fs-etc-passwd")],
+                shared: super::super::profile::DefaultFiles {
+                    credentials: Some(at("aws-credentials")),
+                    config: Some(at("aws-config")),
+                },
             }
         }
 
@@ -572,8 +683,9 @@ mod tests {
             let around = Surroundings {
                 env: &lookup,
                 default_passwd_files: self.defaults.clone(),
+                aws: self.aws_defaults(),
             };
-            select(opts, BUCKET, &around)
+            select(opts, self.bucket, &around)
         }
     }
 
@@ -909,5 +1021,322 @@ mod tests {
             !shown.contains("CLIKEY") && !shown.contains("CLITOKEN"),
             "{shown}"
         );
+    }
+
+    const S3_BUCKET: &str = "my-bucket";
+
+    /// A fixture for an S3 bucket.
+    fn s3_fixture(vars: &[(&'static str, &'static str)]) -> Fixture {
+        Fixture {
+            bucket: S3_BUCKET,
+            ..Fixture::new().env(vars)
+        }
+    }
+
+    fn aws(opts: CredentialOptions) -> CredentialOptions {
+        CredentialOptions {
+            family: KeyFamily::Aws,
+            ..opts
+        }
+    }
+
+    fn static_origin(s: &Selection) -> &str {
+        match &s.selected {
+            Selected::Static { origin, .. } => origin,
+            other => panic!("not static: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn aws_sources_win_in_order() {
+        let f = s3_fixture(&[
+            ("AWS_ACCESS_KEY_ID", "AKIAenv"),
+            ("AWS_SECRET_ACCESS_KEY", "ENVKEY"),
+            ("AWS_SESSION_TOKEN", "ENVTOKEN"),
+        ]);
+        f.file("aws-credentials", "[default]\naws_access_key_id = AKIAdefault\naws_secret_access_key = K\n[dev]\naws_access_key_id = AKIAdev\naws_secret_access_key = K\n");
+        f.file("s3fs-home-passwd", "AKIAhome:HOMEKEY\n");
+        f.file("s3fs-etc-passwd", "my-bucket:AKIAetc:ETCKEY\n");
+        let mut opts = aws(CredentialOptions {
+            secret_id: Some("AKIAcli".into()),
+            secret_key: Some("CLIKEY".into()),
+            passwd_file: Some(f.file("explicit", "other:A:B\nmy-bucket:AKIAfile:FILEKEY\n")),
+            profile: Some("dev".into()),
+            credential_process: Some("true".into()),
+            ..CredentialOptions::default()
+        });
+        use SourceKind::*;
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIAcli");
+        assert_eq!(s.unused, [Env, Passwd, Profile, Process]);
+        (opts.secret_id, opts.secret_key) = (None, None);
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIAenv");
+        assert_eq!(
+            static_origin(&s),
+            "environment AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+        );
+        let f = Fixture {
+            vars: Vec::new(),
+            ..f
+        };
+        assert_eq!(static_id(&f.select(&opts).unwrap()), "AKIAfile");
+        opts.passwd_file = None;
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIAdev");
+        let credentials_file = f.dir.path().join("aws-credentials");
+        assert_eq!(
+            static_origin(&s),
+            format!("profile \"dev\" in {}", credentials_file.display())
+        );
+        assert_eq!(s.unused, [Process, Passwd]);
+        opts.profile = None;
+        assert!(
+            matches!(spec(&f.select(&opts).unwrap()), ProviderSpec::Process { command } if command == "true")
+        );
+        opts.credential_process = None;
+        let s = f.select(&opts).unwrap();
+        assert_eq!(static_id(&s), "AKIAdefault");
+        assert_eq!(s.unused, [Passwd]);
+        f.file(
+            "aws-credentials",
+            "[dev]\naws_access_key_id = AKIAdev\naws_secret_access_key = K\n",
+        );
+        assert_eq!(static_id(&f.select(&opts).unwrap()), "AKIAhome");
+        std::fs::remove_file(f.dir.path().join("s3fs-home-passwd")).unwrap();
+        assert_eq!(static_id(&f.select(&opts).unwrap()), "AKIAetc");
+    }
+
+    #[test]
+    fn aws_keys_ignore_cos_variables_and_files_and_say_where_to_look() {
+        let f = s3_fixture(&[("COS_SECRET_ID", "AKIDcos"), ("COS_SECRET_KEY", "COSKEY")]);
+        f.file("home-passwd", "AKIDhome:HOMEKEY\n");
+        let e = f
+            .select(&aws(CredentialOptions::default()))
+            .unwrap_err()
+            .to_string();
+        for way in [
+            "--secret-id",
+            "AWS_ACCESS_KEY_ID",
+            "AWSACCESSKEYID",
+            "~/.aws/credentials",
+            "--profile",
+            "AWS_PROFILE",
+            "~/.passwd-s3fs",
+            "passwd_file",
+            "credential_process",
+            "--anonymous",
+        ] {
+            assert!(e.contains(way), "{way}: {e}");
+        }
+        assert!(
+            !e.contains("COS_SECRET_ID") && !e.contains("cam_role"),
+            "{e}"
+        );
+        let f = s3_fixture(&[
+            ("AWS_ACCESS_KEY_ID", "AKIAenv"),
+            ("AWS_SECRET_ACCESS_KEY", "K"),
+        ]);
+        f.file(
+            "aws-credentials",
+            "[default]\naws_access_key_id = A\naws_secret_access_key = K\n",
+        );
+        let e = f
+            .select(&CredentialOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("COS_SECRET_ID") && !e.contains("AWS_ACCESS_KEY_ID"),
+            "{e}"
+        );
+        let e = f
+            .select(&aws(CredentialOptions {
+                source: Some(SourceKind::Env),
+                ..CredentialOptions::default()
+            }))
+            .map(|s| static_id(&s).to_string());
+        assert_eq!(e, Ok("AKIAenv".to_string()));
+    }
+
+    #[test]
+    fn session_tokens_come_with_aws_keys() {
+        let f = s3_fixture(&[
+            ("AWSACCESSKEYID", "AKIAs3fs"),
+            ("AWSSECRETACCESSKEY", "K"),
+            ("AWSSESSIONTOKEN", "S3FSTOKEN"),
+        ]);
+        let token = |s: Selection| match s.selected {
+            Selected::Static { credentials, .. } => credentials.session_token,
+            other => panic!("not static: {other:?}"),
+        };
+        let s = f.select(&aws(CredentialOptions::default())).unwrap();
+        assert_eq!(token(s), Some("S3FSTOKEN".into()));
+        let cli = aws(CredentialOptions {
+            secret_id: Some("AKIAcli".into()),
+            secret_key: Some("K".into()),
+            session_token: Some("CLITOKEN".into()),
+            ..CredentialOptions::default()
+        });
+        assert_eq!(token(f.select(&cli).unwrap()), Some("CLITOKEN".into()));
+    }
+
+    #[test]
+    fn a_missing_profile_names_the_files_and_their_profiles() {
+        let f = s3_fixture(&[]);
+        let named = aws(CredentialOptions {
+            profile: Some("dev".into()),
+            ..CredentialOptions::default()
+        });
+        let e = f.select(&named).unwrap_err().to_string();
+        assert!(e.contains("profile \"dev\" (--profile) is not in"), "{e}");
+        assert!(
+            e.contains("aws-config (absent)") && e.contains("they hold no profile"),
+            "{e}"
+        );
+        f.file(
+            "aws-credentials",
+            "[default]\naws_access_key_id = A\naws_secret_access_key = K\n[prod]\n",
+        );
+        f.file(
+            "aws-config",
+            "[profile stage]\nregion = x\n[sso-session s]\n",
+        );
+        let e = f.select(&named).unwrap_err().to_string();
+        let credentials_file = f.dir.path().join("aws-credentials");
+        assert!(e.contains(&credentials_file.display().to_string()), "{e}");
+        assert!(e.contains("they hold: default, prod, stage"), "{e}");
+        let f = Fixture {
+            vars: vec![("AWS_PROFILE", "dev")],
+            ..f
+        };
+        let e = f
+            .select(&aws(CredentialOptions::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("profile \"dev\" (AWS_PROFILE) is not in"), "{e}");
+    }
+
+    #[test]
+    fn aws_profile_picks_a_config_file_profile() {
+        let f = s3_fixture(&[("AWS_PROFILE", "stage")]);
+        f.file(
+            "aws-credentials",
+            "[default]\naws_access_key_id = AKIAdefault\naws_secret_access_key = K\n",
+        );
+        f.file(
+            "aws-config",
+            "[default]\nregion = us-east-1\n[profile stage]\naws_access_key_id = AKIAstage\n\
+             aws_secret_access_key = STAGEKEY\naws_session_token = STAGETOKEN\n",
+        );
+        let s = f.select(&aws(CredentialOptions::default())).unwrap();
+        let Selected::Static {
+            credentials,
+            origin,
+        } = &s.selected
+        else {
+            panic!("{s:?}")
+        };
+        assert_eq!(credentials.secret_id, "AKIAstage");
+        assert_eq!(credentials.session_token.as_deref(), Some("STAGETOKEN"));
+        assert!(
+            origin.starts_with("profile \"stage\" in ") && origin.ends_with("aws-config"),
+            "{origin}"
+        );
+        let f = Fixture {
+            vars: vec![("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")],
+            ..f
+        };
+        let s = f.select(&aws(CredentialOptions::default()));
+        assert!(
+            s.is_err(),
+            "the variable replaces ~/.aws/credentials: {s:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_profiles_credential_process_prints_aws_json() {
+        let f = s3_fixture(&[]);
+        f.file(
+            "aws-config",
+            "[profile tool]\ncredential_process = printf '{\"Version\":1,\"AccessKeyId\":\"AKIAproc\",\"SecretAccessKey\":\"K\",\"SessionToken\":\"T\",\"Expiration\":\"2030-01-01T00:00:00Z\"}'\n",
+        );
+        let opts = aws(CredentialOptions {
+            profile: Some("tool".into()),
+            ..CredentialOptions::default()
+        });
+        let s = f.select(&opts).unwrap();
+        let ProviderSpec::Process { command } = spec(&s) else {
+            panic!("{s:?}")
+        };
+        assert!(command.starts_with("printf"), "{command}");
+        let provider = spec(&s).build(Arc::new(SystemClock)).unwrap();
+        let c = provider.fetch().await.unwrap();
+        assert_eq!(c.secret_id, "AKIAproc");
+        assert_eq!(c.session_token.as_deref(), Some("T"));
+        assert!(c.expires_at.is_some());
+    }
+
+    #[test]
+    fn a_readable_s3fs_passwd_file_is_refused() {
+        let f = s3_fixture(&[]);
+        let home = f.file("s3fs-home-passwd", "AKIAhome:HOMEKEY\n");
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = f
+            .select(&aws(CredentialOptions::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("chmod 600") && e.contains("s3fs-home-passwd"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_family_refuses_the_others_options() {
+        let f = s3_fixture(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "K")]);
+        for opts in [
+            CredentialOptions {
+                cam_role: Some("role".into()),
+                ..CredentialOptions::default()
+            },
+            CredentialOptions {
+                role_arn: Some("qcs::cam::uin/1:roleName/r".into()),
+                ..CredentialOptions::default()
+            },
+        ] {
+            let e = f.select(&aws(opts)).unwrap_err().to_string();
+            assert!(e.contains("for COS targets"), "{e}");
+        }
+        let e = f
+            .select(&aws(CredentialOptions {
+                source: Some(SourceKind::CamRole),
+                ..CredentialOptions::default()
+            }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cam_role is Tencent Cloud's"), "{e}");
+        let e = f
+            .select(&CredentialOptions {
+                profile: Some("dev".into()),
+                ..CredentialOptions::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("for S3 targets"), "{e}");
+        let e = f
+            .select(&CredentialOptions {
+                source: Some(SourceKind::Profile),
+                ..CredentialOptions::default()
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("for S3 targets"), "{e}");
+    }
+
+    #[test]
+    fn profile_source_names_parse() {
+        for name in ["profile", "aws_profile", "shared-credentials"] {
+            assert_eq!(name.parse::<SourceKind>().unwrap(), SourceKind::Profile);
+        }
     }
 }

@@ -23,11 +23,13 @@ pub enum SourceKind {
     Process,
     /// Unsigned requests.
     Anonymous,
+    /// An AWS profile in `~/.aws/credentials` or `~/.aws/config`.
+    Profile,
 }
 
 impl SourceKind {
     /// Every source, in the order of the names accepted.
-    pub const ALL: [SourceKind; 7] = [
+    pub const ALL: [SourceKind; 8] = [
         SourceKind::CommandLine,
         SourceKind::Env,
         SourceKind::Passwd,
@@ -35,6 +37,7 @@ impl SourceKind {
         SourceKind::Sts,
         SourceKind::Process,
         SourceKind::Anonymous,
+        SourceKind::Profile,
     ];
 
     /// The name `--credential-source` takes.
@@ -47,6 +50,7 @@ impl SourceKind {
             SourceKind::Sts => "sts",
             SourceKind::Process => "process",
             SourceKind::Anonymous => "anonymous",
+            SourceKind::Profile => "profile",
         }
     }
 }
@@ -69,6 +73,7 @@ impl FromStr for SourceKind {
             "assume_role" => "sts",
             "credential_process" => "process",
             "public" => "anonymous",
+            "aws_profile" | "shared_credentials" => "profile",
             other => other,
         };
         SourceKind::ALL
