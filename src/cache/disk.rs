@@ -92,6 +92,11 @@ impl BlockName {
         }
     }
 
+    /// Block `index` of the same object version.
+    pub fn at(&self, index: u64) -> BlockName {
+        BlockName { index, ..*self }
+    }
+
     fn file_name(&self) -> String {
         format!("{}-{}", hex::encode(self.object), self.index)
     }
@@ -259,6 +264,12 @@ impl DiskTier {
             self.bytes()
         );
         Ok(())
+    }
+
+    /// Whether block `name` is on disk (unchecked: a damaged file still
+    /// counts until a read finds it out).
+    pub fn contains(&self, name: &BlockName) -> bool {
+        lock(&self.index).files.contains(name)
     }
 
     /// Bytes `from..to` of a block, checked; `None` when it is not on disk

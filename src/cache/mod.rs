@@ -1,33 +1,39 @@
 //! Reads: a block cache keyed by (key, ETag, block index), bounded by the
 //! shared [`MemoryBudget`], with read-ahead for sequential readers.
 //! Keying by ETag means a changed object never serves stale blocks, and
-//! every block GET carries `If-Match`, so one read never mixes versions.
-//! Concurrent requests for the same block share one GET. With a disk tier
-//! ([`DiskTier`]), every fetched block is also written there, blocks leave
-//! memory to be found on disk, and random readers fetch whole blocks so
-//! that their next touch of the same block is local.
+//! every GET carries `If-Match`, so one read never mixes versions.
+//! Concurrent requests for the same block share one GET. A sequential
+//! reader's missing blocks are fetched in runs, several blocks to a GET
+//! ([`run`]); a random reader's one at a time, or only the bytes it asked
+//! for. With a disk tier ([`DiskTier`]), every fetched block is also
+//! written there, blocks leave memory to be found on disk, and random
+//! readers fetch whole blocks so that their next touch of the same block
+//! is local.
 
 pub mod budget;
 pub mod disk;
 pub mod pool;
 pub mod readahead;
+mod run;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::future::{BoxFuture, FutureExt, Shared};
-use log::debug;
+use futures_util::future::{BoxFuture, Shared};
 use lru::LruCache;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::cos::{BodyBuffers, CosError, CosResult, GetOptions, ObjectClient};
+use crate::cos::{CosError, CosResult, GetOptions, ObjectClient};
 pub use budget::{MemoryBudget, Reservation};
 use disk::BlockName;
 pub use disk::{DEFAULT_DISK_CACHE_BYTES, DiskConfig, DiskStats, DiskTier};
 use pool::{BufferPool, PoolBuffers};
 pub use readahead::ReadAhead;
+use run::Fetcher;
 
 /// Sizes of the read path.
 #[derive(Clone, Debug)]
@@ -65,22 +71,49 @@ struct BlockId {
     index: u64,
 }
 
-struct CachedBlock {
-    data: Bytes,
-    _reservation: Reservation,
+impl BlockId {
+    fn new(obj: &ObjectVersion, index: u64) -> BlockId {
+        BlockId {
+            key: obj.key.clone(),
+            etag: obj.etag.clone(),
+            index,
+        }
+    }
 }
 
 type BlockFuture = Shared<BoxFuture<'static, CosResult<Bytes>>>;
 
-/// Block GETs in flight at once, over all readers: each connection holds a
-/// read buffer of up to ~400 KiB (hyper's), so 128 prefetches in flight
-/// cost ~50 MiB beyond the budget; 32 keep the loopback pipe as full.
-const MAX_BLOCK_FETCHES: usize = 32;
+/// GETs of blocks in flight at once, over all readers: each connection
+/// holds a read buffer of up to ~400 KiB (hyper's), so 128 GETs in flight
+/// would cost ~50 MiB beyond the budget; 32 keep the loopback pipe as full
+/// with one-block GETs (random readers with a disk tier).
+const MAX_FETCHES: usize = 32;
 
-/// Most idle block memory kept for reuse: the churn between an eviction and
-/// the next fetch, which takes the freed buffer at once (held from the
-/// budget, see [`BufferPool`]).
+/// Bytes under GETs in flight at once, over all readers (whose reservations
+/// already bound them; this bounds what one mount asks of the server at a
+/// time): four 16 MiB runs, twice what fills the loopback pipe to SeaweedFS
+/// or `cosmount serve` (8 MiB GETs, 4 in flight), so a block a reader needs
+/// now waits behind at most ~64 MiB of read-ahead.
+const MAX_FETCH_BYTES: u64 = 64 << 20;
+
+/// Most bytes one GET of a run fetches (and the client's largest
+/// preallocated body): past ~8 MiB a GET's own cost is noise, and a reader
+/// waits for a whole run before its first block of it.
+const MAX_RUN_BYTES: u64 = 16 << 20;
+
+/// A run takes at most this share of the budget, so runs in flight can
+/// never reserve it all.
+const RUN_SHARE: u64 = 8;
+
+/// Most idle block memory kept for reuse, at least: the churn between an
+/// eviction and the next fetch, which takes the freed buffer at once (held
+/// from the budget, see [`BufferPool`]); one largest run when more.
 const MAX_IDLE_BLOCK_BYTES: u64 = 4 << 20;
+
+/// Locks `m`, whatever a panicking holder left (the maps stay consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A reader that prefetched this recently shares the budget with the others.
 const PREFETCHING_FOR: Duration = Duration::from_secs(1);
@@ -98,16 +131,11 @@ pub struct CacheStats {
 
 /// The block cache.
 pub struct BlockCache<C> {
-    client: Arc<C>,
+    fetcher: Arc<Fetcher<C>>,
     stats: CacheStats,
     config: CacheConfig,
     budget: Arc<MemoryBudget>,
-    buffers: Arc<dyn BodyBuffers>,
-    disk: Option<Arc<DiskTier>>,
-    blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>>,
-    inflight: Arc<Mutex<HashMap<BlockId, BlockFuture>>>,
-    /// Slots for block GETs ([`MAX_BLOCK_FETCHES`]).
-    fetch_slots: Arc<tokio::sync::Semaphore>,
+    pool: Arc<BufferPool>,
     /// When each sequential reader last asked for read-ahead.
     prefetchers: Mutex<HashMap<u64, Instant>>,
 }
@@ -121,38 +149,46 @@ impl<C: ObjectClient> BlockCache<C> {
         budget: Arc<MemoryBudget>,
         disk: Option<Arc<DiskTier>>,
     ) -> BlockCache<C> {
-        let blocks: Arc<Mutex<LruCache<BlockId, CachedBlock>>> =
-            Arc::new(Mutex::new(LruCache::unbounded()));
-        let evictable = Arc::downgrade(&blocks);
+        let bs = config.block_size.max(1);
+        let max_run = (MAX_RUN_BYTES.min(budget.total() / RUN_SHARE) / bs).max(1);
+        let pool = BufferPool::sized(
+            &budget,
+            bs as usize,
+            (max_run * bs) as usize,
+            MAX_IDLE_BLOCK_BYTES.max(max_run * bs) as usize,
+        );
+        let get_blocks = (MAX_FETCH_BYTES / bs).max(max_run);
+        let fetcher = Arc::new(Fetcher {
+            client,
+            budget: budget.clone(),
+            buffers: PoolBuffers(pool.clone()),
+            disk,
+            blocks: Mutex::new(LruCache::unbounded()),
+            inflight: Mutex::new(HashMap::new()),
+            gets: tokio::sync::Semaphore::new(MAX_FETCHES),
+            get_blocks: tokio::sync::Semaphore::new(get_blocks as usize),
+            get_blocks_max: get_blocks.min(u64::from(u32::MAX)) as u32,
+            block_size: bs,
+            max_run,
+        });
         let stats = CacheStats::default();
+        let evictable = Arc::downgrade(&fetcher);
         let evictions = stats.evictions.clone();
         budget.set_evictor(Box::new(move || {
-            let evicted = evictable.upgrade().is_some_and(|b| {
-                b.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pop_lru()
-                    .is_some()
-            });
+            let evicted = evictable
+                .upgrade()
+                .is_some_and(|f| lock(&f.blocks).pop_lru().is_some());
             if evicted {
                 evictions.inc();
             }
             evicted
         }));
-        let buffers = Arc::new(PoolBuffers(BufferPool::new(
-            &budget,
-            config.block_size as usize,
-            (MAX_IDLE_BLOCK_BYTES / config.block_size.max(1)).max(1) as usize,
-        )));
         BlockCache {
-            client,
+            fetcher,
             stats,
             config,
             budget,
-            buffers,
-            disk,
-            blocks,
-            inflight: Arc::new(Mutex::new(HashMap::new())),
-            fetch_slots: Arc::new(tokio::sync::Semaphore::new(MAX_BLOCK_FETCHES)),
+            pool,
             prefetchers: Mutex::new(HashMap::new()),
         }
     }
@@ -164,13 +200,20 @@ impl<C: ObjectClient> BlockCache<C> {
 
     /// The disk tier, if any.
     pub fn disk(&self) -> Option<&DiskTier> {
-        self.disk.as_deref()
+        self.fetcher.disk.as_deref()
     }
 
     /// Bytes of the blocks held now.
     pub fn held_bytes(&self) -> u64 {
-        let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-        blocks.iter().map(|(_, b)| b.data.len() as u64).sum()
+        let blocks = lock(&self.fetcher.blocks);
+        blocks.iter().map(|(_, b)| b.len() as u64).sum()
+    }
+
+    /// Bytes of block memory alive now: cached blocks, blocks just fetched
+    /// and not yet dropped by their readers, and idle buffers kept for
+    /// reuse (a run's whole buffer while any of its blocks lives).
+    pub fn resident_bytes(&self) -> u64 {
+        self.pool.loaned_bytes() + self.pool.idle_bytes()
     }
 
     /// A fresh read-ahead state for a new reader (its window is held to its
@@ -196,12 +239,12 @@ impl<C: ObjectClient> BlockCache<C> {
         let bs = self.config.block_size;
         let (first, last) = (offset / bs, (end - 1) / bs);
         let (reader_id, window) = {
-            let mut reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+            let mut reader = lock(reader);
             (reader.id(), reader.observe(offset, end - offset))
         };
         let window = self.share_window(reader_id, window);
         if window == 0 && !self.is_held(obj, first..=last) {
-            match &self.disk {
+            match &self.fetcher.disk {
                 // A random reader: fetch what it asked for, not whole blocks.
                 None => return self.read_exact_range(obj, offset, end).await,
                 Some(disk) => {
@@ -212,17 +255,14 @@ impl<C: ObjectClient> BlockCache<C> {
                 }
             }
         }
-        let last_block = (obj.size - 1) / bs;
-        let needed: Vec<BlockFuture> = (first..=last).map(|i| self.block(obj, i)).collect();
-        for i in (last + 1)..=(last + window).min(last_block) {
-            let prefetch = self.block(obj, i);
-            tokio::spawn(async move {
-                let _ = prefetch.await;
-            });
-        }
+        let started = self.fetcher.start(obj, first, last, window);
+        self.stats.misses.inc_by(started.fetched);
+        self.stats
+            .hits
+            .inc_by(last - first + 1 - started.needed_fetched);
         let mut out = BytesMut::new();
         let mut single = None;
-        for (i, fut) in (first..=last).zip(needed) {
+        for (i, fut) in (first..=last).zip(started.needed) {
             let data = fut.await?;
             let block_start = i * bs;
             let from = (offset.max(block_start) - block_start) as usize;
@@ -247,7 +287,7 @@ impl<C: ObjectClient> BlockCache<C> {
     /// are read (four readers of a 64 MiB cache would otherwise refetch
     /// the same blocks over and over).
     fn share_window(&self, reader_id: u64, window: u64) -> u64 {
-        let mut prefetchers = self.prefetchers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut prefetchers = lock(&self.prefetchers);
         if window == 0 {
             prefetchers.remove(&reader_id);
             return 0;
@@ -261,15 +301,11 @@ impl<C: ObjectClient> BlockCache<C> {
 
     /// Whether every block in `blocks` is cached or already being fetched.
     fn is_held(&self, obj: &ObjectVersion, blocks: std::ops::RangeInclusive<u64>) -> bool {
-        let cached = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-        let inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        let inflight = lock(&self.fetcher.inflight);
+        let cached = lock(&self.fetcher.blocks);
         blocks.into_iter().all(|index| {
-            let id = BlockId {
-                key: obj.key.clone(),
-                etag: obj.etag.clone(),
-                index,
-            };
-            cached.contains(&id) || inflight.contains_key(&id)
+            let id = BlockId::new(obj, index);
+            inflight.contains_key(&id) || cached.contains(&id)
         })
     }
 
@@ -289,7 +325,7 @@ impl<C: ObjectClient> BlockCache<C> {
             if_match: Some(obj.etag.to_string()),
             buffers: None,
         };
-        let body = self.client.get(&obj.key, &opts).await?.body;
+        let body = self.fetcher.client.get(&obj.key, &opts).await?.body;
         let (from, to) = ((offset - start) as usize, (end - start) as usize);
         if body.len() < to {
             return Err(CosError::Integrity(format!(
@@ -302,7 +338,7 @@ impl<C: ObjectClient> BlockCache<C> {
 
     /// Drops every cached block of `key` (after it was changed here).
     pub fn invalidate(&self, key: &str) {
-        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut blocks = lock(&self.fetcher.blocks);
         let stale: Vec<BlockId> = blocks
             .iter()
             .filter(|(id, _)| &*id.key == key)
@@ -310,110 +346,6 @@ impl<C: ObjectClient> BlockCache<C> {
             .collect();
         for id in stale {
             blocks.pop(&id);
-        }
-    }
-
-    /// The cached block, or a shared future fetching it.
-    fn block(&self, obj: &ObjectVersion, index: u64) -> BlockFuture {
-        let id = BlockId {
-            key: obj.key.clone(),
-            etag: obj.etag.clone(),
-            index,
-        };
-        if let Some(b) = self
-            .blocks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-        {
-            self.stats.hits.inc();
-            let data = b.data.clone();
-            return async move { Ok(data) }.boxed().shared();
-        }
-        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(f) = inflight.get(&id) {
-            self.stats.hits.inc();
-            return f.clone();
-        }
-        self.stats.misses.inc();
-        let fut = self.fetch(id.clone(), obj.size).boxed().shared();
-        inflight.insert(id, fut.clone());
-        fut
-    }
-
-    fn fetch(
-        &self,
-        id: BlockId,
-        size: u64,
-    ) -> impl std::future::Future<Output = CosResult<Bytes>> + Send + 'static {
-        let client = self.client.clone();
-        let budget = self.budget.clone();
-        let blocks = self.blocks.clone();
-        let inflight = self.inflight.clone();
-        let buffers = self.buffers.clone();
-        let disk = self.disk.clone();
-        let slots = self.fetch_slots.clone();
-        let bs = self.config.block_size;
-        async move {
-            let start = id.index * bs;
-            let end = (start + bs).min(size);
-            let reservation = budget.reserve(end - start).await;
-            let name = BlockName::new(&id.key, &id.etag, id.index);
-            let on_disk = disk
-                .as_ref()
-                .and_then(|d| d.read(&name, 0, (end - start) as usize, Some(&*buffers)));
-            let result = match on_disk {
-                Some(data) => Ok(data),
-                None => {
-                    if let Some(disk) = &disk {
-                        disk.stats().misses.inc();
-                    }
-                    let opts = GetOptions {
-                        range: Some(start..end),
-                        if_match: Some(id.etag.to_string()),
-                        buffers: Some(buffers),
-                    };
-                    let slot = slots.acquire().await.expect("never closed");
-                    let fetched = client.get(&id.key, &opts).await.map(|got| got.body);
-                    drop(slot);
-                    if let (Ok(data), Some(disk)) = (&fetched, disk) {
-                        // Awaited, so that a block read once is on disk for
-                        // the next reader (and the next mount).
-                        let data = data.clone();
-                        let _ = tokio::task::spawn_blocking(move || disk.store(&name, &data)).await;
-                    }
-                    fetched
-                }
-            };
-            inflight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-            let data = result?;
-            if data.len() as u64 != end - start {
-                return Err(CosError::Integrity(format!(
-                    "block {} of {:?}: got {} bytes, expected {}",
-                    id.index,
-                    id.key,
-                    data.len(),
-                    end - start
-                )));
-            }
-            debug!(
-                "cached block {} of {:?} ({} bytes)",
-                id.index,
-                id.key,
-                data.len()
-            );
-            blocks.lock().unwrap_or_else(|e| e.into_inner()).put(
-                id,
-                CachedBlock {
-                    data: data.clone(),
-                    _reservation: reservation,
-                },
-            );
-            budget.evictable_added();
-            Ok(data)
         }
     }
 }
@@ -520,6 +452,7 @@ mod tests {
             "one small GET per random read"
         );
         let cached: Vec<u64> = cache
+            .fetcher
             .blocks
             .lock()
             .unwrap()
@@ -591,14 +524,7 @@ mod tests {
         for i in 0..40 {
             let got = cache.read(&obj, i * MB, MB, &r).await.unwrap();
             assert_eq!(got.len() as u64, MB);
-            let held: u64 = cache
-                .blocks
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(_, b)| b.data.len() as u64)
-                .sum();
-            assert!(held <= 4 * MB);
+            assert!(cache.held_bytes() <= 4 * MB);
         }
     }
 }

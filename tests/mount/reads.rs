@@ -131,3 +131,61 @@ fn direct_io_mounts_read_write_and_mmap() {
     );
     assert_eq!(out.trim(), format!("{} {}", data.len(), data[12345]));
 }
+
+/// GETs the server answered since its counters were reset.
+fn gets(server: &TestServer) -> u64 {
+    server.stats()["GetObject"].as_u64().unwrap_or(0)
+}
+
+/// A sequential reader fetches in runs that grow with its read-ahead
+/// window: `dd bs=1M` of 64 MiB (1 MiB reads, one at a time with direct
+/// I/O) costs 10 GETs, of 1, 1, 1, 1, 2, 4, 8, 16, 16 and 14 MiB (runs are
+/// half the window, which doubles per read up to 32 MiB, and start once
+/// they fit in it whole), where it cost one per block; reading it again
+/// within the cache costs none. A random reader still sends one GET per
+/// read, of just the pages it asked for.
+#[test]
+fn sequential_reads_fetch_in_runs_and_random_reads_in_pages() {
+    const SIZE: usize = 64 << 20;
+    let server = TestServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    let data = pattern(SIZE, 21);
+    for key in ["seq.bin", "rnd.bin"] {
+        rt.block_on(client.put(key, Bytes::from(data.clone()), &ObjectAttrs::default()))
+            .unwrap();
+    }
+    let m = TestMount::start(&server, &["--direct-io", "always"]);
+    let copy = m.path().with_file_name("copy.bin");
+    let dd = format!("dd if=seq.bin of={} bs=1M 2>&1", copy.display());
+    let _ = std::fs::metadata(m.join("seq.bin")).unwrap();
+    server.reset_stats();
+    m.sh_ok(&dd);
+    let first = gets(&server);
+    assert!(
+        std::fs::read(&copy).unwrap() == data,
+        "the bytes are the object's"
+    );
+    assert!(first <= 12, "{first} GETs for 64 MiB read sequentially");
+    m.sh_ok(&dd);
+    assert_eq!(gets(&server), first, "the second read comes from the cache");
+    assert!(std::fs::read(&copy).unwrap() == data);
+
+    let file = std::fs::File::open(m.join("rnd.bin")).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut blocks: Vec<usize> = (2..64).step_by(3).collect();
+    rand::seq::SliceRandom::shuffle(&mut blocks[..], &mut rng);
+    server.reset_stats();
+    let mut buf = [0u8; 4096];
+    for block in &blocks {
+        let offset = (block << 20) + rng.random_range(0..(1 << 20) - buf.len());
+        file.read_exact_at(&mut buf, offset as u64).unwrap();
+        assert!(buf[..] == data[offset..offset + buf.len()], "at {offset}");
+    }
+    assert_eq!(
+        gets(&server),
+        blocks.len() as u64,
+        "one GET per random read"
+    );
+    println!("sequential: {first} GETs for 64 MiB");
+}
