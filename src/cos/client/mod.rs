@@ -41,6 +41,12 @@ use super::{
 use crate::creds::CredentialStore;
 use crate::retry::RetryPolicy;
 
+/// Copies of at most this many bytes are hedged: a duplicate costs the
+/// server little, and sends the same source to the same destination.
+/// Larger copies are not: the server's time grows with the object, and a
+/// duplicate doubles its work.
+const MAX_HEDGED_COPY: u64 = 16 << 20;
+
 /// What deleting one key of a Delete Multiple costs the server, in bytes
 /// copied (its first-byte deadline grows with the keys, as a copy's
 /// grows with its bytes).
@@ -275,7 +281,7 @@ impl ObjectClient for HttpClient {
 
     async fn delete(&self, key: &str) -> CosResult<()> {
         match self
-            .execute(&Call::new("delete", Method::DELETE, Some(key)))
+            .execute(&Call::new("delete", Method::DELETE, Some(key)).hedged())
             .await
         {
             Ok(_) => Ok(()),
@@ -342,6 +348,9 @@ impl ObjectClient for HttpClient {
             .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
             .server_work(src_size)
             .xml();
+        if src_size <= MAX_HEDGED_COPY {
+            call = call.hedged();
+        }
         if let Some(etag) = src_etag {
             call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
         }

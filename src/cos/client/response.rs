@@ -10,7 +10,7 @@ use log::error;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
-use super::progress::Stall;
+use super::progress::{Progress, Stall};
 use crate::cos::xml::{self, unquote_etag};
 use crate::cos::{BodyBuffers, CosError, CosResult, META_PREFIX, ObjectInfo, UserMeta, crc64};
 
@@ -155,6 +155,7 @@ pub(super) async fn read_body(
     mut resp: reqwest::Response,
     buffers: Option<&dyn BodyBuffers>,
     idle: Duration,
+    progress: &Progress,
 ) -> Result<(Bytes, Duration), AttemptError> {
     let expected = (resp.content_length().unwrap_or(0) as usize).min(MAX_PREALLOCATION);
     let mut body = match buffers {
@@ -168,6 +169,7 @@ pub(super) async fn read_body(
             .await
             .map_err(|_| Stall::Answer(idle))?;
         longest_gap = longest_gap.max(waited.elapsed());
+        progress.received();
         match chunk.map_err(transport_error)? {
             Some(chunk) => body.extend_from_slice(&chunk),
             None => break,
