@@ -111,8 +111,8 @@ pub struct MountArgs {
     pub request_timeout: Span,
 
     /// Longest time an upload or a download may move no byte before the
-    /// attempt is abandoned and retried (downloads learn a shorter limit,
-    /// 1 s at least, from recent answers; a slow but moving transfer never
+    /// attempt is abandoned and retried (both learn a shorter limit, 1 s
+    /// at least, from recent transfers; a slow but moving transfer never
     /// times out).
     #[arg(
         long,
