@@ -3,6 +3,7 @@
 //! a delete (per key for directories), which is not atomic: a failure in
 //! the middle leaves both names, never neither.
 
+use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -475,7 +476,14 @@ impl<C: ObjectClient> Fs<C> {
             .map(|(key, size)| (key.clone(), format!("{dst}{}", &key[src.len()..]), *size))
             .collect();
         stream::iter(copies)
-            .map(|(from, to, size)| async move { self.copy_object(&from, &to, size, true).await })
+            .map(|(from, to, size)| async move {
+                match self.copy_object(&from, &to, size, true).await {
+                    Err(FsError::NotFound) if from.ends_with('/') => {
+                        self.recreate_marker(&from, &to).await
+                    }
+                    copied => copied,
+                }
+            })
             .buffer_unordered(RENAME_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
@@ -490,9 +498,29 @@ impl<C: ObjectClient> Fs<C> {
                 self.client.put(dst, Bytes::new(), &attrs).await?;
             }
         }
-        let names: Vec<String> = keys.into_iter().map(|(k, _)| k).collect();
-        for batch in names.chunks(DELETE_BATCH) {
-            let failed = self.client.delete_many(batch).await?;
+        // Markers go after what they hold, deepest first: a server that
+        // keeps `dir/` keys as folders (SeaweedFS) deletes only empty ones.
+        let (markers, files): (Vec<String>, Vec<String>) = keys
+            .into_iter()
+            .map(|(k, _)| k)
+            .partition(|k| k.ends_with('/'));
+        let mut levels: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for marker in markers {
+            levels
+                .entry(marker.matches('/').count())
+                .or_default()
+                .push(marker);
+        }
+        let batches = files.chunks(DELETE_BATCH).map(<[String]>::to_vec).chain(
+            levels.into_values().rev().flat_map(|level| {
+                level
+                    .chunks(DELETE_BATCH)
+                    .map(<[String]>::to_vec)
+                    .collect::<Vec<_>>()
+            }),
+        );
+        for batch in batches {
+            let failed = self.client.delete_many(&batch).await?;
             if let Some(f) = failed.first() {
                 warn!(
                     "renaming {src:?}: could not delete {:?}: {} {}",
@@ -503,6 +531,26 @@ impl<C: ObjectClient> Fs<C> {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Writes the directory marker `dst` with what marker `src` holds: for
+    /// servers that keep `dir/` keys as folders which cannot be copied
+    /// (SeaweedFS answers NoSuchKey).
+    async fn recreate_marker(&self, src: &str, dst: &str) -> FsResult<()> {
+        let attrs = match self.client.head(src).await {
+            Ok(info) => ObjectAttrs {
+                content_type: info.content_type,
+                meta: info.meta,
+            },
+            Err(e) if e.is_not_found() => ObjectAttrs::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let attrs = ObjectAttrs {
+            content_type: attrs.content_type.or(Some(DIR_CONTENT_TYPE.into())),
+            ..attrs
+        };
+        self.client.put(dst, Bytes::new(), &attrs).await?;
         Ok(())
     }
 

@@ -13,15 +13,14 @@ use bytes::Bytes;
 use log::{debug, warn};
 use reqwest::Method;
 
-use super::call::Call;
+use super::call::{Call, Signed};
 use super::progress::{Progress, ProgressBody};
 use super::response::{
     AttemptError, Reply, check_length, read_body, service_error, transport_error, unix_seconds,
 };
 use super::stats::Answer;
 use super::{HttpClient, RetryCause};
-use crate::cos::sign::KeyTime;
-use crate::cos::{CosError, CosResult, xml};
+use crate::cos::{CosError, CosResult, Provider, xml};
 
 /// Below this much time left, an operation gives up instead of retrying.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
@@ -160,15 +159,6 @@ impl HttpClient {
     /// the clock is off).
     pub fn clock_offset(&self) -> i64 {
         self.clock_offset.load(Ordering::Relaxed)
-    }
-
-    fn key_time(offset: i64) -> KeyTime {
-        let now = unix_seconds(SystemTime::now()) as i64 + offset;
-        let now = now.max(60) as u64;
-        KeyTime {
-            start: now - 60,
-            end: now + 3600,
-        }
     }
 
     /// One attempt within `budget` (the operation's time left), with a
@@ -322,23 +312,34 @@ impl HttpClient {
         patience: u32,
     ) -> Result<Reply, AttemptError> {
         let (url, signed_path) = call.target(&self.endpoint)?;
+        // Parsed once, so that what SigV4 signs is what goes on the wire.
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| CosError::InvalidRequest(format!("bad URL {url:?}: {e}")))?;
         let creds = self.creds.current().await;
         // Signed with, and judged against: other requests may move it.
         let offset = self.clock_offset.load(Ordering::Relaxed);
         let token = creds.as_ref().and_then(|c| c.session_token.as_deref());
-        let headers = call.wire_headers(&self.endpoint.host, token);
-        let mut req = self.http.request(call.method.clone(), &url);
-        for (name, value) in &headers {
+        let headers = call.wire_headers(&self.endpoint.host, self.provider, token);
+        let signature = match &creds {
+            Some(creds) => {
+                let target = Signed {
+                    url: url.as_str(),
+                    path: &signed_path,
+                    headers: &headers,
+                    region: &self.endpoint.region,
+                    https: url.scheme() == "https",
+                };
+                call.signature(self.provider, &target, creds, signing_time(offset))?
+            }
+            None => Vec::new(),
+        };
+        let mut req = self.http.request(call.method.clone(), url);
+        for (name, value) in headers.iter().chain(&signature) {
             // Content-Length is sent explicitly: it is signed, and hyper
             // omits it for an empty PUT/POST body.
             if name != "host" {
                 req = req.header(name.as_str(), value.as_str());
             }
-        }
-        if let Some(creds) = &creds {
-            let authorization =
-                call.authorization(&signed_path, &headers, creds, Self::key_time(offset));
-            req = req.header("authorization", authorization);
         }
         if !call.body.is_empty() {
             let body = ProgressBody::new(call.body.clone(), progress.clone());
@@ -363,7 +364,9 @@ impl HttpClient {
         self.learn(call, progress);
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
-        self.dialect.observe(status, &resp_headers);
+        if self.provider == Provider::Cos {
+            self.dialect.observe(status, &resp_headers);
+        }
         let idle = self.latencies.answer_idle(call.op, stall) * patience;
         let idle = idle.max(server_work_time(call.server_work));
         let body = if call.method == Method::HEAD {
@@ -436,6 +439,16 @@ impl std::fmt::Display for HedgeWhy {
             HedgeWhy::NoAnswer(d) => write!(f, "no answer after {d:.1?}"),
             HedgeWhy::Silent(d) => write!(f, "the answer stopped moving for {d:.1?}"),
         }
+    }
+}
+
+/// The time requests are signed with: the local clock moved by `offset`
+/// seconds (what COS said the clock is off by).
+fn signing_time(offset: i64) -> SystemTime {
+    let shift = Duration::from_secs(offset.unsigned_abs());
+    match offset >= 0 {
+        true => SystemTime::now() + shift,
+        false => SystemTime::now() - shift,
     }
 }
 
