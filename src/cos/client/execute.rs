@@ -49,10 +49,15 @@ impl HttpClient {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             self.latencies.earn_hedge_share();
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let slot = self.throttle.slot().await;
             let err = match self.attempt(call, remaining, patience).await {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    self.throttle.answered();
+                    return Ok(reply);
+                }
                 Err(err) => err,
             };
+            drop(slot);
             if err.stalled {
                 // Slower than learned, or dead: the next attempt waits
                 // longer, so a slow server is not retried forever.
@@ -102,6 +107,15 @@ impl HttpClient {
             // last attempt still fits before the deadline.
             let cause = RetryCause::of(&err);
             let throttled = cause == RetryCause::SlowDown;
+            if throttled {
+                self.throttle.throttled();
+                debug!(
+                    "{} {:?}: the server asked for less traffic; requests in flight now at most {:?}",
+                    call.op,
+                    call.key.unwrap_or("/"),
+                    self.throttle.limit()
+                );
+            }
             let delay = self
                 .retry
                 .request_delay(failures, throttled)

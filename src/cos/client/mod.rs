@@ -12,6 +12,7 @@ mod pages;
 mod progress;
 mod response;
 mod stats;
+mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
@@ -30,6 +31,7 @@ use self::response::{
     check_get, content_range_total, copy_result, etag, header_u64, object_info, verify_crc,
 };
 pub use self::stats::{Answer, AttemptLabels, ClientStats, RetryCause};
+use self::throttle::Throttle;
 use super::dialect::{ServerDialect, ServerKind};
 use super::endpoint::{self, Endpoint};
 use super::provider::{Header, Provider};
@@ -129,6 +131,8 @@ pub struct HttpClient {
     provider: Provider,
     /// Whether the server proved it speaks COS (COS copies wait for that).
     dialect: ServerDialect,
+    /// Requests in flight, limited once the server asked for less traffic.
+    throttle: Throttle,
     stats: ClientStats,
 }
 
@@ -156,6 +160,7 @@ impl HttpClient {
             http,
             provider: config.provider,
             dialect,
+            throttle: Throttle::new(),
             endpoint: config.endpoint,
             creds,
             retry: config.retry,
