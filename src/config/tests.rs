@@ -437,6 +437,32 @@ fn s3_without_an_endpoint_is_aws_in_us_east_1_with_aws_keys() {
 }
 
 #[test]
+fn the_provider_is_also_a_mount_option() {
+    let args: Vec<std::ffi::OsString> = [
+        "cosmount",
+        "bench",
+        "/mnt",
+        "-o",
+        "provider=s3,region=eu-west-1",
+    ]
+    .into_iter()
+    .map(Into::into)
+    .collect();
+    let expanded = crate::cli::expand_mount_options(args).unwrap();
+    let expanded: Vec<String> = expanded
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let expanded: Vec<&str> = expanded.iter().map(String::as_str).skip(1).collect();
+    let c = config_probed(&expanded, AWS_KEYS, Err("not asked".into())).unwrap();
+    assert_eq!((c.provider, c.region.as_str()), (Provider::S3, "eu-west-1"));
+    assert_eq!(
+        c.target.endpoint(&c.bucket, &c.region).unwrap().host,
+        "bench.s3.eu-west-1.amazonaws.com"
+    );
+}
+
+#[test]
 fn a_custom_endpoint_speaks_what_it_answers() {
     let args = [
         "bench",
