@@ -4,7 +4,7 @@
 //! `--credential-source NAME` picks one source and nothing else is
 //! consulted. Otherwise the first configured source wins, in this order.
 //!
-//! Tencent (COS):
+//! Tencent (COS; built in `tencent.rs`):
 //!
 //! 1. `role_arn=` (STS AssumeRole): its permanent keys come from the first
 //!    of 2, 3, 4, 7 that is configured; those keys only ever call STS.
