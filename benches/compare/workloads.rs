@@ -127,7 +127,7 @@ impl Bench<'_> {
     /// server (standing in for COS) serves from memory for every peer alike.
     fn cold(&self, keys: &[String]) -> Measured<()> {
         sys::drop_caches()?;
-        self.server.warm(self.env.bucket, keys)
+        self.server.warm(keys)
     }
 
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
@@ -387,7 +387,7 @@ impl Bench<'_> {
 
     /// Requests the server answered so far.
     fn requests(&self) -> Measured<u64> {
-        self.server.requests(self.env.bucket)
+        self.server.requests()
     }
 
     /// `tar -xf` of the small-file tarball into a new folder: seconds until
