@@ -748,12 +748,10 @@ fn document(
     );
     d.push_str("Settings:\n\n");
     d.push_str(&format!("- server: {}\n", server.describe()));
-    if !server.tar_options().is_empty() {
-        d.push_str(&format!(
-            "- untar: `tar {}-xf` for every peer (contents only: cosmount's owner, mode and time changes are COS requests this server refuses until it speaks S3's dialect)\n",
-            server.tar_options()
-        ));
-    }
+    d.push_str(
+        "- untar: `tar -xf` as root for every peer: owners, modes and times are set through \
+         the mount\n",
+    );
     for &p in &opts.peers {
         d.push_str(&format!("- {}: {}\n", p.name(), p.settings(&bench.env)));
     }

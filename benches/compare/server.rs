@@ -124,15 +124,6 @@ impl Server {
         }
     }
 
-    /// Options for `tar -x`: on SeaweedFS contents only (no owners, modes
-    /// or times), for every peer alike.
-    pub fn tar_options(&self) -> &'static str {
-        match self.kind {
-            ServerKind::Cosmount => "",
-            ServerKind::Seaweedfs => "--no-same-owner --no-same-permissions -m ",
-        }
-    }
-
     /// Requests answered so far.
     pub fn requests(&self) -> Measured<u64> {
         match &self.counter {
