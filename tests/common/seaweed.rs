@@ -12,14 +12,9 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::weed_command::{S3_PORT, WEED_PORTS, weed_server};
+pub use super::weed_command::{S3_KEY_ID, S3_SECRET};
+use super::weed_command::{S3_PORT, WEED_PORTS, require_signatures, weed_server};
 use super::{RawResponse, free_ports, raw_request};
-
-/// The access key of a signed [`Seaweed`].
-pub const S3_KEY_ID: &str = "AKIAcosmountTEST0000";
-
-/// The secret key of a signed [`Seaweed`].
-pub const S3_SECRET: &str = "cosmount-s3-test-secret-0000";
 
 /// A running SeaweedFS with its S3 gateway.
 pub struct Seaweed {
@@ -58,14 +53,7 @@ impl Seaweed {
         let p = free_ports(WEED_PORTS);
         let mut command = weed_server(&weed, dir.path(), &p);
         if signed {
-            let config = dir.path().join("s3.json");
-            let identities = serde_json::json!({"identities": [{
-                "name": "cosmount-test",
-                "credentials": [{"accessKey": S3_KEY_ID, "secretKey": S3_SECRET}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            }]});
-            std::fs::write(&config, identities.to_string()).unwrap();
-            command.arg(format!("-s3.config={}", config.display()));
+            require_signatures(&mut command, &dir.path().join("s3.json")).unwrap();
         }
         let child = command
             .arg("-master.volumeSizeLimitMB=64")
