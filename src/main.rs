@@ -10,6 +10,7 @@ use cosmount::cli::{
     CleanupArgs, Cli, Command, MountArgs, ServeArgs, StatusArgs, expand_mount_options,
 };
 use cosmount::config::{LogConfig, MountConfig, log_config, server_config};
+use cosmount::cos::provider::probe_blocking;
 use cosmount::creds::select::Surroundings;
 use cosmount::logging;
 use cosmount::mount::{Readiness, check_mountpoint, daemonize};
@@ -146,7 +147,7 @@ fn start_command(
     args: &MountArgs,
 ) -> Result<(MountConfig, tokio::runtime::Runtime), ExitCode> {
     let log = log_config(args);
-    let config = MountConfig::for_command(name, args, &Surroundings::of_process())
+    let config = MountConfig::for_command(name, args, &Surroundings::of_process(), &probe_blocking)
         .map_err(|e| usage_error(&e))?;
     init_logger(&log, false).map_err(|e| usage_error(&e))?;
     log_notes(&config);

@@ -308,17 +308,19 @@ pub fn serve<C: ObjectClient>(
         observers.clone(),
     );
     let notifier = adapter.notifier_slot();
-    let mut session = Session::new(adapter, &opts.mountpoint, &config)?;
-    let _ = notifier.set(session.notifier());
-    set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
-    info!("mounted {} on {}", opts.source, opts.mountpoint.display());
-    let mut unmounter = session.unmount_callable();
+    // Before the mount appears: a SIGTERM right after it unmounts cleanly
+    // instead of killing the daemon and leaving a dead mount.
     let stop = {
         let _entered = runtime.enter();
         spawn_debug_toggle();
         spawn_audit_reopen(observers.audit_log().cloned());
         stop_signals()
     };
+    let mut session = Session::new(adapter, &opts.mountpoint, &config)?;
+    let _ = notifier.set(session.notifier());
+    set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
+    info!("mounted {} on {}", opts.source, opts.mountpoint.display());
+    let mut unmounter = session.unmount_callable();
     runtime.spawn(async move {
         wait_for_stop_signal(stop).await;
         info!("stop signal received; unmounting");

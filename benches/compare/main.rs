@@ -1,5 +1,7 @@
 //! cosmount side by side with s3fs and rclone mount, in one run on one
-//! `cosmount serve` bucket (anonymous, `--public-read-write`, loopback):
+//! bucket on loopback: `cosmount serve` (anonymous, `--public-read-write`)
+//! or, with `--server seaweedfs`, SeaweedFS with S3 authentication on,
+//! where every peer and the raw client sign with one key pair (SigV4):
 //! sequential reads (1 reader; 4 readers on 4 files), time to first byte,
 //! 4 KiB random reads (fio), a sequential write including close, `ls -l`
 //! of a large folder (cold and warm), `find` over a tree, and an untar of
@@ -35,8 +37,6 @@ use report::{Better, Cell, Col, Table};
 use server::{Server, ServerKind};
 use sys::{Measured, Skip, median};
 use workloads::{Bench, Sizes};
-
-const BUCKET: &str = "bench-1250000000";
 
 /// Parsed command line.
 struct Options {
@@ -160,9 +160,9 @@ fn run(opts: &Options) -> Result<bool, String> {
         .tempdir_in(&bench_dir)
         .map_err(|e| e.to_string())?;
     let cosmount = PathBuf::from(env!("CARGO_BIN_EXE_cosmount"));
-    let server = Server::start(opts.server, &cosmount, &work.path().join("root"), BUCKET)?;
+    let server = Server::start(opts.server, &cosmount, &work.path().join("root"))?;
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let client = raw::client(&server.url, BUCKET).map_err(skip_text)?;
+    let client = raw::client(&server.url, server.bucket, server.keys).map_err(skip_text)?;
     eprintln!("seeding {} ...", server.url);
     rt.block_on(workloads::seed(&client, &sizes))
         .map_err(skip_text)?;
@@ -174,7 +174,8 @@ fn run(opts: &Options) -> Result<bool, String> {
         env: MountEnv {
             cosmount: &cosmount,
             url: &server.url,
-            bucket: BUCKET,
+            bucket: server.bucket,
+            keys: server.keys,
             cache_size: opts.cache_size,
             work: work.path(),
             peaks: &peaks,
@@ -263,9 +264,7 @@ fn run(opts: &Options) -> Result<bool, String> {
     } else {
         table.failures(&opts.peers)
     };
-    let doc = document(
-        opts, &sizes, &server, &table, &failures, &rss_notes, &cosmount,
-    );
+    let doc = document(opts, &bench, &table, &failures, &rss_notes);
     println!("{doc}");
     std::fs::write(&out, &doc).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("written to {}", out.display());
@@ -684,14 +683,12 @@ fn run_workload(table: &mut Table, w: &Workload, peers: &[Kind], runs: usize) {
 /// The report: how it was run, the table, what each peer was given.
 fn document(
     opts: &Options,
-    sizes: &Sizes,
-    server: &Server,
+    bench: &Bench,
     table: &Table,
     failures: &[String],
     rss_notes: &[String],
-    cosmount: &Path,
 ) -> String {
-    let url = &server.url;
+    let (sizes, server, cosmount) = (&bench.sizes, bench.server, bench.env.cosmount);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let git = sys::version(
         "git",
@@ -739,7 +736,8 @@ fn document(
          alike. **Warm**: the same command again at once on the same mount. Writes start on a \
          fresh mount after `sync`; \"complete on the server\" is polled with HEAD/List from \
          outside the mount (rclone uploads after close, after its `--vfs-write-back` delay, 5 s \
-         by default). Raw HTTP: cosmount's own client, anonymous, in the bench process: 8 MiB \
+         by default). Raw HTTP: cosmount's own client in the bench process, with the \
+         peers' credentials (none on `cosmount serve`, SigV4 on SeaweedFS): 8 MiB \
          ranged GETs with 4 in flight per object, a multipart upload with 8 MiB parts 4 in \
          flight, 4 KiB ranged GETs at random offsets (1 or 4 in flight), one listing (all \
          pages), one listing per folder for the tree, one PUT per file in turn for the \
@@ -749,22 +747,13 @@ fn document(
          `VmHWM`.\n\n",
     );
     d.push_str("Settings:\n\n");
-    d.push_str(&format!(
-        "- server: {} (no keys; the peers send unsigned path-style requests)\n",
-        server.describe(BUCKET)
-    ));
-    if !server.tar_options().is_empty() {
-        d.push_str(&format!(
-            "- untar: `tar {}-xf` for every peer (contents only: cosmount's owner, mode and time changes are COS requests this server refuses until it speaks S3's dialect)\n",
-            server.tar_options()
-        ));
-    }
+    d.push_str(&format!("- server: {}\n", server.describe()));
+    d.push_str(
+        "- untar: `tar -xf` as root for every peer: owners, modes and times are set through \
+         the mount\n",
+    );
     for &p in &opts.peers {
-        d.push_str(&format!(
-            "- {}: {}\n",
-            p.name(),
-            p.settings(url, BUCKET, opts.cache_size)
-        ));
+        d.push_str(&format!("- {}: {}\n", p.name(), p.settings(&bench.env)));
     }
     d.push_str(&format!(
         "\nSizes: large objects {} each, {} objects in the `ls -l` folder, {} + {} folders and {} files for find, {} small files in the tarball (100–4,099 bytes), fio {} s per run.\n",

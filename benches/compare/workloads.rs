@@ -127,7 +127,7 @@ impl Bench<'_> {
     /// server (standing in for COS) serves from memory for every peer alike.
     fn cold(&self, keys: &[String]) -> Measured<()> {
         sys::drop_caches()?;
-        self.server.warm(self.env.bucket, keys)
+        self.server.warm(keys)
     }
 
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
@@ -387,13 +387,13 @@ impl Bench<'_> {
 
     /// Requests the server answered so far.
     fn requests(&self) -> Measured<u64> {
-        self.server.requests(self.env.bucket)
+        self.server.requests()
     }
 
-    /// `tar -xf` of the small-file tarball into a new folder: seconds until
-    /// tar exits, until every file is complete on the server, and the
-    /// server's requests per file (the completion check's own listings
-    /// excluded).
+    /// `tar -xf` of the small-file tarball into a new folder, owners, modes
+    /// and times included (tar runs as root): seconds until tar exits,
+    /// until every file is complete on the server, and the server's
+    /// requests per file (the completion check's own listings excluded).
     pub fn untar(&self, kind: Kind, variant: Variant, rep: usize) -> Measured<Vec<f64>> {
         let prefix = format!("untar-{}-{variant:?}-{rep}", kind.name());
         let m = self.mount(kind, variant)?;
@@ -404,8 +404,7 @@ impl Bench<'_> {
         let start = Instant::now();
         sys::sh(
             &format!(
-                "tar {}-xf '{}' -C '{}'",
-                self.server.tar_options(),
+                "tar -xf '{}' -C '{}'",
                 self.tarball.display(),
                 dir.display()
             ),

@@ -10,7 +10,7 @@ mod value;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use mount::{DirectIoMode, LogLevel, MountArgs};
+pub use mount::{DirectIoMode, LogLevel, MountArgs, ProviderArg};
 pub use options::expand_mount_options;
 pub use serve::{FaultKinds, ServeArgs};
 

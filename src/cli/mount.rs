@@ -28,6 +28,15 @@ pub enum DirectIoMode {
     Never,
 }
 
+/// `--provider`: the dialect of the bucket's server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProviderArg {
+    /// Tencent Cloud COS (and `cosmount serve`): COS signatures, x-cos-* headers.
+    Cos,
+    /// Any S3-compatible store: SigV4, x-amz-* headers, s3fs's metadata.
+    S3,
+}
+
 /// `--log-level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -49,7 +58,8 @@ pub enum LogLevel {
 /// Options of the mount command.
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// Bucket `<name>-<appid>`, optionally `:/prefix` to mount a sub-folder.
+    /// Bucket `<name>-<appid>` (any S3 bucket name for S3 targets),
+    /// optionally `:/prefix` to mount a sub-folder.
     #[arg(value_name = "BUCKET")]
     pub bucket: Option<String>,
 
@@ -61,13 +71,22 @@ pub struct MountArgs {
     #[arg(short = 'o', value_name = "OPT[=VAL],...")]
     pub options: Vec<String>,
 
-    /// Region of the bucket, e.g. ap-guangzhou.
+    /// Region of the bucket, e.g. ap-guangzhou (S3 targets: us-east-1 by
+    /// default).
     #[arg(long, env = "COS_REGION", help_heading = "Connection")]
     pub region: Option<String>,
 
-    /// Custom endpoint URL (a private gateway, or `cosmount serve`).
+    /// Custom endpoint URL (a private gateway, `cosmount serve`, or an
+    /// S3-compatible server).
     #[arg(long, alias = "url", value_name = "URL", help_heading = "Connection")]
     pub endpoint: Option<String>,
+
+    /// The server's dialect: cos (COS signatures and x-cos-* metadata) or
+    /// s3 (SigV4 and s3fs's x-amz-* metadata). Inferred from COS's and
+    /// AWS's domains, and from a custom endpoint's answer to one unsigned
+    /// request at mount; without --endpoint, s3 means AWS S3.
+    #[arg(long, value_enum, value_name = "DIALECT", help_heading = "Connection")]
+    pub provider: Option<ProviderArg>,
 
     /// Put the bucket in the path instead of the host name.
     #[arg(long, alias = "use-path-request-style", help_heading = "Connection")]
@@ -111,8 +130,8 @@ pub struct MountArgs {
     pub request_timeout: Span,
 
     /// Longest time an upload or a download may move no byte before the
-    /// attempt is abandoned and retried (downloads learn a shorter limit,
-    /// 1 s at least, from recent answers; a slow but moving transfer never
+    /// attempt is abandoned and retried (both learn a shorter limit, 1 s
+    /// at least, from recent transfers; a slow but moving transfer never
     /// times out).
     #[arg(
         long,

@@ -3,6 +3,7 @@
 //! precedence and reasons are written there, once).
 
 use crate::cli::MountArgs;
+use crate::cos::Provider;
 use crate::creds::select::{self, Surroundings};
 use crate::creds::{CredentialOptions, KeyFamily, Secret, Selected, SourceKind};
 
@@ -15,12 +16,17 @@ pub(super) fn credentials(
     bucket: &str,
     region: &str,
     target: &Target,
+    provider: Provider,
     around: &Surroundings<'_>,
 ) -> Result<(Selected, Vec<String>), String> {
     if let Target::Local { .. } = target {
         return Ok((Selected::Generated, Vec::new()));
     }
-    let opts = credential_options(args, region)?;
+    let family = match provider {
+        Provider::Cos => KeyFamily::Tencent,
+        Provider::S3 => KeyFamily::Aws,
+    };
+    let opts = credential_options(args, region, family)?;
     let selection = select::select(&opts, bucket, around).map_err(|e| e.to_string())?;
     let source = selection.selected;
     let mut notes = Vec::new();
@@ -36,7 +42,11 @@ pub(super) fn credentials(
 }
 
 /// The credential part of the command line, without clap.
-fn credential_options(args: &MountArgs, region: &str) -> Result<CredentialOptions, String> {
+fn credential_options(
+    args: &MountArgs,
+    region: &str,
+    family: KeyFamily,
+) -> Result<CredentialOptions, String> {
     let mut source = args.credential_source;
     if args.anonymous {
         match source {
@@ -51,7 +61,7 @@ fn credential_options(args: &MountArgs, region: &str) -> Result<CredentialOption
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let secret = |v: &Option<Secret>| nonempty(&v.as_ref().map(|s| s.expose().to_string()));
     Ok(CredentialOptions {
-        family: KeyFamily::default(),
+        family,
         source,
         secret_id: nonempty(&args.secret_id),
         secret_key: secret(&args.secret_key),

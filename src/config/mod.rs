@@ -18,9 +18,11 @@ use std::time::Duration;
 
 pub use monitor::Monitoring;
 
-use crate::cli::{LogLevel, MountArgs};
+use crate::cli::{LogLevel, MountArgs, ProviderArg};
+use crate::cos::Provider;
 use crate::cos::client::ClientConfig;
 use crate::cos::endpoint::Endpoint;
+use crate::cos::provider::probe_blocking;
 use crate::creds::Selected;
 use crate::creds::select::Surroundings;
 use crate::fs::FsConfig;
@@ -28,7 +30,7 @@ use crate::mount::MountOptions;
 use crate::retry::RetryPolicy;
 
 pub use serve::server_config;
-pub use target::{Domain, Resolve, Target, parse_bucket_spec, validate_bucket};
+pub use target::{Domain, Probe, Resolve, Target, parse_bucket_spec, validate_bucket};
 
 /// Bucket name used by `--local` when none is given.
 pub const LOCAL_BUCKET: &str = "local-1250000000";
@@ -47,8 +49,10 @@ pub struct Timeouts {
 /// Everything needed to mount.
 #[derive(Clone, Debug)]
 pub struct MountConfig {
-    /// Bucket `name-appid`.
+    /// Bucket `name-appid` (any S3 name for S3 targets).
     pub bucket: String,
+    /// The dialect requests are written in.
+    pub provider: Provider,
     /// Region.
     pub region: String,
     /// Where requests go.
@@ -114,16 +118,18 @@ fn level_filter(level: LogLevel) -> log::LevelFilter {
 
 impl MountConfig {
     /// Validates the raw mount arguments, looking for credentials in the
-    /// process environment and the default passwd files.
+    /// process environment and the default passwd files, and asking a
+    /// custom endpoint its dialect when nothing else tells it.
     pub fn from_args(args: &MountArgs) -> Result<MountConfig, String> {
-        MountConfig::from_args_in(args, &Surroundings::of_process())
+        MountConfig::from_args_in(args, &Surroundings::of_process(), &probe_blocking)
     }
 
-    /// Validates the raw mount arguments with the given environment and
-    /// default passwd files (tests).
+    /// Validates the raw mount arguments with the given environment,
+    /// default passwd files and endpoint probe (tests).
     pub fn from_args_in(
         args: &MountArgs,
         around: &Surroundings<'_>,
+        probe: Probe<'_>,
     ) -> Result<MountConfig, String> {
         let (spec, mountpoint) = match (&args.bucket, &args.mountpoint, &args.local) {
             (Some(b), Some(m), _) => (b.clone(), m.clone()),
@@ -133,7 +139,7 @@ impl MountConfig {
             }
             _ => return Err("missing MOUNTPOINT: `cosmount BUCKET MOUNTPOINT`".into()),
         };
-        MountConfig::build(args, &spec, mountpoint, around)
+        MountConfig::build(args, &spec, mountpoint, around, probe)
     }
 
     /// Validates the arguments of `cosmount COMMAND BUCKET [options]`
@@ -142,6 +148,7 @@ impl MountConfig {
         command: &str,
         args: &MountArgs,
         around: &Surroundings<'_>,
+        probe: Probe<'_>,
     ) -> Result<MountConfig, String> {
         if args.local.is_some() {
             return Err(format!(
@@ -159,7 +166,7 @@ impl MountConfig {
                 extra.display()
             ));
         }
-        MountConfig::build(args, spec, PathBuf::new(), around)
+        MountConfig::build(args, spec, PathBuf::new(), around, probe)
     }
 
     fn build(
@@ -167,22 +174,29 @@ impl MountConfig {
         spec: &str,
         mountpoint: PathBuf,
         around: &Surroundings<'_>,
+        probe: Probe<'_>,
     ) -> Result<MountConfig, String> {
-        let (bucket, prefix) = parse_bucket_spec(spec)?;
-        let target = target::target(args)?;
-        let region = target::region(args, &target)?;
+        let explicit = args.provider.map(|p| match p {
+            ProviderArg::Cos => Provider::Cos,
+            ProviderArg::S3 => Provider::S3,
+        });
+        let target = target::target(args, explicit)?;
+        let provider = target::provider(args, explicit, &target, probe)?;
+        let (bucket, prefix) = parse_bucket_spec(spec, provider)?;
+        let region = target::region(args, &target, provider)?;
         let resolve = match &args.resolve {
             Some(text) => Some(target::resolve(text, &target, &bucket, &region)?),
             None => None,
         };
         let (credentials, credential_notes) =
-            creds::credentials(args, &bucket, &region, &target, around)?;
+            creds::credentials(args, &bucket, &region, &target, provider, around)?;
         let fs = layers::fs_config(args, &bucket, prefix)?;
         let mount = layers::mount_options(args, spec, mountpoint);
         let (timeouts, retry) = layers::deadlines(args)?;
         let monitoring = monitor::monitoring(args)?;
         Ok(MountConfig {
             bucket,
+            provider,
             region,
             target,
             website: args.website,
@@ -208,6 +222,7 @@ impl MountConfig {
             op_timeout: self.timeouts.op,
             retry: self.retry.clone(),
             resolve: self.resolve.as_ref().map(|r| r.addr),
+            provider: self.provider,
             ..ClientConfig::new(endpoint)
         }
     }

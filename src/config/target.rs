@@ -6,10 +6,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::cli::MountArgs;
+use crate::cos::Provider;
 use crate::cos::endpoint::{Endpoint, Style};
 
 /// The region of `--endpoint`/`--local` mounts that name none.
 const FALLBACK_REGION: &str = "ap-guangzhou";
+
+/// The region of S3 targets that name none (AWS's own default).
+const S3_DEFAULT_REGION: &str = "us-east-1";
 
 /// Where requests go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,25 +91,38 @@ pub struct Resolve {
 }
 
 /// The region: `--region`, else the one a COS regional `--endpoint` URL
-/// names; required for COS's own domains.
-pub(super) fn region(args: &MountArgs, target: &Target) -> Result<String, String> {
+/// names; required for COS's own domains; `us-east-1` for S3 targets.
+pub(super) fn region(
+    args: &MountArgs,
+    target: &Target,
+    provider: Provider,
+) -> Result<String, String> {
     match (&args.region, target) {
         (Some(r), _) => validate_region(r),
         (None, Target::Custom { url, .. }) if url_region(url).is_some() => {
             Ok(url_region(url).unwrap_or_default())
         }
         (None, Target::Cos { .. }) => Err("--region is required (e.g. --region ap-guangzhou) unless --endpoint or --local is given".into()),
+        (None, _) if provider == Provider::S3 => Ok(S3_DEFAULT_REGION.to_string()),
         (None, _) => Ok(FALLBACK_REGION.to_string()),
     }
 }
 
-/// Splits `name-appid[:/prefix]` and checks the bucket name.
-pub fn parse_bucket_spec(spec: &str) -> Result<(String, String), String> {
+/// Splits `bucket[:/prefix]` and checks the bucket name by `provider`'s rule.
+pub fn parse_bucket_spec(spec: &str, provider: Provider) -> Result<(String, String), String> {
     let (bucket, prefix) = match spec.split_once(':') {
         Some((b, p)) => (b, p.trim_start_matches('/')),
         None => (spec, ""),
     };
-    validate_bucket(bucket)?;
+    match provider {
+        Provider::Cos => validate_bucket(bucket)?,
+        Provider::S3 if crate::cos::bucket::is_valid_s3_name(bucket) => {}
+        Provider::S3 => {
+            return Err(format!(
+                "bucket {bucket:?} is not a valid S3 bucket name (3-63 lowercase letters, digits, '.' and '-')"
+            ));
+        }
+    }
     let prefix = match prefix {
         "" => String::new(),
         p if p.ends_with('/') => p.to_string(),
@@ -120,7 +137,7 @@ pub fn validate_bucket(bucket: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "bucket {bucket:?} is not of the form <name>-<appid> (e.g. examplebucket-1250000000)"
+            "bucket {bucket:?} is not of the form <name>-<appid> (e.g. examplebucket-1250000000), as COS names buckets; for another S3-compatible server, add --provider s3"
         ))
     }
 }
@@ -134,15 +151,33 @@ fn validate_region(region: &str) -> Result<String, String> {
         Ok(region.to_string())
     } else {
         Err(format!(
-            "region {region:?} is not a COS region name (e.g. ap-guangzhou)"
+            "region {region:?} is not a region name (e.g. ap-guangzhou, us-east-1)"
         ))
     }
 }
 
-pub(super) fn target(args: &MountArgs) -> Result<Target, String> {
+/// Where requests go; `explicit` is `--provider`, when given (S3 without
+/// `--endpoint` means AWS S3).
+pub(super) fn target(args: &MountArgs, explicit: Option<Provider>) -> Result<Target, String> {
     refuse_contradictions(args)?;
     if let Some(dir) = &args.local {
+        if explicit == Some(Provider::S3) {
+            return Err(
+                "--local serves a COS bucket: it cannot be combined with --provider s3".into(),
+            );
+        }
         return Ok(Target::Local { dir: dir.clone() });
+    }
+    if explicit == Some(Provider::S3) && args.endpoint.is_none() {
+        if args.accelerate || args.website {
+            return Err("--accelerate and --website name COS's domains: they cannot be combined with --provider s3".into());
+        }
+        let scheme = if args.http { "http" } else { "https" };
+        let region = args.region.as_deref().unwrap_or(S3_DEFAULT_REGION);
+        return Ok(Target::Custom {
+            url: format!("{scheme}://s3.{region}.amazonaws.com"),
+            path_style: args.path_style,
+        });
     }
     if let Some(url) = &args.endpoint {
         if !url.starts_with("http://") && !url.starts_with("https://") {
@@ -168,6 +203,42 @@ pub(super) fn target(args: &MountArgs) -> Result<Target, String> {
         https: !args.http,
         domain,
     })
+}
+
+/// Asks a custom endpoint (reached at an address when `--resolve` gives
+/// one) which dialect it speaks: `None` when it did not answer (injected
+/// by tests; see `cos::provider::probe`).
+pub type Probe<'a> = &'a dyn Fn(&str, Option<SocketAddr>) -> Result<Option<Provider>, String>;
+
+/// The dialect: `--provider` (`explicit`), else what the target implies:
+/// COS for COS's domains and `--local`, the domain's for a custom endpoint
+/// on COS's or AWS's, else what the endpoint itself answers (`probe`; COS
+/// when it does not answer, and the mount says why).
+pub(super) fn provider(
+    args: &MountArgs,
+    explicit: Option<Provider>,
+    target: &Target,
+    probe: Probe<'_>,
+) -> Result<Provider, String> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    match target {
+        Target::Cos { .. } | Target::Local { .. } => Ok(Provider::Cos),
+        Target::Custom { url, .. } => {
+            let host = url.split_once("://").map_or("", |(_, r)| r);
+            let host = host.split('/').next().unwrap_or_default();
+            if let Some(p) = Provider::of_host(host) {
+                return Ok(p);
+            }
+            let resolve_addr = args
+                .resolve
+                .as_deref()
+                .and_then(|r| r.split_once(':'))
+                .and_then(|(_, addr)| addr.parse().ok());
+            Ok(probe(url.trim_end_matches('/'), resolve_addr)?.unwrap_or(Provider::Cos))
+        }
+    }
 }
 
 /// Refuses endpoint flags that contradict each other, saying why.
@@ -234,10 +305,27 @@ fn refuse_contradictions(args: &MountArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The region a COS regional-domain URL names (`https://cos.<region>.myqcloud.com`).
+/// The region a regional-domain URL names: COS's
+/// (`https://cos.<region>.myqcloud.com`) or AWS's
+/// (`https://s3.<region>.amazonaws.com`, `s3-<region>`, with or without the
+/// bucket in front).
 fn url_region(url: &str) -> Option<String> {
     let host = url.split_once("://")?.1.split('/').next()?;
-    crate::cos::endpoint::regional_domain(host).map(str::to_string)
+    if let Some(region) = crate::cos::endpoint::regional_domain(host) {
+        return Some(region.to_string());
+    }
+    let name = crate::cos::endpoint::host_without_port(host);
+    let service = name
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| name.strip_suffix(".amazonaws.com.cn"))?;
+    let (_, after) = service.rsplit_once("s3")?;
+    let region = after.trim_start_matches(['.', '-']);
+    let region = region.strip_prefix("dualstack.").unwrap_or(region);
+    let plain = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    plain.then(|| region.to_string())
 }
 
 /// Parses `--resolve HOST:ADDR` (ADDR is `IP:PORT` or `[IPv6]:PORT`) and

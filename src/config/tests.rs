@@ -10,6 +10,11 @@ use super::*;
 use crate::cli::Cli;
 use crate::creds::ProviderSpec;
 
+/// The probe of a custom endpoint: the tests' endpoints are COS servers.
+fn cos_server(_: &str, _: Option<std::net::SocketAddr>) -> Result<Option<Provider>, String> {
+    Ok(Some(Provider::Cos))
+}
+
 fn config(args: &[&str]) -> Result<MountConfig, String> {
     config_with_env(args, &[])
 }
@@ -29,7 +34,7 @@ fn config_with_env(args: &[&str], vars: &[(&str, &str)]) -> Result<MountConfig, 
         aws: crate::creds::aws::AwsDefaults::default(),
     };
     let cli = Cli::try_parse_from(full).map_err(|e| e.to_string())?;
-    MountConfig::from_args_in(&cli.mount, &around)
+    MountConfig::from_args_in(&cli.mount, &around, &cos_server)
 }
 
 #[test]
@@ -232,7 +237,12 @@ fn check_needs_a_bucket_and_no_mountpoint() {
             default_passwd_files: Vec::new(),
             aws: crate::creds::aws::AwsDefaults::default(),
         };
-        MountConfig::for_command("check", &Cli::try_parse_from(full).unwrap().mount, &around)
+        MountConfig::for_command(
+            "check",
+            &Cli::try_parse_from(full).unwrap().mount,
+            &around,
+            &cos_server,
+        )
     };
     let c = parse(&["b-1", "--region", "r", "--anonymous"]).unwrap();
     assert_eq!(c.bucket, "b-1");
@@ -365,10 +375,160 @@ fn the_profile_flag_reaches_the_credential_options() {
             default_passwd_files: Vec::new(),
             aws: crate::creds::aws::AwsDefaults::default(),
         };
-        let e = MountConfig::from_args_in(&cli.mount, &around).unwrap_err();
+        let e = MountConfig::from_args_in(&cli.mount, &around, &cos_server).unwrap_err();
         assert!(
             e.contains("--profile") && e.contains("for S3 targets"),
             "{e}"
         );
     }
+}
+
+/// [`config_with_env`] whose custom endpoints answer as `answer` says.
+fn config_probed(
+    args: &[&str],
+    vars: &[(&str, &str)],
+    answer: Result<Option<Provider>, String>,
+) -> Result<MountConfig, String> {
+    let mut full = vec!["cosmount"];
+    full.extend_from_slice(args);
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let around = Surroundings {
+        env: &lookup,
+        default_passwd_files: Vec::new(),
+        aws: crate::creds::aws::AwsDefaults::default(),
+    };
+    let cli = Cli::try_parse_from(full).map_err(|e| e.to_string())?;
+    MountConfig::from_args_in(&cli.mount, &around, &|_, _| answer.clone())
+}
+
+const AWS_KEYS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+    ("AWS_SECRET_ACCESS_KEY", "secret"),
+];
+
+#[test]
+fn s3_without_an_endpoint_is_aws_in_us_east_1_with_aws_keys() {
+    let c = config_probed(
+        &["bench", "/mnt", "--provider", "s3"],
+        AWS_KEYS,
+        Err("not asked".into()),
+    )
+    .unwrap();
+    assert_eq!(c.provider, Provider::S3);
+    assert_eq!(c.region, "us-east-1");
+    assert_eq!(
+        c.target,
+        Target::Custom {
+            url: "https://s3.us-east-1.amazonaws.com".into(),
+            path_style: false
+        }
+    );
+    let endpoint = c.target.endpoint(&c.bucket, &c.region).unwrap();
+    assert_eq!(endpoint.host, "bench.s3.us-east-1.amazonaws.com");
+    assert_eq!(c.client_config(endpoint).provider, Provider::S3);
+    let Selected::Static { origin, .. } = &c.credentials else {
+        panic!("{:?}", c.credentials);
+    };
+    assert!(origin.contains("AWS_ACCESS_KEY_ID"), "{origin}");
+}
+
+#[test]
+fn the_provider_is_also_a_mount_option() {
+    let args: Vec<std::ffi::OsString> = [
+        "cosmount",
+        "bench",
+        "/mnt",
+        "-o",
+        "provider=s3,region=eu-west-1",
+    ]
+    .into_iter()
+    .map(Into::into)
+    .collect();
+    let expanded = crate::cli::expand_mount_options(args).unwrap();
+    let expanded: Vec<String> = expanded
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let expanded: Vec<&str> = expanded.iter().map(String::as_str).skip(1).collect();
+    let c = config_probed(&expanded, AWS_KEYS, Err("not asked".into())).unwrap();
+    assert_eq!((c.provider, c.region.as_str()), (Provider::S3, "eu-west-1"));
+    assert_eq!(
+        c.target.endpoint(&c.bucket, &c.region).unwrap().host,
+        "bench.s3.eu-west-1.amazonaws.com"
+    );
+}
+
+#[test]
+fn a_custom_endpoint_speaks_what_it_answers() {
+    let args = [
+        "bench",
+        "/mnt",
+        "--endpoint",
+        "http://127.0.0.1:8333",
+        "--path-style",
+    ];
+    let s3 = config_probed(&args, AWS_KEYS, Ok(Some(Provider::S3))).unwrap();
+    assert_eq!(
+        (s3.provider, s3.region.as_str()),
+        (Provider::S3, "us-east-1")
+    );
+    let e = config_probed(&args, AWS_KEYS, Ok(Some(Provider::Cos))).unwrap_err();
+    assert!(
+        e.contains("<name>-<appid>") && e.contains("--provider s3"),
+        "{e}"
+    );
+    let e = config_probed(&args, AWS_KEYS, Err("answered 200 without ...".into())).unwrap_err();
+    assert!(e.contains("answered"), "{e}");
+    // A server that does not answer is taken for COS (the mount then
+    // says why it cannot reach it).
+    let unreachable = [
+        "b-125",
+        "/mnt",
+        "--endpoint",
+        "http://127.0.0.1:1",
+        "--anonymous",
+    ];
+    let c = config_probed(&unreachable, &[], Ok(None)).unwrap();
+    assert_eq!(c.provider, Provider::Cos);
+    // Named, nothing is asked.
+    let named = [&args[..], &["--provider", "s3"]].concat();
+    let c = config_probed(&named, AWS_KEYS, Err("not asked".into())).unwrap();
+    assert_eq!(c.provider, Provider::S3);
+}
+
+#[test]
+fn domains_imply_their_dialect_and_cos_names() {
+    let aws = [
+        "bench",
+        "/mnt",
+        "--endpoint",
+        "https://s3.eu-west-1.amazonaws.com",
+    ];
+    let c = config_probed(&aws, AWS_KEYS, Err("not asked".into())).unwrap();
+    assert_eq!((c.provider, c.region.as_str()), (Provider::S3, "eu-west-1"));
+    let e = config_probed(
+        &["bench", "/mnt", "--region", "ap-beijing"],
+        &[],
+        Err("not asked".into()),
+    )
+    .unwrap_err();
+    assert!(e.contains("--provider s3"), "{e}");
+    let e = config_probed(
+        &["bench", "/mnt", "--provider", "s3", "--accelerate"],
+        AWS_KEYS,
+        Err("not asked".into()),
+    )
+    .unwrap_err();
+    assert!(e.contains("COS's domains"), "{e}");
+    let e = config_probed(
+        &["/mnt", "--local", "/tmp/x", "--provider", "s3"],
+        &[],
+        Err("not asked".into()),
+    )
+    .unwrap_err();
+    assert!(e.contains("--local"), "{e}");
 }

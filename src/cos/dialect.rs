@@ -1,4 +1,5 @@
-//! Whether the server speaks COS, learned from its answers.
+//! Whether the server of a mount that speaks COS's dialect really is COS,
+//! learned from its answers.
 //!
 //! A server-side copy is a `PUT` whose meaning lives in `x-cos-copy-source`
 //! and `x-cos-metadata-directive`. A server that does not know those headers
@@ -91,7 +92,7 @@ impl ServerDialect {
     /// The warning logged once when the server proves not to be COS.
     pub fn not_cos_message(&self, what: &str) -> String {
         format!(
-            "the server at {} does not speak COS ({what}). Reads, listings, new files and deletes work; chmod, chown, touch -d/utimens and rename need COS's server-side copy, which such a server takes for an upload of nothing, so they are refused (EOPNOTSUPP, EXDEV for rename: mv then copies the data itself) and nothing is overwritten. Writes with server-side copies are supported on {SUPPORTED_SERVERS}; point --endpoint at one of those to use them.",
+            "the server at {} does not speak COS ({what}). Reads, listings, new files and deletes work; chmod, chown, touch -d/utimens and rename need COS's server-side copy, which such a server takes for an upload of nothing, so they are refused (EOPNOTSUPP, EXDEV for rename: mv then copies the data itself) and nothing is overwritten. Writes with server-side copies are supported on {SUPPORTED_SERVERS}; for an S3-compatible server, mount with --provider s3 (SigV4 and S3's own copies).",
             self.endpoint
         )
     }

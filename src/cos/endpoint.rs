@@ -4,7 +4,7 @@
 //! gateway or `cosmount serve`), the accelerate domain, and the static-website
 //! domain (read-only).
 
-use super::{CosError, path};
+use super::{CosError, Provider, path};
 
 /// How the bucket is addressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +108,9 @@ impl Endpoint {
             )));
         }
         let host = match style {
-            Style::VirtualHosted if regional_domain(host).is_some() => format!("{bucket}.{host}"),
+            Style::VirtualHosted if regional_domain(host).is_some() || aws_service_domain(host) => {
+                format!("{bucket}.{host}")
+            }
             _ => host.to_string(),
         };
         Ok(Endpoint::new(
@@ -154,15 +156,15 @@ impl Endpoint {
         format!("{}://{}{}", self.scheme, self.host, self.bucket_path())
     }
 
-    /// The `x-cos-copy-source` value for a key of this bucket, in the
-    /// documented `<bucket>.cos.<region>.myqcloud.com/<key>` form.
-    pub fn copy_source(&self, key: &str) -> Result<String, CosError> {
-        Ok(format!(
-            "{}.cos.{}.myqcloud.com/{}",
-            self.bucket,
-            self.region,
-            path::encode_key(key)?
-        ))
+    /// The copy-source header's value for a key of this bucket: COS's
+    /// documented `<bucket>.cos.<region>.myqcloud.com/<key>`, or S3's
+    /// `/<bucket>/<key>`.
+    pub fn copy_source(&self, key: &str, provider: Provider) -> Result<String, CosError> {
+        let key = path::encode_key(key)?;
+        Ok(match provider {
+            Provider::Cos => format!("{}.cos.{}.myqcloud.com/{key}", self.bucket, self.region),
+            Provider::S3 => format!("/{}/{key}", self.bucket),
+        })
     }
 }
 
@@ -207,6 +209,16 @@ pub fn regional_domain(host: &str) -> Option<&str> {
     plain.then_some(region)
 }
 
+/// Whether `host` is AWS S3's service domain without a bucket
+/// (`s3.amazonaws.com`, `s3.<region>.amazonaws.com`, `s3-<region>...`).
+pub fn aws_service_domain(host: &str) -> bool {
+    let name = host_without_port(host);
+    let service = name
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| name.strip_suffix(".amazonaws.com.cn"));
+    service.is_some_and(|s| s == "s3" || s.starts_with("s3.") || s.starts_with("s3-"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,8 +242,12 @@ mod tests {
         assert!(w.read_only);
         assert_eq!(w.host, "b-125.cos-website.ap-beijing.myqcloud.com");
         assert_eq!(
-            v.copy_source("x/y z").unwrap(),
+            v.copy_source("x/y z", Provider::Cos).unwrap(),
             "b-125.cos.ap-beijing.myqcloud.com/x/y%20z"
+        );
+        assert_eq!(
+            v.copy_source("x/y z", Provider::S3).unwrap(),
+            "/b-125/x/y%20z"
         );
     }
 
@@ -302,6 +318,18 @@ mod tests {
             path.bucket_url(),
             "https://cos.ap-guangzhou.myqcloud.com/b-1/"
         );
+        let aws = Endpoint::custom(
+            "https://s3.eu-west-1.amazonaws.com",
+            "my.bucket",
+            "eu-west-1",
+            Style::VirtualHosted,
+        )
+        .unwrap();
+        assert_eq!(
+            aws.bucket_url(),
+            "https://my.bucket.s3.eu-west-1.amazonaws.com/"
+        );
+        assert!(!aws_service_domain("my.bucket.s3.eu-west-1.amazonaws.com"));
         assert!(Endpoint::custom("ftp://x", "b", "r", Style::PathStyle).is_err());
         assert!(Endpoint::custom("http://x/y", "b", "r", Style::PathStyle).is_err());
     }

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod error;
 pub mod memory;
 pub mod path;
+pub mod provider;
 pub mod sign;
 pub mod sigv4;
 pub mod xml;
@@ -23,17 +24,19 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 pub use error::CosError;
+pub use provider::Provider;
 
 /// Result of every COS operation.
 pub type CosResult<T> = Result<T, CosError>;
 
-/// Prefix of user metadata headers.
+/// Prefix of COS's user metadata headers (S3's, `x-amz-meta-`, is as long).
 pub const META_PREFIX: &str = "x-cos-meta-";
 
-/// User metadata: header suffix after `x-cos-meta-` (lowercase) → value.
+/// User metadata: header suffix after `x-cos-meta-` or `x-amz-meta-`
+/// (lowercase) → value.
 pub type UserMeta = BTreeMap<String, String>;
 
-/// COS's limit on all `x-cos-meta-*` headers of one object together.
+/// COS's (and S3's) limit on all user metadata headers of one object together.
 pub const MAX_META_BYTES: usize = 2048;
 
 /// The bytes `meta` takes against [`MAX_META_BYTES`]: every header's full

@@ -17,6 +17,19 @@ pub struct KeyTime {
 }
 
 impl KeyTime {
+    /// The window the client signs with: from a minute before `now`
+    /// (clocks drift) to an hour after it.
+    pub fn around(now: std::time::SystemTime) -> KeyTime {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .max(60);
+        KeyTime {
+            start: now - 60,
+            end: now + 3600,
+        }
+    }
+
     /// Parses `"start;end"`.
     pub fn parse(s: &str) -> Option<KeyTime> {
         let (start, end) = s.split_once(';')?;

@@ -21,6 +21,7 @@ pub mod source;
 pub mod store;
 pub mod sts;
 pub mod tc3;
+mod tencent;
 #[cfg(test)]
 pub(crate) mod testutil;
 

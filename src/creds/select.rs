@@ -4,7 +4,7 @@
 //! `--credential-source NAME` picks one source and nothing else is
 //! consulted. Otherwise the first configured source wins, in this order.
 //!
-//! Tencent (COS):
+//! Tencent (COS; built in `tencent.rs`):
 //!
 //! 1. `role_arn=` (STS AssumeRole): its permanent keys come from the first
 //!    of 2, 3, 4, 7 that is configured; those keys only ever call STS.
@@ -48,13 +48,14 @@ use std::time::Duration;
 
 use super::aws::{self, AwsDefaults};
 use super::env::{self, EnvLookup};
-use super::metadata::{CamRoleConfig, CamRoleProvider, DEFAULT_CAM_ROLE_ENDPOINT};
-use super::passwd::{self, Dialect, PasswdProvider};
+use super::metadata::{CamRoleConfig, CamRoleProvider};
+use super::passwd::{Dialect, PasswdProvider};
 use super::process::ProcessProvider;
 use super::source::SourceKind;
-use super::sts::{self, AssumeRoleConfig, AssumeRoleProvider};
+use super::sts::{AssumeRoleConfig, AssumeRoleProvider};
+use super::tencent;
 use super::{
-    Clock, CredentialStore, Credentials, CredsError, Provider, RefreshPolicy, SystemClock, http,
+    Clock, CredentialStore, Credentials, CredsError, Provider, RefreshPolicy, SystemClock,
 };
 
 /// Whose keys a mount signs with, which decides where they are looked for.
@@ -135,15 +136,15 @@ impl CredentialOptions {
     }
 
     /// `cam_role=sts` without an endpoint: cosfs's way of naming the passwd file.
-    fn cam_role_means_passwd(&self) -> bool {
+    pub(super) fn cam_role_means_passwd(&self) -> bool {
         self.cam_role.as_deref() == Some("sts") && self.cam_role_endpoint.is_none()
     }
 
-    fn explicit_passwd(&self) -> bool {
+    pub(super) fn explicit_passwd(&self) -> bool {
         self.passwd_file.is_some() || self.cam_role_means_passwd()
     }
 
-    fn role(&self) -> Option<&str> {
+    pub(super) fn role(&self) -> Option<&str> {
         self.cam_role
             .as_deref()
             .filter(|_| !self.cam_role_means_passwd())
@@ -178,7 +179,7 @@ impl Surroundings<'static> {
 }
 
 impl Surroundings<'_> {
-    fn default_passwd(&self) -> Option<&PathBuf> {
+    pub(super) fn default_passwd(&self) -> Option<&PathBuf> {
         self.default_passwd_files.iter().find(|p| p.exists())
     }
 }
@@ -299,7 +300,7 @@ pub fn select(
         None => first_configured(opts, around).ok_or_else(|| nothing_found(opts.family))?,
     };
     let (selected, base) = match opts.family {
-        KeyFamily::Tencent => build(kind, opts, bucket, around)?,
+        KeyFamily::Tencent => tencent::build(kind, opts, bucket, around)?,
         KeyFamily::Aws => (aws::build(kind, opts, bucket, around)?, None),
     };
     let unused = configured(opts, around)
@@ -363,29 +364,9 @@ fn check_dangling(opts: &CredentialOptions) -> Result<(), CredsError> {
 /// Configured sources, in precedence order.
 fn configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Vec<SourceKind> {
     match opts.family {
-        KeyFamily::Tencent => tencent_configured(opts, around),
+        KeyFamily::Tencent => tencent::configured(opts, around),
         KeyFamily::Aws => aws::configured(opts, around),
     }
-}
-
-fn tencent_configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Vec<SourceKind> {
-    let candidates = [
-        (SourceKind::Sts, opts.role_arn.is_some()),
-        (SourceKind::CommandLine, opts.has_cli_keys()),
-        (SourceKind::Env, env::is_configured(around.env)),
-        (SourceKind::Passwd, opts.explicit_passwd()),
-        (SourceKind::CamRole, opts.role().is_some()),
-        (SourceKind::Process, opts.credential_process.is_some()),
-        (
-            SourceKind::Passwd,
-            !opts.explicit_passwd() && around.default_passwd().is_some(),
-        ),
-    ];
-    candidates
-        .into_iter()
-        .filter(|(_, on)| *on)
-        .map(|(k, _)| k)
-        .collect()
 }
 
 fn first_configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Option<SourceKind> {
@@ -393,53 +374,10 @@ fn first_configured(opts: &CredentialOptions, around: &Surroundings<'_>) -> Opti
 }
 
 fn nothing_found(family: KeyFamily) -> CredsError {
-    if family == KeyFamily::Aws {
-        return aws::nothing_found();
+    match family {
+        KeyFamily::Tencent => tencent::nothing_found(),
+        KeyFamily::Aws => aws::nothing_found(),
     }
-    CredsError::Config(
-        "no credentials found: give --secret-id/--secret-key, set COS_SECRET_ID/COS_SECRET_KEY \
-         (or TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY), write ~/.passwd-cosfs or /etc/passwd-cosfs \
-         (or passwd_file=FILE), use cam_role=ROLE on a CVM instance or credential_process=CMD, \
-         or --anonymous for a public bucket"
-            .into(),
-    )
-}
-
-/// Builds the chosen source; also returns the source that supplied STS's keys.
-fn build(
-    kind: SourceKind,
-    opts: &CredentialOptions,
-    bucket: &str,
-    around: &Surroundings<'_>,
-) -> Result<(Selected, Option<SourceKind>), CredsError> {
-    let selected = match kind {
-        SourceKind::CommandLine => command_line(opts)?,
-        SourceKind::Env => match env::load(around.env)? {
-            Some((credentials, origin)) => Selected::Static {
-                credentials,
-                origin,
-            },
-            None => {
-                return Err(CredsError::Config(
-                    "credential source env: neither COS_SECRET_ID/COS_SECRET_KEY nor \
-                     TENCENTCLOUD_SECRET_ID/TENCENTCLOUD_SECRET_KEY is set"
-                        .into(),
-                ));
-            }
-        },
-        SourceKind::Passwd => passwd_source(opts, bucket, around)?,
-        SourceKind::CamRole => cam_role(opts)?,
-        SourceKind::Sts => return assume_role(opts, bucket, around),
-        SourceKind::Process => process(opts)?,
-        SourceKind::Anonymous => Selected::Anonymous,
-        SourceKind::Profile => {
-            return Err(CredsError::Config(
-                "credential source profile reads AWS profiles (~/.aws/credentials): it is for S3 targets"
-                    .into(),
-            ));
-        }
-    };
-    Ok((selected, None))
 }
 
 /// `credential_process=COMMAND`.
@@ -481,147 +419,13 @@ pub(super) fn command_line(opts: &CredentialOptions) -> Result<Selected, CredsEr
     }
 }
 
-fn passwd_source(
-    opts: &CredentialOptions,
-    bucket: &str,
-    around: &Surroundings<'_>,
-) -> Result<Selected, CredsError> {
-    let path = match (&opts.passwd_file, around.default_passwd()) {
-        (Some(p), _) | (None, Some(p)) => p.clone(),
-        (None, None) => {
-            return Err(CredsError::Config(
-                "no passwd file: give passwd_file=FILE, or write ~/.passwd-cosfs or /etc/passwd-cosfs".into(),
-            ));
-        }
-    };
-    let credentials = passwd::load(&path, bucket).map_err(|e| CredsError::Config(e.0))?;
-    if credentials.expires_at.is_some() {
-        return Ok(Selected::Refreshing(ProviderSpec::PasswdFile {
-            path,
-            bucket: bucket.to_string(),
-        }));
-    }
-    Ok(Selected::Static {
-        credentials,
-        origin: format!("passwd file {}", path.display()),
-    })
-}
-
-fn cam_role(opts: &CredentialOptions) -> Result<Selected, CredsError> {
-    let Some(role) = opts.role() else {
-        return Err(CredsError::Config(
-            "credential source cam_role needs cam_role=ROLE".into(),
-        ));
-    };
-    if !is_name(role, 1) {
-        return Err(CredsError::Config(format!(
-            "cam_role {role:?} is not a role name (letters, digits and +=,.@_-)"
-        )));
-    }
-    let endpoint = opts
-        .cam_role_endpoint
-        .as_deref()
-        .unwrap_or(DEFAULT_CAM_ROLE_ENDPOINT);
-    http::parse_url("cam_role_endpoint", endpoint)?;
-    Ok(Selected::Refreshing(ProviderSpec::CamRole(CamRoleConfig {
-        role: role.to_string(),
-        endpoint: endpoint.to_string(),
-    })))
-}
-
-fn assume_role(
-    opts: &CredentialOptions,
-    bucket: &str,
-    around: &Surroundings<'_>,
-) -> Result<(Selected, Option<SourceKind>), CredsError> {
-    let Some(role_arn) = opts.role_arn.as_deref().filter(|a| !a.is_empty()) else {
-        return Err(CredsError::Config(
-            "credential source sts needs role_arn=ROLE_ARN".into(),
-        ));
-    };
-    let base_kind = configured(opts, around)
-        .into_iter()
-        .find(|k| {
-            matches!(
-                k,
-                SourceKind::CommandLine | SourceKind::Env | SourceKind::Passwd
-            )
-        })
-        .ok_or_else(|| {
-            CredsError::Config(
-                "role_arn needs permanent keys to call STS with: give --secret-id/--secret-key, \
-                 set COS_SECRET_ID/COS_SECRET_KEY, or write a passwd file"
-                    .into(),
-            )
-        })?;
-    let (base, base_origin) = match build(base_kind, opts, bucket, around)?.0 {
-        Selected::Static {
-            credentials,
-            origin,
-        } => (credentials, origin),
-        other => {
-            let origin = match other {
-                Selected::Refreshing(spec) => spec.origin(),
-                _ => base_kind.to_string(),
-            };
-            return Err(CredsError::Config(format!(
-                "role_arn needs permanent keys, but {origin} holds temporary ones"
-            )));
-        }
-    };
-    let session_name = opts
-        .role_session_name
-        .as_deref()
-        .unwrap_or(sts::DEFAULT_SESSION_NAME);
-    if !(is_name(session_name, 2) && session_name.len() <= 128) {
-        return Err(CredsError::Config(format!(
-            "role_session_name {session_name:?} must be 2-128 letters, digits or +=,.@_-"
-        )));
-    }
-    let duration = opts.sts_duration.unwrap_or(sts::DEFAULT_DURATION);
-    if duration < Duration::from_secs(1) || duration > sts::MAX_DURATION {
-        return Err(CredsError::Config(format!(
-            "sts_duration {}s is out of range: STS grants 1 s to 12 h",
-            duration.as_secs()
-        )));
-    }
-    let endpoint = opts
-        .sts_endpoint
-        .as_deref()
-        .unwrap_or(sts::DEFAULT_STS_ENDPOINT);
-    http::parse_url("sts_endpoint", endpoint)?;
-    let region = opts
-        .sts_region
-        .as_deref()
-        .or(opts.region.as_deref())
-        .unwrap_or("ap-guangzhou");
-    let config = AssumeRoleConfig {
-        role_arn: role_arn.to_string(),
-        session_name: session_name.to_string(),
-        endpoint: endpoint.to_string(),
-        region: region.to_string(),
-        duration,
-        base,
-        base_origin,
-    };
-    Ok((
-        Selected::Refreshing(ProviderSpec::AssumeRole(config)),
-        Some(base_kind),
-    ))
-}
-
-/// Letters, digits and `+=,.@_-`, at least `min` long (CAM's name rule).
-fn is_name(s: &str, min: usize) -> bool {
-    s.len() >= min
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+    use crate::creds::metadata::DEFAULT_CAM_ROLE_ENDPOINT;
+    use crate::creds::sts;
 
     const BUCKET: &str = "examplebucket-1250000000";
 

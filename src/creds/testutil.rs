@@ -100,7 +100,7 @@ pub async fn serve_as_cos(responses: Vec<(u16, String)>) -> (String, JoinHandle<
     serve_with(responses, "x-cos-request-id: canned\r\n").await
 }
 
-async fn serve_with(
+pub async fn serve_with(
     responses: Vec<(u16, String)>,
     extra_headers: &'static str,
 ) -> (String, JoinHandle<Vec<Captured>>) {

@@ -12,6 +12,7 @@ mod lookup;
 mod namespace;
 mod read;
 mod readdir;
+mod rename;
 mod write;
 mod write_table;
 pub mod xattr;

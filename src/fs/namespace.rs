@@ -1,12 +1,10 @@
-//! Changes to the namespace: create, mknod, mkdir, symlink, unlink, rmdir,
-//! rename and setattr. Directories are `dir/` markers; rename is a copy and
-//! a delete (per key for directories), which is not atomic: a failure in
-//! the middle leaves both names, never neither.
+//! Changes to the namespace: create, mknod, mkdir, symlink, unlink, rmdir
+//! and setattr (rename has its own module). Directories are `dir/`
+//! markers.
 
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::{debug, warn};
 
 use super::attr::{Attr, DIR_CONTENT_TYPE, Kind, SetAttr, to_meta};
@@ -16,24 +14,9 @@ use super::write::{Content, WriteState};
 use super::xattr::Xattrs;
 use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, Opened, lock};
 use crate::cache::ObjectVersion;
-use crate::cos::{CosError, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
-use crate::upload::{MAX_PART_SIZE, fixed_part_size};
+use crate::cos::{ListRequest, ObjectAttrs, ObjectClient};
 
-/// Copies and deletes in flight while renaming a directory.
-const RENAME_CONCURRENCY: usize = 16;
-/// Keys per Delete Multiple request.
-const DELETE_BATCH: usize = 1000;
-
-/// A rename the server cannot copy fails with `EXDEV`, so that `mv` and
-/// the like copy the data themselves (nothing was written).
-fn copy_refused_is_cross_device(e: FsError) -> FsError {
-    match e {
-        FsError::NotSupported => FsError::CrossDevice,
-        e => e,
-    }
-}
-
-fn check_new_name(name: &str) -> FsResult<()> {
+pub(super) fn check_new_name(name: &str) -> FsResult<()> {
     match invalid_name(name) {
         None => Ok(()),
         Some(_) if name.len() > NAME_MAX => Err(FsError::NameTooLong),
@@ -51,7 +34,7 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// The key prefix of directory `ino`.
-    fn dir_key(&self, ino: u64) -> FsResult<String> {
+    pub(super) fn dir_key(&self, ino: u64) -> FsResult<String> {
         let t = lock(&self.inodes);
         let node = t.get(ino).ok_or(FsError::NotFound)?;
         if node.attr.kind != Kind::Dir {
@@ -238,7 +221,7 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Finds `parent/name` without counting a kernel reference.
-    async fn existing(&self, parent: u64, name: &str) -> FsResult<Entry> {
+    pub(super) async fn existing(&self, parent: u64, name: &str) -> FsResult<Entry> {
         let entry = self.lookup(parent, name).await?;
         lock(&self.inodes).forget(entry.ino, 1);
         Ok(entry)
@@ -284,12 +267,12 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// A new object under `key` supersedes a delayed delete of the old one.
-    fn cancel_pending_delete(&self, key: &str) {
+    pub(super) fn cancel_pending_delete(&self, key: &str) {
         lock(&self.pending_deletes).retain(|_, k| k != key);
     }
 
     /// Fails with ENOTEMPTY unless directory `ino` (prefix `key`) is empty.
-    async fn check_empty(&self, ino: u64, key: &str) -> FsResult<()> {
+    pub(super) async fn check_empty(&self, ino: u64, key: &str) -> FsResult<()> {
         if lock(&self.inodes).has_pending_below(ino) {
             return Err(FsError::NotEmpty);
         }
@@ -319,190 +302,6 @@ impl<C: ObjectClient> Fs<C> {
         let mut t = lock(&self.inodes);
         t.detach(entry.ino);
         t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
-        Ok(())
-    }
-
-    /// Renames a file or directory (copy, then delete).
-    pub async fn rename(
-        &self,
-        parent: u64,
-        name: &str,
-        new_parent: u64,
-        new_name: &str,
-        no_replace: bool,
-    ) -> FsResult<()> {
-        self.check_writable()?;
-        check_new_name(new_name)?;
-        let src = self.existing(parent, name).await?;
-        let target = match self.existing(new_parent, new_name).await {
-            Ok(t) => Some(t),
-            Err(FsError::NotFound) => None,
-            Err(e) => return Err(e),
-        };
-        let is_dir = src.attr.kind == Kind::Dir;
-        if let Some(t) = &target {
-            if no_replace {
-                return Err(FsError::Exists);
-            }
-            if t.ino == src.ino {
-                return Ok(());
-            }
-            match (is_dir, t.attr.kind == Kind::Dir) {
-                (true, false) => return Err(FsError::NotDir),
-                (false, true) => return Err(FsError::IsDir),
-                (true, true) => self.check_empty(t.ino, &self.key_of(t.ino)?).await?,
-                (false, false) => {}
-            }
-        }
-        let src_key = self.key_of(src.ino)?;
-        let parent_key = self.dir_key(new_parent)?;
-        if is_dir {
-            self.sync_below(&src_key).await?;
-            self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/"))
-                .await
-                .map_err(copy_refused_is_cross_device)?;
-        } else {
-            self.sync_file(src.ino).await?;
-            let dst_key = format!("{parent_key}{new_name}");
-            self.copy_object(&src_key, &dst_key, src.attr.size, target.is_none())
-                .await
-                .map_err(copy_refused_is_cross_device)?;
-            self.client.delete(&src_key).await?;
-            self.cancel_pending_delete(&dst_key);
-            self.cache.invalidate(&dst_key);
-        }
-        self.cache.invalidate(&src_key);
-        let mut t = lock(&self.inodes);
-        t.rename(src.ino, new_parent, new_name);
-        t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
-        Ok(())
-    }
-
-    /// Uploads pending changes of one file before its key changes.
-    async fn sync_file(&self, ino: u64) -> FsResult<()> {
-        match self.writes.get(ino) {
-            Some(state) => self.sync(&mut *state.lock().await, ino).await,
-            None => Ok(()),
-        }
-    }
-
-    /// Uploads pending changes of every file under `prefix`.
-    async fn sync_below(&self, prefix: &str) -> FsResult<()> {
-        let inos: Vec<u64> = {
-            let t = lock(&self.inodes);
-            self.writes
-                .inos()
-                .into_iter()
-                .filter(|ino| t.get(*ino).is_some_and(|n| n.key.starts_with(prefix)))
-                .collect()
-        };
-        for ino in inos {
-            self.sync_file(ino).await?;
-        }
-        Ok(())
-    }
-
-    /// Server-side copy of the source's current version (a rename moves
-    /// what is there now, so no precondition); multipart copy above COS's
-    /// 5 GB single-copy limit. A copy answered with something that is not a
-    /// copy result may have written something else at `dst`: it is removed
-    /// when `dst_is_new` (nothing of the user's was there).
-    async fn copy_object(&self, src: &str, dst: &str, size: u64, dst_is_new: bool) -> FsResult<()> {
-        if size <= MAX_PART_SIZE {
-            let copied = self
-                .client
-                .copy(
-                    src,
-                    dst,
-                    None,
-                    MetadataDirective::Copy,
-                    &ObjectAttrs::default(),
-                    size,
-                )
-                .await;
-            if let (Err(e @ CosError::InvalidResponse(_)), true) = (&copied, dst_is_new) {
-                warn!("removing {dst:?}, which the failed copy from {src:?} may have written: {e}");
-                if let Err(e) = self.client.delete(dst).await {
-                    warn!("could not remove {dst:?}: {e}");
-                }
-            }
-            copied?;
-            return Ok(());
-        }
-        let info = self.client.head(src).await?;
-        let attrs = ObjectAttrs {
-            content_type: info.content_type,
-            meta: info.meta,
-        };
-        let part = fixed_part_size(1 << 30, info.size);
-        let upload_id = self.client.create_multipart(dst, &attrs).await?;
-        let ranges: Vec<(u32, std::ops::Range<u64>)> = (0..info.size.div_ceil(part))
-            .map(|i| (i as u32 + 1, i * part..((i + 1) * part).min(info.size)))
-            .collect();
-        let etag = info.etag.clone();
-        let result = async {
-            let (upload_id, etag) = (&upload_id, &etag);
-            let mut parts: Vec<_> = stream::iter(ranges)
-                .map(|(n, r)| async move {
-                    self.client
-                        .upload_part_copy(dst, upload_id, n, src, Some(etag), r)
-                        .await
-                })
-                .buffer_unordered(4)
-                .try_collect()
-                .await?;
-            parts.sort_by_key(|p: &crate::cos::PartInfo| p.part_number);
-            self.client.complete_multipart(dst, upload_id, &parts).await
-        }
-        .await;
-        if let Err(e) = &result {
-            crate::upload::abort(self.client.as_ref(), dst, &upload_id, e).await;
-        }
-        result?;
-        Ok(())
-    }
-
-    /// Renames every key under `src` to the same key under `dst`: all
-    /// copies first (in parallel), then the deletes.
-    async fn rename_prefix(&self, src: &str, dst: &str) -> FsResult<()> {
-        let mut keys = Vec::new();
-        let mut walker = ListWalker::new(src, None);
-        while let Some(page) = walker.next_page(&*self.client).await? {
-            keys.extend(page.objects.into_iter().map(|o| (o.key, o.size)));
-        }
-        let copies: Vec<(String, String, u64)> = keys
-            .iter()
-            .map(|(key, size)| (key.clone(), format!("{dst}{}", &key[src.len()..]), *size))
-            .collect();
-        stream::iter(copies)
-            .map(|(from, to, size)| async move { self.copy_object(&from, &to, size, true).await })
-            .buffer_unordered(RENAME_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
-        if !keys.iter().any(|(k, _)| k == src) {
-            // An implicit directory: give the new one a marker only if it
-            // would otherwise vanish (it has no keys).
-            if keys.is_empty() {
-                let attrs = ObjectAttrs {
-                    content_type: Some(DIR_CONTENT_TYPE.into()),
-                    meta: Default::default(),
-                };
-                self.client.put(dst, Bytes::new(), &attrs).await?;
-            }
-        }
-        let names: Vec<String> = keys.into_iter().map(|(k, _)| k).collect();
-        for batch in names.chunks(DELETE_BATCH) {
-            let failed = self.client.delete_many(batch).await?;
-            if let Some(f) = failed.first() {
-                warn!(
-                    "renaming {src:?}: could not delete {:?}: {} {}",
-                    f.key, f.code, f.message
-                );
-                return Err(FsError::Remote(crate::cos::CosError::service(
-                    500, &f.code, &f.message,
-                )));
-            }
-        }
         Ok(())
     }
 

@@ -1,9 +1,16 @@
 //! The command line of a one-process SeaweedFS (master, volume server,
-//! filer and S3 gateway) on loopback, shared by the tests' `Seaweed` and
-//! `scripts/bench --server seaweedfs` (which includes this file by path).
+//! filer and S3 gateway) on loopback, anonymous or signed with one key
+//! pair, shared by the tests' `Seaweed` and `scripts/bench --server
+//! seaweedfs` (which includes this file by path).
 
 use std::path::Path;
 use std::process::Command;
+
+/// The access key of a signed SeaweedFS ([`require_signatures`]).
+pub const S3_KEY_ID: &str = "AKIAcosmountTEST0000";
+
+/// The secret key of a signed SeaweedFS ([`require_signatures`]).
+pub const S3_SECRET: &str = "cosmount-s3-test-secret-0000";
 
 /// Ports `weed server` listens on; [`S3_PORT`] indexes the S3 gateway's.
 pub const WEED_PORTS: usize = 10;
@@ -35,4 +42,19 @@ pub fn weed_server(weed: &Path, dir: &Path, ports: &[u16]) -> Command {
         .arg(format!("-s3.port.iceberg={}", p[8]))
         .arg(format!("-s3.port.lance={}", p[9]));
     cmd
+}
+
+/// Turns S3 authentication on for `cmd` (a [`weed_server`]): writes an
+/// identities file at `config` with one identity, [`S3_KEY_ID`] /
+/// [`S3_SECRET`], allowed everything, and points the gateway at it. Only
+/// requests signed with that pair are served then.
+pub fn require_signatures(cmd: &mut Command, config: &Path) -> std::io::Result<()> {
+    let identities = serde_json::json!({"identities": [{
+        "name": "cosmount-test",
+        "credentials": [{"accessKey": S3_KEY_ID, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }]});
+    std::fs::write(config, identities.to_string())?;
+    cmd.arg(format!("-s3.config={}", config.display()));
+    Ok(())
 }

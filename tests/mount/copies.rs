@@ -1,6 +1,7 @@
 //! Server-side copies (chmod, chown, utimens, rename, in-place edits of
-//! large files) never destroy data: they are refused up front on a server
-//! that is not COS (a real SeaweedFS), and a self-copy never rewrites a
+//! large files) never destroy data: in COS's dialect they are refused up
+//! front on a server that is not COS (a real SeaweedFS mounted with
+//! `--provider cos`), and a self-copy never rewrites a
 //! version the mount did not see (another client writing through the
 //! official Python SDK).
 
@@ -15,6 +16,7 @@ use crate::common::{REGION, TestServer, sdk};
 
 const SW_BUCKET: &str = "plain-1250000000";
 
+/// A mount told the server speaks COS (`--provider cos`) when it does not.
 fn seaweed_args(sw: &Seaweed) -> Vec<String> {
     [
         "--endpoint",
@@ -23,6 +25,8 @@ fn seaweed_args(sw: &Seaweed) -> Vec<String> {
         "--anonymous",
         "--region",
         REGION,
+        "--provider",
+        "cos",
     ]
     .map(String::from)
     .to_vec()
@@ -141,7 +145,7 @@ fn a_server_that_is_not_cos_refuses_copies_and_keeps_every_byte() {
         "x-amz-request-id",
         "Server: SeaweedFS",
         "supported on Tencent Cloud COS and `cosmount serve`",
-        "--endpoint",
+        "--provider s3",
     ] {
         assert!(line.contains(phrase), "wanted {phrase:?} in {line}");
     }

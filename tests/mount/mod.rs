@@ -7,6 +7,7 @@ mod disk_cache;
 mod lifecycle;
 mod listing;
 mod reads;
+mod s3;
 mod sharing;
 mod stalls;
 mod writes;

@@ -8,8 +8,10 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 
 use crate::cos::endpoint::Endpoint;
+use crate::cos::provider::{Header, Provider};
 use crate::cos::sign::{self, KeyTime, StringToSign};
-use crate::cos::{BodyBuffers, CosResult, META_PREFIX, ObjectAttrs};
+use crate::cos::sigv4::{self, Payload, Rules, Scope, V4Request};
+use crate::cos::{BodyBuffers, CosError, CosResult, ObjectAttrs};
 use crate::creds::Credentials;
 
 /// One logical request, sent possibly several times.
@@ -86,13 +88,15 @@ impl<'a> Call<'a> {
         self
     }
 
-    /// Adds the headers that describe a new object.
-    pub fn attrs(mut self, attrs: &ObjectAttrs) -> Self {
+    /// Adds the headers that describe a new object, user metadata in
+    /// `provider`'s dialect.
+    pub fn attrs(mut self, attrs: &ObjectAttrs, provider: Provider) -> Self {
         if let Some(ct) = &attrs.content_type {
             self.headers.push(("content-type".into(), ct.clone()));
         }
+        let prefix = provider.meta_prefix();
         for (k, v) in &attrs.meta {
-            self.headers.push((format!("{META_PREFIX}{k}"), v.clone()));
+            self.headers.push((format!("{prefix}{k}"), v.clone()));
         }
         self
     }
@@ -124,16 +128,23 @@ impl<'a> Call<'a> {
         Ok((with_query(url, &self.params), signed_path))
     }
 
-    /// Every header of an attempt: the call's own, `host`, Content-Length
-    /// for PUT and POST, and the session token when there is one.
-    pub(super) fn wire_headers(&self, host: &str, token: Option<&str>) -> Vec<(String, String)> {
+    /// Every header of an attempt but the signature's: the call's own,
+    /// `host`, Content-Length for PUT and POST, and for COS the session
+    /// token when there is one (SigV4 adds its own as it signs).
+    pub(super) fn wire_headers(
+        &self,
+        host: &str,
+        provider: Provider,
+        token: Option<&str>,
+    ) -> Vec<(String, String)> {
         let mut headers = self.headers.clone();
         headers.push(("host".into(), host.to_string()));
         if self.has_body() {
             headers.push(("content-length".into(), self.body.len().to_string()));
         }
-        if let Some(token) = token {
-            headers.push(("x-cos-security-token".into(), token.to_string()));
+        if let (Provider::Cos, Some(token)) = (provider, token) {
+            let name = provider.header(Header::SecurityToken);
+            headers.push((name.to_string(), token.to_string()));
         }
         headers
     }
@@ -147,9 +158,51 @@ impl<'a> Call<'a> {
         self.method == Method::PUT || self.method == Method::POST
     }
 
-    /// The Authorization header of an attempt with `headers`, signed
+    /// The headers that sign an attempt in `provider`'s dialect: COS's
+    /// Authorization for the window around `now`, or SigV4's (which also
+    /// carries the date, the payload hash and the session token). `url` is
+    /// exactly what goes on the wire; `https` says whether TLS protects
+    /// the body (then SigV4 signs `UNSIGNED-PAYLOAD` instead of hashing it).
+    pub(super) fn signature(
+        &self,
+        provider: Provider,
+        target: &Signed<'_>,
+        creds: &Credentials,
+        now: std::time::SystemTime,
+    ) -> CosResult<Vec<(String, String)>> {
+        match provider {
+            Provider::Cos => {
+                let key_time = KeyTime::around(now);
+                let authorization =
+                    self.authorization(target.path, target.headers, creds, key_time);
+                Ok(vec![("authorization".into(), authorization)])
+            }
+            Provider::S3 => {
+                let payload = match target.https {
+                    true if !self.body.is_empty() => Payload::Unsigned,
+                    _ => Payload::Bytes(&self.body),
+                };
+                let request = V4Request {
+                    method: self.method.as_str(),
+                    url: target.url,
+                    headers: target.headers,
+                    payload,
+                };
+                let scope = Scope {
+                    region: target.region,
+                    service: "s3",
+                    rules: Rules::S3,
+                };
+                sigv4::sign(&request, creds, &scope, now)
+                    .map(sigv4::SignedHeaders::into_vec)
+                    .map_err(|e| CosError::InvalidRequest(format!("cannot sign: {e}")))
+            }
+        }
+    }
+
+    /// The COS Authorization header of an attempt with `headers`, signed
     /// with `creds` for `key_time`.
-    pub(super) fn authorization(
+    fn authorization(
         &self,
         signed_path: &str,
         headers: &[(String, String)],
@@ -171,7 +224,22 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Headers we sign: host, the content headers, range and every `x-cos-*`.
+/// What an attempt is signed for.
+pub(super) struct Signed<'a> {
+    /// The URL as sent (SigV4 signs it).
+    pub url: &'a str,
+    /// The raw path (COS signs it).
+    pub path: &'a str,
+    /// The headers as sent.
+    pub headers: &'a [(String, String)],
+    /// The bucket's region (SigV4's scope).
+    pub region: &'a str,
+    /// TLS protects the body.
+    pub https: bool,
+}
+
+/// Headers COS requests sign: host, the content headers, range and every
+/// `x-cos-*`.
 fn is_signed_header(name: &str) -> bool {
     matches!(
         name,

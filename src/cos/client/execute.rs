@@ -13,15 +13,14 @@ use bytes::Bytes;
 use log::{debug, warn};
 use reqwest::Method;
 
-use super::call::Call;
+use super::call::{Call, Signed};
 use super::progress::{Progress, ProgressBody};
 use super::response::{
     AttemptError, Reply, check_length, read_body, service_error, transport_error, unix_seconds,
 };
 use super::stats::Answer;
 use super::{HttpClient, RetryCause};
-use crate::cos::sign::KeyTime;
-use crate::cos::{CosError, CosResult, xml};
+use crate::cos::{CosError, CosResult, Provider, xml};
 
 /// Below this much time left, an operation gives up instead of retrying.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
@@ -50,10 +49,15 @@ impl HttpClient {
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             self.latencies.earn_hedge_share();
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let slot = self.throttle.slot().await;
             let err = match self.attempt(call, remaining, patience).await {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    self.throttle.answered();
+                    return Ok(reply);
+                }
                 Err(err) => err,
             };
+            drop(slot);
             if err.stalled {
                 // Slower than learned, or dead: the next attempt waits
                 // longer, so a slow server is not retried forever.
@@ -103,6 +107,15 @@ impl HttpClient {
             // last attempt still fits before the deadline.
             let cause = RetryCause::of(&err);
             let throttled = cause == RetryCause::SlowDown;
+            if throttled {
+                self.throttle.throttled();
+                debug!(
+                    "{} {:?}: the server asked for less traffic; requests in flight now at most {:?}",
+                    call.op,
+                    call.key.unwrap_or("/"),
+                    self.throttle.limit()
+                );
+            }
             let delay = self
                 .retry
                 .request_delay(failures, throttled)
@@ -162,15 +175,6 @@ impl HttpClient {
         self.clock_offset.load(Ordering::Relaxed)
     }
 
-    fn key_time(offset: i64) -> KeyTime {
-        let now = unix_seconds(SystemTime::now()) as i64 + offset;
-        let now = now.max(60) as u64;
-        KeyTime {
-            start: now - 60,
-            end: now + 3600,
-        }
-    }
-
     /// One attempt within `budget` (the operation's time left), with a
     /// hedge when the call allows one; `patience` multiplies its progress
     /// deadlines (it grows after an attempt of the call stalled).
@@ -200,13 +204,13 @@ impl HttpClient {
             return first.await;
         }
         tokio::pin!(first);
-        let hedge_delay = tokio::select! {
+        let why = tokio::select! {
             result = &mut first => return result,
-            delay = self.hedge_due(call, &first_progress) => delay,
+            why = self.hedge_due(call, &first_progress, patience) => why,
         };
         if !self.latencies.take_hedge() {
             debug!(
-                "{} {:?}: no answer after {hedge_delay:.1?}; hedge budget spent, waiting",
+                "{} {:?}: {why}; hedge budget spent, waiting",
                 call.op,
                 call.key.unwrap_or("/")
             );
@@ -214,7 +218,7 @@ impl HttpClient {
         }
         self.stats.hedges.fetch_add(1, Ordering::Relaxed);
         debug!(
-            "{} {:?}: no answer after {hedge_delay:.1?}; sending a hedge",
+            "{} {:?}: {why}; sending a hedge",
             call.op,
             call.key.unwrap_or("/")
         );
@@ -255,17 +259,29 @@ impl HttpClient {
 
     /// Resolves when a hedge of the attempt `progress` is due: its body
     /// sent (and drained, at the pace seen) and no answer for the learned
-    /// hedge delay. Returns that delay; never resolves once the answer
-    /// began (a body on its way is the stall timeout's business).
-    async fn hedge_due(&self, call: &Call<'_>, progress: &Progress) -> Duration {
+    /// hedge delay, or an answer that began and then stopped moving for
+    /// longer than recent answers of its kind did (never before such
+    /// silences were learned: a body trickling in on a slow link is not
+    /// duplicated).
+    async fn hedge_due(&self, call: &Call<'_>, progress: &Progress, patience: u32) -> HedgeWhy {
         let done = progress.wait_body_done().await;
         let delay = self.latencies.hedge_delay(call.op)
             + progress.drain_allowance(self.latencies.upload_rate());
         tokio::time::sleep_until(done + delay).await;
-        if progress.has_answer() {
-            std::future::pending::<()>().await;
+        if !progress.has_answer() {
+            return HedgeWhy::NoAnswer(delay);
         }
-        delay
+        let idle = self.latencies.answer_idle(call.op, self.stall_timeout) * patience;
+        let Some(silence) = self.latencies.answer_hedge_delay(call.op, idle) else {
+            return std::future::pending().await;
+        };
+        loop {
+            let due = progress.last_received().unwrap_or(done) + silence;
+            if tokio::time::Instant::now() >= due {
+                return HedgeWhy::Silent(silence);
+            }
+            tokio::time::sleep_until(due).await;
+        }
     }
 
     /// How long the answer to `call` may take to begin once the request
@@ -310,23 +326,34 @@ impl HttpClient {
         patience: u32,
     ) -> Result<Reply, AttemptError> {
         let (url, signed_path) = call.target(&self.endpoint)?;
+        // Parsed once, so that what SigV4 signs is what goes on the wire.
+        let url = reqwest::Url::parse(&url)
+            .map_err(|e| CosError::InvalidRequest(format!("bad URL {url:?}: {e}")))?;
         let creds = self.creds.current().await;
         // Signed with, and judged against: other requests may move it.
         let offset = self.clock_offset.load(Ordering::Relaxed);
         let token = creds.as_ref().and_then(|c| c.session_token.as_deref());
-        let headers = call.wire_headers(&self.endpoint.host, token);
-        let mut req = self.http.request(call.method.clone(), &url);
-        for (name, value) in &headers {
+        let headers = call.wire_headers(&self.endpoint.host, self.provider, token);
+        let signature = match &creds {
+            Some(creds) => {
+                let target = Signed {
+                    url: url.as_str(),
+                    path: &signed_path,
+                    headers: &headers,
+                    region: &self.endpoint.region,
+                    https: url.scheme() == "https",
+                };
+                call.signature(self.provider, &target, creds, signing_time(offset))?
+            }
+            None => Vec::new(),
+        };
+        let mut req = self.http.request(call.method.clone(), url);
+        for (name, value) in headers.iter().chain(&signature) {
             // Content-Length is sent explicitly: it is signed, and hyper
             // omits it for an empty PUT/POST body.
             if name != "host" {
                 req = req.header(name.as_str(), value.as_str());
             }
-        }
-        if let Some(creds) = &creds {
-            let authorization =
-                call.authorization(&signed_path, &headers, creds, Self::key_time(offset));
-            req = req.header("authorization", authorization);
         }
         if !call.body.is_empty() {
             let body = ProgressBody::new(call.body.clone(), progress.clone());
@@ -338,7 +365,11 @@ impl HttpClient {
         let first_byte = self.first_byte_deadline(call) * patience;
         let resp = tokio::select! {
             resp = req.send() => resp.map_err(transport_error)?,
-            stalled = progress.watch(stall * patience, first_byte, self.latencies.upload_rate()) => {
+            stalled = progress.watch(
+                self.latencies.body_idle(call.op, stall) * patience,
+                first_byte,
+                self.latencies.upload_rate(),
+            ) => {
                 return Err(stalled.into());
             }
         };
@@ -347,13 +378,16 @@ impl HttpClient {
         self.learn(call, progress);
         let status = resp.status().as_u16();
         let resp_headers = resp.headers().clone();
-        self.dialect.observe(status, &resp_headers);
+        if self.provider == Provider::Cos {
+            self.dialect.observe(status, &resp_headers);
+        }
         let idle = self.latencies.answer_idle(call.op, stall) * patience;
         let idle = idle.max(server_work_time(call.server_work));
         let body = if call.method == Method::HEAD {
             Bytes::new()
         } else {
-            let (body, longest_gap) = read_body(resp, call.buffers.as_deref(), idle).await?;
+            let (body, longest_gap) =
+                read_body(resp, call.buffers.as_deref(), idle, progress).await?;
             if call.server_work == 0 {
                 self.latencies.record_answer_gap(call.op, longest_gap);
             }
@@ -388,7 +422,8 @@ impl HttpClient {
 
     /// Learns from an answer that just began: its time to first byte
     /// (calls whose server copies data first say nothing about the
-    /// others) and the upload throughput of its body.
+    /// others), the upload throughput of its body and the body's longest
+    /// silence.
     fn learn(&self, call: &Call<'_>, progress: &Progress) {
         let now = tokio::time::Instant::now();
         if let Some(done) = progress.body_done() {
@@ -398,6 +433,36 @@ impl HttpClient {
         }
         self.latencies
             .record_upload(call.body.len() as u64, now - progress.started());
+        if let Some(gap) = progress.longest_gap() {
+            self.latencies.record_body_gap(call.op, gap);
+        }
+    }
+}
+
+/// Why a hedge is due.
+enum HedgeWhy {
+    /// No answer after this long.
+    NoAnswer(Duration),
+    /// The answer began, then moved nothing for this long.
+    Silent(Duration),
+}
+
+impl std::fmt::Display for HedgeWhy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HedgeWhy::NoAnswer(d) => write!(f, "no answer after {d:.1?}"),
+            HedgeWhy::Silent(d) => write!(f, "the answer stopped moving for {d:.1?}"),
+        }
+    }
+}
+
+/// The time requests are signed with: the local clock moved by `offset`
+/// seconds (what COS said the clock is off by).
+fn signing_time(offset: i64) -> SystemTime {
+    let shift = Duration::from_secs(offset.unsigned_abs());
+    match offset >= 0 {
+        true => SystemTime::now() + shift,
+        false => SystemTime::now() - shift,
     }
 }
 
@@ -617,6 +682,8 @@ mod tests {
         assert_eq!(hedged + stalled, 1, "{}", stats.summary());
     }
 
+    /// A client that learned nothing about answer silences does not
+    /// duplicate an answer trickling in.
     #[tokio::test]
     async fn an_answer_on_its_way_is_not_hedged() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -643,6 +710,51 @@ mod tests {
         assert_eq!(
             stats.hedges.load(Ordering::Relaxed),
             0,
+            "{}",
+            stats.summary()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_stops_moving_is_hedged_once_silences_were_learned() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut first = true;
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let stall = std::mem::take(&mut first);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = conn.read(&mut buf).await;
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nab")
+                        .await;
+                    if stall {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    let _ = conn.write_all(b"cd").await;
+                });
+            }
+        });
+        let c = fixed_client(&base, ClientConfig::DEFAULT_REQUEST_TIMEOUT);
+        for _ in 0..16 {
+            c.latencies.record("get", Duration::from_millis(1));
+            c.latencies
+                .record_answer_gap("get", Duration::from_millis(1));
+        }
+        let started = Instant::now();
+        let got = c.get("k", &GetOptions::default()).await.unwrap();
+        assert_eq!(&got.body[..], b"abcd");
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(900), "took {took:?}");
+        let stats = c.stats();
+        assert_eq!(
+            (
+                stats.hedges.load(Ordering::Relaxed),
+                stats.hedges_won.load(Ordering::Relaxed)
+            ),
+            (1, 1),
             "{}",
             stats.summary()
         );
@@ -736,7 +848,7 @@ mod tests {
         let (base, closed) = first_connection_stalls().await;
         let c = fixed_client(&base, Duration::from_secs(1));
         let started = Instant::now();
-        c.delete("k").await.unwrap();
+        c.abort_multipart("k", "u").await.unwrap();
         let took = started.elapsed();
         assert!(took < Duration::from_secs(5), "took {took:?}");
         let stats = c.stats();

@@ -1,6 +1,7 @@
 //! What the client learns from the answers it gets: recent times to first
 //! byte per kind of request (the first-byte deadline and the hedge delay
-//! come from them), recent upload throughput (how long a body the kernel
+//! come from them), the longest silences within answer and request bodies
+//! (how long a body may move nothing), recent upload throughput (how long a body the kernel
 //! swallowed whole may still take to reach the server) and the hedge
 //! budget. Everything is bounded: a deadline never leaves
 //! [`Deadlines::floor`]..[`Deadlines::ceiling`], a hedge waits at least
@@ -70,6 +71,7 @@ pub(super) struct Latencies {
     bounds: Deadlines,
     by_op: Mutex<HashMap<&'static str, Ring>>,
     answer_gaps: Mutex<HashMap<&'static str, Ring>>,
+    body_gaps: Mutex<HashMap<&'static str, Ring>>,
     upload_rates: Mutex<Ring>,
     hedge_tokens: Mutex<f64>,
 }
@@ -97,6 +99,17 @@ impl Ring {
     }
 }
 
+/// The recent p95 of `op` in `rings`; while `op` has too few samples of
+/// its own (a kind seen rarely, such as a copy or a delete, or early in a
+/// mount), the p95 over every kind: the same server answers them all.
+fn p95_of(rings: &HashMap<&'static str, Ring>, op: &'static str) -> Option<f64> {
+    if let Some(p95) = rings.get(op).and_then(|r| r.quantile(0.95, MIN_SAMPLES)) {
+        return Some(p95);
+    }
+    let pooled = rings.values().flat_map(|r| r.samples.iter().copied());
+    quantile(pooled.collect(), 0.95, MIN_SAMPLES)
+}
+
 /// The `q` quantile (0..=1) of `samples` once there are `min` of them.
 fn quantile(mut samples: Vec<f64>, q: f64, min: usize) -> Option<f64> {
     if samples.len() < min {
@@ -118,6 +131,7 @@ impl Latencies {
             bounds,
             by_op: Mutex::new(HashMap::new()),
             answer_gaps: Mutex::new(HashMap::new()),
+            body_gaps: Mutex::new(HashMap::new()),
             upload_rates: Mutex::new(Ring::default()),
             hedge_tokens: Mutex::new(HEDGE_BURST),
         }
@@ -130,16 +144,8 @@ impl Latencies {
         by_op.entry(op).or_default().push(first_byte.as_secs_f64());
     }
 
-    /// The recent p95 of `op`; while `op` has too few samples of its own
-    /// (a kind seen rarely, such as a copy or a delete, or early in a
-    /// mount), the p95 over every kind: the same server answers them all.
     fn p95(&self, op: &'static str) -> Option<f64> {
-        let by_op = lock(&self.by_op);
-        if let Some(p95) = by_op.get(op).and_then(|r| r.quantile(0.95, MIN_SAMPLES)) {
-            return Some(p95);
-        }
-        let pooled = by_op.values().flat_map(|r| r.samples.iter().copied());
-        quantile(pooled.collect(), 0.95, MIN_SAMPLES)
+        p95_of(&lock(&self.by_op), op)
     }
 
     /// How long to wait for the first byte of an answer to `op` (the
@@ -170,14 +176,45 @@ impl Latencies {
     }
 
     /// How long an answer's body to `op` may send nothing: learned from
-    /// the longest silences of recent answers (8 × their p95), between
-    /// [`MIN_ANSWER_IDLE`] and `ceiling` (the stall timeout, used as is
-    /// until enough answers were seen).
+    /// the longest silences of recent answers (8 × their p95; of every
+    /// kind while `op` was seen too rarely), between [`MIN_ANSWER_IDLE`]
+    /// and `ceiling` (the stall timeout, used as is until enough answers
+    /// were seen).
     pub fn answer_idle(&self, op: &'static str, ceiling: Duration) -> Duration {
-        let p95 = lock(&self.answer_gaps)
-            .get(op)
-            .and_then(|r| r.quantile(0.95, MIN_SAMPLES));
-        match p95 {
+        match p95_of(&lock(&self.answer_gaps), op) {
+            Some(p95) => {
+                fraction_of(p95, DEADLINE_FACTOR).clamp(MIN_ANSWER_IDLE.min(ceiling), ceiling)
+            }
+            None => ceiling,
+        }
+    }
+
+    /// How long an answer's body to `op` may move nothing before the
+    /// request is hedged: 4 × the p95 of recent longest silences (of
+    /// every kind while `op` was seen too rarely), at least
+    /// [`MIN_HEDGE_DELAY`] and at most half of `idle` (when the attempt is
+    /// abandoned); `None` before anything was learned.
+    pub fn answer_hedge_delay(&self, op: &'static str, idle: Duration) -> Option<Duration> {
+        let p95 = p95_of(&lock(&self.answer_gaps), op)?;
+        Some(
+            fraction_of(p95, HEDGE_FACTOR)
+                .max(MIN_HEDGE_DELAY)
+                .min(idle / 2),
+        )
+    }
+
+    /// Records the longest wait between two slices of a request body to
+    /// `op` that went out whole.
+    pub fn record_body_gap(&self, op: &'static str, gap: Duration) {
+        let mut gaps = lock(&self.body_gaps);
+        gaps.entry(op).or_default().push(gap.as_secs_f64());
+    }
+
+    /// How long a request body to `op` may move nothing (besides the time
+    /// its queued bytes need to drain): learned like
+    /// [`answer_idle`](Self::answer_idle), from recent request bodies.
+    pub fn body_idle(&self, op: &'static str, ceiling: Duration) -> Duration {
+        match p95_of(&lock(&self.body_gaps), op) {
             Some(p95) => {
                 fraction_of(p95, DEADLINE_FACTOR).clamp(MIN_ANSWER_IDLE.min(ceiling), ceiling)
             }
@@ -284,6 +321,41 @@ mod tests {
             l.record_answer_gap("get", Duration::from_secs(2));
         }
         assert_eq!(l.answer_idle("get", stall), stall);
+        assert_eq!(
+            l.answer_idle("copy", stall),
+            stall,
+            "a kind without answers of its own borrows the others'"
+        );
+    }
+
+    #[test]
+    fn a_silent_answer_is_hedged_once_silences_were_learned() {
+        let l = Latencies::new(BOUNDS);
+        let idle = Duration::from_secs(1);
+        assert_eq!(l.answer_hedge_delay("list", idle), None);
+        for _ in 0..MIN_SAMPLES {
+            l.record_answer_gap("get", Duration::from_millis(1));
+        }
+        assert_eq!(l.answer_hedge_delay("list", idle), Some(MIN_HEDGE_DELAY));
+        for _ in 0..WINDOW {
+            l.record_answer_gap("list", Duration::from_millis(300));
+        }
+        assert_eq!(l.answer_hedge_delay("list", idle), Some(idle / 2));
+    }
+
+    #[test]
+    fn request_body_silences_are_learned_within_bounds() {
+        let l = Latencies::new(BOUNDS);
+        let stall = Duration::from_secs(5);
+        assert_eq!(l.body_idle("put", stall), stall);
+        for _ in 0..MIN_SAMPLES {
+            l.record_body_gap("put", Duration::from_millis(2));
+        }
+        assert_eq!(l.body_idle("upload_part", stall), MIN_ANSWER_IDLE);
+        for _ in 0..WINDOW {
+            l.record_body_gap("upload_part", Duration::from_millis(250));
+        }
+        assert_eq!(l.body_idle("upload_part", stall), Duration::from_secs(2));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod pages;
 mod progress;
 mod response;
 mod stats;
+mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
@@ -30,8 +31,10 @@ use self::response::{
     check_get, content_range_total, copy_result, etag, header_u64, object_info, verify_crc,
 };
 pub use self::stats::{Answer, AttemptLabels, ClientStats, RetryCause};
+use self::throttle::Throttle;
 use super::dialect::{ServerDialect, ServerKind};
 use super::endpoint::{self, Endpoint};
+use super::provider::{Header, Provider};
 use super::xml::{self, unquote_etag};
 use super::{
     CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
@@ -40,6 +43,12 @@ use super::{
 };
 use crate::creds::CredentialStore;
 use crate::retry::RetryPolicy;
+
+/// Copies of at most this many bytes are hedged: a duplicate costs the
+/// server little, and sends the same source to the same destination.
+/// Larger copies are not: the server's time grows with the object, and a
+/// duplicate doubles its work.
+const MAX_HEDGED_COPY: u64 = 16 << 20;
 
 /// What deleting one key of a Delete Multiple costs the server, in bytes
 /// copied (its first-byte deadline grows with the keys, as a copy's
@@ -72,6 +81,8 @@ pub struct ClientConfig {
     /// Send requests for the endpoint's host to this address instead of
     /// resolving it (tests, private gateways).
     pub resolve: Option<std::net::SocketAddr>,
+    /// The dialect requests are written and signed in.
+    pub provider: Provider,
 }
 
 impl ClientConfig {
@@ -97,6 +108,7 @@ impl ClientConfig {
             stall_timeout: Self::DEFAULT_STALL_TIMEOUT,
             op_timeout: Self::DEFAULT_OP_TIMEOUT,
             resolve: None,
+            provider: Provider::Cos,
         }
     }
 }
@@ -115,8 +127,12 @@ pub struct HttpClient {
     clock_offset: AtomicI64,
     /// The first correction was logged as a warning; later ones at debug.
     skew_warned: AtomicBool,
-    /// Whether the server proved it speaks COS (copies wait for that).
+    /// The dialect requests are written in.
+    provider: Provider,
+    /// Whether the server proved it speaks COS (COS copies wait for that).
     dialect: ServerDialect,
+    /// Requests in flight, limited once the server asked for less traffic.
+    throttle: Throttle,
     stats: ClientStats,
 }
 
@@ -142,7 +158,9 @@ impl HttpClient {
         ));
         Ok(HttpClient {
             http,
+            provider: config.provider,
             dialect,
+            throttle: Throttle::new(),
             endpoint: config.endpoint,
             creds,
             retry: config.retry,
@@ -178,9 +196,24 @@ impl HttpClient {
         self.dialect.kind()
     }
 
-    /// `Ok` once the server proved it speaks COS, asking it (HEAD Bucket)
-    /// when no answer decided yet; otherwise the refusal of `op`.
-    async fn require_cos(&self, op: &str) -> CosResult<()> {
+    /// The dialect requests are written in.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The name of `header` in this client's dialect.
+    fn header(&self, header: Header) -> &'static str {
+        self.provider.header(header)
+    }
+
+    /// `Ok` when a server-side copy means what we mean: always in S3's
+    /// dialect (every S3 server knows `x-amz-copy-source`); in COS's, once
+    /// the server proved it speaks COS, asking it (HEAD Bucket) when no
+    /// answer decided yet; otherwise the refusal of `op`.
+    async fn require_copy(&self, op: &str) -> CosResult<()> {
+        if self.provider == Provider::S3 {
+            return Ok(());
+        }
         if self.dialect.kind() == ServerKind::Undecided {
             // Any answer teaches; its own outcome does not matter here.
             let _ = self.head_bucket().await;
@@ -234,7 +267,11 @@ impl ObjectClient for HttpClient {
             .execute(&Call::new("head", Method::HEAD, Some(key)).hedged())
             .await?;
         let size = header_u64(&reply.headers, "content-length").unwrap_or(0);
-        Ok(object_info(&reply.headers, size))
+        Ok(object_info(
+            &reply.headers,
+            size,
+            self.provider.meta_prefix(),
+        ))
     }
 
     async fn get(&self, key: &str, opts: &GetOptions) -> CosResult<GetObject> {
@@ -255,7 +292,8 @@ impl ObjectClient for HttpClient {
         let reply = self.execute(&call.check(&check)).await?;
         let mut body = reply.body;
         let total = content_range_total(&reply.headers);
-        let info = object_info(&reply.headers, total.unwrap_or(body.len() as u64));
+        let size = total.unwrap_or(body.len() as u64);
+        let info = object_info(&reply.headers, size, self.provider.meta_prefix());
         if let (Some(r), None) = (&opts.range, total) {
             // The server ignored Range and sent the whole object.
             let end = r.end.min(body.len() as u64) as usize;
@@ -268,14 +306,14 @@ impl ObjectClient for HttpClient {
         let local = crc64::checksum(&body);
         let call = Call::new("put", Method::PUT, Some(key))
             .hedged()
-            .attrs(attrs)
+            .attrs(attrs, self.provider)
             .body(body);
         self.put_like(call, local).await
     }
 
     async fn delete(&self, key: &str) -> CosResult<()> {
         match self
-            .execute(&Call::new("delete", Method::DELETE, Some(key)))
+            .execute(&Call::new("delete", Method::DELETE, Some(key)).hedged())
             .await
         {
             Ok(_) => Ok(()),
@@ -337,20 +375,30 @@ impl ObjectClient for HttpClient {
         attrs: &ObjectAttrs,
         src_size: u64,
     ) -> CosResult<PutResult> {
-        self.require_cos("server-side copy").await?;
+        self.require_copy("server-side copy").await?;
         let mut call = Call::new("copy", Method::PUT, Some(dst))
-            .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
+            .header(
+                self.header(Header::CopySource),
+                self.endpoint.copy_source(src, self.provider)?,
+            )
             .server_work(src_size)
             .xml();
-        if let Some(etag) = src_etag {
-            call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
+        if src_size <= MAX_HEDGED_COPY {
+            call = call.hedged();
         }
-        call = match directive {
-            MetadataDirective::Copy => call.header("x-cos-metadata-directive", "Copy"),
-            MetadataDirective::Replaced => call
-                .header("x-cos-metadata-directive", "Replaced")
-                .attrs(attrs),
-        };
+        if let Some(etag) = src_etag {
+            call = call.header(
+                self.header(Header::CopySourceIfMatch),
+                format!("\"{etag}\""),
+            );
+        }
+        call = call.header(
+            self.header(Header::MetadataDirective),
+            self.provider.directive(directive),
+        );
+        if directive == MetadataDirective::Replaced {
+            call = call.attrs(attrs, self.provider);
+        }
         let reply = self.execute(&call).await?;
         let result: xml::CopyObjectResult = copy_result(src, dst, &reply.body)?;
         let crc64 = header_u64(&reply.headers, "x-cos-hash-crc64ecma")
@@ -364,7 +412,7 @@ impl ObjectClient for HttpClient {
     async fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> CosResult<String> {
         let call = Call::new("create_multipart", Method::POST, Some(key))
             .param("uploads", "")
-            .attrs(attrs)
+            .attrs(attrs, self.provider)
             .xml();
         let reply = self.execute(&call).await?;
         let result: xml::InitiateMultipartUploadResult = xml::from_xml(&reply.body)?;
@@ -403,19 +451,25 @@ impl ObjectClient for HttpClient {
         src_etag: Option<&str>,
         range: std::ops::Range<u64>,
     ) -> CosResult<PartInfo> {
-        self.require_cos("server-side part copy").await?;
+        self.require_copy("server-side part copy").await?;
         let mut call = Call::new("upload_part_copy", Method::PUT, Some(key))
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
-            .header("x-cos-copy-source", self.endpoint.copy_source(src)?)
             .header(
-                "x-cos-copy-source-range",
+                self.header(Header::CopySource),
+                self.endpoint.copy_source(src, self.provider)?,
+            )
+            .header(
+                self.header(Header::CopySourceRange),
                 format!("bytes={}-{}", range.start, range.end - 1),
             )
             .server_work(range.end - range.start)
             .xml();
         if let Some(etag) = src_etag {
-            call = call.header("x-cos-copy-source-if-match", format!("\"{etag}\""));
+            call = call.header(
+                self.header(Header::CopySourceIfMatch),
+                format!("\"{etag}\""),
+            );
         }
         let reply = self.execute(&call).await?;
         let result: xml::CopyPartResult = copy_result(src, key, &reply.body)?;

@@ -1,5 +1,6 @@
 //! Progress of one attempt, and the watchdog that abandons it when the
-//! progress stops: a request body that stops moving for the stall timeout,
+//! progress stops: a request body that stops moving for longer than recent
+//! bodies did (learned by the caller, at most the stall timeout),
 //! or an answer whose first byte does not come within the first-byte
 //! deadline after the request was handed over. The first-byte clock starts
 //! when the last body byte left for the kernel, plus the time the bytes
@@ -48,6 +49,8 @@ pub(super) struct Progress {
     pulled: AtomicU64,
     /// Nanoseconds since `started` of the last pull.
     last_pull: AtomicU64,
+    /// Nanoseconds of the longest wait between two pulls.
+    longest_gap: AtomicU64,
     /// Bytes handed over before the first pull that had to wait.
     pulled_before_block: AtomicU64,
     /// Nanoseconds since `started` of that pull.
@@ -58,6 +61,9 @@ pub(super) struct Progress {
     done: Notify,
     /// The answer's first byte came.
     answered: AtomicBool,
+    /// Nanoseconds since `started` when the answer last moved (its head
+    /// or a piece of its body arrived).
+    last_received: AtomicU64,
 }
 
 /// Why an attempt was abandoned.
@@ -94,11 +100,13 @@ impl Progress {
             body_len,
             pulled: AtomicU64::new(0),
             last_pull: AtomicU64::new(0),
+            longest_gap: AtomicU64::new(0),
             pulled_before_block: AtomicU64::new(NEVER),
             blocked_at: AtomicU64::new(NEVER),
             body_done: AtomicU64::new(done),
             done: Notify::new(),
             answered: AtomicBool::new(false),
+            last_received: AtomicU64::new(NEVER),
         })
     }
 
@@ -115,6 +123,10 @@ impl Progress {
         let now = self.now();
         let previous = self.last_pull.swap(now, Ordering::Relaxed);
         let before = self.pulled.fetch_add(n as u64, Ordering::Relaxed);
+        if before > 0 {
+            self.longest_gap
+                .fetch_max(now - previous, Ordering::Relaxed);
+        }
         let waited = before > 0 && now - previous > nanos(BLOCKED_GAP);
         if waited && self.blocked_at.load(Ordering::Relaxed) == NEVER {
             self.pulled_before_block.store(before, Ordering::Relaxed);
@@ -132,9 +144,28 @@ impl Progress {
         (done != NEVER).then(|| self.at(done))
     }
 
+    /// The longest wait between two slices of a body that went out whole
+    /// (`None` before, or for a body of one slice).
+    pub fn longest_gap(&self) -> Option<Duration> {
+        let whole = self.body_done().is_some() && self.body_len > CHUNK as u64;
+        whole.then(|| Duration::from_nanos(self.longest_gap.load(Ordering::Relaxed)))
+    }
+
     /// Notes that the answer began.
     pub fn answered(&self) {
         self.answered.store(true, Ordering::Relaxed);
+        self.received();
+    }
+
+    /// Notes that the answer moved (a piece of its body arrived).
+    pub fn received(&self) {
+        self.last_received.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// When the answer last moved, once it began.
+    pub fn last_received(&self) -> Option<Instant> {
+        let at = self.last_received.load(Ordering::Relaxed);
+        (at != NEVER).then(|| self.at(at))
     }
 
     /// Whether the answer began.
@@ -181,7 +212,7 @@ impl Progress {
     }
 
     /// Resolves when the attempt stalled: its body did not move for
-    /// `stall` (plus the drain allowance at `learned_rate`), or no answer
+    /// `stall` (the silence allowed, plus the drain allowance at `learned_rate`), or no answer
     /// came within `first_byte` (plus the same) of the body's end. Never
     /// resolves while the attempt progresses; the caller races it with
     /// the request.

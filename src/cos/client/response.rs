@@ -10,9 +10,10 @@ use log::error;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 
-use super::progress::Stall;
+use super::progress::{Progress, Stall};
+use crate::cos::provider::{Header, Provider};
 use crate::cos::xml::{self, unquote_etag};
-use crate::cos::{BodyBuffers, CosError, CosResult, META_PREFIX, ObjectInfo, UserMeta, crc64};
+use crate::cos::{BodyBuffers, CosError, CosResult, ObjectInfo, UserMeta, crc64};
 
 /// A successful answer.
 pub(super) struct Reply {
@@ -86,7 +87,7 @@ pub(super) fn service_error(
     body: &[u8],
     clock_offset: i64,
 ) -> AttemptError {
-    let request_id = header_str(headers, "x-cos-request-id");
+    let request_id = request_id(headers);
     let parsed: Option<xml::ErrorBody> = if body.is_empty() {
         None
     } else {
@@ -100,7 +101,7 @@ pub(super) fn service_error(
         status,
         code,
         message,
-        request_id,
+        request_id: request_id.clone(),
     };
     let date = header_str(headers, "date").and_then(|d| httpdate::parse_http_date(&d).ok());
     let skew = date.filter(|&d| error.is_clock_skew() || bodiless_skew(&error, d, clock_offset));
@@ -109,7 +110,7 @@ pub(super) fn service_error(
             status,
             code: "RequestTimeTooSkewed".into(),
             message: "a 403 without a body whose Date is far from our clock".into(),
-            request_id: header_str(headers, "x-cos-request-id"),
+            request_id,
         },
         _ => error,
     };
@@ -118,6 +119,14 @@ pub(super) fn service_error(
         skew,
         stalled: false,
     }
+}
+
+/// The server's id of the request: COS's `x-cos-request-id` or S3's
+/// `x-amz-request-id`.
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    [Provider::Cos, Provider::S3]
+        .into_iter()
+        .find_map(|p| header_str(headers, p.header(Header::RequestId)))
 }
 
 fn reason(status: u16) -> &'static str {
@@ -155,6 +164,7 @@ pub(super) async fn read_body(
     mut resp: reqwest::Response,
     buffers: Option<&dyn BodyBuffers>,
     idle: Duration,
+    progress: &Progress,
 ) -> Result<(Bytes, Duration), AttemptError> {
     let expected = (resp.content_length().unwrap_or(0) as usize).min(MAX_PREALLOCATION);
     let mut body = match buffers {
@@ -168,6 +178,7 @@ pub(super) async fn read_body(
             .await
             .map_err(|_| Stall::Answer(idle))?;
         longest_gap = longest_gap.max(waited.elapsed());
+        progress.received();
         match chunk.map_err(transport_error)? {
             Some(chunk) => body.extend_from_slice(&chunk),
             None => break,
@@ -253,15 +264,16 @@ pub(super) fn etag(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Reads object attributes from HEAD/GET headers; `size` is the object's.
-pub(super) fn object_info(headers: &HeaderMap, size: u64) -> ObjectInfo {
+/// Reads object attributes from HEAD/GET headers; `size` is the object's,
+/// user metadata the headers named `meta_prefix*`.
+pub(super) fn object_info(headers: &HeaderMap, size: u64, meta_prefix: &str) -> ObjectInfo {
     let last_modified = header_str(headers, "last-modified")
         .and_then(|d| httpdate::parse_http_date(&d).ok())
         .unwrap_or(UNIX_EPOCH);
     let meta: UserMeta = headers
         .iter()
         .filter_map(|(name, value)| {
-            let suffix = name.as_str().strip_prefix(META_PREFIX)?;
+            let suffix = name.as_str().strip_prefix(meta_prefix)?;
             Some((suffix.to_string(), value.to_str().ok()?.to_string()))
         })
         .collect();
