@@ -359,7 +359,8 @@ pub struct MountArgs {
     )]
     pub max_prefetch: Size,
 
-    /// Size of a cached block (and of one ranged GET).
+    /// Size of a cached block (a random reader's largest GET; sequential
+    /// readers fetch runs of up to 16 MiB of blocks in one GET).
     #[arg(
         long,
         value_name = "SIZE",
