@@ -19,22 +19,10 @@ fn config(args: &[&str]) -> Result<MountConfig, String> {
     config_with_env(args, &[])
 }
 
-/// Parses with the given environment and no default passwd files.
+/// Parses with the given environment and no default passwd files; custom
+/// endpoints answer as COS servers.
 fn config_with_env(args: &[&str], vars: &[(&str, &str)]) -> Result<MountConfig, String> {
-    let mut full = vec!["cosmount"];
-    full.extend_from_slice(args);
-    let lookup = |name: &str| {
-        vars.iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string())
-    };
-    let around = Surroundings {
-        env: &lookup,
-        default_passwd_files: Vec::new(),
-        aws: crate::creds::aws::AwsDefaults::default(),
-    };
-    let cli = Cli::try_parse_from(full).map_err(|e| e.to_string())?;
-    MountConfig::from_args_in(&cli.mount, &around, &cos_server)
+    config_probed(args, vars, Ok(Some(Provider::Cos)))
 }
 
 #[test]
