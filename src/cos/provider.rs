@@ -68,19 +68,17 @@ impl Provider {
     /// The name of `header` in this dialect.
     pub fn header(self, header: Header) -> &'static str {
         use Header::*;
-        match (self, header) {
-            (Provider::Cos, RequestId) => "x-cos-request-id",
-            (Provider::Cos, SecurityToken) => "x-cos-security-token",
-            (Provider::Cos, CopySource) => "x-cos-copy-source",
-            (Provider::Cos, CopySourceIfMatch) => "x-cos-copy-source-if-match",
-            (Provider::Cos, CopySourceRange) => "x-cos-copy-source-range",
-            (Provider::Cos, MetadataDirective) => "x-cos-metadata-directive",
-            (Provider::S3, RequestId) => "x-amz-request-id",
-            (Provider::S3, SecurityToken) => "x-amz-security-token",
-            (Provider::S3, CopySource) => "x-amz-copy-source",
-            (Provider::S3, CopySourceIfMatch) => "x-amz-copy-source-if-match",
-            (Provider::S3, CopySourceRange) => "x-amz-copy-source-range",
-            (Provider::S3, MetadataDirective) => "x-amz-metadata-directive",
+        let (cos, s3) = match header {
+            RequestId => ("x-cos-request-id", "x-amz-request-id"),
+            SecurityToken => ("x-cos-security-token", "x-amz-security-token"),
+            CopySource => ("x-cos-copy-source", "x-amz-copy-source"),
+            CopySourceIfMatch => ("x-cos-copy-source-if-match", "x-amz-copy-source-if-match"),
+            CopySourceRange => ("x-cos-copy-source-range", "x-amz-copy-source-range"),
+            MetadataDirective => ("x-cos-metadata-directive", "x-amz-metadata-directive"),
+        };
+        match self {
+            Provider::Cos => cos,
+            Provider::S3 => s3,
         }
     }
 

@@ -246,17 +246,14 @@ impl<C: ObjectClient> Fs<C> {
     /// servers that keep `dir/` keys as folders which cannot be copied
     /// (SeaweedFS answers NoSuchKey).
     async fn recreate_marker(&self, src: &str, dst: &str) -> FsResult<()> {
-        let attrs = match self.client.head(src).await {
-            Ok(info) => ObjectAttrs {
-                content_type: info.content_type,
-                meta: info.meta,
-            },
-            Err(e) if e.is_not_found() => ObjectAttrs::default(),
+        let (content_type, meta) = match self.client.head(src).await {
+            Ok(info) => (info.content_type, info.meta),
+            Err(e) if e.is_not_found() => (None, Default::default()),
             Err(e) => return Err(e.into()),
         };
         let attrs = ObjectAttrs {
-            content_type: attrs.content_type.or(Some(DIR_CONTENT_TYPE.into())),
-            ..attrs
+            content_type: content_type.or(Some(DIR_CONTENT_TYPE.into())),
+            meta,
         };
         self.client.put(dst, Bytes::new(), &attrs).await?;
         Ok(())

@@ -227,6 +227,27 @@ impl HttpClient {
         verdict
     }
 
+    /// `call` reading object `src` (only the version `src_etag`, when
+    /// given), in this client's dialect.
+    fn copy_from<'a>(
+        &self,
+        call: Call<'a>,
+        src: &str,
+        src_etag: Option<&str>,
+    ) -> CosResult<Call<'a>> {
+        let call = call.header(
+            self.header(Header::CopySource),
+            self.endpoint.copy_source(src, self.provider)?,
+        );
+        Ok(match src_etag {
+            Some(etag) => call.header(
+                self.header(Header::CopySourceIfMatch),
+                format!("\"{etag}\""),
+            ),
+            None => call,
+        })
+    }
+
     /// A PUT whose answer must carry our CRC64 when it carries one: a
     /// mismatch means the stored bytes are damaged, and sending them again
     /// replaces them.
@@ -376,21 +397,12 @@ impl ObjectClient for HttpClient {
         src_size: u64,
     ) -> CosResult<PutResult> {
         self.require_copy("server-side copy").await?;
-        let mut call = Call::new("copy", Method::PUT, Some(dst))
-            .header(
-                self.header(Header::CopySource),
-                self.endpoint.copy_source(src, self.provider)?,
-            )
+        let call = Call::new("copy", Method::PUT, Some(dst))
             .server_work(src_size)
             .xml();
+        let mut call = self.copy_from(call, src, src_etag)?;
         if src_size <= MAX_HEDGED_COPY {
             call = call.hedged();
-        }
-        if let Some(etag) = src_etag {
-            call = call.header(
-                self.header(Header::CopySourceIfMatch),
-                format!("\"{etag}\""),
-            );
         }
         call = call.header(
             self.header(Header::MetadataDirective),
@@ -452,25 +464,16 @@ impl ObjectClient for HttpClient {
         range: std::ops::Range<u64>,
     ) -> CosResult<PartInfo> {
         self.require_copy("server-side part copy").await?;
-        let mut call = Call::new("upload_part_copy", Method::PUT, Some(key))
+        let call = Call::new("upload_part_copy", Method::PUT, Some(key))
             .param("partNumber", part_number.to_string())
             .param("uploadId", upload_id)
-            .header(
-                self.header(Header::CopySource),
-                self.endpoint.copy_source(src, self.provider)?,
-            )
             .header(
                 self.header(Header::CopySourceRange),
                 format!("bytes={}-{}", range.start, range.end - 1),
             )
             .server_work(range.end - range.start)
             .xml();
-        if let Some(etag) = src_etag {
-            call = call.header(
-                self.header(Header::CopySourceIfMatch),
-                format!("\"{etag}\""),
-            );
-        }
+        let call = self.copy_from(call, src, src_etag)?;
         let reply = self.execute(&call).await?;
         let result: xml::CopyPartResult = copy_result(src, key, &reply.body)?;
         Ok(PartInfo {

@@ -92,7 +92,7 @@ impl Throttle {
 
     /// A good answer: one more request in flight per limit's worth of them.
     pub fn answered(&self) {
-        let grew = {
+        {
             let mut s = lock(&self.state);
             let Some(limit) = s.limit else {
                 return;
@@ -103,11 +103,8 @@ impl Throttle {
             }
             s.good = 0;
             s.limit = Some(limit + 1);
-            true
-        };
-        if grew {
-            self.freed.notify_one();
         }
+        self.freed.notify_one();
     }
 
     /// The current limit, `None` before any throttling.
