@@ -48,8 +48,9 @@ impl HttpClient {
             sent += 1;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             self.latencies.earn_hedge_share();
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            // The wait for a place in flight comes out of the operation's time.
             let slot = self.throttle.slot().await;
+            let remaining = deadline.saturating_duration_since(Instant::now());
             let err = match self.attempt(call, remaining, patience).await {
                 Ok(reply) => {
                     self.throttle.answered();
