@@ -34,12 +34,14 @@ impl<C: ObjectClient> Fs<C> {
     /// Close-to-open for `open(O_CREAT)`: a name this mount believes
     /// missing, without the server having said so just now, is looked up
     /// before it is created, so a file another client created is opened
-    /// (or `O_EXCL` fails) rather than replaced by an empty one.
+    /// (or `O_EXCL` fails) rather than replaced by an empty one. The
+    /// question is a snapshot of the directory (shared by the names
+    /// created within [`JUST_CONFIRMED`]) or, in a large one, a HEAD.
     pub(super) async fn created_elsewhere(
         &self,
         parent: u64,
+        parent_key: &str,
         name: &str,
-        key: &str,
     ) -> FsResult<Option<ObjectInfo>> {
         if !self.config.close_to_open {
             return Ok(None);
@@ -49,7 +51,14 @@ impl<C: ObjectClient> Fs<C> {
         if lock(&self.inodes).absence_confirmed(parent, name, now, ttl, JUST_CONFIRMED) {
             return Ok(None);
         }
-        match self.client.head(key).await {
+        // Many names created in one directory share one listing.
+        let since = now.checked_sub(JUST_CONFIRMED).unwrap_or(now);
+        if let Some(snapshot) = self.dir_snapshot(parent, parent_key, since).await? {
+            if snapshot.is_free(name) {
+                return Ok(None);
+            }
+        }
+        match self.client.head(&format!("{parent_key}{name}")).await {
             Ok(info) => Ok(Some(info)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e.into()),

@@ -55,6 +55,10 @@ pub struct Node {
     /// Directories: when a lookup here (or its mkdir) last found a name
     /// free.
     pub last_miss: Option<Instant>,
+    /// Directories: this mount wrote the marker as it is known (all its
+    /// metadata is this node's), so a change may write it afresh without
+    /// asking what else it holds. Any answer from the bucket clears it.
+    pub own_marker: bool,
     lookups: u64,
 }
 
@@ -127,6 +131,7 @@ impl InodeTable {
             listed_until: None,
             missing: HashMap::new(),
             last_miss: None,
+            own_marker: false,
             lookups: 1,
         };
         InodeTable {
@@ -178,6 +183,7 @@ impl InodeTable {
                     node.etag = info.etag;
                     node.modified = info.modified;
                     node.xattrs = info.xattrs;
+                    node.own_marker = false;
                 }
                 node.valid_until = valid_until;
                 return Some(ino);
@@ -206,6 +212,7 @@ impl InodeTable {
                 listed_until: None,
                 missing: HashMap::new(),
                 last_miss: None,
+                own_marker: false,
                 lookups: 0,
             },
         );

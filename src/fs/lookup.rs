@@ -3,8 +3,10 @@
 //! asking the bucket as cheaply as what is already known allows:
 //! - a name never seen: a HEAD of `name` beside a one-key listing of
 //!   `name/` (then a HEAD of the marker for its mode);
-//! - in a directory being filled (a name was just found free there): one
-//!   listing of `name` as a prefix, which answers "free" alone;
+//! - in a directory being filled (a name was just found free there): a
+//!   recent snapshot of the whole directory (`snapshot.rs`), one listing
+//!   for many names; in a directory too large for one page, one listing
+//!   of `name` as a prefix, which answers "free" alone;
 //! - a directory seen before: one listing of `name/`, whose first entry
 //!   says whether the marker is still the version whose attributes are
 //!   known (a chmod elsewhere rewrites it, and so changes its time).
@@ -101,21 +103,26 @@ impl<C: ObjectClient> Fs<C> {
             }
             (parent_key, question)
         };
+        // When the bucket's answer describes it (a snapshot may be older).
+        let mut seen = Instant::now();
         let found = match question {
             _ if self.config.no_listing => {
                 self.resolve_by_head(&format!("{parent_key}{name}")).await?
             }
             Question::Full => self.resolve(&parent_key, name).await?,
-            Question::Free => self.resolve_by_listing(&parent_key, name).await?,
+            Question::Free => {
+                let (found, at) = self.resolve_filling(parent, &parent_key, name).await?;
+                seen = at;
+                found
+            }
             Question::StillDir(known) => self.revalidate_dir(&parent_key, name, known).await?,
         };
         let mut t = lock(&self.inodes);
         match found {
             None => {
-                let now = Instant::now();
-                t.mark_missing(parent, name, now + self.config.negative_ttl);
+                t.mark_missing(parent, name, seen + self.config.negative_ttl);
                 if let Some(p) = t.get_mut(parent) {
-                    p.last_miss = Some(now);
+                    p.last_miss = Some(Instant::now());
                 }
                 Err(FsError::NotFound)
             }
@@ -159,6 +166,31 @@ impl<C: ObjectClient> Fs<C> {
             }
             None => self.file_answer(file),
         }
+    }
+
+    /// [`resolve`](Self::resolve) in a directory being filled, and when
+    /// the answer was seen: a snapshot of the whole directory sent within
+    /// the negative TTL (one listing answers for many new names); a
+    /// directory too large for one page asks about the name alone.
+    async fn resolve_filling(
+        &self,
+        parent: u64,
+        parent_key: &str,
+        name: &str,
+    ) -> FsResult<(Option<ChildInfo>, Instant)> {
+        let now = Instant::now();
+        let since = now.checked_sub(self.config.negative_ttl).unwrap_or(now);
+        let Some(snapshot) = self.dir_snapshot(parent, parent_key, since).await? else {
+            return Ok((self.resolve_by_listing(parent_key, name).await?, now));
+        };
+        let found = match snapshot.name(name) {
+            Some(None) => return Ok((None, snapshot.taken)),
+            Some(Some(false)) => {
+                self.file_answer(self.client.head(&format!("{parent_key}{name}")).await)?
+            }
+            _ => self.resolve(parent_key, name).await?,
+        };
+        Ok((found, Instant::now()))
     }
 
     /// [`resolve`](Self::resolve) in a directory being filled: one listing

@@ -13,6 +13,7 @@ mod namespace;
 mod read;
 mod readdir;
 mod rename;
+mod snapshot;
 mod write;
 mod write_table;
 pub mod xattr;
@@ -202,6 +203,8 @@ pub struct Fs<C> {
     pending_deletes: Mutex<HashMap<u64, String>>,
     /// Inodes whose page cache matches this ETag (for `keep_cache`).
     cached_etags: Mutex<HashMap<u64, String>>,
+    /// Recent snapshots of directories' names (free-name questions).
+    snapshots: snapshot::Snapshots,
     next_handle: AtomicU64,
     warned: Mutex<HashSet<String>>,
     started: SystemTime,
@@ -251,6 +254,7 @@ impl<C: ObjectClient> Fs<C> {
             open_counts: Mutex::new(HashMap::new()),
             pending_deletes: Mutex::new(HashMap::new()),
             cached_etags: Mutex::new(HashMap::new()),
+            snapshots: snapshot::Snapshots::default(),
             next_handle: AtomicU64::new(1),
             warned: Mutex::new(HashSet::new()),
             started,

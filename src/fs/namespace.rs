@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, DIR_CONTENT_TYPE, Kind, SetAttr, to_meta};
+use super::attr::{Attr, Kind, SetAttr, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
 use super::write::{Content, WriteState};
@@ -97,9 +97,12 @@ impl<C: ObjectClient> Fs<C> {
     ) -> FsResult<(Entry, Opened)> {
         self.check_writable()?;
         check_new_name(name)?;
-        let key = format!("{}{name}", self.dir_key(parent)?);
-        if let Some(info) = self.created_elsewhere(parent, name, &key).await? {
+        let parent_key = self.dir_key(parent)?;
+        let key = format!("{parent_key}{name}");
+        if let Some(info) = self.created_elsewhere(parent, &parent_key, name).await? {
             if flags.exclusive {
+                let until = Instant::now() + self.config.metadata_ttl;
+                lock(&self.inodes).upsert_child(parent, name, self.file_info(&info), until);
                 return Err(FsError::Exists);
             }
             return self
@@ -187,12 +190,8 @@ impl<C: ObjectClient> Fs<C> {
         check_new_name(name)?;
         let key = format!("{}{name}/", self.dir_key(parent)?);
         let attr = self.new_attr(Kind::Dir, mode, umask, caller);
-        let attrs = ObjectAttrs {
-            content_type: Some(DIR_CONTENT_TYPE.into()),
-            meta: to_meta(&attr),
-        };
-        self.client.put(&key, Bytes::new(), &attrs).await?;
-        let entry = self.add_child(parent, name, attr, None)?;
+        let put = self.put_marker(&key, &attr, None).await?;
+        let entry = self.add_child(parent, name, attr, Some(put.etag))?;
         // A new directory is empty: no need to list it, and it is about to
         // be filled.
         let now = Instant::now();
@@ -200,6 +199,7 @@ impl<C: ObjectClient> Fs<C> {
         t.finish_listing(entry.ino, &[], now + self.config.metadata_ttl);
         if let Some(dir) = t.get_mut(entry.ino) {
             dir.last_miss = Some(now);
+            dir.own_marker = true;
         }
         Ok(entry)
     }
@@ -348,17 +348,35 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Rewrites a directory marker with new attributes (creating it for an
     /// implicit directory).
+    /// A marker this mount wrote, within the TTL, is written afresh (one
+    /// request); any other is read first so that metadata others put on it
+    /// is kept.
     async fn set_dir_attr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
-        let (key, mut attr, known) = {
+        let (key, mut attr, known, own) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
-            (node.key.clone(), node.attr, node.etag.clone())
+            let own = (node.own_marker && node.is_fresh(Instant::now()))
+                .then(|| node.xattrs.clone())
+                .flatten();
+            (node.key.clone(), node.attr, node.etag.clone(), own)
         };
         changes.apply(&mut attr);
-        self.rewrite_marker(&key, &attr, known.as_deref(), None)
-            .await?;
+        let written = match &own {
+            Some(xattrs) if !key.is_empty() => {
+                Some(self.put_marker(&key, &attr, Some(xattrs)).await?)
+            }
+            _ => {
+                self.rewrite_marker(&key, &attr, known.as_deref(), None)
+                    .await?;
+                None
+            }
+        };
         if let Some(node) = lock(&self.inodes).get_mut(ino) {
             node.attr = attr;
+            if let Some(put) = written {
+                node.etag = Some(put.etag);
+                node.valid_until = Instant::now() + self.config.metadata_ttl;
+            }
         }
         Ok(attr)
     }

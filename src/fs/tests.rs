@@ -506,11 +506,18 @@ async fn a_free_name_in_a_directory_being_filled_costs_one_listing() {
         FsError::NotFound
     );
     assert_eq!(costs(&c), (before.0, before.1 + 1), "one listing");
-    // ... a file there costs the listing and its HEAD, also with a name
-    // sorting between it and its `/`; a directory is still a directory.
+    // ... which answers for the next free names too (a snapshot of the
+    // directory within the negative TTL); a file there costs its HEAD,
+    // also with a name sorting between it and its `/`; a directory is
+    // still a directory.
     let before = costs(&c);
+    assert_eq!(
+        other.lookup(d.ino, "free3").await.unwrap_err(),
+        FsError::NotFound
+    );
+    assert_eq!(costs(&c), before, "no request");
     assert_eq!(other.lookup(d.ino, "name").await.unwrap().attr.size, 2);
-    assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
+    assert_eq!(costs(&c), (before.0 + 1, before.1));
     assert_eq!(
         other.lookup(d.ino, "sub").await.unwrap().attr.kind,
         Kind::Dir

@@ -428,23 +428,31 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::NotPermitted);
         }
         match self.rewrite_meta(key, attr, known, xattrs).await {
-            Err(FsError::NotFound) => {
-                let mut meta = to_meta(attr);
-                if let Some(x) = xattrs {
-                    x.store(&mut meta);
-                }
-                if meta_size(&meta) > MAX_META_BYTES {
-                    return Err(FsError::TooBig);
-                }
-                let attrs = ObjectAttrs {
-                    content_type: Some(DIR_CONTENT_TYPE.into()),
-                    meta,
-                };
-                self.client.put(key, Bytes::new(), &attrs).await?;
-                Ok(())
-            }
+            Err(FsError::NotFound) => self.put_marker(key, attr, xattrs).await.map(|_| ()),
             other => other.map(|_| ()),
         }
+    }
+
+    /// Writes the marker `key` of a directory afresh: its attributes,
+    /// `xattrs` when given, and nothing else.
+    pub(super) async fn put_marker(
+        &self,
+        key: &str,
+        attr: &Attr,
+        xattrs: Option<&Xattrs>,
+    ) -> FsResult<PutResult> {
+        let mut meta = to_meta(attr);
+        if let Some(x) = xattrs {
+            x.store(&mut meta);
+        }
+        if meta_size(&meta) > MAX_META_BYTES {
+            return Err(FsError::TooBig);
+        }
+        let attrs = ObjectAttrs {
+            content_type: Some(DIR_CONTENT_TYPE.into()),
+            meta,
+        };
+        Ok(self.client.put(key, Bytes::new(), &attrs).await?)
     }
 
     /// The upload of `key` succeeded: the state is clean on the new object.

@@ -332,3 +332,33 @@ fn creating_a_name_another_client_created_opens_theirs() {
         .unwrap();
     assert_eq!(&got.body[..], b"keep me\n");
 }
+
+/// A folder this mount is filling answers "free" from one listing shared
+/// by the names created within 100 ms; a name another client created
+/// before the open is still opened (or refused with `O_EXCL`), not
+/// replaced.
+#[test]
+fn filling_a_folder_still_sees_names_another_client_created() {
+    let server = TestServer::start();
+    let b = TestMount::start(&server, &[]);
+    b.sh_ok("mkdir filled && for i in 1 2 3 4 5; do echo $i > filled/mine$i; done");
+    sdk::put(&server, "filled/theirs", b"keep me\n");
+    sdk::put(&server, "filled/appended", b"theirs\n");
+    let out = b.sh("set -C; echo clobber > filled/theirs");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("File exists"),
+        "{out:?}"
+    );
+    run(&b, "echo mine >> filled/appended");
+    assert_eq!(run(&b, "cat filled/appended"), "theirs\nmine");
+    run(&b, "echo 6 > filled/mine6");
+    assert_eq!(
+        run(&b, "ls filled | tr '\\n' ' '"),
+        "appended mine1 mine2 mine3 mine4 mine5 mine6 theirs"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let got = rt
+        .block_on(server.client().get("filled/theirs", &Default::default()))
+        .unwrap();
+    assert_eq!(&got.body[..], b"keep me\n");
+}

@@ -118,6 +118,9 @@ impl<C: ObjectClient> Fs<C> {
         if attr.kind == Kind::Dir {
             let mut x = self.marker_xattrs(&key).await?;
             change(&mut x)?;
+            if let Some(node) = lock(&self.inodes).get_mut(ino) {
+                node.own_marker = false;
+            }
             return self
                 .rewrite_marker(&key, &attr, known.as_deref(), Some(&x))
                 .await;

@@ -1,0 +1,271 @@
+//! Snapshots of a directory's names: one listing page of a whole small
+//! directory tells, for every name at once, whether the bucket held it.
+//! Filling a directory with new names (tar, `cp -r`) then costs one
+//! listing per window instead of a question per name, and close-to-open
+//! keeps its meaning: a snapshot answers only while it is as recent as the
+//! single answer it stands for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+
+use super::dir::{DirListing, Listed};
+use super::{Fs, FsResult};
+use crate::cos::{ListPage, ListRequest, ObjectClient};
+use crate::sync::lock;
+
+/// Keys one snapshot may hold: one listing page. A directory with more is
+/// asked about name by name.
+pub const SNAPSHOT_KEYS: u32 = 1000;
+
+/// Directories whose snapshots are kept before old ones are dropped.
+const KEPT_DIRS: usize = 64;
+
+/// Snapshots older than this are dropped when room is needed (a directory
+/// too large to snapshot is remembered as long as room allows).
+const KEPT_FOR: Duration = Duration::from_secs(5);
+
+/// What the bucket held in a directory when one listing page was sent.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// When the listing was sent: the view is at least this recent.
+    pub taken: Instant,
+    /// Names and whether each is a directory; `None` when the directory
+    /// holds more than one page.
+    names: Option<HashMap<String, bool>>,
+}
+
+impl Snapshot {
+    /// The snapshot one page of the directory `prefix` gives.
+    pub fn from_page(prefix: &str, page: &ListPage, taken: Instant) -> Snapshot {
+        if page.truncated {
+            return Snapshot { taken, names: None };
+        }
+        let mut listing = DirListing::default();
+        listing.add_page(prefix, page);
+        let names = listing
+            .entries
+            .into_iter()
+            .map(|(name, listed)| (name, listed == Listed::Dir))
+            .collect();
+        Snapshot {
+            taken,
+            names: Some(names),
+        }
+    }
+
+    /// What `name` was: `None` when free, `Some(true)` a directory,
+    /// `Some(false)` a file; the outer `None` when the snapshot cannot
+    /// tell (the directory was too large).
+    pub fn name(&self, name: &str) -> Option<Option<bool>> {
+        self.names.as_ref().map(|names| names.get(name).copied())
+    }
+
+    /// Whether `name` was free.
+    pub fn is_free(&self, name: &str) -> bool {
+        self.name(name) == Some(None)
+    }
+
+    /// The directory held more than one page.
+    pub fn too_large(&self) -> bool {
+        self.names.is_none()
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, FsResult<Arc<Snapshot>>>>;
+
+/// One directory's latest snapshot and the one being taken.
+#[derive(Default)]
+struct DirSnapshots {
+    latest: Option<Arc<Snapshot>>,
+    taking: Option<(Instant, Flight)>,
+}
+
+/// The snapshots of every directory, one listing in flight per directory.
+#[derive(Default)]
+pub struct Snapshots {
+    dirs: Mutex<HashMap<u64, DirSnapshots>>,
+}
+
+impl Snapshots {
+    /// The latest snapshot of directory `ino`, however old.
+    pub fn latest(&self, ino: u64) -> Option<Arc<Snapshot>> {
+        lock(&self.dirs).get(&ino).and_then(|d| d.latest.clone())
+    }
+
+    /// A snapshot of directory `ino` sent no earlier than `since`: the
+    /// latest when it is, else the one being taken when it was sent in
+    /// time, else a new one from `take` (sent now).
+    pub async fn since(
+        &self,
+        ino: u64,
+        since: Instant,
+        take: impl FnOnce(Instant) -> BoxFuture<'static, FsResult<Snapshot>>,
+    ) -> FsResult<Arc<Snapshot>> {
+        let flight = {
+            let mut dirs = lock(&self.dirs);
+            if dirs.len() > KEPT_DIRS && !dirs.contains_key(&ino) {
+                let now = Instant::now();
+                dirs.retain(|_, d| {
+                    d.taking.is_some()
+                        || d.latest
+                            .as_ref()
+                            .is_some_and(|s| now.duration_since(s.taken) < KEPT_FOR)
+                });
+            }
+            let dir = dirs.entry(ino).or_default();
+            if let Some(s) = dir.latest.as_ref().filter(|s| s.taken >= since) {
+                return Ok(s.clone());
+            }
+            match &dir.taking {
+                Some((sent, flight)) if *sent >= since => flight.clone(),
+                _ => {
+                    let sent = Instant::now();
+                    let flight = take(sent).map(|r| r.map(Arc::new)).boxed().shared();
+                    dir.taking = Some((sent, flight.clone()));
+                    flight
+                }
+            }
+        };
+        let snapshot = flight.await?;
+        let mut dirs = lock(&self.dirs);
+        let dir = dirs.entry(ino).or_default();
+        if dir.latest.as_ref().is_none_or(|l| l.taken < snapshot.taken) {
+            dir.latest = Some(snapshot.clone());
+        }
+        if dir
+            .taking
+            .as_ref()
+            .is_some_and(|(sent, _)| *sent <= snapshot.taken)
+        {
+            dir.taking = None;
+        }
+        Ok(snapshot)
+    }
+}
+
+impl<C: ObjectClient> Fs<C> {
+    /// A snapshot of directory `ino` (key `prefix`) sent no earlier than
+    /// `since`, or `None` when the directory is not worth one: listings are
+    /// off, or it holds more than one page (as far as this mount knows).
+    pub(super) async fn dir_snapshot(
+        &self,
+        ino: u64,
+        prefix: &str,
+        since: Instant,
+    ) -> FsResult<Option<Arc<Snapshot>>> {
+        if self.config.no_listing || self.snapshots.latest(ino).is_some_and(|s| s.too_large()) {
+            return Ok(None);
+        }
+        let known_large = lock(&self.inodes)
+            .get(ino)
+            .is_some_and(|d| d.children.len() >= SNAPSHOT_KEYS as usize);
+        if known_large {
+            return Ok(None);
+        }
+        let client = self.client.clone();
+        let prefix = prefix.to_string();
+        let take = move |sent| {
+            async move {
+                let request = ListRequest {
+                    prefix: prefix.clone(),
+                    delimiter: Some("/".into()),
+                    marker: String::new(),
+                    max_keys: SNAPSHOT_KEYS,
+                };
+                let page = client.list_page(&request).await?;
+                Ok(Snapshot::from_page(&prefix, &page, sent))
+            }
+            .boxed()
+        };
+        let snapshot = self.snapshots.since(ino, since, take).await?;
+        Ok((!snapshot.too_large()).then_some(snapshot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cos::ListEntry;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn page(keys: &[&str], prefixes: &[&str], truncated: bool) -> ListPage {
+        ListPage {
+            objects: keys
+                .iter()
+                .map(|k| ListEntry {
+                    key: k.to_string(),
+                    size: 1,
+                    etag: "e".into(),
+                    last_modified: std::time::SystemTime::UNIX_EPOCH,
+                })
+                .collect(),
+            common_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            next_marker: None,
+            truncated,
+        }
+    }
+
+    #[test]
+    fn a_page_tells_files_directories_and_free_names() {
+        let s = Snapshot::from_page(
+            "d/",
+            &page(&["d/", "d/a", "d/b"], &["d/sub/"], false),
+            Instant::now(),
+        );
+        assert_eq!(s.name("a"), Some(Some(false)));
+        assert_eq!(s.name("sub"), Some(Some(true)));
+        assert!(s.is_free("c"));
+        assert!(!s.is_free("a"));
+        assert!(!s.too_large());
+    }
+
+    #[test]
+    fn a_truncated_page_tells_nothing() {
+        let s = Snapshot::from_page("d/", &page(&["d/a"], &[], true), Instant::now());
+        assert!(s.too_large());
+        assert_eq!(s.name("zzz"), None);
+        assert!(!s.is_free("zzz"));
+    }
+
+    #[tokio::test]
+    async fn concurrent_questions_share_one_listing_and_old_ones_are_not_reused() {
+        let snapshots = Arc::new(Snapshots::default());
+        let listings = Arc::new(AtomicUsize::new(0));
+        let take = |listings: Arc<AtomicUsize>| {
+            move |sent: Instant| {
+                async move {
+                    listings.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Ok(Snapshot::from_page("d/", &page(&["d/a"], &[], false), sent))
+                }
+                .boxed()
+            }
+        };
+        let since = Instant::now();
+        let (a, b) = tokio::join!(
+            snapshots.since(7, since, take(listings.clone())),
+            snapshots.since(7, since, take(listings.clone())),
+        );
+        assert_eq!(listings.load(Ordering::SeqCst), 1);
+        assert!(Arc::ptr_eq(&a.unwrap(), &b.unwrap()));
+        // Recent enough: no new listing.
+        snapshots
+            .since(7, since, take(listings.clone()))
+            .await
+            .unwrap();
+        assert_eq!(listings.load(Ordering::SeqCst), 1);
+        // Asked for a newer view: a new listing.
+        let later = Instant::now();
+        let s = snapshots
+            .since(7, later, take(listings.clone()))
+            .await
+            .unwrap();
+        assert_eq!(listings.load(Ordering::SeqCst), 2);
+        assert!(s.taken >= later);
+        assert!(Arc::ptr_eq(&snapshots.latest(7).unwrap(), &s));
+    }
+}
