@@ -71,7 +71,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             panic_if_asked(&name);
             match fs.lookup_for(parent.0, &name, Some(pid)).await {
                 Ok(e) => reply.entry(&ttl, &file_attr(&e), Generation(0)),
-                Err(e) => reply.error(op.fail(parent.0, &e)),
+                Err(e) => reply.error(op.fail_in(parent.0, &name, &e)),
             }
         });
     }

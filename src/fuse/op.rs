@@ -217,14 +217,24 @@ impl Op {
     /// at the level it deserves, and returns its errno for the reply (the
     /// request is counted and audited before the caller learns the result).
     pub(super) fn fail(self, ino: u64, err: &FsError) -> Errno {
+        self.fail_on(&format!("ino={ino}"), err)
+    }
+
+    /// [`fail`](Self::fail) of a request about `name` in directory
+    /// `parent` (the log names the name).
+    pub(super) fn fail_in(self, parent: u64, name: &str, err: &FsError) -> Errno {
+        self.fail_on(&format!("of {name:?} in ino={parent}"), err)
+    }
+
+    fn fail_on(self, target: &str, err: &FsError) -> Errno {
         let code = err.to_errno();
         let op = self.name;
         if err.is_routine() {
-            debug!("{op} ino={ino}: {err}");
+            debug!("{op} {target}: {err}");
         } else {
-            warn!("{op} ino={ino} failed with errno {code}: {err}");
+            warn!("{op} {target} failed with errno {code}: {err}");
             self.observers
-                .remember_error(format!("{op} ino={ino}: {err}"));
+                .remember_error(format!("{op} {target}: {err}"));
         }
         self.errno.store(code, Ordering::Relaxed);
         Errno::from_i32(code)
