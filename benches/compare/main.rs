@@ -540,7 +540,7 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
         Workload {
             name: "ls-exact".into(),
             rows: ls_rows[..2].to_vec(),
-            raw: Some(Box::new(move || b.raw_ls())),
+            raw: Some(Box::new(move || b.raw_ls_exact())),
             peer: Box::new(move |k, _| b.ls(k, Variant::Default)),
         },
         Workload {

@@ -236,6 +236,37 @@ pub async fn list(client: &HttpClient, prefix: &str, expect: usize) -> Measured<
     Ok(start.elapsed().as_secs_f64() * 1000.0)
 }
 
+/// What an exact `ls -l` needs from the server: one listing of `prefix`
+/// (all pages), then a HEAD of every object, `concurrency` at a time; ms.
+pub async fn list_and_head(
+    client: &HttpClient,
+    prefix: &str,
+    expect: usize,
+    concurrency: usize,
+) -> Measured<f64> {
+    let start = Instant::now();
+    let mut walk = ListWalker::new(prefix, Some("/"));
+    let mut keys = Vec::new();
+    while let Some(page) = walk.next_page(client).await.map_err(err)? {
+        keys.extend(page.objects.into_iter().map(|o| o.key));
+    }
+    if keys.len() != expect {
+        return Err(Skip::Failed(format!(
+            "raw list saw {} objects, not {expect}",
+            keys.len()
+        )));
+    }
+    futures_util::stream::iter(keys)
+        .map(|key| async move { client.head(&key).await })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(start.elapsed().as_secs_f64() * 1000.0)
+}
+
 /// A directory walk under `prefix` (one listing per folder, in order);
 /// seconds and the number of entries.
 pub async fn walk(client: &HttpClient, prefix: &str) -> Measured<(f64, usize)> {

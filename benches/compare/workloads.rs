@@ -348,9 +348,23 @@ impl Bench<'_> {
         Ok(out)
     }
 
-    /// Raw counterpart of [`Bench::ls`]: one listing, all pages.
+    /// Raw counterpart of [`Bench::ls`] listing only: one listing, all
+    /// pages.
     pub fn raw_ls(&self) -> Measured<Vec<Option<f64>>> {
         let ms = self.block_on(raw::list(self.client, "ls/", self.sizes.ls))?;
+        Ok(vec![Some(ms), Some(ms)])
+    }
+
+    /// Raw counterpart of [`Bench::ls`] with exact metadata: the listing
+    /// and a HEAD per object, as many at once as cosmount sends.
+    pub fn raw_ls_exact(&self) -> Measured<Vec<Option<f64>>> {
+        let concurrency = cosmount::fs::FsConfig::default().head_concurrency;
+        let ms = self.block_on(raw::list_and_head(
+            self.client,
+            "ls/",
+            self.sizes.ls,
+            concurrency,
+        ))?;
         Ok(vec![Some(ms), Some(ms)])
     }
 
