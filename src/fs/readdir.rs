@@ -12,7 +12,7 @@ use super::attr::Kind;
 use super::dir::{DirListing, Listed};
 use super::inode::ChildInfo;
 use super::{DirEntry, Entry, Fs, FsError, FsResult, lock};
-use crate::cos::{CosResult, ListWalker, ObjectClient, ObjectInfo};
+use crate::cos::{ListPage, ListWalker, ObjectClient};
 
 /// An open directory: the snapshot of its entries taken at offset 0.
 #[derive(Default)]
@@ -118,23 +118,27 @@ impl<C: ObjectClient> Fs<C> {
     /// installs the result as the directory's children.
     async fn fetch_listing(&self, ino: u64, prefix: &str) -> FsResult<()> {
         let mut listing = DirListing::default();
-        let mut walker = ListWalker::new(prefix, Some("/"));
-        while let Some(page) = walker.next_page(&*self.client).await? {
-            listing.add_page(prefix, &page);
-        }
+        let heads = if self.config.fast_list {
+            let mut walker = ListWalker::new(prefix, Some("/"));
+            while let Some(page) = walker.next_page(&*self.client).await? {
+                listing.add_page(prefix, &page);
+            }
+            HashMap::new()
+        } else {
+            self.list_and_head(ino, prefix, &mut listing).await?
+        };
         for (key, reason) in &listing.skipped {
             self.warn_once(key, reason);
         }
-        let heads = if self.config.fast_list {
-            HashMap::new()
-        } else {
-            self.head_entries(ino, prefix, &listing).await?
-        };
         let until = Instant::now() + self.config.metadata_ttl;
         let mut t = lock(&self.inodes);
         let mut names = Vec::with_capacity(listing.entries.len());
         for (name, listed) in listing.entries {
-            let info = match (listed, heads.get(&name)) {
+            let head = match listed {
+                Listed::Dir => heads.get(&format!("{prefix}{name}/")),
+                Listed::Object { .. } => heads.get(&format!("{prefix}{name}")),
+            };
+            let info = match (listed, head) {
                 (_, Some(Some(info))) => info.clone(),
                 (Listed::Dir, _) => self.implicit_dir(),
                 (
@@ -173,58 +177,84 @@ impl<C: ObjectClient> Fs<C> {
         Ok(())
     }
 
-    /// HEADs, in parallel, every listed object whose metadata this mount
-    /// does not know yet and every subdirectory's marker. `None` means the
-    /// marker does not exist (an implicit directory).
-    async fn head_entries(
+    /// Lists `prefix` into `listing`, all pages, and HEADs, in parallel and
+    /// while later pages are still being listed, every object whose
+    /// metadata this mount does not know yet and every subdirectory's
+    /// marker. Answers by key; `None` means no such object (an implicit
+    /// directory's marker, or a file deleted meanwhile). A name a later page
+    /// shows as a directory keeps its file HEAD unused.
+    async fn list_and_head(
         &self,
         ino: u64,
         prefix: &str,
-        listing: &DirListing,
+        listing: &mut DirListing,
     ) -> FsResult<HashMap<String, Option<ChildInfo>>> {
-        let wanted: Vec<(String, String)> = {
-            let t = lock(&self.inodes);
-            listing
-                .entries
-                .iter()
-                .filter_map(|(name, listed)| match listed {
-                    Listed::Dir => Some((name.clone(), format!("{prefix}{name}/"))),
-                    Listed::Object {
-                        etag,
-                        last_modified,
-                        ..
-                    } => {
-                        let known = t
-                            .child(ino, name)
-                            .is_some_and(|n| n.knows_version(etag, *last_modified));
-                        (!known).then(|| (name.clone(), format!("{prefix}{name}")))
-                    }
-                })
-                .collect()
+        let (wanted, asked) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let walk = async move {
+            let mut walker = ListWalker::new(prefix, Some("/"));
+            while let Some(page) = walker.next_page(&*self.client).await? {
+                listing.add_page(prefix, &page);
+                for key in self.unknown_keys(ino, prefix, &page, listing) {
+                    // The receiver lives until this walk ends.
+                    let _ = wanted.send(key);
+                }
+            }
+            Ok::<_, FsError>(())
         };
-        let results: Vec<(String, CosResult<ObjectInfo>, bool)> = stream::iter(wanted)
-            .map(|(name, key)| async move {
-                let is_dir = key.ends_with('/');
-                (name, self.client.head(&key).await, is_dir)
+        let keys = stream::unfold(asked, |mut asked| async move {
+            asked.recv().await.map(|key| (key, asked))
+        });
+        let heads = keys
+            .map(|key| async move {
+                let result = self.client.head(&key).await;
+                (key, result)
             })
             .buffer_unordered(self.config.head_concurrency.max(1))
-            .collect()
-            .await;
-        let mut out = HashMap::new();
-        for (name, result, is_dir) in results {
-            match result {
-                Ok(info) if is_dir => {
-                    out.insert(name, Some(self.dir_info(&info)));
-                }
-                Ok(info) => {
-                    out.insert(name, Some(self.file_info(&info)));
-                }
-                Err(e) if e.is_not_found() => {
-                    out.insert(name, None);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(out)
+            .map(|(key, result)| {
+                let info = match result {
+                    Ok(info) if key.ends_with('/') => Some(self.dir_info(&info)),
+                    Ok(info) => Some(self.file_info(&info)),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(FsError::from(e)),
+                };
+                Ok((key, info))
+            })
+            .collect::<Vec<FsResult<(String, Option<ChildInfo>)>>>();
+        let ((), heads) = tokio::try_join!(walk, async { Ok(heads.await) })?;
+        heads.into_iter().collect()
+    }
+
+    /// The keys of `page` (already added to `listing`) whose answers this
+    /// mount needs: markers of directories, and objects of a version it
+    /// does not know.
+    fn unknown_keys(
+        &self,
+        ino: u64,
+        prefix: &str,
+        page: &ListPage,
+        listing: &DirListing,
+    ) -> Vec<String> {
+        let t = lock(&self.inodes);
+        let dirs = page.common_prefixes.iter().filter(|p| {
+            p.strip_prefix(prefix)
+                .and_then(|n| n.strip_suffix('/'))
+                .is_some_and(|name| listing.entries.get(name) == Some(&Listed::Dir))
+        });
+        let files = page.objects.iter().filter_map(|o| {
+            let name = o.key.strip_prefix(prefix)?;
+            let Some(Listed::Object {
+                etag,
+                last_modified,
+                ..
+            }) = listing.entries.get(name)
+            else {
+                return None;
+            };
+            let known = t
+                .child(ino, name)
+                .is_some_and(|n| n.knows_version(etag, *last_modified));
+            (!known).then(|| o.key.clone())
+        });
+        dirs.cloned().chain(files).collect()
     }
 }

@@ -571,3 +571,34 @@ async fn a_known_directory_is_revalidated_with_one_listing() {
     let file = fs.lookup(ROOT, "d").await.unwrap();
     assert_eq!((file.attr.kind, file.attr.size), (Kind::File, 4));
 }
+
+#[tokio::test]
+async fn a_directory_on_a_later_page_wins_over_a_file_headed_on_an_earlier_one() {
+    let c = bucket(&[]).await;
+    let attrs = ObjectAttrs {
+        content_type: None,
+        meta: [("mode".to_string(), "33188".to_string())].into(),
+    };
+    // 999 files, then `d/a` closes the first page and `d/a/` opens the
+    // second: the HEAD of the file `a` is sent before the directory shows.
+    for i in 0..999 {
+        c.put(&format!("d/{i:04}"), Bytes::from_static(b"x"), &attrs)
+            .await
+            .unwrap();
+    }
+    c.put("d/a", Bytes::from_static(b"file"), &attrs)
+        .await
+        .unwrap();
+    c.put("d/a/x", Bytes::from_static(b"inner"), &attrs)
+        .await
+        .unwrap();
+    let fs = fs(&c, long_ttl());
+    let d = fs.lookup(ROOT, "d").await.unwrap();
+    let listed = names(&fs, d.ino).await;
+    assert_eq!(listed.len(), 2 + 1000, ". and .., 999 files and a");
+    assert_eq!(c.calls("list_page"), 2 + 1, "two pages (and the lookup's)");
+    let a = fs.lookup(d.ino, "a").await.unwrap();
+    assert_eq!(a.attr.kind, Kind::Dir);
+    let f = fs.lookup(d.ino, "0042").await.unwrap();
+    assert_eq!((f.attr.kind, f.attr.perm), (Kind::File, 0o644));
+}
