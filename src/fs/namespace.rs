@@ -347,10 +347,9 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// Rewrites a directory marker with new attributes (creating it for an
-    /// implicit directory).
-    /// A marker this mount wrote, within the TTL, is written afresh (one
-    /// request); any other is read first so that metadata others put on it
-    /// is kept.
+    /// implicit directory). A marker this mount wrote, within the TTL, is
+    /// written afresh (one request); any other is read first, so that
+    /// metadata others put on it is kept.
     async fn set_dir_attr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
         let (key, mut attr, known, own) = {
             let t = lock(&self.inodes);
