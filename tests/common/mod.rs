@@ -231,6 +231,19 @@ impl TestServer {
         HttpClient::new(config, Arc::new(store)).unwrap()
     }
 
+    /// The bytes stored under `key`, read with [`TestServer::client`].
+    pub fn object(&self, key: &str) -> Vec<u8> {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(cosmount::cos::ObjectClient::get(
+            &self.client(),
+            key,
+            &Default::default(),
+        ))
+        .unwrap_or_else(|e| panic!("GET {key}: {e}"))
+        .body
+        .to_vec()
+    }
+
     /// The admin request counters.
     pub fn stats(&self) -> serde_json::Value {
         let r = raw_request(

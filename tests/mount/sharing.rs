@@ -326,11 +326,7 @@ fn creating_a_name_another_client_created_opens_theirs() {
         String::from_utf8_lossy(&out.stderr).contains("File exists"),
         "{out:?}"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let got = rt
-        .block_on(server.client().get("excl", &Default::default()))
-        .unwrap();
-    assert_eq!(&got.body[..], b"keep me\n");
+    assert_eq!(server.object("excl"), b"keep me\n");
 }
 
 /// A folder this mount is filling answers "free" from one listing shared
@@ -356,9 +352,5 @@ fn filling_a_folder_still_sees_names_another_client_created() {
         run(&b, "ls filled | tr '\\n' ' '"),
         "appended mine1 mine2 mine3 mine4 mine5 mine6 theirs"
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let got = rt
-        .block_on(server.client().get("filled/theirs", &Default::default()))
-        .unwrap();
-    assert_eq!(&got.body[..], b"keep me\n");
+    assert_eq!(server.object("filled/theirs"), b"keep me\n");
 }

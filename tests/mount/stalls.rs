@@ -8,7 +8,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cosmount::cos::{GetOptions, ObjectAttrs, ObjectClient};
+use cosmount::cos::{ObjectAttrs, ObjectClient};
 
 use crate::common::mount::TestMount;
 use crate::common::{ServerOptions, TestServer, pattern};
@@ -25,14 +25,6 @@ fn stall_lines(mount: &TestMount) -> String {
         .filter(|l| l.contains("abandoning") || l.contains("hedge") || l.contains("retrying"))
         .collect();
     lines.join("\n")
-}
-
-fn stored(server: &TestServer, key: &str) -> Vec<u8> {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(server.client().get(key, &GetOptions::default()))
-        .unwrap()
-        .body
-        .to_vec()
 }
 
 #[test]
@@ -80,7 +72,7 @@ fn a_stalled_get_and_a_stalled_part_cost_seconds_not_a_minute() {
         why()
     );
     assert!(
-        stored(&server, "new") == new,
+        server.object("new") == new,
         "the bucket holds what was written"
     );
     mount.stop();
@@ -117,7 +109,7 @@ fn a_slow_but_moving_upload_is_never_cut_short() {
         took >= Duration::from_secs(20),
         "the upload crawled: {took:?}"
     );
-    assert!(stored(&server, "slow") == data);
+    assert!(server.object("slow") == data);
     mount.stop();
     let counters: Vec<u64> = ["retries", "hedges", "stalls", "failed"]
         .iter()
