@@ -105,7 +105,7 @@ impl Snapshots {
         since: Instant,
         take: impl FnOnce(Instant) -> BoxFuture<'static, FsResult<Snapshot>>,
     ) -> FsResult<Arc<Snapshot>> {
-        let flight = {
+        let (sent, flight) = {
             let mut dirs = lock(&self.dirs);
             if dirs.len() > KEPT_DIRS && !dirs.contains_key(&ino) {
                 let now = Instant::now();
@@ -121,27 +121,25 @@ impl Snapshots {
                 return Ok(s.clone());
             }
             match &dir.taking {
-                Some((sent, flight)) if *sent >= since => flight.clone(),
+                Some((sent, flight)) if *sent >= since => (*sent, flight.clone()),
                 _ => {
                     let sent = Instant::now();
                     let flight = take(sent).map(|r| r.map(Arc::new)).boxed().shared();
                     dir.taking = Some((sent, flight.clone()));
-                    flight
+                    (sent, flight)
                 }
             }
         };
-        let snapshot = flight.await?;
+        let result = flight.await;
         let mut dirs = lock(&self.dirs);
         let dir = dirs.entry(ino).or_default();
+        // Done, well or not: a failure is not handed to later questions.
+        if dir.taking.as_ref().is_some_and(|(s, _)| *s == sent) {
+            dir.taking = None;
+        }
+        let snapshot = result?;
         if dir.latest.as_ref().is_none_or(|l| l.taken < snapshot.taken) {
             dir.latest = Some(snapshot.clone());
-        }
-        if dir
-            .taking
-            .as_ref()
-            .is_some_and(|(sent, _)| *sent <= snapshot.taken)
-        {
-            dir.taking = None;
         }
         Ok(snapshot)
     }
@@ -229,6 +227,25 @@ mod tests {
         assert!(s.too_large());
         assert_eq!(s.name("zzz"), None);
         assert!(!s.is_free("zzz"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_is_not_the_answer_to_the_next_question() {
+        let snapshots = Snapshots::default();
+        let since = Instant::now();
+        let failed = snapshots
+            .since(3, since, |_| {
+                async { Err(super::super::FsError::LocalIo("refused".into())) }.boxed()
+            })
+            .await;
+        assert!(failed.is_err());
+        let s = snapshots
+            .since(3, since, |sent| {
+                async move { Ok(Snapshot::from_page("d/", &page(&[], &[], false), sent)) }.boxed()
+            })
+            .await
+            .unwrap();
+        assert!(s.is_free("x"));
     }
 
     #[tokio::test]
