@@ -602,3 +602,32 @@ async fn a_directory_on_a_later_page_wins_over_a_file_headed_on_an_earlier_one()
     let f = fs.lookup(d.ino, "0042").await.unwrap();
     assert_eq!((f.attr.kind, f.attr.perm), (Kind::File, 0o644));
 }
+
+#[tokio::test]
+async fn a_folder_this_mount_made_is_rewritten_with_one_put_and_others_keep_foreign_metadata() {
+    let c = bucket(&[]).await;
+    let theirs = ObjectAttrs {
+        content_type: Some("application/x-directory".into()),
+        meta: [("mode".to_string(), "16877".to_string())]
+            .into_iter()
+            .chain([("owner-tool".to_string(), "kept".to_string())])
+            .collect(),
+    };
+    c.put("theirs/", Bytes::new(), &theirs).await.unwrap();
+    let fs = fs(&c, FsConfig::default());
+    let mine = fs
+        .mkdir(ROOT, "mine", 0o755, 0, crate::fs::Caller::default())
+        .await
+        .unwrap();
+    let costs = |c: &MemoryClient| (c.calls("head"), c.calls("copy"), c.calls("put"));
+    let before = costs(&c);
+    fs.setattr(mine.ino, chmod(0o700)).await.unwrap();
+    assert_eq!(costs(&c), (before.0, before.1, before.2 + 1), "one PUT");
+    assert_eq!(c.head("mine/").await.unwrap().meta["mode"], "16832");
+
+    let other = fs.lookup(ROOT, "theirs").await.unwrap();
+    fs.setattr(other.ino, chmod(0o700)).await.unwrap();
+    let info = c.head("theirs/").await.unwrap();
+    assert_eq!(info.meta["mode"], "16832");
+    assert_eq!(info.meta["owner-tool"], "kept", "read first, then copied");
+}
