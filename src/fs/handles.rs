@@ -30,6 +30,10 @@ pub(super) struct OpenFile {
 /// the same `open` asked).
 const JUST_CONFIRMED: Duration = Duration::from_millis(100);
 
+/// A folder snapshot a create used at this age is taken again in the
+/// background, so the creates that follow need not wait for a listing.
+const REFRESH_AFTER: Duration = Duration::from_millis(75);
+
 impl<C: ObjectClient> Fs<C> {
     /// Close-to-open for `open(O_CREAT)`: a name this mount believes
     /// missing, without the server having said so just now, is looked up
@@ -54,6 +58,9 @@ impl<C: ObjectClient> Fs<C> {
         // Many names created in one directory share one listing.
         let since = now.checked_sub(JUST_CONFIRMED).unwrap_or(now);
         if let Some(snapshot) = self.dir_snapshot(parent, parent_key, since).await? {
+            if now.saturating_duration_since(snapshot.taken) > REFRESH_AFTER {
+                self.refresh_dir_snapshot(parent, parent_key);
+            }
             if snapshot.is_free(name) {
                 return Ok(None);
             }

@@ -96,6 +96,29 @@ impl Snapshots {
         lock(&self.dirs).get(&ino).and_then(|d| d.latest.clone())
     }
 
+    /// Starts taking a snapshot of directory `ino` with `take`, in the
+    /// background, unless one is being taken: the next question finds it
+    /// ready instead of waiting for its listing.
+    pub fn refresh(
+        &self,
+        ino: u64,
+        take: impl FnOnce(Instant) -> BoxFuture<'static, FsResult<Snapshot>>,
+    ) {
+        let flight = {
+            let mut dirs = lock(&self.dirs);
+            let dir = dirs.entry(ino).or_default();
+            if dir.taking.is_some() {
+                return;
+            }
+            let sent = Instant::now();
+            let flight = take(sent).map(|r| r.map(Arc::new)).boxed().shared();
+            dir.taking = Some((sent, flight.clone()));
+            flight
+        };
+        // Its answer is kept by the flight for the question that takes it.
+        tokio::spawn(flight);
+    }
+
     /// A snapshot of directory `ino` sent no earlier than `since`: the
     /// latest when it is, else the one being taken when it was sent in
     /// time, else a new one from `take` (sent now).
@@ -155,18 +178,41 @@ impl<C: ObjectClient> Fs<C> {
         prefix: &str,
         since: Instant,
     ) -> FsResult<Option<Arc<Snapshot>>> {
+        if !self.snapshot_worth(ino) {
+            return Ok(None);
+        }
+        let taker = self.snapshot_taker(prefix);
+        let snapshot = self.snapshots.since(ino, since, taker).await?;
+        Ok((!snapshot.too_large()).then_some(snapshot))
+    }
+
+    /// Starts the next snapshot of directory `ino` in the background (a
+    /// folder being filled asks again soon).
+    pub(super) fn refresh_dir_snapshot(&self, ino: u64, prefix: &str) {
+        if self.snapshot_worth(ino) {
+            self.snapshots.refresh(ino, self.snapshot_taker(prefix));
+        }
+    }
+
+    /// Whether directory `ino` may be snapshot: listings are on and it is
+    /// not known to hold more than one page.
+    fn snapshot_worth(&self, ino: u64) -> bool {
         if self.config.no_listing || self.snapshots.latest(ino).is_some_and(|s| s.too_large()) {
-            return Ok(None);
+            return false;
         }
-        let known_large = lock(&self.inodes)
+        lock(&self.inodes)
             .get(ino)
-            .is_some_and(|d| d.children.len() >= SNAPSHOT_KEYS as usize);
-        if known_large {
-            return Ok(None);
-        }
+            .is_none_or(|d| d.children.len() < SNAPSHOT_KEYS as usize)
+    }
+
+    /// Takes a snapshot of the directory `prefix`: one listing page.
+    fn snapshot_taker(
+        &self,
+        prefix: &str,
+    ) -> impl FnOnce(Instant) -> BoxFuture<'static, FsResult<Snapshot>> + use<C> {
         let client = self.client.clone();
         let prefix = prefix.to_string();
-        let take = move |sent| {
+        move |sent| {
             async move {
                 let request = ListRequest {
                     prefix: prefix.clone(),
@@ -178,9 +224,7 @@ impl<C: ObjectClient> Fs<C> {
                 Ok(Snapshot::from_page(&prefix, &page, sent))
             }
             .boxed()
-        };
-        let snapshot = self.snapshots.since(ino, since, take).await?;
-        Ok((!snapshot.too_large()).then_some(snapshot))
+        }
     }
 }
 
@@ -227,6 +271,30 @@ mod tests {
         assert!(s.too_large());
         assert_eq!(s.name("zzz"), None);
         assert!(!s.is_free("zzz"));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_in_the_background_is_the_next_answer() {
+        let snapshots = Snapshots::default();
+        let listings = Arc::new(AtomicUsize::new(0));
+        let take = |listings: Arc<AtomicUsize>| {
+            move |sent: Instant| {
+                async move {
+                    listings.fetch_add(1, Ordering::SeqCst);
+                    Ok(Snapshot::from_page("d/", &page(&["d/a"], &[], false), sent))
+                }
+                .boxed()
+            }
+        };
+        let since = Instant::now();
+        snapshots.refresh(5, take(listings.clone()));
+        snapshots.refresh(5, take(listings.clone()));
+        let s = snapshots
+            .since(5, since, take(listings.clone()))
+            .await
+            .unwrap();
+        assert!(s.taken >= since && !s.is_free("a"));
+        assert_eq!(listings.load(Ordering::SeqCst), 1, "one listing in all");
     }
 
     #[tokio::test]
