@@ -245,11 +245,7 @@ pub async fn list_and_head(
     concurrency: usize,
 ) -> Measured<f64> {
     let start = Instant::now();
-    let mut walk = ListWalker::new(prefix, Some("/"));
-    let mut keys = Vec::new();
-    while let Some(page) = walk.next_page(client).await.map_err(err)? {
-        keys.extend(page.objects.into_iter().map(|o| o.key));
-    }
+    let keys = list_keys(client, prefix).await?;
     if keys.len() != expect {
         return Err(Skip::Failed(format!(
             "raw list saw {} objects, not {expect}",

@@ -18,6 +18,7 @@ use log::debug;
 use super::attr::Kind;
 use super::dir::{self, invalid_name};
 use super::inode::ChildInfo;
+use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult};
 use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo};
 use crate::sync::lock;
@@ -184,11 +185,11 @@ impl<C: ObjectClient> Fs<C> {
             return Ok((self.resolve_by_listing(parent_key, name).await?, now));
         };
         let found = match snapshot.name(name) {
-            Some(None) => return Ok((None, snapshot.taken)),
-            Some(Some(false)) => {
+            Held::Free => return Ok((None, snapshot.taken)),
+            Held::File => {
                 self.file_answer(self.client.head(&format!("{parent_key}{name}")).await)?
             }
-            _ => self.resolve(parent_key, name).await?,
+            Held::Dir | Held::Unknown => self.resolve(parent_key, name).await?,
         };
         Ok((found, Instant::now()))
     }

@@ -361,9 +361,7 @@ impl<C: ObjectClient> Fs<C> {
         };
         changes.apply(&mut attr);
         let written = match &own {
-            Some(xattrs) if !key.is_empty() => {
-                Some(self.put_marker(&key, &attr, Some(xattrs)).await?)
-            }
+            Some(xattrs) => Some(self.put_marker(&key, &attr, Some(xattrs)).await?),
             _ => {
                 self.rewrite_marker(&key, &attr, known.as_deref(), None)
                     .await?;

@@ -57,22 +57,38 @@ impl Snapshot {
         }
     }
 
-    /// What `name` was: `None` when free, `Some(true)` a directory,
-    /// `Some(false)` a file; the outer `None` when the snapshot cannot
-    /// tell (the directory was too large).
-    pub fn name(&self, name: &str) -> Option<Option<bool>> {
-        self.names.as_ref().map(|names| names.get(name).copied())
+    /// What `name` was when the snapshot was taken.
+    pub fn name(&self, name: &str) -> Held {
+        match self.names.as_ref().map(|names| names.get(name)) {
+            None => Held::Unknown,
+            Some(None) => Held::Free,
+            Some(Some(false)) => Held::File,
+            Some(Some(true)) => Held::Dir,
+        }
     }
 
     /// Whether `name` was free.
     pub fn is_free(&self, name: &str) -> bool {
-        self.name(name) == Some(None)
+        self.name(name) == Held::Free
     }
 
     /// The directory held more than one page.
     pub fn too_large(&self) -> bool {
         self.names.is_none()
     }
+}
+
+/// What a snapshot says a name was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Nothing by that name.
+    Free,
+    /// A file.
+    File,
+    /// A directory (a common prefix or a marker).
+    Dir,
+    /// The snapshot cannot tell: the directory held more than one page.
+    Unknown,
 }
 
 type Flight = Shared<BoxFuture<'static, FsResult<Arc<Snapshot>>>>;
@@ -82,6 +98,19 @@ type Flight = Shared<BoxFuture<'static, FsResult<Arc<Snapshot>>>>;
 struct DirSnapshots {
     latest: Option<Arc<Snapshot>>,
     taking: Option<(Instant, Flight)>,
+}
+
+impl DirSnapshots {
+    /// Starts taking a snapshot with `take`, sent now.
+    fn start(
+        &mut self,
+        take: impl FnOnce(Instant) -> BoxFuture<'static, FsResult<Snapshot>>,
+    ) -> (Instant, Flight) {
+        let sent = Instant::now();
+        let flight = take(sent).map(|r| r.map(Arc::new)).boxed().shared();
+        self.taking = Some((sent, flight.clone()));
+        (sent, flight)
+    }
 }
 
 /// The snapshots of every directory, one listing in flight per directory.
@@ -110,10 +139,7 @@ impl Snapshots {
             if dir.taking.is_some() {
                 return;
             }
-            let sent = Instant::now();
-            let flight = take(sent).map(|r| r.map(Arc::new)).boxed().shared();
-            dir.taking = Some((sent, flight.clone()));
-            flight
+            dir.start(take).1
         };
         // Its answer is kept by the flight for the question that takes it.
         tokio::spawn(flight);
@@ -145,12 +171,7 @@ impl Snapshots {
             }
             match &dir.taking {
                 Some((sent, flight)) if *sent >= since => (*sent, flight.clone()),
-                _ => {
-                    let sent = Instant::now();
-                    let flight = take(sent).map(|r| r.map(Arc::new)).boxed().shared();
-                    dir.taking = Some((sent, flight.clone()));
-                    (sent, flight)
-                }
+                _ => dir.start(take),
             }
         };
         let result = flight.await;
@@ -258,8 +279,8 @@ mod tests {
             &page(&["d/", "d/a", "d/b"], &["d/sub/"], false),
             Instant::now(),
         );
-        assert_eq!(s.name("a"), Some(Some(false)));
-        assert_eq!(s.name("sub"), Some(Some(true)));
+        assert_eq!(s.name("a"), Held::File);
+        assert_eq!(s.name("sub"), Held::Dir);
         assert!(s.is_free("c"));
         assert!(!s.is_free("a"));
         assert!(!s.too_large());
@@ -269,7 +290,7 @@ mod tests {
     fn a_truncated_page_tells_nothing() {
         let s = Snapshot::from_page("d/", &page(&["d/a"], &[], true), Instant::now());
         assert!(s.too_large());
-        assert_eq!(s.name("zzz"), None);
+        assert_eq!(s.name("zzz"), Held::Unknown);
         assert!(!s.is_free("zzz"));
     }
 

@@ -217,16 +217,16 @@ impl Op {
     /// at the level it deserves, and returns its errno for the reply (the
     /// request is counted and audited before the caller learns the result).
     pub(super) fn fail(self, ino: u64, err: &FsError) -> Errno {
-        self.fail_on(&format!("ino={ino}"), err)
+        self.fail_on(Target::Ino(ino), err)
     }
 
     /// [`fail`](Self::fail) of a request about `name` in directory
     /// `parent` (the log names the name).
     pub(super) fn fail_in(self, parent: u64, name: &str, err: &FsError) -> Errno {
-        self.fail_on(&format!("of {name:?} in ino={parent}"), err)
+        self.fail_on(Target::Name(parent, name), err)
     }
 
-    fn fail_on(self, target: &str, err: &FsError) -> Errno {
+    fn fail_on(self, target: Target<'_>, err: &FsError) -> Errno {
         let code = err.to_errno();
         let op = self.name;
         if err.is_routine() {
@@ -274,5 +274,23 @@ impl Drop for Op {
             started: self.started_at,
             duration: elapsed,
         });
+    }
+}
+
+/// What a failed request was about, formatted only when logged.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// Inode `ino`.
+    Ino(u64),
+    /// A name in a directory.
+    Name(u64, &'a str),
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Ino(ino) => write!(f, "ino={ino}"),
+            Target::Name(parent, name) => write!(f, "of {name:?} in ino={parent}"),
+        }
     }
 }
