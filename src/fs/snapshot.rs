@@ -111,6 +111,18 @@ impl DirSnapshots {
         self.taking = Some((sent, flight.clone()));
         (sent, flight)
     }
+
+    /// Whether to keep this directory's entry at `now`: a listing is still
+    /// running, or its newest snapshot (kept, or finished in the background
+    /// and never asked for) is younger than [`KEPT_FOR`].
+    fn worth_keeping(&self, now: Instant) -> bool {
+        let recent = |at: Instant| now.saturating_duration_since(at) < KEPT_FOR;
+        let running = self
+            .taking
+            .as_ref()
+            .is_some_and(|(sent, flight)| flight.peek().is_none() || recent(*sent));
+        running || self.latest.as_ref().is_some_and(|s| recent(s.taken))
+    }
 }
 
 /// The snapshots of every directory, one listing in flight per directory.
@@ -158,12 +170,7 @@ impl Snapshots {
             let mut dirs = lock(&self.dirs);
             if dirs.len() > KEPT_DIRS && !dirs.contains_key(&ino) {
                 let now = Instant::now();
-                dirs.retain(|_, d| {
-                    d.taking.is_some()
-                        || d.latest
-                            .as_ref()
-                            .is_some_and(|s| now.duration_since(s.taken) < KEPT_FOR)
-                });
+                dirs.retain(|_, d| d.worth_keeping(now));
             }
             let dir = dirs.entry(ino).or_default();
             if let Some(s) = dir.latest.as_ref().filter(|s| s.taken >= since) {
@@ -316,6 +323,19 @@ mod tests {
             .unwrap();
         assert!(s.taken >= since && !s.is_free("a"));
         assert_eq!(listings.load(Ordering::SeqCst), 1, "one listing in all");
+    }
+
+    #[tokio::test]
+    async fn a_finished_background_listing_nobody_asked_for_is_dropped_when_old() {
+        let mut dir = DirSnapshots::default();
+        let (sent, flight) = dir.start(|sent| {
+            async move { Ok(Snapshot::from_page("d/", &page(&[], &[], false), sent)) }.boxed()
+        });
+        let later = sent + KEPT_FOR * 2;
+        assert!(dir.worth_keeping(later), "still running");
+        flight.await.unwrap();
+        assert!(dir.worth_keeping(sent), "recent");
+        assert!(!dir.worth_keeping(later), "finished and old");
     }
 
     #[tokio::test]
