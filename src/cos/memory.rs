@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -171,11 +171,14 @@ impl ObjectClient for MemoryClient {
 
     async fn head(&self, key: &str) -> CosResult<ObjectInfo> {
         let state = self.enter("head")?;
-        state
+        let mut info = state
             .objects
             .get(key)
             .map(|s| s.info.clone())
-            .ok_or_else(|| CosError::service(404, "", ""))
+            .ok_or_else(|| CosError::service(404, "", ""))?;
+        // Last-Modified headers tell whole seconds; listings tell more.
+        info.last_modified = whole_seconds(info.last_modified);
+        Ok(info)
     }
 
     async fn get(&self, key: &str, opts: &GetOptions) -> CosResult<GetObject> {
@@ -433,6 +436,12 @@ impl ObjectClient for MemoryClient {
         uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
         Ok(uploads)
     }
+}
+
+/// `t` without its fraction of a second.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    UNIX_EPOCH + Duration::from_secs(since.as_secs())
 }
 
 #[cfg(test)]

@@ -74,7 +74,13 @@ impl Node {
     /// Whether a listed object (`etag`, `modified`) is the version whose
     /// exact attributes this node already holds.
     pub fn knows_version(&self, etag: &str, modified: SystemTime) -> bool {
-        self.exact && self.etag.as_deref() == Some(etag) && self.modified == Some(modified)
+        self.exact
+            && same_version(
+                self.etag.as_deref(),
+                self.modified,
+                Some(etag),
+                Some(modified),
+            )
     }
 
     /// Whether the attributes are still trusted at `now`.
@@ -86,6 +92,23 @@ impl Node {
     pub fn is_listed(&self, now: Instant) -> bool {
         self.listed_until.is_some_and(|t| now < t)
     }
+}
+
+/// Whether two answers describe the same object version: the same ETag,
+/// and the same Last-Modified to the second (a HEAD's header tells whole
+/// seconds, a listing may tell milliseconds).
+pub fn same_version(
+    etag: Option<&str>,
+    modified: Option<SystemTime>,
+    other_etag: Option<&str>,
+    other_modified: Option<SystemTime>,
+) -> bool {
+    let seconds = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_secs())
+    };
+    etag == other_etag && modified.map(seconds) == other_modified.map(seconds)
 }
 
 /// What is known about a child from a listing or a HEAD.
@@ -176,8 +199,13 @@ impl InodeTable {
                 .get_mut(&ino)
                 .expect("children point at live nodes");
             if node.attr.kind == info.attr.kind {
-                let same_version = node.etag == info.etag && node.modified == info.modified;
-                if info.exact || !node.exact || !same_version {
+                let same = same_version(
+                    node.etag.as_deref(),
+                    node.modified,
+                    info.etag.as_deref(),
+                    info.modified,
+                );
+                if info.exact || !node.exact || !same {
                     node.attr = info.attr;
                     node.exact = info.exact;
                     node.etag = info.etag;

@@ -11,13 +11,13 @@
 //!   says whether the marker is still the version whose attributes are
 //!   known (a chmod elsewhere rewrites it, and so changes its time).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use log::debug;
 
 use super::attr::Kind;
 use super::dir::{self, invalid_name};
-use super::inode::ChildInfo;
+use super::inode::{ChildInfo, same_version};
 use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult};
 use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo};
@@ -259,7 +259,14 @@ impl<C: ObjectClient> Fs<C> {
         let info = match marker {
             None => self.implicit_dir(),
             Some(_) if self.config.fast_list => self.implicit_dir(),
-            Some(m) => match known.filter(|k| same_version(k, &m.etag, m.last_modified)) {
+            Some(m) => match known.filter(|k| {
+                same_version(
+                    k.etag.as_deref(),
+                    k.modified,
+                    Some(&m.etag),
+                    Some(m.last_modified),
+                )
+            }) {
                 Some(unchanged) => unchanged,
                 None => match self.client.head(prefix).await {
                     Ok(info) => self.dir_info(&info),
@@ -337,15 +344,4 @@ fn one_key(prefix: &str) -> ListRequest {
         marker: String::new(),
         max_keys: 1,
     }
-}
-
-/// Whether `known` holds the object version listed with `etag` and
-/// `modified` (to the second: HEAD tells whole seconds, listings more).
-fn same_version(known: &ChildInfo, etag: &str, modified: SystemTime) -> bool {
-    let seconds = |t: SystemTime| {
-        t.duration_since(SystemTime::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
-    };
-    known.etag.as_deref() == Some(etag) && known.modified.map(seconds) == Some(seconds(modified))
 }
