@@ -356,9 +356,9 @@ impl Bench<'_> {
     }
 
     /// Raw counterpart of [`Bench::ls`] with exact metadata: the listing
-    /// and a HEAD per object, as many at once as cosmount sends.
+    /// and a HEAD per object, as many at once as cosmount starts with.
     pub fn raw_ls_exact(&self) -> Measured<Vec<Option<f64>>> {
-        let concurrency = cosmount::fs::FsConfig::default().head_concurrency;
+        let concurrency = cosmount::fs::head_window::START;
         let ms = self.block_on(raw::list_and_head(
             self.client,
             "ls/",

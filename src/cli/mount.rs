@@ -391,7 +391,8 @@ pub struct MountArgs {
     )]
     pub disk_cache_size: Size,
 
-    /// Requests in flight at once for one listing's HEADs.
+    /// Most HEADs in flight at once for listings: the mount widens or
+    /// narrows its window by how fast HEADs finish, up to this.
     #[arg(
         long,
         value_name = "N",

@@ -23,6 +23,8 @@ pub struct FsGauges {
     pub cached_bytes: u64,
     /// Bytes in the staging folder.
     pub staging_bytes: u64,
+    /// HEADs a listing may have in flight now (the learned window).
+    pub head_window: u64,
 }
 
 impl<C: ObjectClient> Fs<C> {
@@ -37,6 +39,7 @@ impl<C: ObjectClient> Fs<C> {
             budget_used_bytes: self.budget.total() - self.budget.available(),
             cached_bytes: self.cache.held_bytes(),
             staging_bytes: self.staging.used(),
+            head_window: self.head_window.size() as u64,
         }
     }
 

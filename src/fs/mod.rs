@@ -7,6 +7,7 @@ pub mod dir;
 pub mod error;
 mod gauges;
 mod handles;
+pub mod head_window;
 pub mod inode;
 mod lookup;
 mod namespace;
@@ -60,7 +61,8 @@ pub struct FsConfig {
     /// `key` and of the marker `key/` only, and a directory shows only the
     /// names looked up so far.
     pub no_listing: bool,
-    /// HEAD requests in flight at once while listing.
+    /// Most HEADs in flight at once for listings (the window learns its
+    /// size up to this, see [`head_window`]).
     pub head_concurrency: usize,
     /// Read path sizes.
     pub cache: CacheConfig,
@@ -91,7 +93,7 @@ impl Default for FsConfig {
             fast_list: false,
             read_only: false,
             no_listing: false,
-            head_concurrency: 64,
+            head_concurrency: 256,
             cache: CacheConfig::default(),
             memory_bytes: 128 << 20,
             disk_cache: None,
@@ -205,6 +207,8 @@ pub struct Fs<C> {
     cached_etags: Mutex<HashMap<u64, String>>,
     /// Recent snapshots of directories' names (free-name questions).
     snapshots: snapshot::Snapshots,
+    /// Listing HEADs in flight.
+    head_window: head_window::HeadWindow,
     next_handle: AtomicU64,
     warned: Mutex<HashSet<String>>,
     started: SystemTime,
@@ -234,6 +238,7 @@ impl<C: ObjectClient> Fs<C> {
             config.ownership.dir(started),
             Instant::now(),
         );
+        let head_window = head_window::HeadWindow::new(config.head_concurrency);
         Ok(Fs {
             cache: BlockCache::new(client.clone(), config.cache.clone(), budget.clone(), disk),
             // One idle part (held from the budget) is what a streaming
@@ -255,6 +260,7 @@ impl<C: ObjectClient> Fs<C> {
             pending_deletes: Mutex::new(HashMap::new()),
             cached_etags: Mutex::new(HashMap::new()),
             snapshots: snapshot::Snapshots::default(),
+            head_window,
             next_handle: AtomicU64::new(1),
             warned: Mutex::new(HashSet::new()),
             started,

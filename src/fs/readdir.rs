@@ -206,10 +206,13 @@ impl<C: ObjectClient> Fs<C> {
         });
         let heads = keys
             .map(|key| async move {
+                let _slot = self.head_window.admit().await;
                 let result = self.client.head(&key).await;
                 (key, result)
             })
-            .buffer_unordered(self.config.head_concurrency.max(1))
+            // More than the window, so that HEADs wait for room in it: the
+            // window measures the server only while it is full.
+            .buffer_unordered(2 * self.config.head_concurrency.max(1))
             .map(|(key, result)| {
                 let info = match result {
                     Ok(info) if key.ends_with('/') => Some(self.dir_info(&info)),

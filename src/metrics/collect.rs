@@ -199,6 +199,12 @@ impl Collector for ScrapeTime {
             "Bytes in the staging folder",
             g.staging_bytes as i64,
         )?;
+        gauge(
+            e,
+            "listing_head_window",
+            "HEADs an exact listing may have in flight now, learned from how fast they finish",
+            g.head_window as i64,
+        )?;
         if let Some(disk) = view.fs.disk_cache() {
             gauge(
                 e,

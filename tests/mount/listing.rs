@@ -1,23 +1,29 @@
 //! What a listing costs: request counts from the server for `ls -l` in the
 //! exact (default) and `--fast-list` modes, nothing at all within the TTL,
-//! and what finding that new names are free costs.
+//! how many HEADs an exact listing keeps in flight on a far server, and
+//! what finding that new names are free costs.
 
 use bytes::Bytes;
 use cosmount::cos::{ObjectAttrs, ObjectClient};
 use futures_util::stream::{self, StreamExt};
 
-use crate::common::TestServer;
 use crate::common::mount::TestMount;
+use crate::common::{ServerOptions, TestServer, free_ports, raw_request};
 
 const FILES: usize = 5000;
 
 async fn seed(server: &TestServer) {
+    seed_folder(server, "big", FILES).await;
+}
+
+/// Puts `files` small objects in `folder`.
+async fn seed_folder(server: &TestServer, folder: &str, files: usize) {
     let client = server.client();
-    stream::iter(0..FILES)
+    stream::iter(0..files)
         .map(|i| {
             let client = &client;
             async move {
-                let key = format!("big/file-{i:05}");
+                let key = format!("{folder}/file-{i:05}");
                 client
                     .put(
                         &key,
@@ -93,6 +99,61 @@ fn ls_l_request_counts_per_listing_mode() {
         "exact mode: 5 pages and one HEAD per object (and {hedges} hedges): {lists} lists, {heads} HEADs"
     );
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
+}
+
+/// A server far away (every answer delayed by up to 800 ms, 400 on
+/// average, under the client's 1 s first-byte deadline: HEADs finish far
+/// slower than this machine's CPUs allow, even beside other tests) gets a
+/// wider window of listing HEADs than the 64 a mount starts with: the
+/// window doubles when HEADs finish faster with it. The log names the
+/// windows tried (`-d`).
+#[test]
+fn a_far_server_gets_a_wider_window_of_listing_heads() {
+    let root = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        root: Some(root.path().to_path_buf()),
+        ..ServerOptions::default()
+    };
+    {
+        let near = TestServer::with(options.clone());
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(seed_folder(&near, "far", 1200));
+    }
+    let delay = [
+        "--fault-rate",
+        "1",
+        "--fault-kinds",
+        "delay",
+        "--fault-delay",
+        "800ms",
+    ];
+    let far = TestServer::with(ServerOptions {
+        extra_args: delay.iter().map(|a| a.to_string()).collect(),
+        ..options
+    });
+    let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let m = TestMount::start(&far, &["--metrics-listen", &listen, "-d"]);
+    assert_eq!(m.sh_ok("ls -l far | wc -l").trim(), "1201");
+    let metrics = raw_request(
+        listen.parse().unwrap(),
+        b"GET /metrics HTTP/1.1\r\nHost: cosmount\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&metrics.body);
+    let window: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cosmount_listing_head_window "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no window in the metrics:\n{text}"));
+    assert!(
+        window > 64,
+        "the window stayed at {window}; windows tried:\n{}",
+        m.log_text()
+            .lines()
+            .filter(|l| l.contains("HEAD window") || l.contains("WARN"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 /// New names in a directory that already exists (`cp` of 100 files into
