@@ -348,8 +348,10 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Rewrites a directory marker with new attributes (creating it for an
     /// implicit directory). A marker this mount wrote, within the TTL, is
-    /// written afresh (one request); any other is read first, so that
-    /// metadata others put on it is kept.
+    /// written afresh (one request), or not at all when the change leaves
+    /// its attributes as they are (tar's `chown` to the owner a folder
+    /// already has); any other is read first, so that metadata others put
+    /// on it is kept.
     async fn set_dir_attr(&self, ino: u64, changes: SetAttr) -> FsResult<Attr> {
         let (key, mut attr, known, own) = {
             let t = lock(&self.inodes);
@@ -359,7 +361,11 @@ impl<C: ObjectClient> Fs<C> {
                 .flatten();
             (node.key.clone(), node.attr, node.etag.clone(), own)
         };
+        let before = attr;
         changes.apply(&mut attr);
+        if own.is_some() && attr == before {
+            return Ok(attr);
+        }
         let written = match &own {
             Some(xattrs) => Some(self.put_marker(&key, &attr, Some(xattrs)).await?),
             _ => {

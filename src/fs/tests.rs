@@ -623,6 +623,12 @@ async fn a_folder_this_mount_made_is_rewritten_with_one_put_and_others_keep_fore
     let before = costs(&c);
     fs.setattr(mine.ino, chmod(0o700)).await.unwrap();
     assert_eq!(costs(&c), (before.0, before.1, before.2 + 1), "one PUT");
+    fs.setattr(mine.ino, chmod(0o700)).await.unwrap();
+    assert_eq!(
+        costs(&c),
+        (before.0, before.1, before.2 + 1),
+        "a change to what the marker holds already costs nothing"
+    );
     assert_eq!(c.head("mine/").await.unwrap().meta["mode"], "16832");
 
     let other = fs.lookup(ROOT, "theirs").await.unwrap();
