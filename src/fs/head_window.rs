@@ -88,9 +88,9 @@ impl HeadWindow {
 
     /// Waits for room for one HEAD.
     pub async fn admit(&self) -> HeadSlot<'_> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting::new(&self.waiting);
         let permit = self.permits.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        drop(waiting);
         HeadSlot {
             window: self,
             // The semaphore is never closed.
@@ -112,6 +112,23 @@ impl HeadWindow {
             let excess = w.issued - window;
             w.issued -= self.permits.forget_permits(excess);
         }
+    }
+}
+
+/// One HEAD counted as waiting for room until dropped (also when the
+/// listing waiting for it is abandoned).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -349,6 +366,18 @@ mod tests {
         }
         let rate = climb.settled_rate.expect("one stretch measured");
         assert!((rate - 10_000.0).abs() < 100.0, "rate {rate}");
+    }
+
+    #[tokio::test]
+    async fn a_head_abandoned_while_waiting_for_room_stops_counting_as_waiting() {
+        let window = HeadWindow::new(1);
+        let held = window.admit().await;
+        let mut waiting = Box::pin(window.admit());
+        assert!(futures_util::poll!(waiting.as_mut()).is_pending());
+        assert_eq!(window.waiting.load(Ordering::Relaxed), 1);
+        drop(waiting);
+        assert_eq!(window.waiting.load(Ordering::Relaxed), 0);
+        drop(held);
     }
 
     #[tokio::test]
