@@ -75,12 +75,8 @@ impl Node {
     /// exact attributes this node already holds.
     pub fn knows_version(&self, etag: &str, modified: SystemTime) -> bool {
         self.exact
-            && same_version(
-                self.etag.as_deref(),
-                self.modified,
-                Some(etag),
-                Some(modified),
-            )
+            && self.etag.as_deref() == Some(etag)
+            && same_second(self.modified, Some(modified))
     }
 
     /// Whether the attributes are still trusted at `now`.
@@ -94,21 +90,16 @@ impl Node {
     }
 }
 
-/// Whether two answers describe the same object version: the same ETag,
-/// and the same Last-Modified to the second (a HEAD's header tells whole
-/// seconds, a listing may tell milliseconds).
-pub fn same_version(
-    etag: Option<&str>,
-    modified: Option<SystemTime>,
-    other_etag: Option<&str>,
-    other_modified: Option<SystemTime>,
-) -> bool {
+/// Whether two Last-Modified times are the same to the second (a HEAD's
+/// header tells whole seconds, a listing may tell milliseconds): with the
+/// ETag, what says two answers describe the same object version.
+pub fn same_second(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
     let seconds = |t: SystemTime| {
         t.duration_since(SystemTime::UNIX_EPOCH)
             .ok()
             .map(|d| d.as_secs())
     };
-    etag == other_etag && modified.map(seconds) == other_modified.map(seconds)
+    a.map(seconds) == b.map(seconds)
 }
 
 /// What is known about a child from a listing or a HEAD.
@@ -199,13 +190,9 @@ impl InodeTable {
                 .get_mut(&ino)
                 .expect("children point at live nodes");
             if node.attr.kind == info.attr.kind {
-                let same = same_version(
-                    node.etag.as_deref(),
-                    node.modified,
-                    info.etag.as_deref(),
-                    info.modified,
-                );
-                if info.exact || !node.exact || !same {
+                let same_version =
+                    node.etag == info.etag && same_second(node.modified, info.modified);
+                if info.exact || !node.exact || !same_version {
                     node.attr = info.attr;
                     node.exact = info.exact;
                     node.etag = info.etag;

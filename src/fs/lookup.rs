@@ -17,7 +17,7 @@ use log::debug;
 
 use super::attr::Kind;
 use super::dir::{self, invalid_name};
-use super::inode::{ChildInfo, same_version};
+use super::inode::{ChildInfo, same_second};
 use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult};
 use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo};
@@ -260,12 +260,7 @@ impl<C: ObjectClient> Fs<C> {
             None => self.implicit_dir(),
             Some(_) if self.config.fast_list => self.implicit_dir(),
             Some(m) => match known.filter(|k| {
-                same_version(
-                    k.etag.as_deref(),
-                    k.modified,
-                    Some(&m.etag),
-                    Some(m.last_modified),
-                )
+                k.etag.as_deref() == Some(&m.etag) && same_second(k.modified, Some(m.last_modified))
             }) {
                 Some(unchanged) => unchanged,
                 None => match self.client.head(prefix).await {
