@@ -5,7 +5,7 @@
 //! [`START`] and climbs by hill climbing on throughput: every few measured
 //! stretches it tries twice (or half) the window, and keeps the new size
 //! only if HEADs finished faster with it (for a larger window, at least
-//! [`GAIN`] faster: more in flight is more load on the server). A server
+//! `GAIN` faster: more in flight is more load on the server). A server
 //! that answers 503 `SlowDown` gets fewer requests from the client's
 //! throttle, so a larger window finishes no faster and a smaller one as
 //! fast: the window follows it down.
