@@ -445,6 +445,12 @@ pub fn raw_request(addr: SocketAddr, request: &[u8]) -> RawResponse {
     }
 }
 
+/// `GET path` from `addr` over one connection (see [`raw_request`]).
+pub fn http_get(addr: SocketAddr, path: &str) -> RawResponse {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    raw_request(addr, request.as_bytes())
+}
+
 /// Ports the OS just handed out (closed again, so a race is possible but
 /// unlikely on a test machine).
 pub fn free_ports(n: usize) -> Vec<u16> {

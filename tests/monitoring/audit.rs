@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::common::mount::{TestMount, wait_for};
-use crate::common::{SECRET_KEY, TestServer, free_ports, raw_request};
+use crate::common::{SECRET_KEY, TestServer, free_ports, http_get};
 
 /// One line the model predicts: op, path, new path, result, bytes.
 type Expected = (
@@ -200,9 +200,7 @@ fn sighup_reopens_the_audit_log_without_losing_a_line() {
     );
 
     let get = |path: &str| {
-        let addr = listen.parse().unwrap();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {listen}\r\nConnection: close\r\n\r\n");
-        String::from_utf8_lossy(&raw_request(addr, request.as_bytes()).body).into_owned()
+        String::from_utf8_lossy(&http_get(listen.parse().unwrap(), path).body).into_owned()
     };
     let metrics = get("/metrics");
     assert!(

@@ -13,7 +13,7 @@ use cosmount::cos::{ObjectAttrs, ObjectClient};
 use futures_util::stream::{self, StreamExt};
 
 use crate::common::mount::{TestMount, wait_for};
-use crate::common::{TestServer, free_ports, promtool_check, raw_request};
+use crate::common::{TestServer, free_ports, http_get, promtool_check};
 
 const MIB: u64 = 1 << 20;
 const LISTED: usize = 1000;
@@ -60,11 +60,7 @@ impl Prometheus {
     }
 
     fn get(&self, path_and_query: &str) -> (u16, String) {
-        let request = format!(
-            "GET {path_and_query} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        let response = raw_request(self.addr, request.as_bytes());
+        let response = http_get(self.addr, path_and_query);
         (
             response.status,
             String::from_utf8_lossy(&response.body).into_owned(),
@@ -219,10 +215,7 @@ fn prometheus_sees_what_the_workload_did() {
         0.0
     );
 
-    let scrape = raw_request(
-        metrics,
-        format!("GET /metrics HTTP/1.1\r\nHost: {metrics}\r\nConnection: close\r\n\r\n").as_bytes(),
-    );
+    let scrape = http_get(metrics, "/metrics");
     assert_eq!(
         scrape.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")

@@ -8,7 +8,7 @@ use cosmount::cos::{ObjectAttrs, ObjectClient};
 use futures_util::stream::{self, StreamExt};
 
 use crate::common::mount::TestMount;
-use crate::common::{ServerOptions, TestServer, free_ports, raw_request};
+use crate::common::{ServerOptions, TestServer, free_ports, http_get};
 
 const FILES: usize = 5000;
 
@@ -135,10 +135,7 @@ fn a_far_server_gets_a_wider_window_of_listing_heads() {
     let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
     let m = TestMount::start(&far, &["--metrics-listen", &listen, "-d"]);
     assert_eq!(m.sh_ok("ls -l far | wc -l").trim(), "1201");
-    let metrics = raw_request(
-        listen.parse().unwrap(),
-        b"GET /metrics HTTP/1.1\r\nHost: cosmount\r\nConnection: close\r\n\r\n",
-    );
+    let metrics = http_get(listen.parse().unwrap(), "/metrics");
     let text = String::from_utf8_lossy(&metrics.body);
     let window: u64 = text
         .lines()

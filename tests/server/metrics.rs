@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::common::{BUCKET, ServerOptions, TestServer, promtool_check, raw_request};
+use crate::common::{BUCKET, ServerOptions, TestServer, http_get, promtool_check, raw_request};
 use cosmount::cos::{GetOptions, ObjectAttrs, ObjectClient};
 
 /// The value of the sample `name{labels}` (exactly those labels).
@@ -67,10 +67,7 @@ async fn metrics_count_real_requests_and_pass_promtool() {
     assert_eq!(raw_get(&server, "m/0", ""), 503, "injected SlowDown");
     server.admin_post("/faults?rate=0");
 
-    let r = raw_request(
-        server.admin_addr(),
-        b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
-    );
+    let r = http_get(server.admin_addr(), "/metrics");
     assert_eq!(r.status, 200, "{}", r.head);
     assert_eq!(
         r.header("content-type"),
