@@ -5,17 +5,19 @@
 //! [`START`] and climbs by hill climbing on throughput: every few measured
 //! stretches it tries twice (or half) the window, and keeps the new size
 //! only if HEADs finished faster with it (for a larger window, at least
-//! `GAIN` faster: more in flight is more load on the server). A server
+//! `GAIN` faster: more in flight is more load on the server, and slows the
+//! listing pages the HEADs wait for). A server
 //! that answers 503 `SlowDown` gets fewer requests from the client's
 //! throttle, so a larger window finishes no faster and a smaller one as
 //! fast: the window follows it down.
 //!
 //! Only stretches in which HEADs waited for room count: a listing of a few
-//! names, or one waiting for its next page, says nothing about the server.
+//! names, or one waiting for its next page, says nothing about the server;
+//! nor does a mount's first stretch, which pays for opening connections.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::debug;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -32,8 +34,14 @@ const MIN: usize = 4;
 /// all noise)...
 const STRETCH_MIN: usize = 64;
 const STRETCH_WINDOWS: usize = 4;
-/// A larger window is kept when HEADs finish at least this much faster...
-const GAIN: f64 = 1.05;
+/// ...over at least this long: a server near us finishes a window's worth
+/// in a few milliseconds, where one wait for the next listing page, a
+/// connection opened or a busy core would decide the measure.
+const STRETCH_TIME: Duration = Duration::from_millis(250);
+/// A larger window is kept when HEADs finish at least this much faster
+/// (on a server near us, more HEADs in flight also slow the listing pages
+/// they wait for, which the HEADs' own rate does not show)...
+const GAIN: f64 = 1.25;
 /// ...a smaller one when they finish at least this fast (measuring is
 /// not exact).
 const KEEP: f64 = 0.99;
@@ -157,6 +165,9 @@ struct Climb {
     probe_every: u32,
     /// The direction of the next probe.
     probe_down: bool,
+    /// The first stretch was measured (and dropped: it paid for opening
+    /// the connections).
+    warmed: bool,
     stretch: Stretch,
 }
 
@@ -178,10 +189,12 @@ impl Climb {
             max,
             settled: start,
             settled_rate: None,
-            // The first measured stretch is followed by a probe.
-            since_probe: PROBE_EVERY - 1,
+            // A listing that ends within a few stretches (most, on a
+            // server near us) pays for no probe.
+            since_probe: 0,
             probe_every: PROBE_EVERY,
             probe_down: false,
+            warmed: false,
             stretch: Stretch::default(),
         }
     }
@@ -200,13 +213,20 @@ impl Climb {
         }
         let first = *self.stretch.first.get_or_insert(now);
         self.stretch.done += 1;
-        if self.stretch.done <= STRETCH_MIN.max(STRETCH_WINDOWS * self.window) {
+        let elapsed = now.duration_since(first);
+        if self.stretch.done <= STRETCH_MIN.max(STRETCH_WINDOWS * self.window)
+            || elapsed < STRETCH_TIME
+        {
             return;
         }
-        let secs = now.duration_since(first).as_secs_f64();
+        let secs = elapsed.as_secs_f64();
         // HEADs finished after the first one, per second.
         let rate = (self.stretch.done - 1) as f64 / secs.max(1e-6);
         self.stretch = Stretch::default();
+        if !self.warmed {
+            self.warmed = true;
+            return;
+        }
         let before = self.window;
         self.judge(rate);
         if self.window != before {
@@ -278,8 +298,6 @@ impl Climb {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     /// Runs `climb` against a server finishing `rate(window)` HEADs per
@@ -296,9 +314,9 @@ mod tests {
     fn knee(knee: usize) -> impl Fn(usize) -> f64 {
         move |w| {
             if w <= knee {
-                1000.0 * w as f64
+                10.0 * w as f64
             } else {
-                1000.0 * knee as f64 * (1.0 - 0.05 * (w as f64 / knee as f64).log2())
+                10.0 * knee as f64 * (1.0 - 0.05 * (w as f64 / knee as f64).log2())
             }
         }
     }
@@ -323,7 +341,7 @@ mod tests {
     fn a_throttled_server_pulls_the_window_down() {
         let mut climb = Climb::new(64, 4, 256);
         // The client's throttle lets 16 through: a wider window is no faster.
-        run(&mut climb, 20_000, |w| 1000.0 * w.min(16) as f64);
+        run(&mut climb, 20_000, |w| 10.0 * w.min(16) as f64);
         assert!(climb.settled <= 16, "settled at {}", climb.settled);
     }
 
@@ -332,7 +350,7 @@ mod tests {
         let mut climb = Climb::new(64, 4, 256);
         // Twice the window, 2 % faster: not worth the load.
         run(&mut climb, 20_000, |w| {
-            100_000.0 * (1.0 + 0.02 * (w as f64 / 64.0).log2())
+            1_000.0 * (1.0 + 0.02 * (w as f64 / 64.0).log2())
         });
         assert_eq!(climb.settled, 64);
     }
@@ -349,8 +367,25 @@ mod tests {
     }
 
     #[test]
+    fn the_first_stretch_opening_connections_is_not_counted() {
+        let mut climb = Climb::new(64, 4, 256);
+        let mut now = Instant::now();
+        // The first HEADs wait for their connections: 5 times slower.
+        for _ in 0..=STRETCH_WINDOWS * 64 {
+            now += Duration::from_secs_f64(5.0 / knee(64)(64));
+            climb.finished(now, true);
+        }
+        for _ in 0..20 {
+            run(&mut climb, 1_000, knee(64));
+            assert_eq!(climb.settled, 64, "a wider window was kept");
+        }
+    }
+
+    #[test]
     fn an_idle_gap_between_listings_is_not_counted() {
         let mut climb = Climb::new(64, 4, 256);
+        // Its connections are open.
+        climb.warmed = true;
         let mut now = Instant::now();
         for _ in 0..100 {
             now += Duration::from_micros(100);
@@ -361,11 +396,11 @@ mod tests {
         climb.finished(now, false);
         now += Duration::from_secs(60);
         for _ in 0..=STRETCH_WINDOWS * 64 {
-            now += Duration::from_micros(100);
+            now += Duration::from_millis(1);
             climb.finished(now, true);
         }
         let rate = climb.settled_rate.expect("one stretch measured");
-        assert!((rate - 10_000.0).abs() < 100.0, "rate {rate}");
+        assert!((rate - 1_000.0).abs() < 10.0, "rate {rate}");
     }
 
     #[tokio::test]

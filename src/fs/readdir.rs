@@ -207,7 +207,9 @@ impl<C: ObjectClient> Fs<C> {
         let heads = keys
             .map(|key| async move {
                 let _slot = self.head_window.admit().await;
-                let result = self.client.head(&key).await;
+                // Boxed: the HEADs waiting for room stay a few bytes each,
+                // not a whole request's state.
+                let result = Box::pin(self.client.head(&key)).await;
                 (key, result)
             })
             // More than the window, so that HEADs wait for room in it: the

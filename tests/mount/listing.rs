@@ -118,7 +118,7 @@ fn a_far_server_gets_a_wider_window_of_listing_heads() {
         let near = TestServer::with(options.clone());
         tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(seed_folder(&near, "far", 1200));
+            .block_on(seed_folder(&near, "far", 2400));
     }
     let delay = [
         "--fault-rate",
@@ -134,7 +134,7 @@ fn a_far_server_gets_a_wider_window_of_listing_heads() {
     });
     let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
     let m = TestMount::start(&far, &["--metrics-listen", &listen, "-d"]);
-    assert_eq!(m.sh_ok("ls -l far | wc -l").trim(), "1201");
+    assert_eq!(m.sh_ok("ls -l far | wc -l").trim(), "2401");
     let metrics = http_get(listen.parse().unwrap(), "/metrics");
     let text = String::from_utf8_lossy(&metrics.body);
     let window: u64 = text
