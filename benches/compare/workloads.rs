@@ -13,9 +13,9 @@ use cosmount::cos::ObjectClient;
 use cosmount::cos::client::HttpClient;
 
 use crate::peers::{Kind, Mount, MountEnv, Variant};
-use crate::raw;
 use crate::server::Server;
 use crate::sys::{self, Measured, Skip, failed, median, timed};
+use crate::{nullfs, raw};
 
 const MIB: u64 = 1 << 20;
 const GIB: f64 = (1u64 << 30) as f64;
@@ -416,14 +416,7 @@ impl Bench<'_> {
         std::fs::create_dir(&dir).map_err(|e| Skip::Failed(format!("mkdir: {e}")))?;
         let before = self.requests()?;
         let start = Instant::now();
-        sys::sh(
-            &format!(
-                "tar -xf '{}' -C '{}'",
-                self.tarball.display(),
-                dir.display()
-            ),
-            TOOL_LIMIT,
-        )?;
+        self.extract_into(&dir)?;
         let tar = start.elapsed().as_secs_f64();
         let mut checks = 0u64;
         let want_bytes: usize = self.tar_files.iter().map(|f| f.1).sum();
@@ -459,7 +452,18 @@ impl Bench<'_> {
             tar,
             durable,
             made as f64 / self.tar_files.len() as f64,
+            durable,
         ])
+    }
+
+    /// `tar -xf` of the tarball into `dir` (as root: owners, modes, times).
+    fn extract_into(&self, dir: &Path) -> Measured<()> {
+        let script = format!(
+            "tar -xf '{}' -C '{}'",
+            self.tarball.display(),
+            dir.display()
+        );
+        sys::sh(&script, TOOL_LIMIT).map(|_| ())
     }
 
     /// The top folders of the tree the cat workload reads, and their
@@ -501,10 +505,28 @@ impl Bench<'_> {
         Ok(vec![secs, made as f64 / files as f64])
     }
 
-    /// Raw counterpart of [`Bench::untar`]: the files PUT one at a time.
+    /// Raw counterpart of [`Bench::untar`]: the files PUT one at a time;
+    /// then the floor for a mount, those PUTs plus tar's kernel round trips
+    /// into a FUSE filesystem that stores nothing.
     pub fn raw_untar(&self) -> Measured<Vec<Option<f64>>> {
         let secs = self.block_on(raw::put_files(self.client, "untar-raw/", &self.tar_files))?;
-        Ok(vec![Some(secs), Some(secs)])
+        let round_trips = self.untar_into_null_fuse()?;
+        Ok(vec![Some(secs), Some(secs), None, Some(secs + round_trips)])
+    }
+
+    /// Seconds `tar -xf` takes into a fresh [`nullfs`] mount.
+    fn untar_into_null_fuse(&self) -> Measured<f64> {
+        let dir = tempfile::Builder::new()
+            .prefix("null-fuse-")
+            .tempdir_in(self.env.work)
+            .map_err(|e| Skip::Failed(format!("null FUSE mount point: {e}")))?;
+        let session =
+            nullfs::mount(dir.path()).map_err(|e| Skip::Failed(format!("null FUSE mount: {e}")))?;
+        let (secs, extracted) = timed(|| Ok(self.extract_into(dir.path())))?;
+        session
+            .umount_and_join()
+            .map_err(|e| Skip::Failed(format!("null FUSE unmount: {e}")))?;
+        extracted.map(|_| secs)
     }
 }
 

@@ -41,10 +41,14 @@ fn quick_comparison(args: &[&str], columns: usize) -> String {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| workload"))
         .collect();
-    assert_eq!(rows.len(), 36, "one row per workload:\n{text}");
+    assert_eq!(rows.len(), 37, "one row per workload:\n{text}");
     assert!(
         text.contains("| Hedged requests sent"),
         "the hedge count row:\n{text}"
+    );
+    assert!(
+        text.contains("against the floor (raw PUTs + tar into a FUSE filesystem"),
+        "the untar floor row:\n{text}"
     );
     for row in rows {
         let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
