@@ -23,6 +23,9 @@ use crate::cos::ObjectClient;
 use crate::fs::Fs;
 use crate::fuse::{DirectIo, FuseAdapter, Observers};
 
+/// Threads reading FUSE requests unless `--fuse-threads` says otherwise.
+pub const DEFAULT_FUSE_THREADS: usize = 4;
+
 /// Kernel-facing mount settings.
 #[derive(Clone, Debug)]
 pub struct MountOptions {

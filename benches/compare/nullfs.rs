@@ -17,12 +17,6 @@ use fuser::{
     ReplyEmpty, ReplyEntry, ReplyWrite, ReplyXattr, Request, Session, TimeOrNow, WriteFlags,
 };
 
-/// Attribute and entry lifetime, cosmount's default `--metadata-ttl`.
-const TTL: Duration = Duration::from_secs(1);
-
-/// FUSE threads, cosmount's default `--fuse-threads`.
-const THREADS: usize = 4;
-
 /// The null filesystem mounted on `mountpoint` (unmounted by
 /// [`BackgroundSession::umount_and_join`]).
 pub fn mount(mountpoint: &Path) -> std::io::Result<BackgroundSession> {
@@ -32,14 +26,19 @@ pub fn mount(mountpoint: &Path) -> std::io::Result<BackgroundSession> {
         MountOption::DefaultPermissions,
         MountOption::NoAtime,
     ];
-    config.n_threads = Some(THREADS);
+    config.n_threads = Some(cosmount::mount::DEFAULT_FUSE_THREADS);
     config.clone_fd = true;
-    Session::new(NullFs::default(), mountpoint, &config)?.spawn()
+    let fs = NullFs {
+        ttl: cosmount::fs::FsConfig::default().metadata_ttl,
+        nodes: Mutex::default(),
+    };
+    Session::new(fs, mountpoint, &config)?.spawn()
 }
 
 /// Names and attributes, no data.
-#[derive(Default)]
 struct NullFs {
+    /// Attribute and entry lifetime: cosmount's default `--metadata-ttl`.
+    ttl: Duration,
     nodes: Mutex<Nodes>,
 }
 
@@ -103,14 +102,14 @@ impl Filesystem for NullFs {
         let n = self.nodes.lock().unwrap();
         let key = (parent.0, name.to_string_lossy().into_owned());
         match n.names.get(&key).and_then(|ino| n.attrs.get(ino)) {
-            Some(attr) => reply.entry(&TTL, attr, Generation(0)),
+            Some(attr) => reply.entry(&self.ttl, attr, Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.attr(req, ino) {
-            Some(attr) => reply.attr(&TTL, &attr),
+            Some(attr) => reply.attr(&self.ttl, &attr),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -149,7 +148,7 @@ impl Filesystem for NullFs {
             Some(TimeOrNow::Now) => attr.mtime = SystemTime::now(),
             None => {}
         }
-        reply.attr(&TTL, attr);
+        reply.attr(&self.ttl, attr);
     }
 
     fn mkdir(
@@ -162,7 +161,7 @@ impl Filesystem for NullFs {
         reply: ReplyEntry,
     ) {
         let attr = self.add(req, parent, name, FileType::Directory, mode & !umask);
-        reply.entry(&TTL, &attr, Generation(0));
+        reply.entry(&self.ttl, &attr, Generation(0));
     }
 
     fn create(
@@ -177,7 +176,7 @@ impl Filesystem for NullFs {
     ) {
         let attr = self.add(req, parent, name, FileType::RegularFile, mode & !umask);
         reply.created(
-            &TTL,
+            &self.ttl,
             &attr,
             Generation(0),
             FileHandle(attr.ino.0),

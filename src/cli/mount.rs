@@ -402,7 +402,12 @@ pub struct MountArgs {
     pub max_requests: usize,
 
     /// Threads reading FUSE requests.
-    #[arg(long, value_name = "N", default_value_t = 4, help_heading = "Caching")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = crate::mount::DEFAULT_FUSE_THREADS,
+        help_heading = "Caching"
+    )]
     pub fuse_threads: usize,
 
     /// Kernel read-ahead of the mount in KiB.
