@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use log::debug;
 
 use super::attr::Kind;
+use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::{ObjectVersion, ReadAhead};
 use crate::cos::{ObjectClient, ObjectInfo};
@@ -57,11 +58,11 @@ impl<C: ObjectClient> Fs<C> {
         }
         // Many names created in one directory share one listing.
         let since = now.checked_sub(JUST_CONFIRMED).unwrap_or(now);
-        if let Some(snapshot) = self.dir_snapshot(parent, parent_key, since).await? {
-            if now.saturating_duration_since(snapshot.taken) > REFRESH_AFTER {
+        if let Some(seen) = self.dir_snapshot(parent, parent_key, since, name).await? {
+            if now.saturating_duration_since(seen.snapshot.taken) > REFRESH_AFTER {
                 self.refresh_dir_snapshot(parent, parent_key);
             }
-            if snapshot.is_free(name) {
+            if seen.held == Held::Free {
                 return Ok(None);
             }
         }

@@ -181,15 +181,15 @@ impl<C: ObjectClient> Fs<C> {
     ) -> FsResult<(Option<ChildInfo>, Instant)> {
         let now = Instant::now();
         let since = now.checked_sub(self.config.negative_ttl).unwrap_or(now);
-        let Some(snapshot) = self.dir_snapshot(parent, parent_key, since).await? else {
+        let Some(seen) = self.dir_snapshot(parent, parent_key, since, name).await? else {
             return Ok((self.resolve_by_listing(parent_key, name).await?, now));
         };
-        let found = match snapshot.name(name) {
-            Held::Free => return Ok((None, snapshot.taken)),
+        let found = match seen.held {
+            Held::Free => return Ok((None, seen.snapshot.taken)),
             Held::File => {
                 self.file_answer(self.client.head(&format!("{parent_key}{name}")).await)?
             }
-            Held::Dir | Held::Unknown => self.resolve(parent_key, name).await?,
+            Held::Dir | Held::Unknown | Held::Made => self.resolve(parent_key, name).await?,
         };
         Ok((found, Instant::now()))
     }

@@ -81,6 +81,7 @@ impl<C: ObjectClient> Fs<C> {
             .upsert_child(parent, name, info, until)
             .ok_or(FsError::NotFound)?;
         t.remember(ino);
+        self.snapshots.made(parent, name);
         Ok(Entry { ino, attr })
     }
 

@@ -81,6 +81,7 @@ impl<C: ObjectClient> Fs<C> {
             self.cache.invalidate(&dst_key);
         }
         self.cache.invalidate(&src_key);
+        self.snapshots.made(new_parent, new_name);
         let mut t = lock(&self.inodes);
         t.rename(src.ino, new_parent, new_name);
         t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);

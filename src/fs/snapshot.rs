@@ -57,19 +57,15 @@ impl Snapshot {
         }
     }
 
-    /// What `name` was when the snapshot was taken.
-    pub fn name(&self, name: &str) -> Held {
+    /// What `name` was when the snapshot was taken (this mount may have
+    /// made it since: [`Seen`] tells).
+    fn name(&self, name: &str) -> Held {
         match self.names.as_ref().map(|names| names.get(name)) {
             None => Held::Unknown,
             Some(None) => Held::Free,
             Some(Some(false)) => Held::File,
             Some(Some(true)) => Held::Dir,
         }
-    }
-
-    /// Whether `name` was free.
-    pub fn is_free(&self, name: &str) -> bool {
-        self.name(name) == Held::Free
     }
 
     /// The directory held more than one page.
@@ -89,15 +85,28 @@ pub enum Held {
     Dir,
     /// The snapshot cannot tell: the directory held more than one page.
     Unknown,
+    /// This mount made the name after the snapshot was sent.
+    Made,
+}
+
+/// A snapshot and what it says about the name asked for, as this mount
+/// knows it.
+pub struct Seen {
+    /// The snapshot (when it was sent, whether it was too large).
+    pub snapshot: Arc<Snapshot>,
+    /// What the name is.
+    pub held: Held,
 }
 
 type Flight = Shared<BoxFuture<'static, FsResult<Arc<Snapshot>>>>;
 
-/// One directory's latest snapshot and the one being taken.
+/// One directory's latest snapshot, the one being taken, and the names
+/// this mount made there since the older of them was sent, with when.
 #[derive(Default)]
 struct DirSnapshots {
     latest: Option<Arc<Snapshot>>,
     taking: Option<(Instant, Flight)>,
+    made: HashMap<String, Instant>,
 }
 
 impl DirSnapshots {
@@ -112,6 +121,19 @@ impl DirSnapshots {
         (sent, flight)
     }
 
+    /// What `snapshot` and the names made since it was sent say `name` is.
+    fn seen(&self, snapshot: &Arc<Snapshot>, name: &str) -> Seen {
+        let made_since = self.made.get(name).is_some_and(|at| *at >= snapshot.taken);
+        Seen {
+            snapshot: snapshot.clone(),
+            held: if made_since {
+                Held::Made
+            } else {
+                snapshot.name(name)
+            },
+        }
+    }
+
     /// Whether to keep this directory's entry at `now`: a listing is still
     /// running, or its newest snapshot (kept, or finished in the background
     /// and never asked for) is younger than [`KEPT_FOR`].
@@ -122,6 +144,20 @@ impl DirSnapshots {
             .as_ref()
             .is_some_and(|(sent, flight)| flight.peek().is_none() || recent(*sent));
         running || self.latest.as_ref().is_some_and(|s| recent(s.taken))
+    }
+
+    /// Forgets names made before every snapshot this directory still has
+    /// was sent: those snapshots, and any later one, show them.
+    fn forget_shown_names(&mut self) {
+        let sent = self.latest.as_ref().map(|s| s.taken);
+        let oldest = sent
+            .into_iter()
+            .chain(self.taking.as_ref().map(|t| t.0))
+            .min();
+        match oldest {
+            Some(oldest) => self.made.retain(|_, at| *at >= oldest),
+            None => self.made.clear(),
+        }
     }
 }
 
@@ -135,6 +171,16 @@ impl Snapshots {
     /// The latest snapshot of directory `ino`, however old.
     pub fn latest(&self, ino: u64) -> Option<Arc<Snapshot>> {
         lock(&self.dirs).get(&ino).and_then(|d| d.latest.clone())
+    }
+
+    /// Records that this mount just made `name` exist in directory `ino`
+    /// (created, renamed to, made a directory): a snapshot sent before
+    /// cannot tell what it is.
+    pub fn made(&self, ino: u64, name: &str) {
+        if let Some(dir) = lock(&self.dirs).get_mut(&ino) {
+            dir.made.insert(name.to_string(), Instant::now());
+            dir.forget_shown_names();
+        }
     }
 
     /// Starts taking a snapshot of directory `ino` with `take`, in the
@@ -157,15 +203,17 @@ impl Snapshots {
         tokio::spawn(flight);
     }
 
-    /// A snapshot of directory `ino` sent no earlier than `since`: the
-    /// latest when it is, else the one being taken when it was sent in
-    /// time, else a new one from `take` (sent now).
+    /// A snapshot of directory `ino` sent no earlier than `since`, and
+    /// what it says `name` is: the latest when it is recent enough, else
+    /// the one being taken when it was sent in time, else a new one from
+    /// `take` (sent now).
     pub async fn since(
         &self,
         ino: u64,
         since: Instant,
+        name: &str,
         take: impl FnOnce(Instant) -> BoxFuture<'static, FsResult<Snapshot>>,
-    ) -> FsResult<Arc<Snapshot>> {
+    ) -> FsResult<Seen> {
         let (sent, flight) = {
             let mut dirs = lock(&self.dirs);
             if dirs.len() > KEPT_DIRS && !dirs.contains_key(&ino) {
@@ -174,7 +222,7 @@ impl Snapshots {
             }
             let dir = dirs.entry(ino).or_default();
             if let Some(s) = dir.latest.as_ref().filter(|s| s.taken >= since) {
-                return Ok(s.clone());
+                return Ok(dir.seen(s, name));
             }
             match &dir.taking {
                 Some((sent, flight)) if *sent >= since => (*sent, flight.clone()),
@@ -192,26 +240,31 @@ impl Snapshots {
         if dir.latest.as_ref().is_none_or(|l| l.taken < snapshot.taken) {
             dir.latest = Some(snapshot.clone());
         }
-        Ok(snapshot)
+        // Before names the newer snapshots show are forgotten.
+        let seen = dir.seen(&snapshot, name);
+        dir.forget_shown_names();
+        Ok(seen)
     }
 }
 
 impl<C: ObjectClient> Fs<C> {
-    /// A snapshot of directory `ino` (key `prefix`) sent no earlier than
-    /// `since`, or `None` when the directory is not worth one: listings are
-    /// off, or it holds more than one page (as far as this mount knows).
+    /// What a snapshot of directory `ino` (key `prefix`) sent no earlier
+    /// than `since` says `name` is, or `None` when the directory is not
+    /// worth one: listings are off, or it holds more than one page (as far
+    /// as this mount knows).
     pub(super) async fn dir_snapshot(
         &self,
         ino: u64,
         prefix: &str,
         since: Instant,
-    ) -> FsResult<Option<Arc<Snapshot>>> {
+        name: &str,
+    ) -> FsResult<Option<Seen>> {
         if !self.snapshot_worth(ino) {
             return Ok(None);
         }
         let taker = self.snapshot_taker(prefix);
-        let snapshot = self.snapshots.since(ino, since, taker).await?;
-        Ok((!snapshot.too_large()).then_some(snapshot))
+        let seen = self.snapshots.since(ino, since, name, taker).await?;
+        Ok((!seen.snapshot.too_large()).then_some(seen))
     }
 
     /// Starts the next snapshot of directory `ino` in the background (a
@@ -288,8 +341,7 @@ mod tests {
         );
         assert_eq!(s.name("a"), Held::File);
         assert_eq!(s.name("sub"), Held::Dir);
-        assert!(s.is_free("c"));
-        assert!(!s.is_free("a"));
+        assert_eq!(s.name("c"), Held::Free);
         assert!(!s.too_large());
     }
 
@@ -298,7 +350,6 @@ mod tests {
         let s = Snapshot::from_page("d/", &page(&["d/a"], &[], true), Instant::now());
         assert!(s.too_large());
         assert_eq!(s.name("zzz"), Held::Unknown);
-        assert!(!s.is_free("zzz"));
     }
 
     #[tokio::test]
@@ -317,11 +368,11 @@ mod tests {
         let since = Instant::now();
         snapshots.refresh(5, take(listings.clone()));
         snapshots.refresh(5, take(listings.clone()));
-        let s = snapshots
-            .since(5, since, take(listings.clone()))
+        let seen = snapshots
+            .since(5, since, "a", take(listings.clone()))
             .await
             .unwrap();
-        assert!(s.taken >= since && !s.is_free("a"));
+        assert!(seen.snapshot.taken >= since && seen.held == Held::File);
         assert_eq!(listings.load(Ordering::SeqCst), 1, "one listing in all");
     }
 
@@ -343,18 +394,18 @@ mod tests {
         let snapshots = Snapshots::default();
         let since = Instant::now();
         let failed = snapshots
-            .since(3, since, |_| {
+            .since(3, since, "x", |_| {
                 async { Err(super::super::FsError::LocalIo("refused".into())) }.boxed()
             })
             .await;
         assert!(failed.is_err());
-        let s = snapshots
-            .since(3, since, |sent| {
+        let seen = snapshots
+            .since(3, since, "x", |sent| {
                 async move { Ok(Snapshot::from_page("d/", &page(&[], &[], false), sent)) }.boxed()
             })
             .await
             .unwrap();
-        assert!(s.is_free("x"));
+        assert_eq!(seen.held, Held::Free);
     }
 
     #[tokio::test]
@@ -373,25 +424,50 @@ mod tests {
         };
         let since = Instant::now();
         let (a, b) = tokio::join!(
-            snapshots.since(7, since, take(listings.clone())),
-            snapshots.since(7, since, take(listings.clone())),
+            snapshots.since(7, since, "a", take(listings.clone())),
+            snapshots.since(7, since, "a", take(listings.clone())),
         );
         assert_eq!(listings.load(Ordering::SeqCst), 1);
-        assert!(Arc::ptr_eq(&a.unwrap(), &b.unwrap()));
+        assert!(Arc::ptr_eq(&a.unwrap().snapshot, &b.unwrap().snapshot));
         // Recent enough: no new listing.
         snapshots
-            .since(7, since, take(listings.clone()))
+            .since(7, since, "a", take(listings.clone()))
             .await
             .unwrap();
         assert_eq!(listings.load(Ordering::SeqCst), 1);
         // Asked for a newer view: a new listing.
         let later = Instant::now();
-        let s = snapshots
-            .since(7, later, take(listings.clone()))
+        let seen = snapshots
+            .since(7, later, "a", take(listings.clone()))
             .await
             .unwrap();
         assert_eq!(listings.load(Ordering::SeqCst), 2);
-        assert!(s.taken >= later);
-        assert!(Arc::ptr_eq(&snapshots.latest(7).unwrap(), &s));
+        assert!(seen.snapshot.taken >= later);
+        assert!(Arc::ptr_eq(&snapshots.latest(7).unwrap(), &seen.snapshot));
+    }
+
+    #[tokio::test]
+    async fn a_name_made_after_a_snapshot_was_sent_is_not_told_by_it() {
+        let snapshots = Snapshots::default();
+        let listing = |keys: &'static [&'static str]| {
+            move |sent| {
+                async move { Ok(Snapshot::from_page("d/", &page(keys, &[], false), sent)) }.boxed()
+            }
+        };
+        let sent = Instant::now();
+        snapshots.since(4, sent, "new", listing(&[])).await.unwrap();
+        snapshots.made(4, "new");
+        let old = |name| snapshots.since(4, sent, name, listing(&[]));
+        assert_eq!(old("new").await.unwrap().held, Held::Made);
+        assert_eq!(old("other").await.unwrap().held, Held::Free);
+        let newer = snapshots
+            .since(4, Instant::now(), "new", listing(&["d/new"]))
+            .await
+            .unwrap();
+        assert_eq!(newer.held, Held::File);
+        assert!(
+            lock(&snapshots.dirs)[&4].made.is_empty(),
+            "shown by every snapshot kept: forgotten"
+        );
     }
 }

@@ -637,3 +637,49 @@ async fn a_folder_this_mount_made_is_rewritten_with_one_put_and_others_keep_fore
     assert_eq!(info.meta["mode"], "16832");
     assert_eq!(info.meta["owner-tool"], "kept", "read first, then copied");
 }
+
+#[tokio::test]
+async fn a_snapshot_older_than_a_name_this_mount_made_does_not_call_it_free() {
+    // The CI failure: in a directory being filled, a snapshot taken before
+    // a rename (or create, or symlink) into it landed answered the name's
+    // next lookup (attributes expired) with "free".
+    let c = bucket(&[("src", b"data"), ("d/x", b"x")]).await;
+    let staging = tempfile::tempdir().unwrap();
+    let fs = fs(
+        &c,
+        FsConfig {
+            metadata_ttl: Duration::ZERO,
+            staging_dir: staging.path().to_path_buf(),
+            ..long_ttl()
+        },
+    );
+    let d = fs.lookup(ROOT, "d").await.unwrap();
+    for free in ["free", "free2"] {
+        assert_eq!(fs.lookup(d.ino, free).await.unwrap_err(), FsError::NotFound);
+    }
+    fs.rename(ROOT, "src", d.ino, "moved", false).await.unwrap();
+    let (_, opened) = fs
+        .create(
+            d.ino,
+            "new",
+            0o644,
+            0,
+            CreateFlags::default(),
+            Caller::default(),
+        )
+        .await
+        .unwrap();
+    fs.flush(opened.fh).await.unwrap();
+    fs.release(opened.fh).await.unwrap();
+    fs.symlink(d.ino, "link", "x", Caller::default())
+        .await
+        .unwrap();
+    for name in ["moved", "new", "link"] {
+        assert!(fs.lookup(d.ino, name).await.is_ok(), "{name} is found");
+    }
+    assert_eq!(
+        fs.lookup(d.ino, "free3").await.unwrap_err(),
+        FsError::NotFound,
+        "the snapshot still answers for names this mount did not make"
+    );
+}
