@@ -107,6 +107,9 @@ struct DirSnapshots {
     latest: Option<Arc<Snapshot>>,
     taking: Option<(Instant, Flight)>,
     made: HashMap<String, Instant>,
+    /// Snapshots sent before this tell no name: more names were made
+    /// since than are worth remembering (a large directory being filled).
+    blind_before: Option<Instant>,
 }
 
 impl DirSnapshots {
@@ -123,7 +126,8 @@ impl DirSnapshots {
 
     /// What `snapshot` and the names made since it was sent say `name` is.
     fn seen(&self, snapshot: &Arc<Snapshot>, name: &str) -> Seen {
-        let made_since = self.made.get(name).is_some_and(|at| *at >= snapshot.taken);
+        let made_since = self.blind_before.is_some_and(|at| snapshot.taken <= at)
+            || self.made.get(name).is_some_and(|at| *at >= snapshot.taken);
         Seen {
             snapshot: snapshot.clone(),
             held: if made_since {
@@ -146,6 +150,17 @@ impl DirSnapshots {
         running || self.latest.as_ref().is_some_and(|s| recent(s.taken))
     }
 
+    /// Notes that this mount made `name` here just now.
+    fn note_made(&mut self, name: &str) {
+        let now = Instant::now();
+        self.made.insert(name.to_string(), now);
+        self.forget_shown_names();
+        if self.made.len() > SNAPSHOT_KEYS as usize {
+            self.made.clear();
+            self.blind_before = Some(now);
+        }
+    }
+
     /// Forgets names made before every snapshot this directory still has
     /// was sent: those snapshots, and any later one, show them.
     fn forget_shown_names(&mut self) {
@@ -157,6 +172,9 @@ impl DirSnapshots {
         match oldest {
             Some(oldest) => self.made.retain(|_, at| *at >= oldest),
             None => self.made.clear(),
+        }
+        if oldest.is_none_or(|oldest| self.blind_before.is_some_and(|at| at < oldest)) {
+            self.blind_before = None;
         }
     }
 }
@@ -178,8 +196,7 @@ impl Snapshots {
     /// cannot tell what it is.
     pub fn made(&self, ino: u64, name: &str) {
         if let Some(dir) = lock(&self.dirs).get_mut(&ino) {
-            dir.made.insert(name.to_string(), Instant::now());
-            dir.forget_shown_names();
+            dir.note_made(name);
         }
     }
 
@@ -469,5 +486,27 @@ mod tests {
             lock(&snapshots.dirs)[&4].made.is_empty(),
             "shown by every snapshot kept: forgotten"
         );
+    }
+
+    #[tokio::test]
+    async fn too_many_names_made_since_a_snapshot_leave_it_telling_none() {
+        let snapshots = Snapshots::default();
+        let empty = |sent| {
+            async move { Ok(Snapshot::from_page("d/", &page(&[], &[], false), sent)) }.boxed()
+        };
+        let sent = Instant::now();
+        snapshots.since(4, sent, "x", empty).await.unwrap();
+        for i in 0..=SNAPSHOT_KEYS {
+            snapshots.made(4, &format!("f{i}"));
+        }
+        let seen = snapshots.since(4, sent, "x", empty).await.unwrap();
+        assert_eq!(seen.held, Held::Made, "it tells no name");
+        assert!(lock(&snapshots.dirs)[&4].made.len() <= 1, "bounded");
+        let seen = snapshots
+            .since(4, Instant::now(), "x", empty)
+            .await
+            .unwrap();
+        assert_eq!(seen.held, Held::Free, "a newer snapshot tells again");
+        assert_eq!(lock(&snapshots.dirs)[&4].blind_before, None);
     }
 }
