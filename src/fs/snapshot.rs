@@ -107,6 +107,9 @@ struct DirSnapshots {
     latest: Option<Arc<Snapshot>>,
     taking: Option<(Instant, Flight)>,
     made: HashMap<String, Instant>,
+    /// When the snapshots questions still wait for were sent (one entry
+    /// per question): names made since must be remembered for them.
+    waiting: Vec<Instant>,
     /// Snapshots sent before this tell no name: more names were made
     /// since than are worth remembering (a large directory being filled).
     blind_before: Option<Instant>,
@@ -147,7 +150,14 @@ impl DirSnapshots {
             .taking
             .as_ref()
             .is_some_and(|(sent, flight)| flight.peek().is_none() || recent(*sent));
-        running || self.latest.as_ref().is_some_and(|s| recent(s.taken))
+        running || !self.waiting.is_empty() || self.latest.as_ref().is_some_and(|s| recent(s.taken))
+    }
+
+    /// A question no longer waits for the snapshot sent at `sent`.
+    fn stop_waiting(&mut self, sent: Instant) {
+        if let Some(i) = self.waiting.iter().position(|at| *at == sent) {
+            self.waiting.swap_remove(i);
+        }
     }
 
     /// Notes that this mount made `name` here just now.
@@ -162,12 +172,14 @@ impl DirSnapshots {
     }
 
     /// Forgets names made before every snapshot this directory still has
-    /// was sent: those snapshots, and any later one, show them.
+    /// or a question waits for was sent: those snapshots, and any later
+    /// one, show them.
     fn forget_shown_names(&mut self) {
         let sent = self.latest.as_ref().map(|s| s.taken);
         let oldest = sent
             .into_iter()
             .chain(self.taking.as_ref().map(|t| t.0))
+            .chain(self.waiting.iter().copied())
             .min();
         match oldest {
             Some(oldest) => self.made.retain(|_, at| *at >= oldest),
@@ -241,14 +253,24 @@ impl Snapshots {
             if let Some(s) = dir.latest.as_ref().filter(|s| s.taken >= since) {
                 return Ok(dir.seen(s, name));
             }
-            match &dir.taking {
+            let (sent, flight) = match &dir.taking {
                 Some((sent, flight)) if *sent >= since => (*sent, flight.clone()),
                 _ => dir.start(take),
-            }
+            };
+            dir.waiting.push(sent);
+            (sent, flight)
+        };
+        let mut waiter = Waiter {
+            snapshots: self,
+            ino,
+            sent,
+            done: false,
         };
         let result = flight.await;
         let mut dirs = lock(&self.dirs);
         let dir = dirs.entry(ino).or_default();
+        dir.stop_waiting(sent);
+        waiter.done = true;
         // Done, well or not: a failure is not handed to later questions.
         if dir.taking.as_ref().is_some_and(|(s, _)| *s == sent) {
             dir.taking = None;
@@ -261,6 +283,26 @@ impl Snapshots {
         let seen = dir.seen(&snapshot, name);
         dir.forget_shown_names();
         Ok(seen)
+    }
+}
+
+/// A question waiting for the snapshot of directory `ino` sent at `sent`
+/// (registered in [`DirSnapshots::waiting`]): unregistered when done, also
+/// when the question is dropped.
+struct Waiter<'a> {
+    snapshots: &'a Snapshots,
+    ino: u64,
+    sent: Instant,
+    done: bool,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Some(dir) = lock(&self.snapshots.dirs).get_mut(&self.ino) {
+                dir.stop_waiting(self.sent);
+            }
+        }
     }
 }
 
@@ -508,5 +550,45 @@ mod tests {
             .unwrap();
         assert_eq!(seen.held, Held::Free, "a newer snapshot tells again");
         assert_eq!(lock(&snapshots.dirs)[&4].blind_before, None);
+    }
+
+    #[tokio::test]
+    async fn a_question_waiting_for_an_older_snapshot_still_learns_names_made_since() {
+        let snapshots = Arc::new(Snapshots::default());
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let slow = move |sent| {
+            async move {
+                released.await.unwrap();
+                Ok(Snapshot::from_page("d/", &page(&[], &[], false), sent))
+            }
+            .boxed()
+        };
+        let waiting = {
+            let snapshots = snapshots.clone();
+            tokio::spawn(async move { snapshots.since(4, Instant::now(), "new", slow).await })
+        };
+        tokio::task::yield_now().await;
+        snapshots.made(4, "new");
+        // A newer question replaces the listing being taken and is
+        // answered first; the name is shown by its snapshot.
+        let listed = |sent| {
+            async move {
+                Ok(Snapshot::from_page(
+                    "d/",
+                    &page(&["d/new"], &[], false),
+                    sent,
+                ))
+            }
+            .boxed()
+        };
+        let newer = snapshots
+            .since(4, Instant::now(), "new", listed)
+            .await
+            .unwrap();
+        assert_eq!(newer.held, Held::File);
+        release.send(()).unwrap();
+        let older = waiting.await.unwrap().unwrap();
+        assert_eq!(older.held, Held::Made, "the older snapshot cannot tell");
+        assert!(lock(&snapshots.dirs)[&4].waiting.is_empty());
     }
 }
