@@ -354,3 +354,27 @@ fn filling_a_folder_still_sees_names_another_client_created() {
     );
     assert_eq!(server.object("filled/theirs"), b"keep me\n");
 }
+
+#[test]
+fn names_this_mount_made_in_a_folder_being_filled_stay_found() {
+    // A folder being filled answers lookups from one listing of it (sent
+    // within --negative-ttl); a name this mount made there after that
+    // listing was sent must still be found. Attributes expire at once
+    // (--metadata-ttl 0) and the listing stays usable (--negative-ttl 1h),
+    // so every lookup below meets the old listing; each `stat` of a free
+    // name keeps the folder "being filled".
+    let server = TestServer::start();
+    let m = TestMount::start(&server, &["--metadata-ttl", "0", "--negative-ttl", "1h"]);
+    run(
+        &m,
+        "mkdir filling && echo moved > src && ! stat filling/free1",
+    );
+    run(&m, "mv src filling/moved && echo new > filling/new");
+    run(&m, "ln -s moved filling/link && mkdir filling/sub");
+    let found = run(
+        &m,
+        "for f in moved new link; do stat filling/free-$f >/dev/null 2>&1; cat filling/$f; done; \
+         stat filling/free3 >/dev/null 2>&1; stat -c %F filling/sub",
+    );
+    assert_eq!(found, "moved\nnew\nmoved\ndirectory");
+}
