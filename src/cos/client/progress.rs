@@ -346,11 +346,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn buffers_that_grow_while_the_body_is_paced_still_drain_in_time() {
-        // The CI flake: the writer looked blocked after 1 MiB (it was
-        // descheduled), the buffers then took 3 MiB more at once, and the
-        // last 4 MiB went at 256 KiB/s; at the end 4 MiB wait in buffers,
-        // 16 s at that pace. The allowance once counted 1 MiB at the pace
-        // the growth inflated (4.6 s), and the answer was hedged.
+        // A flake under the test suite's load: the writer looked blocked
+        // after 1 MiB (it was descheduled), the buffers then took 3 MiB
+        // more at once, and the last 4 MiB went at 256 KiB/s; at the end
+        // 4 MiB wait in buffers, 16 s at that pace. The allowance once
+        // counted 1 MiB at the pace the growth inflated (4.6 s), and the
+        // answer was hedged.
         let len: u64 = 8 << 20;
         let progress = Progress::new(len);
         let mut body = ProgressBody::new(Bytes::from(vec![0u8; len as usize]), progress.clone());
