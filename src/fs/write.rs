@@ -474,7 +474,7 @@ impl<C: ObjectClient> Fs<C> {
         st.meta_dirty = false;
         self.cache.invalidate(key);
         lock(&self.cached_etags).insert(ino, put.etag.clone());
-        let made = lock(&self.inodes).get_mut(ino).map(|node| {
+        if let Some(node) = lock(&self.inodes).get_mut(ino) {
             node.attr = st.attr;
             node.attr.size = size;
             node.etag = Some(put.etag.clone());
@@ -485,10 +485,7 @@ impl<C: ObjectClient> Fs<C> {
                 node.xattrs = st.xattrs.clone();
             }
             node.valid_until = Instant::now() + self.config.metadata_ttl;
-            (node.parent, node.name.clone())
-        });
-        if let Some((parent, name)) = made {
-            self.snapshots.made(parent, &name);
+            self.snapshots.made(node.parent, &node.name);
         }
         debug!("uploaded {key:?} ({size} bytes, ETag {})", put.etag);
         base
