@@ -96,10 +96,10 @@ fn a_slow_but_moving_upload_is_never_cut_short() {
     });
     let mut mount = TestMount::start(&server, &[]);
     // 30 s at 256 KiB/s: more than the client's socket buffer swallows at
-    // once (it grows to 4 MiB on loopback), so the client sees the pace.
-    // A body the buffer holds whole shows no pace: it gets the time the
-    // recent upload rate says, which on a link this slow is learned from
-    // earlier uploads (or patience grows per attempt).
+    // once (it grows to 4 MiB on loopback), so the client usually sees the
+    // pace. A body the buffer holds whole shows no pace: it gets the time
+    // the recent upload rate says, which on a link this slow is learned
+    // from earlier uploads (or patience grows per attempt).
     let data = pattern(30 * (256 << 10), 3);
     let started = Instant::now();
     std::fs::write(mount.join("slow"), &data).unwrap();
@@ -111,14 +111,25 @@ fn a_slow_but_moving_upload_is_never_cut_short() {
     );
     assert!(server.object("slow") == data);
     mount.stop();
-    let counters: Vec<u64> = ["retries", "hedges", "stalls", "failed"]
+    // Never abandoned, retried or failed. A hedge (a second PUT beside the
+    // first, which goes on) is not asserted: when the server's receive
+    // buffer also grows (under load it took most of the body at once), the
+    // client cannot see the link's pace before the answer, and one hedge
+    // may go out (seen in 2 of 6 full suite runs; it costs bandwidth, not
+    // the upload).
+    eprintln!(
+        "hedges: {}\n{}",
+        mount.client_counter("hedges"),
+        stall_lines(&mount)
+    );
+    let counters: Vec<u64> = ["retries", "stalls", "failed"]
         .iter()
         .map(|c| mount.client_counter(c))
         .collect();
     assert_eq!(
         counters,
-        [0, 0, 0, 0],
-        "retries, hedges, stalls, failed:\n{}",
+        [0, 0, 0],
+        "retries, stalls, failed:\n{}",
         stall_lines(&mount)
     );
 }
