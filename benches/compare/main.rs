@@ -384,6 +384,14 @@ fn workload_list<'b>(b: &'b Bench<'b>, t: &mut Table) -> Vec<Workload<'b>> {
             Better::Lower,
             true,
         ),
+        t.row(
+            format!(
+                "untar {untar} small files: server CPU per file until tar exits (what each request costs the server)"
+            ),
+            "ms",
+            Better::Lower,
+            true,
+        ),
     ];
     let untar_nocto_rows = [
         t.row(

@@ -280,7 +280,7 @@ pub async fn walk(client: &HttpClient, prefix: &str) -> Measured<(f64, usize)> {
 }
 
 /// PUTs the files one at a time (what a sequential `tar x` asks of a
-/// mounter that uploads at close); seconds. The objects are deleted.
+/// mounter that uploads at close); seconds. The objects stay.
 pub async fn put_files(
     client: &HttpClient,
     prefix: &str,
@@ -298,7 +298,5 @@ pub async fn put_files(
             .await
             .map_err(err)?;
     }
-    let secs = start.elapsed().as_secs_f64();
-    delete_prefix(client, prefix).await?;
-    Ok(secs)
+    Ok(start.elapsed().as_secs_f64())
 }

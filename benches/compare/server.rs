@@ -148,6 +148,13 @@ impl Server {
         }
     }
 
+    /// CPU seconds (user + system) the server has used so far.
+    pub fn cpu_secs(&self) -> Measured<f64> {
+        crate::sys::proc_stats(self.child.id())
+            .map(|s| s.cpu_secs)
+            .ok_or_else(|| Skip::Failed("the server's /proc entry is gone".into()))
+    }
+
     /// Reads the server's own files of `keys` (ours: one file per object;
     /// SeaweedFS: all its volume files) into the page cache.
     pub fn warm(&self, keys: &[String]) -> Measured<()> {

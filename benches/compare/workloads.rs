@@ -406,8 +406,10 @@ impl Bench<'_> {
 
     /// `tar -xf` of the small-file tarball into a new folder, owners, modes
     /// and times included (tar runs as root): seconds until tar exits,
-    /// until every file is complete on the server, and the server's
-    /// requests per file (the completion check's own listings excluded).
+    /// until every file is complete on the server, the server's requests
+    /// per file (the completion check's own listings excluded), that time
+    /// again (the floor row's), and the server's CPU per file until tar
+    /// exits (a mount that uploads after close has not sent all by then).
     pub fn untar(&self, kind: Kind, variant: Variant, rep: usize) -> Measured<Vec<f64>> {
         let prefix = format!("untar-{}-{variant:?}-{rep}", kind.name());
         let m = self.mount(kind, variant)?;
@@ -415,9 +417,11 @@ impl Bench<'_> {
         let dir = m.path().join(&prefix);
         std::fs::create_dir(&dir).map_err(|e| Skip::Failed(format!("mkdir: {e}")))?;
         let before = self.requests()?;
+        let cpu_before = self.server.cpu_secs()?;
         let start = Instant::now();
         self.extract_into(&dir)?;
         let tar = start.elapsed().as_secs_f64();
+        let server_cpu = self.server.cpu_secs()? - cpu_before;
         let mut checks = 0u64;
         let want_bytes: usize = self.tar_files.iter().map(|f| f.1).sum();
         let want = (self.tar_files.len(), want_bytes as u64);
@@ -453,6 +457,7 @@ impl Bench<'_> {
             durable,
             made as f64 / self.tar_files.len() as f64,
             durable,
+            self.per_file_ms(server_cpu),
         ])
     }
 
@@ -509,9 +514,23 @@ impl Bench<'_> {
     /// then the floor for a mount, those PUTs plus tar's kernel round trips
     /// into a FUSE filesystem that stores nothing.
     pub fn raw_untar(&self) -> Measured<Vec<Option<f64>>> {
+        let cpu_before = self.server.cpu_secs()?;
         let secs = self.block_on(raw::put_files(self.client, "untar-raw/", &self.tar_files))?;
+        let server_cpu = self.server.cpu_secs()? - cpu_before;
+        self.block_on(raw::delete_prefix(self.client, "untar-raw/"))?;
         let round_trips = self.untar_into_null_fuse()?;
-        Ok(vec![Some(secs), Some(secs), None, Some(secs + round_trips)])
+        Ok(vec![
+            Some(secs),
+            Some(secs),
+            None,
+            Some(secs + round_trips),
+            Some(self.per_file_ms(server_cpu)),
+        ])
+    }
+
+    /// `secs` per file of the tarball, in milliseconds.
+    fn per_file_ms(&self, secs: f64) -> f64 {
+        1000.0 * secs / self.tar_files.len() as f64
     }
 
     /// Seconds `tar -xf` takes into a fresh [`nullfs`] mount.
