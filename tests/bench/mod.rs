@@ -41,7 +41,7 @@ fn quick_comparison(args: &[&str], columns: usize) -> String {
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| workload"))
         .collect();
-    assert_eq!(rows.len(), 37, "one row per workload:\n{text}");
+    assert_eq!(rows.len(), 38, "one row per workload:\n{text}");
     assert!(
         text.contains("| Hedged requests sent"),
         "the hedge count row:\n{text}"
@@ -49,6 +49,10 @@ fn quick_comparison(args: &[&str], columns: usize) -> String {
     assert!(
         text.contains("against the floor (raw PUTs + tar into a FUSE filesystem"),
         "the untar floor row:\n{text}"
+    );
+    assert!(
+        text.contains("server CPU per file until tar exits"),
+        "the untar server CPU row:\n{text}"
     );
     for row in rows {
         let cells: Vec<&str> = row.trim_matches('|').split('|').collect();
