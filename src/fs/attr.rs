@@ -40,6 +40,9 @@ pub const MANAGED_META: [&str; 5] = [
 /// Content type of directory markers (as cosfs writes them).
 pub const DIR_CONTENT_TYPE: &str = "application/x-directory";
 
+const S_ISUID: u16 = 0o4000;
+const S_ISGID: u16 = 0o2000;
+const S_IXGRP: u16 = 0o0010;
 const S_IFMT: u32 = 0o170000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -118,6 +121,46 @@ pub struct Attr {
     pub gid: u32,
 }
 
+/// What a change does to a file's set-user-ID and set-group-ID bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SetIdBits {
+    /// They stay.
+    #[default]
+    Keep,
+    /// They go, as Linux takes them from a file that changes owner, or is
+    /// written or truncated by someone without `CAP_FSETID`: set-user-ID
+    /// always, set-group-ID when the group may execute. Directories keep
+    /// theirs.
+    Drop,
+}
+
+impl SetIdBits {
+    /// What truncating (or writing) as `uid` does: root keeps the bits
+    /// (this filesystem knows the caller's uid, not its capabilities).
+    pub fn on_change_by(uid: u32) -> SetIdBits {
+        if uid == 0 {
+            SetIdBits::Keep
+        } else {
+            SetIdBits::Drop
+        }
+    }
+}
+
+impl Attr {
+    /// Applies `bits` to the mode; whether it changed.
+    pub fn apply_set_id(&mut self, bits: SetIdBits) -> bool {
+        if bits == SetIdBits::Keep || self.kind == Kind::Dir {
+            return false;
+        }
+        let before = self.perm;
+        self.perm &= !S_ISUID;
+        if self.perm & S_IXGRP != 0 {
+            self.perm &= !S_ISGID;
+        }
+        self.perm != before
+    }
+}
+
 /// Attribute changes requested by setattr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SetAttr {
@@ -133,6 +176,9 @@ pub struct SetAttr {
     pub mtime: Option<SystemTime>,
     /// New access time.
     pub atime: Option<SystemTime>,
+    /// What the change does to the set-ID bits (a chown, or a truncate by
+    /// someone without `CAP_FSETID`, takes them away).
+    pub set_id: SetIdBits,
 }
 
 impl SetAttr {
@@ -463,5 +509,32 @@ mod tests {
             stored_mtime(&foreign),
             Some(UNIX_EPOCH + Duration::from_secs(9))
         );
+    }
+
+    #[test]
+    fn dropping_set_id_bits_follows_linux() {
+        let file = |perm| Attr {
+            kind: Kind::File,
+            size: 0,
+            mtime: UNIX_EPOCH,
+            atime: UNIX_EPOCH,
+            rdev: 0,
+            perm,
+            uid: 0,
+            gid: 0,
+        };
+        let after = |mut attr: Attr, bits| (attr.apply_set_id(bits), attr.perm);
+        assert_eq!(after(file(0o6777), SetIdBits::Drop), (true, 0o777));
+        // Set-group-ID without group execute marks mandatory locking: kept.
+        assert_eq!(after(file(0o6767), SetIdBits::Drop), (true, 0o2767));
+        assert_eq!(after(file(0o2767), SetIdBits::Drop), (false, 0o2767));
+        assert_eq!(after(file(0o6777), SetIdBits::Keep), (false, 0o6777));
+        let dir = Attr {
+            kind: Kind::Dir,
+            ..file(0o2775)
+        };
+        assert_eq!(after(dir, SetIdBits::Drop), (false, 0o2775));
+        assert_eq!(SetIdBits::on_change_by(0), SetIdBits::Keep);
+        assert_eq!(SetIdBits::on_change_by(1000), SetIdBits::Drop);
     }
 }

@@ -79,7 +79,7 @@ impl<C: ObjectClient> Fs<C> {
         parent: u64,
         name: &str,
         info: &ObjectInfo,
-        truncate: bool,
+        mode: OpenMode,
     ) -> FsResult<(Entry, Opened)> {
         debug!("{name:?} was created by another client: opening it");
         let child = self.file_info(info);
@@ -92,11 +92,6 @@ impl<C: ObjectClient> Fs<C> {
                 .ok_or(FsError::NotFound)?;
             t.remember(ino);
             ino
-        };
-        let mode = OpenMode {
-            write: true,
-            truncate,
-            caller: None,
         };
         match self.open(ino, mode).await {
             Ok(opened) => Ok((Entry { ino, attr }, opened)),
@@ -134,10 +129,16 @@ impl<C: ObjectClient> Fs<C> {
         if mode.write {
             let state = self.write_state(ino, true).await?;
             if mode.truncate {
-                let truncated = self.truncate_state(&mut *state.lock().await, ino, 0).await;
+                let mut st = state.lock().await;
+                let truncated = self.truncate_state(&mut st, ino, 0).await;
                 if let Err(e) = truncated {
+                    drop(st);
                     self.writes.drop_writer(ino);
                     return Err(e);
+                }
+                if st.attr.apply_set_id(mode.set_id) {
+                    st.meta_dirty = true;
+                    self.mark_pending(ino, st.attr);
                 }
             }
         }

@@ -33,8 +33,8 @@ use crate::cos::{GetOptions, ObjectClient, ObjectInfo};
 use crate::sync::lock;
 use crate::upload::UploadConfig;
 use crate::upload::staged::StagingArea;
-pub use attr::SetAttr;
 use attr::{Attr, Kind, Ownership};
+pub use attr::{SetAttr, SetIdBits};
 pub use error::{FsError, FsResult};
 pub use gauges::FsGauges;
 use handles::OpenFile;
@@ -157,6 +157,8 @@ pub struct OpenMode {
     /// The process opening, when known: if its lookup of the file just
     /// asked the bucket, that answer is the open's close-to-open check.
     pub caller: Option<u32>,
+    /// What a truncating open does to the set-ID bits.
+    pub set_id: SetIdBits,
 }
 
 /// Who asks (for new nodes' owner).

@@ -121,10 +121,14 @@ impl Harness {
                     write: true,
                     truncate: false,
                     caller: None,
+                    set_id: SetIdBits::Keep,
                 };
                 let opened = self.fs.open(ino, mode).await.unwrap();
                 let data = vec![byte; len];
-                self.fs.write(opened.fh, offset, &data).await.unwrap();
+                self.fs
+                    .write(opened.fh, offset, &data, SetIdBits::Keep)
+                    .await
+                    .unwrap();
                 self.fs.flush(opened.fh).await.unwrap();
                 self.fs.release(opened.fh).await.unwrap();
                 let Some(Model::File(content)) = self.model.get_mut(&path) else {

@@ -7,12 +7,12 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, Kind, SetAttr, to_meta};
+use super::attr::{Attr, Kind, SetAttr, SetIdBits, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
 use super::write::{Content, WriteState};
 use super::xattr::Xattrs;
-use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, Opened, lock};
+use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{ListRequest, ObjectAttrs, ObjectClient};
 
@@ -106,9 +106,13 @@ impl<C: ObjectClient> Fs<C> {
                 lock(&self.inodes).upsert_child(parent, name, self.file_info(&info), until);
                 return Err(FsError::Exists);
             }
-            return self
-                .open_created_elsewhere(parent, name, &info, flags.truncate)
-                .await;
+            let mode = OpenMode {
+                write: true,
+                truncate: flags.truncate,
+                caller: None,
+                set_id: SetIdBits::on_change_by(caller.uid),
+            };
+            return self.open_created_elsewhere(parent, name, &info, mode).await;
         }
         let attr = self.new_attr(Kind::File, mode, umask, caller);
         let entry = self.add_child(parent, name, attr, None)?;
@@ -331,7 +335,8 @@ impl<C: ObjectClient> Fs<C> {
             }
             self.truncate_state(&mut st, ino, size).await?;
         }
-        if changes.changes_meta() {
+        let set_id_dropped = st.attr.apply_set_id(changes.set_id);
+        if changes.changes_meta() || set_id_dropped {
             changes.apply(&mut st.attr);
             st.mtime_set |= changes.mtime.is_some();
             st.meta_dirty = true;

@@ -30,6 +30,7 @@ const READ: OpenMode = OpenMode {
     write: false,
     truncate: false,
     caller: None,
+    set_id: SetIdBits::Keep,
 };
 
 fn long_ttl() -> FsConfig {
@@ -285,10 +286,13 @@ async fn appends_survive_a_release_racing_the_next_open() {
             write: true,
             truncate: false,
             caller: None,
+            set_id: SetIdBits::Keep,
         };
         let h = fs.open(entry.ino, mode).await.unwrap();
         let size = fs.getattr(entry.ino).await.unwrap().size;
-        fs.write(h.fh, size, line.as_bytes()).await.unwrap();
+        fs.write(h.fh, size, line.as_bytes(), SetIdBits::Keep)
+            .await
+            .unwrap();
         fs.flush(h.fh).await.unwrap();
         release.await.unwrap().unwrap();
         expected.extend_from_slice(line.as_bytes());
@@ -337,6 +341,7 @@ async fn no_listing_finds_names_by_head_only() {
         write: true,
         truncate: false,
         caller: None,
+        set_id: SetIdBits::Keep,
     };
     assert_eq!(fs.open(f.ino, write).await.unwrap_err(), FsError::ReadOnly);
 }
@@ -364,7 +369,7 @@ async fn many_files_open_for_writing_spill_to_disk_instead_of_waiting() {
             )
             .await
             .unwrap();
-        fs.write(opened.fh, 0, &vec![i as u8; 1 << 20])
+        fs.write(opened.fh, 0, &vec![i as u8; 1 << 20], SetIdBits::Keep)
             .await
             .unwrap();
         handles.push(opened.fh);

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use log::{debug, warn};
 
-use super::attr::{Attr, DIR_CONTENT_TYPE, MANAGED_META, stored_mtime, to_meta};
+use super::attr::{Attr, DIR_CONTENT_TYPE, MANAGED_META, SetIdBits, stored_mtime, to_meta};
 use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, lock};
 use crate::cache::ObjectVersion;
@@ -139,8 +139,15 @@ impl<C: ObjectClient> Fs<C> {
             .get_or_insert(ino, writer, || WriteState::clean(base, attr, xattrs)))
     }
 
-    /// Writes to an open file; returns the bytes written.
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    /// Writes to an open file (`set_id`: what the write does to the set-ID
+    /// bits); returns the bytes written.
+    pub async fn write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        set_id: SetIdBits,
+    ) -> FsResult<u32> {
         let file = lock(&self.files)
             .get(&fh)
             .cloned()
@@ -184,6 +191,7 @@ impl<C: ObjectClient> Fs<C> {
         }
         st.attr.size = st.attr.size.max(offset + data.len() as u64);
         st.attr.mtime = SystemTime::now();
+        st.meta_dirty |= st.attr.apply_set_id(set_id);
         st.data_dirty = true;
         self.mark_pending(file.ino, st.attr);
         Ok(data.len() as u32)

@@ -22,7 +22,7 @@ use log::{debug, warn};
 
 use crate::audit::AuditOp;
 use crate::cos::ObjectClient;
-use crate::fs::{CreateFlags, Entry, FsError, OpenMode, SetAttr};
+use crate::fs::{CreateFlags, Entry, FsError, OpenMode, SetAttr, SetIdBits};
 
 mod adapter;
 mod convert;
@@ -48,6 +48,11 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             InitFlags::FUSE_ASYNC_READ,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+            // The set-ID bits are ours to drop (on write, truncate and
+            // chown): the kernel then skips a GETATTR before each chown
+            // and, past a file's first write, the `security.capability`
+            // question before every write.
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             if let Err(missing) = config.add_capabilities(wanted) {
                 debug!("kernel lacks FUSE capability {missing:?}");
@@ -109,6 +114,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
             caller: Some(req.pid()),
+            set_id: SetIdBits::on_change_by(req.uid()),
         };
         if mode.truncate && op.audits(false) {
             op.audit(
@@ -198,19 +204,37 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let op = self.op("write", req);
+        let set_id = if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            SetIdBits::Drop
+        } else {
+            SetIdBits::Keep
+        };
+        // The kernel keeps its cached mode after a write: told to forget
+        // it when this write takes set-ID bits away.
+        let drops_set_id = set_id == SetIdBits::Drop
+            && self
+                .fs
+                .cached_attr(ino.0)
+                .is_some_and(|mut attr| attr.apply_set_id(set_id));
         let sender = Sender::of(req);
         let data = data.to_vec();
         let observers = self.observers.clone();
+        let notifier = self.notifier.clone();
         self.spawn(op, |fs, op| async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(fh.0, offset, &data, set_id).await {
                 Ok(n) => {
                     observers.wrote(fh.0, u64::from(n), sender);
+                    if let (true, Some(notify)) = (drops_set_id, notifier.get()) {
+                        if let Err(e) = notify.inval_inode(ino, -1, 0) {
+                            debug!("invalidating inode {}: {e}", ino.0);
+                        }
+                    }
                     reply.written(n)
                 }
                 Err(e) => reply.error(op.fail(ino.0, &e)),
@@ -507,6 +531,16 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             gid,
             mtime: mtime.map(time_or_now),
             atime: atime.map(time_or_now),
+            // What the kernel's FATTR_KILL_SUIDGID would say (fuser does
+            // not pass it on): a chown always, a truncate without
+            // CAP_FSETID.
+            set_id: if uid.is_some() || gid.is_some() {
+                SetIdBits::Drop
+            } else if size.is_some() {
+                SetIdBits::on_change_by(req.uid())
+            } else {
+                SetIdBits::Keep
+            },
         };
         let ttl = self.ttl;
         self.spawn(op, |fs, op| async move {

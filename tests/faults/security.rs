@@ -106,6 +106,57 @@ fn other_users_need_allow_other_and_then_meet_the_mode_bits() {
     assert!(private.status.success(), "{private:?}");
 }
 
+/// The set-ID bits go as Linux takes them (the mount drops them itself:
+/// it tells the kernel it handles them, `FUSE_HANDLE_KILLPRIV_V2`): when
+/// someone else writes or truncates a file (set-group-ID only when the
+/// group may execute), not when root does; the mount shows it at once and
+/// stores it. (A chown: `tests/mount/sharing.rs`.)
+#[test]
+fn set_id_bits_go_when_others_write_or_truncate_a_file() {
+    let server = TestServer::start();
+    let m = mount(&server, &["--allow-other"]);
+    let dir = m.join("shared");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let files = [
+        ("appended", 0o6777, "echo x >> appended", 0o777),
+        ("truncated", 0o6777, "truncate -s 0 truncated", 0o777),
+        ("opened-empty", 0o6777, ": > opened-empty", 0o777),
+        ("locking", 0o2767, "echo x >> locking", 0o2767),
+    ];
+    for (name, mode, _, _) in files {
+        std::fs::write(dir.join(name), "data\n").unwrap();
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let by_root = dir.join("by-root");
+    std::fs::write(&by_root, "data\n").unwrap();
+    std::fs::set_permissions(&by_root, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    let mode_of =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+    for (name, _, script, want) in files {
+        let cd = format!("cd '{}' && {script}", dir.display());
+        let out = as_nobody(&["sh", "-c", &cd]);
+        assert!(out.status.success(), "{script}: {out:?}");
+        assert_eq!(mode_of(&dir.join(name)), want, "{script}, as seen at once");
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&by_root)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"more\n"))
+        .unwrap();
+    assert_eq!(mode_of(&by_root), 0o6755, "root keeps them");
+    drop(m);
+    let fresh = TestMount::start(&server, &[]);
+    for (name, _, script, want) in files {
+        assert_eq!(
+            mode_of(&fresh.join(&format!("shared/{name}"))),
+            want,
+            "{script}, stored"
+        );
+    }
+    assert_eq!(mode_of(&fresh.join("shared/by-root")), 0o6755);
+}
+
 /// `openssl s_server` with a fresh self-signed certificate for 127.0.0.1.
 struct SelfSigned {
     child: std::process::Child,
