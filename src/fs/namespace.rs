@@ -195,8 +195,14 @@ impl<C: ObjectClient> Fs<C> {
         check_new_name(name)?;
         let key = format!("{}{name}/", self.dir_key(parent)?);
         let attr = self.new_attr(Kind::Dir, mode, umask, caller);
-        let put = self.put_marker(&key, &attr, None).await?;
-        let entry = self.add_child(parent, name, attr, Some(put.etag))?;
+        let (put, snapshot) = tokio::join!(
+            self.put_marker(&key, &attr, None),
+            self.new_folder_snapshot(&key)
+        );
+        let entry = self.add_child(parent, name, attr, Some(put?.etag))?;
+        if let Some(snapshot) = snapshot {
+            self.snapshots.keep(entry.ino, snapshot);
+        }
         // A new directory is empty: no need to list it, and it is about to
         // be filled.
         let now = Instant::now();

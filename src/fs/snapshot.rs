@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use log::debug;
 
 use super::dir::{DirListing, Listed};
 use super::{Fs, FsResult};
@@ -212,6 +213,17 @@ impl Snapshots {
         }
     }
 
+    /// Keeps `snapshot` as directory `ino`'s latest, unless a newer one is
+    /// kept already.
+    pub fn keep(&self, ino: u64, snapshot: Snapshot) {
+        let mut dirs = lock(&self.dirs);
+        let dir = dirs.entry(ino).or_default();
+        if dir.latest.as_ref().is_none_or(|l| l.taken < snapshot.taken) {
+            dir.latest = Some(Arc::new(snapshot));
+        }
+        dir.forget_shown_names();
+    }
+
     /// Starts taking a snapshot of directory `ino` with `take`, in the
     /// background, unless one is being taken: the next question finds it
     /// ready instead of waiting for its listing.
@@ -331,6 +343,24 @@ impl<C: ObjectClient> Fs<C> {
     pub(super) fn refresh_dir_snapshot(&self, ino: u64, prefix: &str) {
         if self.snapshot_worth(ino) {
             self.snapshots.refresh(ino, self.snapshot_taker(prefix));
+        }
+    }
+
+    /// A snapshot of the folder `prefix` this mount is about to make, taken
+    /// while its marker is written: the folder's first creating opens then
+    /// find their names free without waiting for a listing (close-to-open
+    /// wants one sent within the last 100 ms). `None` when no creating
+    /// open asks (`nocto`, listings off) or the listing failed.
+    pub(super) async fn new_folder_snapshot(&self, prefix: &str) -> Option<Snapshot> {
+        if !self.config.close_to_open || self.config.no_listing {
+            return None;
+        }
+        match self.snapshot_taker(prefix)(Instant::now()).await {
+            Ok(snapshot) => Some(snapshot),
+            Err(e) => {
+                debug!("listing the new folder {prefix:?}: {e}");
+                None
+            }
         }
     }
 

@@ -688,3 +688,47 @@ async fn a_snapshot_older_than_a_name_this_mount_made_does_not_call_it_free() {
         "the snapshot still answers for names this mount did not make"
     );
 }
+
+#[tokio::test]
+async fn a_new_folders_first_files_are_created_without_waiting_for_a_listing() {
+    // Close-to-open wants a listing sent within 100 ms before a name is
+    // created; mkdir sends it beside the marker's PUT.
+    let c = bucket(&[]).await;
+    let mount = fs(&c, FsConfig::default());
+    let d = mount
+        .mkdir(ROOT, "d", 0o755, 0, Caller::default())
+        .await
+        .unwrap();
+    let listings = c.calls("list_page");
+    assert_eq!(listings, 1, "one listing, with the marker");
+    let (_, opened) = mount
+        .create(
+            d.ino,
+            "f",
+            0o644,
+            0,
+            CreateFlags::default(),
+            Caller::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.calls("list_page"), c.calls("head")),
+        (listings, 0),
+        "the create asked nothing"
+    );
+    mount.release(opened.fh).await.unwrap();
+
+    let nocto = fs(
+        &c,
+        FsConfig {
+            close_to_open: false,
+            ..FsConfig::default()
+        },
+    );
+    nocto
+        .mkdir(ROOT, "e", 0o755, 0, Caller::default())
+        .await
+        .unwrap();
+    assert_eq!(c.calls("list_page"), listings, "nobody would ask it");
+}
