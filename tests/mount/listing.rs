@@ -234,3 +234,31 @@ fn untar_of_new_files_costs_about_one_request_per_file() {
         "750 1400000000\n640 1400000000\n123"
     );
 }
+
+/// `mkdir` lists the new folder beside its marker's PUT (besides the
+/// kernel's lookup of the name, a HEAD and a one-key listing): the
+/// creating `open` of its first file then finds a listing sent within
+/// close-to-open's 100 ms instead of waiting for one (what it then asks
+/// depends on timing: `a_new_folders_first_files_are_created_without_waiting_for_a_listing`
+/// in the fs unit tests shows it asks nothing).
+#[test]
+fn mkdir_lists_the_new_folder_with_its_marker() {
+    let server = TestServer::start();
+    let m = TestMount::start(&server, &[]);
+    server.reset_stats();
+    m.sh_ok("mkdir fresh");
+    let stats = server.stats();
+    let asked = ["HeadObject", "ListObjects", "PutObject"].map(|op| count(&server, op));
+    assert_eq!(asked, [1, 2, 1], "{stats}");
+    assert_eq!(total(&server), 4, "{stats}");
+    drop(m);
+    let nocto = TestMount::start(&server, &["-o", "nocto"]);
+    server.reset_stats();
+    nocto.sh_ok("mkdir other");
+    let stats = server.stats();
+    assert_eq!(
+        count(&server, "ListObjects"),
+        1,
+        "no creating open asks: {stats}"
+    );
+}
