@@ -128,6 +128,17 @@ impl DirSnapshots {
         (sent, flight)
     }
 
+    /// Keeps `snapshot` as the latest unless a newer one is kept.
+    fn offer(&mut self, snapshot: Arc<Snapshot>) {
+        if self
+            .latest
+            .as_ref()
+            .is_none_or(|l| l.taken < snapshot.taken)
+        {
+            self.latest = Some(snapshot);
+        }
+    }
+
     /// What `snapshot` and the names made since it was sent say `name` is.
     fn seen(&self, snapshot: &Arc<Snapshot>, name: &str) -> Seen {
         let made_since = self.blind_before.is_some_and(|at| snapshot.taken <= at)
@@ -218,9 +229,7 @@ impl Snapshots {
     pub fn keep(&self, ino: u64, snapshot: Snapshot) {
         let mut dirs = lock(&self.dirs);
         let dir = dirs.entry(ino).or_default();
-        if dir.latest.as_ref().is_none_or(|l| l.taken < snapshot.taken) {
-            dir.latest = Some(Arc::new(snapshot));
-        }
+        dir.offer(Arc::new(snapshot));
         dir.forget_shown_names();
     }
 
@@ -288,9 +297,7 @@ impl Snapshots {
             dir.taking = None;
         }
         let snapshot = result?;
-        if dir.latest.as_ref().is_none_or(|l| l.taken < snapshot.taken) {
-            dir.latest = Some(snapshot.clone());
-        }
+        dir.offer(snapshot.clone());
         // Before names the newer snapshots show are forgotten.
         let seen = dir.seen(&snapshot, name);
         dir.forget_shown_names();
