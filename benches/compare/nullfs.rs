@@ -13,8 +13,9 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     BackgroundSession, BsdFileFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem,
-    FopenFlags, Generation, INodeNo, LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyCreate,
-    ReplyEmpty, ReplyEntry, ReplyWrite, ReplyXattr, Request, Session, TimeOrNow, WriteFlags,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags,
+    ReplyAttr, ReplyCreate, ReplyEmpty, ReplyEntry, ReplyWrite, ReplyXattr, Request, Session,
+    TimeOrNow, WriteFlags,
 };
 
 /// The null filesystem mounted on `mountpoint` (unmounted by
@@ -98,6 +99,14 @@ impl NullFs {
 }
 
 impl Filesystem for NullFs {
+    /// As cosmount: set-ID bits are the filesystem's to drop, which spares
+    /// the kernel a GETATTR before each chown (a round trip a mounter can
+    /// avoid is not part of the floor).
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.add_capabilities(InitFlags::FUSE_HANDLE_KILLPRIV_V2);
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let n = self.nodes.lock().unwrap();
         let key = (parent.0, name.to_string_lossy().into_owned());
@@ -139,6 +148,13 @@ impl Filesystem for NullFs {
         };
         if let Some(mode) = mode {
             attr.perm = (mode & 0o7777) as u16;
+        }
+        if (uid.is_some() || gid.is_some()) && attr.kind != FileType::Directory {
+            // What a chown does to set-ID bits (tar sets none here).
+            attr.perm &= !0o4000;
+            if attr.perm & 0o010 != 0 {
+                attr.perm &= !0o2000;
+            }
         }
         attr.uid = uid.unwrap_or(attr.uid);
         attr.gid = gid.unwrap_or(attr.gid);
