@@ -249,8 +249,9 @@ fn mkdir_lists_the_new_folder_with_its_marker() {
     m.sh_ok("mkdir fresh");
     let stats = server.stats();
     let asked = ["HeadObject", "ListObjects", "PutObject"].map(|op| count(&server, op));
+    // (Not the total: the mount's start-up check for stale uploads may
+    // still be on its way.)
     assert_eq!(asked, [1, 2, 1], "{stats}");
-    assert_eq!(total(&server), 4, "{stats}");
     drop(m);
     let nocto = TestMount::start(&server, &["-o", "nocto"]);
     server.reset_stats();
