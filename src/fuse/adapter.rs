@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fuser::{FileHandle, INodeNo, Notifier, Request};
 use futures_util::FutureExt;
-use log::error;
+use log::{debug, error};
 use tokio::runtime::Handle;
 use tokio_util::task::TaskTracker;
 
@@ -106,6 +106,16 @@ impl<C: ObjectClient> FuseAdapter<C> {
         let mut first_poll = Context::from_waker(futures_util::task::noop_waker_ref());
         if task.as_mut().poll(&mut first_poll).is_pending() {
             self.tasks.spawn_on(task, &self.runtime);
+        }
+    }
+}
+
+/// Makes the kernel forget the attributes it cached for `ino` (once the
+/// session exists), so the next `stat` asks.
+pub(super) fn forget_attrs(notifier: &OnceLock<Notifier>, ino: INodeNo) {
+    if let Some(notifier) = notifier.get() {
+        if let Err(e) = notifier.inval_inode(ino, -1, 0) {
+            debug!("invalidating inode {}: {e}", ino.0);
         }
     }
 }

@@ -32,6 +32,7 @@ mod reply;
 mod xattr;
 
 pub use adapter::FuseAdapter;
+use adapter::forget_attrs;
 pub use convert::DirectIo;
 use convert::{caller, file_attr, fopen_flags, time_or_now, use_direct_io, utf8_name};
 use op::Sender;
@@ -136,12 +137,10 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         self.spawn(op, |fs, op| async move {
             match fs.open(ino.0, mode).await {
                 Ok(opened) => {
-                    if let (true, Some(n)) = (opened.changed, notifier.get()) {
+                    if opened.changed {
                         // Another client changed it: the kernel's size and
                         // times are stale (its pages go with keep_cache off).
-                        if let Err(e) = n.inval_inode(ino, -1, 0) {
-                            debug!("invalidating inode {}: {e}", ino.0);
-                        }
+                        forget_attrs(&notifier, ino);
                     }
                     let size = fs.cached_attr(ino.0).map_or(0, |a| a.size);
                     let direct = use_direct_io(direct_io, direct_mmap, size);
@@ -230,10 +229,8 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
             match fs.write(fh.0, offset, &data, set_id).await {
                 Ok(n) => {
                     observers.wrote(fh.0, u64::from(n), sender);
-                    if let (true, Some(notify)) = (drops_set_id, notifier.get()) {
-                        if let Err(e) = notify.inval_inode(ino, -1, 0) {
-                            debug!("invalidating inode {}: {e}", ino.0);
-                        }
+                    if drops_set_id {
+                        forget_attrs(&notifier, ino);
                     }
                     reply.written(n)
                 }
