@@ -36,7 +36,14 @@ impl std::fmt::Debug for MemoryBudget {
 /// Memory held against the budget; returned on drop.
 #[derive(Debug)]
 pub struct Reservation {
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Reservation {
+    /// Holds `other`'s memory too, to return both together.
+    pub fn merge(&mut self, other: Reservation) {
+        self.permit.merge(other.permit);
+    }
 }
 
 impl MemoryBudget {
@@ -82,7 +89,7 @@ impl MemoryBudget {
             .clone()
             .try_acquire_many_owned(self.units(bytes))
             .ok()?;
-        Some(Reservation { _permit: permit })
+        Some(Reservation { permit })
     }
 
     /// Reserves `bytes`, evicting cached blocks first, then waiting until
@@ -102,7 +109,7 @@ impl MemoryBudget {
             tokio::select! {
                 permit = self.permits.clone().acquire_many_owned(self.units(bytes)) => {
                     let permit = permit.expect("the budget's semaphore is never closed");
-                    return Reservation { _permit: permit };
+                    return Reservation { permit };
                 }
                 () = evictable => {}
             }

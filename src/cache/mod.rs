@@ -27,7 +27,7 @@ use futures_util::future::{BoxFuture, Shared};
 use lru::LruCache;
 use prometheus_client::metrics::counter::Counter;
 
-use crate::cos::{CosError, CosResult, GetOptions, ObjectClient};
+use crate::cos::{CosError, CosResult, GetOptions, ObjectClient, ObjectInfo};
 pub use budget::{MemoryBudget, Reservation};
 use disk::BlockName;
 pub use disk::{DEFAULT_DISK_CACHE_BYTES, DiskConfig, DiskStats, DiskTier};
@@ -198,6 +198,11 @@ impl<C: ObjectClient> BlockCache<C> {
         &self.stats
     }
 
+    /// Bytes per block.
+    pub fn block_size(&self) -> u64 {
+        self.config.block_size
+    }
+
     /// The disk tier, if any.
     pub fn disk(&self) -> Option<&DiskTier> {
         self.fetcher.disk.as_deref()
@@ -307,6 +312,21 @@ impl<C: ObjectClient> BlockCache<C> {
             let id = BlockId::new(obj, index);
             inflight.contains_key(&id) || cached.contains(&id)
         })
+    }
+
+    /// What the object `key` is now, from one GET of its first block
+    /// (`len` bytes as last known) instead of a HEAD: the block is what an
+    /// open for reading asks for next, and is cached for it.
+    pub async fn fetch_first_block(&self, key: &str, len: u64) -> CosResult<ObjectInfo> {
+        self.stats.misses.inc();
+        self.fetcher.fetch_first_block(key, len).await
+    }
+
+    /// Whether the first block of `obj` is cached, being fetched, or on
+    /// disk.
+    pub fn holds_first_block(&self, obj: &ObjectVersion) -> bool {
+        let on_disk = |disk: &Arc<DiskTier>| disk.contains(&BlockName::new(&obj.key, &obj.etag, 0));
+        self.is_held(obj, 0..=0) || self.fetcher.disk.as_ref().is_some_and(on_disk)
     }
 
     /// One GET of `offset..end`, widened to 4 KiB pages, not cached.

@@ -37,7 +37,7 @@ use super::budget::{MemoryBudget, Reservation};
 use super::disk::{BlockName, DiskTier};
 use super::pool::PoolBuffers;
 use super::{BlockFuture, BlockId, ObjectVersion, lock};
-use crate::cos::{BodyBuffers, CosError, CosResult, GetOptions, ObjectClient};
+use crate::cos::{BodyBuffers, CosError, CosResult, GetOptions, ObjectClient, ObjectInfo};
 
 /// What the cache holds of one block, as far as planning goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -374,6 +374,13 @@ impl<C: ObjectClient> Fetcher<C> {
             .expect("never closed");
         let body = self.client.get(&obj.key, &opts).await?.body;
         drop((slot, in_flight));
+        self.keep_on_disk(obj, blocks, &body).await;
+        Ok(body)
+    }
+
+    /// With a disk tier, stores `body`, the bytes of `blocks` of `obj`,
+    /// there for the next reader (and the next mount).
+    async fn keep_on_disk(&self, obj: &ObjectVersion, blocks: Range<u64>, body: &Bytes) {
         if let Some(disk) = self.disk.clone() {
             let name = BlockName::new(&obj.key, &obj.etag, blocks.start);
             let (body, bs) = (body.clone(), self.block_size as usize);
@@ -384,7 +391,50 @@ impl<C: ObjectClient> Fetcher<C> {
             };
             let _ = tokio::task::spawn_blocking(store).await;
         }
-        Ok(body)
+    }
+
+    /// What the object `key` is now, from a GET of its first block (no
+    /// `If-Match`: whatever version is there now), which is cached as
+    /// block 0 of that version. `len` is the block's length as last known,
+    /// reserved before the GET; a block found longer reserves the rest.
+    pub async fn fetch_first_block(&self, key: &str, len: u64) -> CosResult<ObjectInfo> {
+        let len = len.clamp(1, self.block_size);
+        let mut reservation = self.budget.reserve(len).await;
+        let buffer = Arc::new(RunBuffer::new(&self.buffers, len as usize));
+        let opts = GetOptions {
+            range: Some(0..self.block_size),
+            if_match: None,
+            buffers: Some(buffer),
+        };
+        let slot = self.gets.acquire().await.expect("never closed");
+        let in_flight = self.get_blocks.acquire().await.expect("never closed");
+        let got = self.client.get(key, &opts).await?;
+        drop((slot, in_flight));
+        let obj = ObjectVersion {
+            key: key.into(),
+            etag: got.info.etag.as_str().into(),
+            size: got.info.size,
+        };
+        if obj.size > 0 && got.body.len() as u64 == obj.size.min(self.block_size) {
+            if got.body.len() as u64 > len {
+                reservation.merge(self.budget.reserve(got.body.len() as u64 - len).await);
+            }
+            self.keep_on_disk(&obj, 0..1, &got.body).await;
+            let block = Bytes::from_owner(Reserved {
+                body: got.body,
+                _reservation: reservation,
+            });
+            // Under the in-flight lock, as `start` plans: a block is held
+            // once, in one or the other.
+            let inflight = lock(&self.inflight);
+            let id = BlockId::new(&obj, 0);
+            if !inflight.contains_key(&id) {
+                lock(&self.blocks).put(id, block);
+            }
+            drop(inflight);
+            self.budget.evictable_added();
+        }
+        Ok(got.info)
     }
 }
 

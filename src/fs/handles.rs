@@ -122,8 +122,10 @@ impl<C: ObjectClient> Fs<C> {
         // sees. A truncating open replaces the content, so it needs no
         // look at the old one.
         let replaces = mode.write && mode.truncate;
+        let mut changed = false;
         if !changing && !replaces {
-            self.revalidate(ino, self.config.close_to_open, mode.caller)
+            changed = self
+                .revalidate(ino, self.config.close_to_open, mode.caller, !mode.write)
                 .await?;
         }
         if mode.write {
@@ -150,7 +152,7 @@ impl<C: ObjectClient> Fs<C> {
         let same = seen.as_deref() == Some(&*object.etag);
         Ok(Opened {
             keep_cache: reading && same,
-            changed: seen.is_some() && !same,
+            changed: changed || (seen.is_some() && !same),
             fh: self.add_handle(ino, object, mode.write),
         })
     }
@@ -171,16 +173,22 @@ impl<C: ObjectClient> Fs<C> {
         fh
     }
 
-    /// HEADs the object unless the node is fresh and exact and either
-    /// `always` is not set or `caller`'s lookup just asked the bucket; a
-    /// node whose object is gone is detached (ENOENT).
+    /// Asks the bucket what the object is unless the node is fresh and
+    /// exact and either `always` is not set or `caller`'s lookup just asked;
+    /// a node whose object is gone is detached (ENOENT). The question is a
+    /// HEAD or, for an open for `reading` a small file whose bytes neither
+    /// this mount nor (as far as it knows) the kernel holds, a GET of its
+    /// first block: the same answer, and the bytes the first read wants.
+    /// True when the answer names another version than the node did (the
+    /// attributes the kernel has are stale).
     pub(super) async fn revalidate(
         &self,
         ino: u64,
         always: bool,
         caller: Option<u32>,
-    ) -> FsResult<()> {
-        let (key, trusted) = {
+        reading: bool,
+    ) -> FsResult<bool> {
+        let (key, trusted, known, readable) = {
             let mut t = lock(&self.inodes);
             let node = t.get_mut(ino).ok_or(FsError::NotFound)?;
             let now = Instant::now();
@@ -192,22 +200,53 @@ impl<C: ObjectClient> Fs<C> {
             (
                 node.key.clone(),
                 node.pending || (fresh && (!always || just_asked)),
+                node.etag.clone(),
+                // The size a file opened for reading had.
+                (reading && node.attr.kind == Kind::File).then_some(node.attr.size),
             )
         };
-        if !trusted {
-            match self.client.head(&key).await {
-                Ok(info) => {
-                    self.refresh_node(ino, &info);
-                }
-                Err(e) if e.is_not_found() => {
-                    debug!("{key:?} is gone from the bucket");
-                    lock(&self.inodes).detach(ino);
-                    return Err(FsError::NotFound);
-                }
-                Err(e) => return Err(e.into()),
-            }
+        if trusted {
+            return Ok(false);
         }
-        Ok(())
+        let first_block = known
+            .as_ref()
+            .zip(readable)
+            .map(|(etag, size)| ObjectVersion {
+                key: key.as_str().into(),
+                etag: etag.as_str().into(),
+                size,
+            })
+            .filter(|obj| self.worth_first_block(ino, obj));
+        let answer = match first_block {
+            Some(obj) => match self.cache.fetch_first_block(&key, obj.size).await {
+                // Emptied since: a range of nothing is not satisfiable.
+                Err(e) if e.status() == Some(416) => self.client.head(&key).await,
+                answer => answer,
+            },
+            None => self.client.head(&key).await,
+        };
+        match answer {
+            Ok(info) => {
+                self.refresh_node(ino, &info);
+                Ok(known.as_deref() != Some(info.etag.as_str()))
+            }
+            Err(e) if e.is_not_found() => {
+                debug!("{key:?} is gone from the bucket");
+                lock(&self.inodes).detach(ino);
+                Err(FsError::NotFound)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether to ask about `obj`, the version node `ino` last named, with
+    /// a GET of its first block rather than a HEAD: it fits in one block,
+    /// and neither the block cache nor (for all this mount knows) the
+    /// kernel's page cache holds its bytes.
+    fn worth_first_block(&self, ino: u64, obj: &ObjectVersion) -> bool {
+        let small = (1..=self.cache.block_size()).contains(&obj.size);
+        let in_kernel = lock(&self.cached_etags).get(&ino).map(String::as_str) == Some(&*obj.etag);
+        small && !in_kernel && !self.cache.holds_first_block(obj)
     }
 
     /// The object version the node names now.

@@ -488,10 +488,80 @@ async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
 
     let other = Fs::new(c.clone(), FsConfig::default()).unwrap();
     let g = other.lookup_for(ROOT, "f", Some(7)).await.unwrap();
-    let heads = c.calls("head");
+    let asked = || c.calls("head") + c.calls("get");
+    let before = asked();
     let h = other.open(g.ino, as_pid(8)).await.unwrap();
     other.release(h.fh).await.unwrap();
-    assert_eq!(c.calls("head"), heads + 1, "another process's open asks");
+    assert_eq!(asked(), before + 1, "another process's open asks");
+}
+
+#[tokio::test]
+async fn an_open_for_reading_a_small_file_asks_with_the_get_its_read_needs() {
+    let c = bucket(&[("small", b"old"), ("empty", b""), ("big", &[7; 3 << 20])]).await;
+    let fs = fs(&c, FsConfig::default());
+    let calls = |c: &MemoryClient| (c.calls("head"), c.calls("get"));
+    let small = fs.lookup(ROOT, "small").await.unwrap();
+    c.put(
+        "small",
+        Bytes::from_static(b"newer"),
+        &ObjectAttrs::default(),
+    )
+    .await
+    .unwrap();
+    let before = calls(&c);
+    let h = fs.open(small.ino, READ).await.unwrap();
+    assert_eq!(calls(&c), (before.0, before.1 + 1), "a GET, no HEAD");
+    assert_eq!(
+        fs.cached_attr(small.ino).unwrap().size,
+        5,
+        "the new version"
+    );
+    assert_eq!(&fs.read(h.fh, 0, 4096).await.unwrap()[..], b"newer");
+    assert_eq!(
+        calls(&c),
+        (before.0, before.1 + 1),
+        "the read had its block"
+    );
+    fs.release(h.fh).await.unwrap();
+    // Bytes the kernel (or the cache) holds are not fetched again.
+    let h = fs.open(small.ino, READ).await.unwrap();
+    assert_eq!(calls(&c), (before.0 + 1, before.1 + 1), "a HEAD");
+    fs.release(h.fh).await.unwrap();
+    // A file emptied since, an empty file, a file of several blocks: a HEAD.
+    c.put("small", Bytes::new(), &ObjectAttrs::default())
+        .await
+        .unwrap();
+    lock(&fs.cached_etags).clear();
+    fs.cache.invalidate("small");
+    let h = fs.open(small.ino, READ).await.unwrap();
+    assert_eq!(fs.cached_attr(small.ino).unwrap().size, 0);
+    assert!(fs.read(h.fh, 0, 4096).await.unwrap().is_empty());
+    fs.release(h.fh).await.unwrap();
+    for name in ["empty", "big"] {
+        let f = fs.lookup(ROOT, name).await.unwrap();
+        let before = calls(&c);
+        let h = fs.open(f.ino, READ).await.unwrap();
+        assert_eq!(calls(&c), (before.0 + 1, before.1), "{name}: a HEAD");
+        fs.release(h.fh).await.unwrap();
+    }
+    // A file gone since: ENOENT, as from a HEAD.
+    let small = fs.lookup(ROOT, "small").await.unwrap();
+    c.put(
+        "small",
+        Bytes::from_static(b"again"),
+        &ObjectAttrs::default(),
+    )
+    .await
+    .unwrap();
+    let h = fs.open(small.ino, READ).await.unwrap();
+    fs.release(h.fh).await.unwrap();
+    c.delete("small").await.unwrap();
+    lock(&fs.cached_etags).clear();
+    fs.cache.invalidate("small");
+    assert_eq!(
+        fs.open(small.ino, READ).await.unwrap_err(),
+        FsError::NotFound
+    );
 }
 
 #[tokio::test]

@@ -122,7 +122,7 @@ impl<C: ObjectClient> Fs<C> {
     /// needed; counts a writer when `writer` is set.
     pub(super) async fn write_state(&self, ino: u64, writer: bool) -> FsResult<SharedWrite<C>> {
         if self.writes.get(ino).is_none() {
-            self.revalidate(ino, false, None).await?;
+            self.revalidate(ino, false, None, false).await?;
         }
         let (base, attr, xattrs) = {
             let t = lock(&self.inodes);

@@ -137,6 +137,46 @@ fn gets(server: &TestServer) -> u64 {
     server.stats()["GetObject"].as_u64().unwrap_or(0)
 }
 
+/// Close-to-open asks the bucket at every `open`; for a small file opened
+/// for reading the question is the GET its first read needs, so `cat` of
+/// files `ls -l` showed costs one request each, not a HEAD and a GET, and
+/// still shows what another client wrote since. A file read before asks
+/// with a HEAD (its bytes are cached, here or in the kernel).
+#[test]
+fn reading_small_files_costs_one_request_each() {
+    let server = TestServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = server.client();
+    let put = |key: &str, body: String| {
+        rt.block_on(client.put(key, Bytes::from(body), &ObjectAttrs::default()))
+            .unwrap();
+    };
+    let body = |i: usize| format!("file {i}\n").repeat(i + 1);
+    for i in 0..20 {
+        put(&format!("small/f{i:02}"), body(i));
+    }
+    put("small/other", "first".into());
+    let m = TestMount::start(&server, &[]);
+    m.sh_ok("ls -l small >/dev/null");
+    let asked = |s: &TestServer| {
+        let count = |op: &str| s.stats()[op].as_u64().unwrap_or(0);
+        (count("HeadObject"), count("GetObject"))
+    };
+    server.reset_stats();
+    let all: String = (0..20).map(body).collect();
+    assert_eq!(m.sh_ok("cat small/f*"), all);
+    assert_eq!(asked(&server), (0, 20), "{}", server.stats());
+
+    put("small/other", "changed elsewhere".into());
+    server.reset_stats();
+    assert_eq!(m.sh_ok("cat small/other"), "changed elsewhere");
+    assert_eq!(asked(&server), (0, 1), "{}", server.stats());
+
+    server.reset_stats();
+    assert_eq!(m.sh_ok("cat small/f03"), body(3));
+    assert_eq!(asked(&server), (1, 0), "{}", server.stats());
+}
+
 /// A sequential reader fetches in runs that grow with its read-ahead
 /// window: `dd bs=1M` of 64 MiB (1 MiB reads, one at a time with direct
 /// I/O) costs 10 GETs, of 1, 1, 1, 1, 2, 4, 8, 16, 16 and 14 MiB (runs are

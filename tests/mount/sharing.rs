@@ -276,6 +276,16 @@ fn the_next_open_sees_what_another_client_closed() {
 
     sdk::put(&server, "f", b"from the SDK\n");
     assert_eq!(run(&b, "cat f"), "from the SDK");
+    // Files this mount listed but never opened, grown elsewhere: the first
+    // open reads all of them (the size the kernel has from the listing is
+    // stale), whether it asks with a GET (small) or a HEAD (large).
+    sdk::put(&server, "small", b"short\n");
+    sdk::put(&server, "large", &[b'x'; 2 << 20]);
+    run(&b, "ls -l small large");
+    sdk::put(&server, "small", b"much longer than before\n");
+    sdk::put(&server, "large", &[b'y'; 3 << 20]);
+    assert_eq!(run(&b, "cat small"), "much longer than before");
+    assert_eq!(run(&b, "wc -c < large"), (3 << 20).to_string());
     run(&a, "rm f");
     let out = b.sh("cat f");
     assert!(

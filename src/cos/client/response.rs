@@ -206,31 +206,31 @@ pub(super) fn check_length(headers: &HeaderMap, body: &Bytes, method: &Method) -
 }
 
 /// A GET's body is what was asked for: a range has the range's length
-/// (the object may be shorter); a whole object, or a range the server
-/// answered with the whole object, matches the object's CRC64 when COS
-/// sent one. Anything else is damage, retried and never returned.
+/// (the object may be shorter); a whole object, also as a range that
+/// covers it or a range the server answered with the whole object,
+/// matches the object's CRC64 when COS sent one. Anything else is damage,
+/// retried and never returned.
 pub(super) fn check_get(
     key: &str,
     range: Option<&std::ops::Range<u64>>,
     headers: &HeaderMap,
     body: &Bytes,
 ) -> CosResult<()> {
-    match (range, content_range_total(headers)) {
-        (Some(r), Some(total)) => {
-            let expected = r.end.min(total).saturating_sub(r.start);
-            if body.len() as u64 == expected {
-                Ok(())
-            } else {
-                Err(CosError::Integrity(format!(
-                    "range {r:?} of {key:?} returned {} bytes, expected {expected}",
-                    body.len()
-                )))
-            }
+    if let (Some(r), Some(total)) = (range, content_range_total(headers)) {
+        let expected = r.end.min(total).saturating_sub(r.start);
+        if body.len() as u64 != expected {
+            return Err(CosError::Integrity(format!(
+                "range {r:?} of {key:?} returned {} bytes, expected {expected}",
+                body.len()
+            )));
         }
-        _ => match header_u64(headers, "x-cos-hash-crc64ecma") {
-            Some(remote) => verify_crc(key, Some(remote), crc64::checksum(body)),
-            None => Ok(()),
-        },
+        if body.len() as u64 != total {
+            return Ok(());
+        }
+    }
+    match header_u64(headers, "x-cos-hash-crc64ecma") {
+        Some(remote) => verify_crc(key, Some(remote), crc64::checksum(body)),
+        None => Ok(()),
     }
 }
 
@@ -323,4 +323,48 @@ pub(super) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply_headers(content_range: &str, crc: u64) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-range", content_range.parse().unwrap());
+        headers.insert("x-cos-hash-crc64ecma", crc.to_string().parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_range_that_covers_the_object_is_checked_against_its_crc64() {
+        let body = Bytes::from_static(b"0123456789");
+        let crc = crc64::checksum(&body);
+        let whole = 0..10;
+        assert!(
+            check_get(
+                "k",
+                Some(&whole),
+                &reply_headers("bytes 0-9/10", crc),
+                &body
+            )
+            .is_ok()
+        );
+        let damaged = check_get(
+            "k",
+            Some(&whole),
+            &reply_headers("bytes 0-9/10", crc ^ 1),
+            &body,
+        );
+        assert!(
+            matches!(damaged, Err(CosError::Integrity(_))),
+            "{damaged:?}"
+        );
+        // A block of a larger object: the header's CRC64 is the object's.
+        let part = Bytes::from_static(b"01234");
+        let headers = reply_headers("bytes 0-4/10", crc);
+        assert!(check_get("k", Some(&(0..5)), &headers, &part).is_ok());
+        let short = check_get("k", Some(&(0..8)), &headers, &part);
+        assert!(matches!(short, Err(CosError::Integrity(_))), "{short:?}");
+    }
 }
