@@ -23,6 +23,8 @@ pub(super) struct OpenFile {
     pub(super) object: ObjectVersion,
     pub(super) reader: Mutex<ReadAhead>,
     pub(super) writable: bool,
+    /// Opened with `O_APPEND`.
+    pub(super) append: bool,
 }
 
 /// What the server said this recently needs no second question: a name it
@@ -153,12 +155,18 @@ impl<C: ObjectClient> Fs<C> {
         Ok(Opened {
             keep_cache: reading && same,
             changed: changed || (seen.is_some() && !same),
-            fh: self.add_handle(ino, object, mode.write),
+            fh: self.add_handle(ino, object, mode.write, mode.append),
         })
     }
 
     /// Registers a new handle on `ino`.
-    pub(super) fn add_handle(&self, ino: u64, object: ObjectVersion, writable: bool) -> u64 {
+    pub(super) fn add_handle(
+        &self,
+        ino: u64,
+        object: ObjectVersion,
+        writable: bool,
+        append: bool,
+    ) -> u64 {
         let fh = self
             .next_handle
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -167,6 +175,7 @@ impl<C: ObjectClient> Fs<C> {
             object,
             reader: Mutex::new(self.cache.new_reader()),
             writable,
+            append,
         };
         lock(&self.files).insert(fh, std::sync::Arc::new(file));
         *lock(&self.open_counts).entry(ino).or_default() += 1;

@@ -138,6 +138,16 @@ pub struct Opened {
     pub changed: bool,
 }
 
+/// Where a write landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes written.
+    pub len: u32,
+    /// Offset they were written at: the end of the file for `O_APPEND`,
+    /// whatever offset the kernel sent.
+    pub offset: u64,
+}
+
 /// What `open(O_CREAT)` asked besides creating.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CreateFlags {
@@ -154,6 +164,10 @@ pub struct OpenMode {
     pub write: bool,
     /// `O_TRUNC`: start from an empty file.
     pub truncate: bool,
+    /// `O_APPEND`: every write goes to the end of the file as this mount
+    /// knows it (the kernel's idea of the end is stale after another
+    /// client wrote the file).
+    pub append: bool,
     /// The process opening, when known: if its lookup of the file just
     /// asked the bucket, that answer is the open's close-to-open check.
     pub caller: Option<u32>,

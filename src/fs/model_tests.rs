@@ -120,6 +120,7 @@ impl Harness {
                 let mode = OpenMode {
                     write: true,
                     truncate: false,
+                    append: false,
                     caller: None,
                     set_id: SetIdBits::Keep,
                 };

@@ -109,6 +109,7 @@ impl<C: ObjectClient> Fs<C> {
             let mode = OpenMode {
                 write: true,
                 truncate: flags.truncate,
+                append: false,
                 caller: None,
                 set_id: SetIdBits::on_change_by(caller.uid),
             };
@@ -127,7 +128,7 @@ impl<C: ObjectClient> Fs<C> {
             etag: "".into(),
             size: 0,
         };
-        let fh = self.add_handle(entry.ino, object, true);
+        let fh = self.add_handle(entry.ino, object, true, false);
         Ok((
             entry,
             Opened {

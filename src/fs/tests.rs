@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::attr::Kind;
 use super::*;
 use crate::cos::memory::MemoryClient;
-use crate::cos::{CosError, ObjectAttrs, UserMeta};
+use crate::cos::{CosError, GetOptions, ObjectAttrs, UserMeta};
 
 async fn bucket(keys: &[(&str, &[u8])]) -> Arc<MemoryClient> {
     let client = Arc::new(MemoryClient::new());
@@ -29,6 +29,7 @@ fn fs(client: &Arc<MemoryClient>, config: FsConfig) -> Fs<MemoryClient> {
 const READ: OpenMode = OpenMode {
     write: false,
     truncate: false,
+    append: false,
     caller: None,
     set_id: SetIdBits::Keep,
 };
@@ -285,6 +286,7 @@ async fn appends_survive_a_release_racing_the_next_open() {
         let mode = OpenMode {
             write: true,
             truncate: false,
+            append: false,
             caller: None,
             set_id: SetIdBits::Keep,
         };
@@ -340,6 +342,7 @@ async fn no_listing_finds_names_by_head_only() {
     let write = OpenMode {
         write: true,
         truncate: false,
+        append: false,
         caller: None,
         set_id: SetIdBits::Keep,
     };
@@ -493,6 +496,37 @@ async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
     let h = other.open(g.ino, as_pid(8)).await.unwrap();
     other.release(h.fh).await.unwrap();
     assert_eq!(asked(), before + 1, "another process's open asks");
+}
+
+#[tokio::test]
+async fn appends_go_to_the_end_the_bucket_has_not_the_kernels() {
+    let c = bucket(&[("log", b"line1\n")]).await;
+    let fs = fs(&c, FsConfig::default());
+    let log = fs.lookup(ROOT, "log").await.unwrap();
+    c.put(
+        "log",
+        Bytes::from_static(b"line1\nline2\n"),
+        &ObjectAttrs::default(),
+    )
+    .await
+    .unwrap();
+    let append = OpenMode {
+        write: true,
+        append: true,
+        ..READ
+    };
+    let h = fs.open(log.ino, append).await.unwrap();
+    assert!(h.changed, "the kernel's size is stale");
+    // The kernel appends at the end it knows (6).
+    let written = fs
+        .write(h.fh, 6, b"line3\n", SetIdBits::Keep)
+        .await
+        .unwrap();
+    assert_eq!(written, Written { len: 6, offset: 12 });
+    fs.flush(h.fh).await.unwrap();
+    fs.release(h.fh).await.unwrap();
+    let stored = c.get("log", &GetOptions::default()).await.unwrap().body;
+    assert_eq!(&stored[..], b"line1\nline2\nline3\n");
 }
 
 #[tokio::test]

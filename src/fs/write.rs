@@ -13,7 +13,7 @@ use log::{debug, warn};
 
 use super::attr::{Attr, DIR_CONTENT_TYPE, MANAGED_META, SetIdBits, stored_mtime, to_meta};
 use super::xattr::Xattrs;
-use super::{Fs, FsError, FsResult, SharedWrite, lock};
+use super::{Fs, FsError, FsResult, SharedWrite, Written, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{
     CosError, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult, meta_size,
@@ -139,15 +139,16 @@ impl<C: ObjectClient> Fs<C> {
             .get_or_insert(ino, writer, || WriteState::clean(base, attr, xattrs)))
     }
 
-    /// Writes to an open file (`set_id`: what the write does to the set-ID
-    /// bits); returns the bytes written.
+    /// Writes to an open file at `offset`, or at its end for a handle
+    /// opened with `O_APPEND` (`set_id`: what the write does to the set-ID
+    /// bits).
     pub async fn write(
         &self,
         fh: u64,
         offset: u64,
         data: &[u8],
         set_id: SetIdBits,
-    ) -> FsResult<u32> {
+    ) -> FsResult<Written> {
         let file = lock(&self.files)
             .get(&fh)
             .cloned()
@@ -157,6 +158,7 @@ impl<C: ObjectClient> Fs<C> {
         }
         let state = self.writes.get(file.ino).ok_or(FsError::BadHandle)?;
         let mut st = state.lock().await;
+        let offset = if file.append { st.attr.size } else { offset };
         if let Content::Clean = st.content {
             let base_size = st.base.as_ref().map_or(0, |b| b.size);
             if base_size == 0 && offset == 0 {
@@ -194,7 +196,10 @@ impl<C: ObjectClient> Fs<C> {
         st.meta_dirty |= st.attr.apply_set_id(set_id);
         st.data_dirty = true;
         self.mark_pending(file.ino, st.attr);
-        Ok(data.len() as u32)
+        Ok(Written {
+            len: data.len() as u32,
+            offset,
+        })
     }
 
     pub(super) fn new_stream(&self, key: &str, attrs: ObjectAttrs) -> StreamUpload<C> {

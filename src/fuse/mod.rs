@@ -114,6 +114,7 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let mode = OpenMode {
             write: flags.acc_mode() != OpenAccMode::O_RDONLY,
             truncate: flags.0 & libc::O_TRUNC != 0,
+            append: flags.0 & libc::O_APPEND != 0,
             caller: Some(req.pid()),
             set_id: SetIdBits::on_change_by(req.uid()),
         };
@@ -227,12 +228,15 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
         let notifier = self.notifier.clone();
         self.spawn(op, |fs, op| async move {
             match fs.write(fh.0, offset, &data, set_id).await {
-                Ok(n) => {
-                    observers.wrote(fh.0, u64::from(n), sender);
-                    if drops_set_id {
+                Ok(written) => {
+                    observers.wrote(fh.0, u64::from(written.len), sender);
+                    // The kernel keeps the size it computed from its offset
+                    // (and, until it learns the true size, which drops them,
+                    // the pages it wrote there).
+                    if drops_set_id || written.offset != offset {
                         forget_attrs(&notifier, ino);
                     }
-                    reply.written(n)
+                    reply.written(written.len)
                 }
                 Err(e) => reply.error(op.fail(ino.0, &e)),
             }

@@ -302,6 +302,37 @@ fn the_next_open_sees_what_another_client_closed() {
     assert_eq!(server.stats()["HeadObject"], 0, "{}", server.stats());
 }
 
+/// Two servers appending to one log in turn (open, append, close): each
+/// append lands after the other's, also when this mount's kernel still has
+/// the size from before the other's (listed a moment ago).
+#[test]
+fn appends_from_two_mounts_in_turn_keep_every_line() {
+    let server = TestServer::start();
+    let a = TestMount::start(&server, &[]);
+    let b = TestMount::start(&server, &[]);
+    run(&a, "echo line1 > log");
+    run(&b, "ls -l log");
+    run(&a, "echo line2 from a >> log");
+    run(&b, "echo line3 from b >> log");
+    let expected = "line1\nline2 from a\nline3 from b";
+    assert_eq!(run(&b, "stat -c %s log"), (expected.len() + 1).to_string());
+    assert_eq!(run(&b, "cat log"), expected);
+    assert_eq!(run(&a, "cat log"), expected);
+    run(&a, "echo line4 from a >> log");
+    run(&b, "printf 'line5 from b\n' >> log");
+    let expected = format!("{expected}\nline4 from a\nline5 from b");
+    assert_eq!(run(&b, "cat log"), expected);
+    // Whole pages appended where b's kernel did not expect them: what b
+    // reads next is the file, not pages it kept from its own write.
+    run(&b, "cat log >/dev/null");
+    run(&a, "echo line6 from a >> log");
+    run(&b, "seq 3000 >> log");
+    let numbers: Vec<String> = (1..=3000).map(|i| i.to_string()).collect();
+    let expected = format!("{expected}\nline6 from a\n{}", numbers.join("\n"));
+    assert_eq!(run(&b, "cat log"), expected);
+    assert_eq!(run(&a, "cat log"), expected);
+}
+
 #[test]
 fn terminal_probes_do_not_reach_the_log() {
     let server = TestServer::start();
