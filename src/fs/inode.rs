@@ -55,6 +55,9 @@ pub struct Node {
     /// Directories: when a lookup here (or its mkdir) last found a name
     /// free.
     pub last_miss: Option<Instant>,
+    /// Directories: when a lookup here last found a known file's
+    /// attributes expired.
+    pub last_recheck: Option<Instant>,
     /// Directories: this mount wrote the marker as it is known (all its
     /// metadata is this node's), so a change may write it afresh without
     /// asking what else it holds. Any answer from the bucket clears it.
@@ -74,9 +77,13 @@ impl Node {
     /// Whether a listed object (`etag`, `modified`) is the version whose
     /// exact attributes this node already holds.
     pub fn knows_version(&self, etag: &str, modified: SystemTime) -> bool {
-        self.exact
-            && self.etag.as_deref() == Some(etag)
-            && same_second(self.modified, Some(modified))
+        knows_version(
+            self.exact,
+            self.etag.as_deref(),
+            self.modified,
+            etag,
+            modified,
+        )
     }
 
     /// Whether the attributes are still trusted at `now`.
@@ -117,6 +124,33 @@ pub struct ChildInfo {
     pub xattrs: Option<Xattrs>,
 }
 
+impl ChildInfo {
+    /// Whether a listed object (`etag`, `modified`) is the version whose
+    /// exact attributes these are.
+    pub fn knows_version(&self, etag: &str, modified: SystemTime) -> bool {
+        knows_version(
+            self.exact,
+            self.etag.as_deref(),
+            self.modified,
+            etag,
+            modified,
+        )
+    }
+}
+
+/// Whether exact attributes of version (`known_etag`, `known_modified`)
+/// describe the listed version (`etag`, `modified`): a metadata change
+/// keeps the ETag but not the time.
+fn knows_version(
+    exact: bool,
+    known_etag: Option<&str>,
+    known_modified: Option<SystemTime>,
+    etag: &str,
+    modified: SystemTime,
+) -> bool {
+    exact && known_etag == Some(etag) && same_second(known_modified, Some(modified))
+}
+
 /// All nodes, by inode number.
 #[derive(Debug)]
 pub struct InodeTable {
@@ -145,6 +179,7 @@ impl InodeTable {
             listed_until: None,
             missing: HashMap::new(),
             last_miss: None,
+            last_recheck: None,
             own_marker: false,
             lookups: 1,
         };
@@ -227,6 +262,7 @@ impl InodeTable {
                 listed_until: None,
                 missing: HashMap::new(),
                 last_miss: None,
+                last_recheck: None,
                 own_marker: false,
                 lookups: 0,
             },

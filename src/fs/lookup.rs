@@ -9,7 +9,11 @@
 //!   of `name` as a prefix, which answers "free" alone;
 //! - a directory seen before: one listing of `name/`, whose first entry
 //!   says whether the marker is still the version whose attributes are
-//!   known (a chmod elsewhere rewrites it, and so changes its time).
+//!   known (a chmod elsewhere rewrites it, and so changes its time);
+//! - a file seen before, in a directory where other such lookups came just
+//!   before (`find -exec cat`, `cp -r` of a tree listed more than a TTL
+//!   ago): a recent snapshot of the whole directory, which shows whether
+//!   it is still the version whose attributes are known.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +21,7 @@ use log::debug;
 
 use super::attr::Kind;
 use super::dir::{self, invalid_name};
-use super::inode::{ChildInfo, same_second};
+use super::inode::ChildInfo;
 use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult};
 use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo};
@@ -39,6 +43,9 @@ enum Question {
     Free,
     /// Still the directory whose attributes (and marker version) these are.
     StillDir(ChildInfo),
+    /// Still the file whose attributes (and version) these are, asked of a
+    /// snapshot of the directory.
+    StillFile(ChildInfo),
 }
 
 impl<C: ObjectClient> Fs<C> {
@@ -72,9 +79,10 @@ impl<C: ObjectClient> Fs<C> {
                 return Err(FsError::NotDir);
             }
             let parent_key = p.key.clone();
-            let filling = p
-                .last_miss
-                .is_some_and(|at| now.duration_since(at) < FILLING);
+            let recent =
+                |at: Option<Instant>| at.is_some_and(|at| now.duration_since(at) < FILLING);
+            let filling = recent(p.last_miss);
+            let rechecking = recent(p.last_recheck);
             let mut question = if filling {
                 Question::Free
             } else {
@@ -90,14 +98,22 @@ impl<C: ObjectClient> Fs<C> {
                     t.remember(entry.ino);
                     return Ok(entry);
                 }
+                let known = ChildInfo {
+                    attr: child.attr,
+                    etag: child.etag.clone(),
+                    modified: child.modified,
+                    exact: true,
+                    xattrs: child.xattrs.clone(),
+                };
                 if child.attr.kind == Kind::Dir && child.exact {
-                    question = Question::StillDir(ChildInfo {
-                        attr: child.attr,
-                        etag: child.etag.clone(),
-                        modified: child.modified,
-                        exact: true,
-                        xattrs: child.xattrs.clone(),
-                    });
+                    question = Question::StillDir(known);
+                } else if child.exact && child.etag.is_some() {
+                    if rechecking {
+                        question = Question::StillFile(known);
+                    }
+                    if let Some(p) = t.get_mut(parent) {
+                        p.last_recheck = Some(now);
+                    }
                 }
             } else if t.is_missing(parent, name, now) {
                 return Err(FsError::NotFound);
@@ -117,6 +133,11 @@ impl<C: ObjectClient> Fs<C> {
                 found
             }
             Question::StillDir(known) => self.revalidate_dir(&parent_key, name, known).await?,
+            Question::StillFile(known) => {
+                let (found, at) = self.recheck_file(parent, &parent_key, name, known).await?;
+                seen = at;
+                found
+            }
         };
         let mut t = lock(&self.inodes);
         match found {
@@ -130,17 +151,13 @@ impl<C: ObjectClient> Fs<C> {
             Some(info) => {
                 let attr = info.attr;
                 let ino = t
-                    .upsert_child(
-                        parent,
-                        name,
-                        info,
-                        Instant::now() + self.config.metadata_ttl,
-                    )
+                    .upsert_child(parent, name, info, seen + self.config.metadata_ttl)
                     .ok_or(FsError::NotFound)?;
                 t.remember(ino);
                 if let (Some(pid), Some(node)) = (caller, t.get_mut(ino)) {
                     if node.exact && node.attr.kind != Kind::Dir && node.etag.is_some() {
-                        node.looked_up_by = Some((pid, Instant::now()));
+                        // The open checks how recent the answer is.
+                        node.looked_up_by = Some((pid, seen));
                     }
                 }
                 Ok(Entry { ino, attr })
@@ -192,6 +209,37 @@ impl<C: ObjectClient> Fs<C> {
             Held::Dir | Held::Unknown | Held::Made => self.resolve(parent_key, name).await?,
         };
         Ok((found, Instant::now()))
+    }
+
+    /// [`resolve`](Self::resolve) for a name last seen as the file `known`,
+    /// and when the answer was seen: a snapshot of the directory sent
+    /// within the negative TTL (one listing for the lookups that follow)
+    /// that shows the same version keeps the known attributes; another
+    /// version costs a HEAD, and anything else the full question.
+    async fn recheck_file(
+        &self,
+        parent: u64,
+        parent_key: &str,
+        name: &str,
+        known: ChildInfo,
+    ) -> FsResult<(Option<ChildInfo>, Instant)> {
+        let now = Instant::now();
+        let since = now.checked_sub(self.config.negative_ttl).unwrap_or(now);
+        let Some(seen) = self.dir_snapshot(parent, parent_key, since, name).await? else {
+            return Ok((self.resolve(parent_key, name).await?, now));
+        };
+        let asked = Instant::now();
+        let found = match seen.held {
+            Held::Free => return Ok((None, seen.snapshot.taken)),
+            Held::File => match seen.snapshot.version(name) {
+                Some((etag, modified)) if known.knows_version(etag, modified) => {
+                    return Ok((Some(known), seen.snapshot.taken));
+                }
+                _ => self.file_answer(self.client.head(&format!("{parent_key}{name}")).await)?,
+            },
+            Held::Dir | Held::Unknown | Held::Made => self.resolve(parent_key, name).await?,
+        };
+        Ok((found, asked))
     }
 
     /// [`resolve`](Self::resolve) in a directory being filled: one listing
@@ -259,9 +307,7 @@ impl<C: ObjectClient> Fs<C> {
         let info = match marker {
             None => self.implicit_dir(),
             Some(_) if self.config.fast_list => self.implicit_dir(),
-            Some(m) => match known.filter(|k| {
-                k.etag.as_deref() == Some(&m.etag) && same_second(k.modified, Some(m.last_modified))
-            }) {
+            Some(m) => match known.filter(|k| k.knows_version(&m.etag, m.last_modified)) {
                 Some(unchanged) => unchanged,
                 None => match self.client.head(prefix).await {
                     Ok(info) => self.dir_info(&info),

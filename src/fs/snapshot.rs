@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
@@ -34,9 +34,9 @@ const KEPT_FOR: Duration = Duration::from_secs(5);
 pub struct Snapshot {
     /// When the listing was sent: the view is at least this recent.
     pub taken: Instant,
-    /// Names and whether each is a directory; `None` when the directory
-    /// holds more than one page.
-    names: Option<HashMap<String, bool>>,
+    /// Names and what each is; `None` when the directory holds more than
+    /// one page.
+    names: Option<HashMap<String, Listed>>,
 }
 
 impl Snapshot {
@@ -47,14 +47,9 @@ impl Snapshot {
         }
         let mut listing = DirListing::default();
         listing.add_page(prefix, page);
-        let names = listing
-            .entries
-            .into_iter()
-            .map(|(name, listed)| (name, listed == Listed::Dir))
-            .collect();
         Snapshot {
             taken,
-            names: Some(names),
+            names: Some(listing.entries.into_iter().collect()),
         }
     }
 
@@ -64,8 +59,21 @@ impl Snapshot {
         match self.names.as_ref().map(|names| names.get(name)) {
             None => Held::Unknown,
             Some(None) => Held::Free,
-            Some(Some(false)) => Held::File,
-            Some(Some(true)) => Held::Dir,
+            Some(Some(Listed::Object { .. })) => Held::File,
+            Some(Some(Listed::Dir)) => Held::Dir,
+        }
+    }
+
+    /// The ETag and Last-Modified of the file `name` when the snapshot was
+    /// taken.
+    pub fn version(&self, name: &str) -> Option<(&str, SystemTime)> {
+        match self.names.as_ref()?.get(name)? {
+            Listed::Object {
+                etag,
+                last_modified,
+                ..
+            } => Some((etag, *last_modified)),
+            Listed::Dir => None,
         }
     }
 

@@ -499,6 +499,78 @@ async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
 }
 
 #[tokio::test]
+async fn expired_files_of_a_listed_folder_are_rechecked_with_one_listing() {
+    let keys: Vec<(String, Vec<u8>)> = (0..10)
+        .map(|i| (format!("d/f{i}"), vec![b'x'; i]))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let c = bucket(&refs).await;
+    // Every answer expires at once: each lookup finds its file expired.
+    let config = FsConfig {
+        metadata_ttl: Duration::ZERO,
+        negative_ttl: Duration::from_secs(3600),
+        ..FsConfig::default()
+    };
+    let fs = fs(&c, config);
+    let d = fs.lookup(ROOT, "d").await.unwrap();
+    assert_eq!(names(&fs, d.ino).await.len(), 12);
+    let costs = |c: &MemoryClient| (c.calls("head"), c.calls("list_page"));
+    let before = costs(&c);
+    // The first asks as before (a HEAD and a listing of `f0/`); the next
+    // ones share one snapshot of the folder, which shows the same versions.
+    for i in 0..10 {
+        let f = fs.lookup(d.ino, &format!("f{i}")).await.unwrap();
+        assert_eq!(f.attr.size, i);
+    }
+    assert_eq!(costs(&c), (before.0 + 1, before.1 + 2));
+    // A file replaced since asks with a HEAD when the snapshot shows it; a
+    // file deleted since is gone; the open still checks the bucket.
+    c.put("d/f5", Bytes::from_static(b"new"), &ObjectAttrs::default())
+        .await
+        .unwrap();
+    let f5 = fs.lookup(d.ino, "f5").await.unwrap();
+    assert_eq!(f5.attr.size, 5, "the snapshot predates the change");
+    let h = fs.open(f5.ino, READ).await.unwrap();
+    assert!(h.changed);
+    assert_eq!(&fs.read(h.fh, 0, 10).await.unwrap()[..], b"new");
+    fs.release(h.fh).await.unwrap();
+    let fresh = Fs::new(
+        c.clone(),
+        FsConfig {
+            metadata_ttl: Duration::ZERO,
+            ..FsConfig::default()
+        },
+    )
+    .unwrap();
+    let d = fresh.lookup(ROOT, "d").await.unwrap();
+    names(&fresh, d.ino).await;
+    c.put(
+        "d/f5",
+        Bytes::from_static(b"newer content"),
+        &ObjectAttrs::default(),
+    )
+    .await
+    .unwrap();
+    c.delete("d/f7").await.unwrap();
+    fresh.lookup(d.ino, "f0").await.unwrap();
+    let before = costs(&c);
+    assert_eq!(fresh.lookup(d.ino, "f5").await.unwrap().attr.size, 13);
+    assert_eq!(
+        costs(&c),
+        (before.0 + 1, before.1 + 1),
+        "a snapshot and a HEAD"
+    );
+    assert_eq!(
+        fresh.lookup(d.ino, "f7").await.unwrap_err(),
+        FsError::NotFound
+    );
+    assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
+}
+
+#[tokio::test]
 async fn appends_go_to_the_end_the_bucket_has_not_the_kernels() {
     let c = bucket(&[("log", b"line1\n")]).await;
     let fs = fs(&c, FsConfig::default());

@@ -263,3 +263,35 @@ fn mkdir_lists_the_new_folder_with_its_marker() {
         "no creating open asks: {stats}"
     );
 }
+
+/// `cat` of every file of a folder listed more than a TTL before the
+/// files are opened (as the bench's `find -exec cat` of 2,000 files
+/// outlasts the default 1 s), by name, so that no listing refreshes them
+/// first: the expired files are rechecked with one listing of the folder,
+/// not a HEAD and a listing of `name/` each, and each small file's open
+/// asks with the GET its read needs. With default options; the TTL has to
+/// run out, so the test waits for it.
+#[test]
+fn reading_a_listed_folder_after_its_ttl_costs_one_request_per_file() {
+    let server = TestServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed_folder(&server, "t", 40));
+    let m = TestMount::start(&server, &[]);
+    m.sh_ok("ls -l t >/dev/null");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    server.reset_stats();
+    let bytes: usize = (0..40).sum();
+    let cat = "cd t && cat $(printf 'file-%05d ' $(seq 0 39)) | wc -c";
+    assert_eq!(m.sh_ok(cat).trim(), bytes.to_string());
+    let (lists, heads, gets) = (
+        count(&server, "ListObjects"),
+        count(&server, "HeadObject"),
+        count(&server, "GetObject"),
+    );
+    println!("cat of 40 files: {lists} LIST, {heads} HEAD, {gets} GET");
+    // The first name asks as before (a HEAD and a listing of `name/`); the
+    // empty file is opened with a HEAD (nothing to read).
+    assert_eq!(gets, 39, "{}", server.stats());
+    assert!(heads <= 3, "{}", server.stats());
+    assert!(lists <= 4, "{}", server.stats());
+}
