@@ -75,9 +75,9 @@ impl Kind {
     /// Options besides the endpoint, bucket and mount point.
     fn options(self, variant: Variant) -> Option<Vec<&'static str>> {
         let mut opts = match self {
-            // cosmount's defaults, except a metadata TTL as long as rclone's
-            // default --dir-cache-time (s3fs caches stats for 900 s).
-            Kind::Cosmount => vec!["--metadata-ttl", "5m"],
+            // cosmount's defaults (1 s metadata TTL; rclone caches
+            // directories for 5 minutes, s3fs stats for 900 s, by default).
+            Kind::Cosmount => vec![],
             Kind::S3fs => vec![
                 "-o",
                 "parallel_count=8,multipart_size=16,max_stat_cache_size=200000,enable_noobj_cache",
