@@ -86,6 +86,17 @@ impl Node {
         )
     }
 
+    /// What this node knows, as a child's answer.
+    pub fn known(&self) -> ChildInfo {
+        ChildInfo {
+            attr: self.attr,
+            etag: self.etag.clone(),
+            modified: self.modified,
+            exact: self.exact,
+            xattrs: self.xattrs.clone(),
+        }
+    }
+
     /// Whether the attributes are still trusted at `now`.
     pub fn is_fresh(&self, now: Instant) -> bool {
         now < self.valid_until

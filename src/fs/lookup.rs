@@ -98,18 +98,11 @@ impl<C: ObjectClient> Fs<C> {
                     t.remember(entry.ino);
                     return Ok(entry);
                 }
-                let known = ChildInfo {
-                    attr: child.attr,
-                    etag: child.etag.clone(),
-                    modified: child.modified,
-                    exact: true,
-                    xattrs: child.xattrs.clone(),
-                };
                 if child.attr.kind == Kind::Dir && child.exact {
-                    question = Question::StillDir(known);
+                    question = Question::StillDir(child.known());
                 } else if child.exact && child.etag.is_some() {
                     if rechecking {
-                        question = Question::StillFile(known);
+                        question = Question::StillFile(child.known());
                     }
                     if let Some(p) = t.get_mut(parent) {
                         p.last_recheck = Some(now);
