@@ -22,6 +22,17 @@ async fn bucket(keys: &[(&str, &[u8])]) -> Arc<MemoryClient> {
     client
 }
 
+/// A bucket of `count` objects named by `name`, the `i`th holding `i`
+/// bytes.
+async fn numbered(count: usize, name: impl Fn(usize) -> String) -> Arc<MemoryClient> {
+    let keys: Vec<(String, Vec<u8>)> = (0..count).map(|i| (name(i), vec![b'x'; i])).collect();
+    let refs: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    bucket(&refs).await
+}
+
 fn fs(client: &Arc<MemoryClient>, config: FsConfig) -> Fs<MemoryClient> {
     Fs::new(client.clone(), config).unwrap()
 }
@@ -108,14 +119,7 @@ async fn unusable_keys_are_skipped() {
 
 #[tokio::test]
 async fn listing_heads_unknown_objects_once_and_fast_list_never() {
-    let keys: Vec<(String, Vec<u8>)> = (0..30)
-        .map(|i| (format!("dir/f{i:02}"), vec![b'x'; i]))
-        .collect();
-    let refs: Vec<(&str, &[u8])> = keys
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    let c = bucket(&refs).await;
+    let c = numbered(30, |i| format!("dir/f{i:02}")).await;
     let exact = fs(
         &c,
         FsConfig {
@@ -500,14 +504,7 @@ async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
 
 #[tokio::test]
 async fn expired_files_of_a_listed_folder_are_rechecked_with_one_listing() {
-    let keys: Vec<(String, Vec<u8>)> = (0..10)
-        .map(|i| (format!("d/f{i}"), vec![b'x'; i]))
-        .collect();
-    let refs: Vec<(&str, &[u8])> = keys
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    let c = bucket(&refs).await;
+    let c = numbered(10, |i| format!("d/f{i}")).await;
     // Every answer expires at once: each lookup finds its file expired.
     let config = FsConfig {
         metadata_ttl: Duration::ZERO,
