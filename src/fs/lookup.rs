@@ -10,10 +10,11 @@
 //! - a directory seen before: one listing of `name/`, whose first entry
 //!   says whether the marker is still the version whose attributes are
 //!   known (a chmod elsewhere rewrites it, and so changes its time);
-//! - a file seen before, in a directory where other such lookups came just
-//!   before (`find -exec cat`, `cp -r` of a tree listed more than a TTL
-//!   ago): a recent snapshot of the whole directory, which shows whether
-//!   it is still the version whose attributes are known.
+//! - a file seen before: a HEAD (the full question only when it is gone);
+//!   in a directory where other such lookups came just before (`find -exec
+//!   cat`, `cp -r` of a tree listed more than a TTL ago), a recent snapshot
+//!   of the whole directory, which shows whether it is still the version
+//!   whose attributes are known.
 
 use std::time::{Duration, Instant};
 
@@ -43,9 +44,11 @@ enum Question {
     Free,
     /// Still the directory whose attributes (and marker version) these are.
     StillDir(ChildInfo),
+    /// Still a file: asked with a HEAD, as `getattr` asks.
+    StillFile,
     /// Still the file whose attributes (and version) these are, asked of a
     /// snapshot of the directory.
-    StillFile(ChildInfo),
+    StillListed(ChildInfo),
 }
 
 impl<C: ObjectClient> Fs<C> {
@@ -102,7 +105,9 @@ impl<C: ObjectClient> Fs<C> {
                     question = Question::StillDir(child.known());
                 } else if child.exact && child.etag.is_some() {
                     if rechecking {
-                        question = Question::StillFile(child.known());
+                        question = Question::StillListed(child.known());
+                    } else if !filling {
+                        question = Question::StillFile;
                     }
                     if let Some(p) = t.get_mut(parent) {
                         p.last_recheck = Some(now);
@@ -126,7 +131,8 @@ impl<C: ObjectClient> Fs<C> {
                 found
             }
             Question::StillDir(known) => self.revalidate_dir(&parent_key, name, known).await?,
-            Question::StillFile(known) => {
+            Question::StillFile => self.recheck_file_by_head(&parent_key, name).await?,
+            Question::StillListed(known) => {
                 let (found, at) = self.recheck_file(parent, &parent_key, name, known).await?;
                 seen = at;
                 found
@@ -233,6 +239,21 @@ impl<C: ObjectClient> Fs<C> {
             Held::Dir | Held::Unknown | Held::Made => self.resolve(parent_key, name).await?,
         };
         Ok((found, asked))
+    }
+
+    /// [`resolve`](Self::resolve) for a name last seen as a file: a HEAD;
+    /// only a file gone since takes the full question (a directory may
+    /// have the name now).
+    async fn recheck_file_by_head(
+        &self,
+        parent_key: &str,
+        name: &str,
+    ) -> FsResult<Option<ChildInfo>> {
+        match self.client.head(&format!("{parent_key}{name}")).await {
+            Ok(info) => Ok(Some(self.file_info(&info))),
+            Err(e) if e.is_not_found() => self.resolve(parent_key, name).await,
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// [`resolve`](Self::resolve) in a directory being filled: one listing

@@ -503,7 +503,7 @@ async fn an_open_trusts_only_its_own_process_just_finished_lookup() {
 }
 
 #[tokio::test]
-async fn expired_files_of_a_listed_folder_are_rechecked_with_one_listing() {
+async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder() {
     let c = numbered(10, |i| format!("d/f{i}")).await;
     // Every answer expires at once: each lookup finds its file expired.
     let config = FsConfig {
@@ -516,13 +516,14 @@ async fn expired_files_of_a_listed_folder_are_rechecked_with_one_listing() {
     assert_eq!(names(&fs, d.ino).await.len(), 12);
     let costs = |c: &MemoryClient| (c.calls("head"), c.calls("list_page"));
     let before = costs(&c);
-    // The first asks as before (a HEAD and a listing of `f0/`); the next
-    // ones share one snapshot of the folder, which shows the same versions.
+    // The first asks with a HEAD (a file seen before: no listing of
+    // `f0/`); the next ones share one snapshot of the folder, which shows
+    // the same versions.
     for i in 0..10 {
         let f = fs.lookup(d.ino, &format!("f{i}")).await.unwrap();
         assert_eq!(f.attr.size, i);
     }
-    assert_eq!(costs(&c), (before.0 + 1, before.1 + 2));
+    assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
     // A file replaced since asks with a HEAD when the snapshot shows it; a
     // file deleted since is gone; the open still checks the bucket.
     c.put("d/f5", Bytes::from_static(b"new"), &ObjectAttrs::default())
@@ -565,6 +566,34 @@ async fn expired_files_of_a_listed_folder_are_rechecked_with_one_listing() {
         FsError::NotFound
     );
     assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
+    // Alone, a file seen before costs its HEAD; one that became a folder
+    // elsewhere is found gone by it, and a folder by the full question.
+    let alone = Fs::new(
+        c.clone(),
+        FsConfig {
+            metadata_ttl: Duration::ZERO,
+            ..FsConfig::default()
+        },
+    )
+    .unwrap();
+    let d = alone.lookup(ROOT, "d").await.unwrap();
+    names(&alone, d.ino).await;
+    c.delete("d/f1").await.unwrap();
+    c.put(
+        "d/f1/inner",
+        Bytes::from_static(b"x"),
+        &ObjectAttrs::default(),
+    )
+    .await
+    .unwrap();
+    let before = costs(&c);
+    let f1 = alone.lookup(d.ino, "f1").await.unwrap();
+    assert_eq!(f1.attr.kind, Kind::Dir);
+    assert_eq!(
+        costs(&c),
+        (before.0 + 2, before.1 + 1),
+        "HEAD, then HEAD and listing"
+    );
 }
 
 #[tokio::test]

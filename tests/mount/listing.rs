@@ -267,8 +267,9 @@ fn mkdir_lists_the_new_folder_with_its_marker() {
 /// `cat` of every file of a folder listed more than a TTL before the
 /// files are opened (as the bench's `find -exec cat` of 2,000 files
 /// outlasts the default 1 s), by name, so that no listing refreshes them
-/// first: the expired files are rechecked with one listing of the folder,
-/// not a HEAD and a listing of `name/` each, and each small file's open
+/// first: the first expired file is rechecked with a HEAD, the others
+/// with one listing of the folder, not a HEAD and a listing of `name/`
+/// each (41 LIST and 40 HEAD before), and each small file's open
 /// asks with the GET its read needs. With default options; the TTL has to
 /// run out, so the test waits for it.
 #[test]
@@ -289,8 +290,8 @@ fn reading_a_listed_folder_after_its_ttl_costs_one_request_per_file() {
         count(&server, "GetObject"),
     );
     println!("cat of 40 files: {lists} LIST, {heads} HEAD, {gets} GET");
-    // The first name asks as before (a HEAD and a listing of `name/`); the
-    // empty file is opened with a HEAD (nothing to read).
+    // The first name asks with a HEAD (a file seen before); the empty file
+    // is opened after it and takes that answer (nothing to read).
     assert_eq!(gets, 39, "{}", server.stats());
     assert!(heads <= 3, "{}", server.stats());
     assert!(lists <= 4, "{}", server.stats());
