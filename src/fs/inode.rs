@@ -56,8 +56,8 @@ pub struct Node {
     /// free.
     pub last_miss: Option<Instant>,
     /// Directories: when a lookup here last found a known file's
-    /// attributes expired.
-    pub last_recheck: Option<Instant>,
+    /// attributes expired, and the file's name.
+    pub last_recheck: Option<(Instant, String)>,
     /// Directories: this mount wrote the marker as it is known (all its
     /// metadata is this node's), so a change may write it afresh without
     /// asking what else it holds. Any answer from the bucket clears it.

@@ -82,10 +82,14 @@ impl<C: ObjectClient> Fs<C> {
                 return Err(FsError::NotDir);
             }
             let parent_key = p.key.clone();
-            let recent =
-                |at: Option<Instant>| at.is_some_and(|at| now.duration_since(at) < FILLING);
-            let filling = recent(p.last_miss);
-            let rechecking = recent(p.last_recheck);
+            let recent = |at: Instant| now.duration_since(at) < FILLING;
+            let filling = p.last_miss.is_some_and(recent);
+            // Another file's recheck just came: more are coming (a file
+            // polled alone keeps its HEAD).
+            let rechecking = p
+                .last_recheck
+                .as_ref()
+                .is_some_and(|(at, other)| recent(*at) && other != name);
             let mut question = if filling {
                 Question::Free
             } else {
@@ -110,7 +114,7 @@ impl<C: ObjectClient> Fs<C> {
                         question = Question::StillFile;
                     }
                     if let Some(p) = t.get_mut(parent) {
-                        p.last_recheck = Some(now);
+                        p.last_recheck = Some((now, name.to_string()));
                     }
                 }
             } else if t.is_missing(parent, name, now) {

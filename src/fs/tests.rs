@@ -594,6 +594,15 @@ async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder(
         (before.0 + 2, before.1 + 1),
         "HEAD, then HEAD and listing"
     );
+    // Right after another file's recheck, a snapshot of the folder; a
+    // file polled alone after that keeps asking with a HEAD.
+    let before = costs(&c);
+    assert_eq!(alone.lookup(d.ino, "f3").await.unwrap().attr.size, 3);
+    assert_eq!(costs(&c), (before.0, before.1 + 1));
+    for _ in 0..3 {
+        assert_eq!(alone.lookup(d.ino, "f3").await.unwrap().attr.size, 3);
+    }
+    assert_eq!(costs(&c), (before.0 + 3, before.1 + 1));
 }
 
 #[tokio::test]
