@@ -218,7 +218,8 @@ impl<C: ObjectClient> Fs<C> {
     /// and when the answer was seen: a snapshot of the directory sent
     /// within the negative TTL (one listing for the lookups that follow)
     /// that shows the same version keeps the known attributes; another
-    /// version costs a HEAD, and anything else the full question.
+    /// version costs a HEAD, and anything else the full question. A
+    /// directory too large for a snapshot asks with a HEAD.
     async fn recheck_file(
         &self,
         parent: u64,
@@ -229,7 +230,7 @@ impl<C: ObjectClient> Fs<C> {
         let now = Instant::now();
         let since = now.checked_sub(self.config.negative_ttl).unwrap_or(now);
         let Some(seen) = self.dir_snapshot(parent, parent_key, since, name).await? else {
-            return Ok((self.resolve(parent_key, name).await?, now));
+            return Ok((self.recheck_file_by_head(parent_key, name).await?, now));
         };
         let asked = Instant::now();
         let found = match seen.held {
