@@ -535,16 +535,22 @@ async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder(
     assert!(h.changed);
     assert_eq!(&fs.read(h.fh, 0, 10).await.unwrap()[..], b"new");
     fs.release(h.fh).await.unwrap();
-    let fresh = Fs::new(
-        c.clone(),
-        FsConfig {
-            metadata_ttl: Duration::ZERO,
-            ..FsConfig::default()
-        },
-    )
-    .unwrap();
-    let d = fresh.lookup(ROOT, "d").await.unwrap();
-    names(&fresh, d.ino).await;
+    // A mount that lists the folder now (every answer expiring at once,
+    // snapshots kept for the default negative TTL).
+    let listed_now = || async {
+        let fs = Fs::new(
+            c.clone(),
+            FsConfig {
+                metadata_ttl: Duration::ZERO,
+                ..FsConfig::default()
+            },
+        )
+        .unwrap();
+        let d = fs.lookup(ROOT, "d").await.unwrap();
+        names(&fs, d.ino).await;
+        (fs, d)
+    };
+    let (fresh, d) = listed_now().await;
     c.put(
         "d/f5",
         Bytes::from_static(b"newer content"),
@@ -568,16 +574,7 @@ async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder(
     assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
     // Alone, a file seen before costs its HEAD; one that became a folder
     // elsewhere is found gone by it, and a folder by the full question.
-    let alone = Fs::new(
-        c.clone(),
-        FsConfig {
-            metadata_ttl: Duration::ZERO,
-            ..FsConfig::default()
-        },
-    )
-    .unwrap();
-    let d = alone.lookup(ROOT, "d").await.unwrap();
-    names(&alone, d.ino).await;
+    let (alone, d) = listed_now().await;
     c.delete("d/f1").await.unwrap();
     c.put(
         "d/f1/inner",
