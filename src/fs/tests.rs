@@ -33,6 +33,14 @@ async fn numbered(count: usize, name: impl Fn(usize) -> String) -> Arc<MemoryCli
     bucket(&refs).await
 }
 
+/// Writes `body` to `key` as another client would.
+async fn put(client: &MemoryClient, key: &str, body: &'static [u8]) {
+    client
+        .put(key, Bytes::from_static(body), &ObjectAttrs::default())
+        .await
+        .unwrap();
+}
+
 fn fs(client: &Arc<MemoryClient>, config: FsConfig) -> Fs<MemoryClient> {
     Fs::new(client.clone(), config).unwrap()
 }
@@ -215,9 +223,7 @@ async fn reads_whole_files_and_sees_replacements_after_the_ttl() {
     let f = fs.lookup(ROOT, "f").await.unwrap();
     let h = fs.open(f.ino, READ).await.unwrap();
     assert_eq!(&fs.read(h.fh, 0, 100).await.unwrap()[..], b"version one");
-    c.put("f", Bytes::from_static(b"second"), &ObjectAttrs::default())
-        .await
-        .unwrap();
+    put(&c, "f", b"second").await;
     assert_eq!(
         fs.read(h.fh, 0, 100).await,
         Ok(Bytes::from_static(b"version one")),
@@ -526,9 +532,7 @@ async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder(
     assert_eq!(costs(&c), (before.0 + 1, before.1 + 1));
     // A file replaced since asks with a HEAD when the snapshot shows it; a
     // file deleted since is gone; the open still checks the bucket.
-    c.put("d/f5", Bytes::from_static(b"new"), &ObjectAttrs::default())
-        .await
-        .unwrap();
+    put(&c, "d/f5", b"new").await;
     let f5 = fs.lookup(d.ino, "f5").await.unwrap();
     assert_eq!(f5.attr.size, 5, "the snapshot predates the change");
     let h = fs.open(f5.ino, READ).await.unwrap();
@@ -551,13 +555,7 @@ async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder(
         (fs, d)
     };
     let (fresh, d) = listed_now().await;
-    c.put(
-        "d/f5",
-        Bytes::from_static(b"newer content"),
-        &ObjectAttrs::default(),
-    )
-    .await
-    .unwrap();
+    put(&c, "d/f5", b"newer content").await;
     c.delete("d/f7").await.unwrap();
     fresh.lookup(d.ino, "f0").await.unwrap();
     let before = costs(&c);
@@ -576,13 +574,7 @@ async fn expired_files_are_rechecked_with_a_head_or_one_listing_of_their_folder(
     // elsewhere is found gone by it, and a folder by the full question.
     let (alone, d) = listed_now().await;
     c.delete("d/f1").await.unwrap();
-    c.put(
-        "d/f1/inner",
-        Bytes::from_static(b"x"),
-        &ObjectAttrs::default(),
-    )
-    .await
-    .unwrap();
+    put(&c, "d/f1/inner", b"x").await;
     let before = costs(&c);
     let f1 = alone.lookup(d.ino, "f1").await.unwrap();
     assert_eq!(f1.attr.kind, Kind::Dir);
@@ -607,13 +599,7 @@ async fn appends_go_to_the_end_the_bucket_has_not_the_kernels() {
     let c = bucket(&[("log", b"line1\n")]).await;
     let fs = fs(&c, FsConfig::default());
     let log = fs.lookup(ROOT, "log").await.unwrap();
-    c.put(
-        "log",
-        Bytes::from_static(b"line1\nline2\n"),
-        &ObjectAttrs::default(),
-    )
-    .await
-    .unwrap();
+    put(&c, "log", b"line1\nline2\n").await;
     let append = OpenMode {
         write: true,
         append: true,
@@ -639,13 +625,7 @@ async fn an_open_for_reading_a_small_file_asks_with_the_get_its_read_needs() {
     let fs = fs(&c, FsConfig::default());
     let calls = |c: &MemoryClient| (c.calls("head"), c.calls("get"));
     let small = fs.lookup(ROOT, "small").await.unwrap();
-    c.put(
-        "small",
-        Bytes::from_static(b"newer"),
-        &ObjectAttrs::default(),
-    )
-    .await
-    .unwrap();
+    put(&c, "small", b"newer").await;
     let before = calls(&c);
     let h = fs.open(small.ino, READ).await.unwrap();
     assert_eq!(calls(&c), (before.0, before.1 + 1), "a GET, no HEAD");
@@ -684,13 +664,7 @@ async fn an_open_for_reading_a_small_file_asks_with_the_get_its_read_needs() {
     }
     // A file gone since: ENOENT, as from a HEAD.
     let small = fs.lookup(ROOT, "small").await.unwrap();
-    c.put(
-        "small",
-        Bytes::from_static(b"again"),
-        &ObjectAttrs::default(),
-    )
-    .await
-    .unwrap();
+    put(&c, "small", b"again").await;
     let h = fs.open(small.ino, READ).await.unwrap();
     fs.release(h.fh).await.unwrap();
     c.delete("small").await.unwrap();
@@ -778,9 +752,7 @@ async fn a_known_directory_is_revalidated_with_one_listing() {
     // Gone, and a file in its place: the full question finds the file.
     c.delete("d/").await.unwrap();
     c.delete("d/f").await.unwrap();
-    c.put("d", Bytes::from_static(b"file"), &ObjectAttrs::default())
-        .await
-        .unwrap();
+    put(&c, "d", b"file").await;
     let file = fs.lookup(ROOT, "d").await.unwrap();
     assert_eq!((file.attr.kind, file.attr.size), (Kind::File, 4));
 }
