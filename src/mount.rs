@@ -324,12 +324,18 @@ pub fn serve<C: ObjectClient>(
     set_read_ahead(&opts.mountpoint, opts.read_ahead_kb);
     info!("mounted {} on {}", opts.source, opts.mountpoint.display());
     let mut unmounter = session.unmount_callable();
+    let mountpoint = opts.mountpoint.clone();
     runtime.spawn(async move {
         wait_for_stop_signal(stop).await;
         info!("stop signal received; unmounting");
         notify_systemd("STOPPING=1");
         if let Err(e) = unmounter.unmount() {
+            // Busy (a process works in it): gone from the namespace now,
+            // the daemon ends once the last user lets go.
             warn!("unmount failed ({e}); detaching the mount lazily");
+            if let Err(e) = lazy_unmount(&mountpoint) {
+                warn!("{e}");
+            }
         }
     });
     on_ready();

@@ -103,6 +103,30 @@ fn sigterm_unmounts_cleanly() {
     assert!(!is_mounted(&path), "no mount left after SIGTERM");
 }
 
+/// SIGTERM while a process works in the mount (its current directory is
+/// there, so `umount` answers EBUSY, as systemd's stop of a busy mount
+/// meets): the mount is detached at once and the daemon exits once the
+/// process leaves, instead of staying mounted until it is killed, which
+/// left a dead mount behind.
+#[test]
+fn sigterm_of_a_busy_mount_detaches_it_and_exits_when_it_is_free() {
+    let server = TestServer::start();
+    let mut m = TestMount::start(&server, &[]);
+    let path = m.path();
+    let mut holder = Command::new("sh")
+        .args(["-c", "read line"])
+        .current_dir(&path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // SAFETY: kill(2) on the pid of the daemon the mount runs.
+    unsafe { libc::kill(m.pid() as libc::pid_t, libc::SIGTERM) };
+    wait_for("the busy mount to be detached", || !is_mounted(&path));
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    assert!(m.stop().success(), "{}", m.log_text());
+}
+
 #[test]
 fn options_inside_dash_o_work_like_mount_passes_them() {
     let server = TestServer::start();
