@@ -86,6 +86,9 @@ pub fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
     Ok(canonical)
 }
 
+/// Detaches the mount on `path` from the namespace (it goes once unused):
+/// `umount2(MNT_DETACH)`, else `fusermount3 -uz`. Used for a stale mount
+/// at start-up and a busy one at SIGTERM.
 fn lazy_unmount(path: &Path) -> Result<(), String> {
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("mountpoint {} contains a NUL byte", path.display()))?;
@@ -101,7 +104,7 @@ fn lazy_unmount(path: &Path) -> Result<(), String> {
     match status {
         Ok(s) if s.success() => Ok(()),
         _ => Err(format!(
-            "{} is a stale mount and could not be unmounted; run `fusermount3 -uz {}`",
+            "could not detach the mount on {}; run `fusermount3 -uz {}`",
             path.display(),
             path.display()
         )),
