@@ -329,7 +329,7 @@ impl<C: ObjectClient> Fs<C> {
             Some(m) => match known.filter(|k| k.knows_version(&m.etag, m.last_modified)) {
                 Some(unchanged) => unchanged,
                 None => match self.client.head(prefix).await {
-                    Ok(info) => self.dir_info(&info),
+                    Ok(info) => self.dir_info(prefix, &info),
                     Err(e) if e.is_not_found() => self.implicit_dir(),
                     Err(e) => return Err(e.into()),
                 },
@@ -354,7 +354,7 @@ impl<C: ObjectClient> Fs<C> {
         let marker_key = format!("{key}/");
         let (file, marker) = tokio::join!(self.client.head(key), self.client.head(&marker_key));
         match marker {
-            Ok(info) => return Ok(Some(self.dir_info(&info))),
+            Ok(info) => return Ok(Some(self.dir_info(&marker_key, &info))),
             Err(e) if !e.is_not_found() => return Err(e.into()),
             Err(_) => {}
         }
@@ -372,9 +372,10 @@ impl<C: ObjectClient> Fs<C> {
         }
     }
 
-    /// A directory as its marker's HEAD describes it; the marker's version
-    /// is kept to tell later whether it changed.
-    pub(super) fn dir_info(&self, marker: &ObjectInfo) -> ChildInfo {
+    /// A directory as the HEAD of its marker `key` describes it; the
+    /// marker's version is kept to tell later whether it changed.
+    pub(super) fn dir_info(&self, key: &str, marker: &ObjectInfo) -> ChildInfo {
+        self.marker_meta.read_back(key, &marker.meta);
         ChildInfo {
             attr: self.config.ownership.from_info(marker, true),
             etag: Some(marker.etag.clone()),

@@ -10,6 +10,7 @@ mod handles;
 pub mod head_window;
 pub mod inode;
 mod lookup;
+mod marker_meta;
 mod namespace;
 mod read;
 mod readdir;
@@ -225,6 +226,8 @@ pub struct Fs<C> {
     snapshots: snapshot::Snapshots,
     /// Listing HEADs in flight.
     head_window: head_window::HeadWindow,
+    /// Whether the server keeps folder markers' metadata.
+    marker_meta: marker_meta::MarkerMetaWatch,
     next_handle: AtomicU64,
     warned: Mutex<HashSet<String>>,
     started: SystemTime,
@@ -277,6 +280,7 @@ impl<C: ObjectClient> Fs<C> {
             cached_etags: Mutex::new(HashMap::new()),
             snapshots: snapshot::Snapshots::default(),
             head_window,
+            marker_meta: marker_meta::MarkerMetaWatch::new(),
             next_handle: AtomicU64::new(1),
             warned: Mutex::new(HashSet::new()),
             started,

@@ -217,7 +217,7 @@ impl<C: ObjectClient> Fs<C> {
             .buffer_unordered(2 * self.config.head_concurrency.max(1))
             .map(|(key, result)| {
                 let info = match result {
-                    Ok(info) if key.ends_with('/') => Some(self.dir_info(&info)),
+                    Ok(info) if key.ends_with('/') => Some(self.dir_info(&key, &info)),
                     Ok(info) => Some(self.file_info(&info)),
                     Err(e) if e.is_not_found() => None,
                     Err(e) => return Err(FsError::from(e)),

@@ -393,6 +393,9 @@ impl<C: ObjectClient> Fs<C> {
         xattrs: Option<&Xattrs>,
     ) -> FsResult<PutResult> {
         let info = self.client.head(key).await?;
+        if key.ends_with('/') {
+            self.marker_meta.read_back(key, &info.meta);
+        }
         if known.is_some_and(|etag| etag != info.etag) {
             debug!(
                 "{key:?} changed since it was read (ETag {} now); its attributes are not rewritten",
@@ -465,7 +468,9 @@ impl<C: ObjectClient> Fs<C> {
             content_type: Some(DIR_CONTENT_TYPE.into()),
             meta,
         };
-        Ok(self.client.put(key, Bytes::new(), &attrs).await?)
+        let put = self.client.put(key, Bytes::new(), &attrs).await?;
+        self.marker_meta.wrote(key);
+        Ok(put)
     }
 
     /// The upload of `key` succeeded: the state is clean on the new object.
