@@ -504,12 +504,14 @@ pub fn run_outage(
             });
         }
         std::thread::sleep(lead);
-        report.window.0 = started.elapsed();
         admin(
             &server,
             "POST",
             &format!("/outage?secs={}", outage.as_secs_f64()),
         );
+        // The outage holds once the server has answered: a call begun
+        // while the request was on its way may still have gone through.
+        report.window.0 = started.elapsed();
         std::thread::sleep(outage);
         report.window.1 = started.elapsed();
     });
