@@ -38,6 +38,7 @@ pub mod cos;
 pub mod creds;
 pub mod fs;
 pub mod fuse;
+pub mod log_limit;
 pub mod logging;
 pub mod metrics;
 pub mod mount;

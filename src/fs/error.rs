@@ -74,6 +74,14 @@ impl FsError {
         }
     }
 
+    /// The COS error code of a failed request (`AccessDenied`, ...), or `""`.
+    pub fn cos_code(&self) -> &str {
+        match self {
+            FsError::Remote(e) => e.code(),
+            _ => "",
+        }
+    }
+
     /// Whether this is routine traffic (`debug!`) rather than a failure (`warn!`).
     pub fn is_routine(&self) -> bool {
         !matches!(self, FsError::Remote(_) | FsError::LocalIo(_))

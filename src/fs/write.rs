@@ -219,7 +219,11 @@ impl<C: ObjectClient> Fs<C> {
             stream.abort().await;
         }
         let err = FsError::from(error);
-        warn!("upload failed; the file's new content is lost: {err}");
+        let kind = format!("upload lost {}", err.cos_code());
+        crate::warn_limited!(
+            &kind,
+            "upload failed; the file's new content is lost: {err}"
+        );
         st.content = Content::Failed(err.clone());
         err
     }
@@ -372,7 +376,8 @@ impl<C: ObjectClient> Fs<C> {
                 Err(e)
             }
             Err(e) => {
-                warn!("uploading {key:?} failed: {e}");
+                let kind = format!("upload {}", e.cos_code());
+                crate::warn_limited!(&kind, "uploading {key:?} failed: {e}");
                 Err(e)
             }
         }

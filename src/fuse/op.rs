@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Instant, SystemTime};
 
 use fuser::{Errno, Request};
-use log::{debug, warn};
+use log::debug;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -232,7 +232,8 @@ impl Op {
         if err.is_routine() {
             debug!("{op} {target}: {err}");
         } else {
-            warn!("{op} {target} failed with errno {code}: {err}");
+            let kind = format!("errno {code} {}", err.cos_code());
+            crate::warn_limited!(&kind, "{op} {target} failed with errno {code}: {err}");
             self.observers
                 .remember_error(format!("{op} {target}: {err}"));
         }

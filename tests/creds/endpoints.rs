@@ -148,7 +148,24 @@ fn anonymous_mount_reads_a_public_bucket() {
     let auth = server.admin_json("/stats/auth");
     assert!(auth["anonymous"].as_u64().unwrap() >= 3, "{auth}");
     assert_eq!(auth["permanent"], 0, "{auth}");
-    assert!(!m.log_text().contains("Authorization"));
+
+    // Writes are refused (403): each fails where the application sees it,
+    // and the same refusal is warned about a few times, not once per file
+    // and operation (the rest are logged at debug level).
+    for i in 0..8 {
+        // bash names the errno (dash says "I/O error" for any).
+        let write = m.sh(&format!("bash -c 'echo x > new{i}'"));
+        let stderr = String::from_utf8_lossy(&write.stderr);
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+    let log = m.log_text();
+    let uploads = |level: &str| {
+        log.lines()
+            .filter(|l| l.contains(level) && l.contains("uploading \"new"))
+            .count()
+    };
+    assert_eq!((uploads(" WARN "), uploads(" DEBUG ")), (5, 3), "{log}");
+    assert!(!log.contains("Authorization"));
 }
 
 #[test]
