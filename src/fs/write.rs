@@ -110,7 +110,7 @@ impl<C: ObjectClient> WriteState<C> {
 
 pub(super) fn local_io(e: std::io::Error) -> FsError {
     if e.kind() == std::io::ErrorKind::StorageFull {
-        warn!("{e}");
+        crate::warn_limited!("staging disk full", "{e}");
         FsError::NoSpace
     } else {
         FsError::LocalIo(e.to_string())

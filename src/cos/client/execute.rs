@@ -96,7 +96,9 @@ impl HttpClient {
                 } else {
                     "ran out of attempts (--retries)"
                 };
-                warn!(
+                let kind = format!("gave up {why} {}", err.code());
+                crate::warn_limited!(
+                    &kind,
                     "{} {:?} failed: {sent} attempts in {:?}, {why}: {err}",
                     call.op,
                     call.key.unwrap_or("/"),
