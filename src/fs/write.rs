@@ -186,7 +186,10 @@ impl<C: ObjectClient> Fs<C> {
                         staged.write(offset, data).map_err(local_io)?;
                     }
                 }
-                Err(e) => return Err(self.fail(&mut st, e).await),
+                Err(e) => {
+                    let key = stream.key().to_string();
+                    return Err(self.fail(&mut st, &key, e).await);
+                }
             },
             Content::Staged(staged) => staged.write(offset, data).map_err(local_io)?,
             Content::Clean => unreachable!("a clean file became a stream or a staging file above"),
@@ -213,16 +216,17 @@ impl<C: ObjectClient> Fs<C> {
         )
     }
 
-    /// Marks the content lost after a failed upload and aborts what remains.
-    async fn fail(&self, st: &mut WriteState<C>, error: CosError) -> FsError {
+    /// Marks the content of `key` lost after a failed upload and aborts
+    /// what remains.
+    async fn fail(&self, st: &mut WriteState<C>, key: &str, error: CosError) -> FsError {
         if let Content::Stream(stream) = std::mem::replace(&mut st.content, Content::Clean) {
             stream.abort().await;
         }
         let err = FsError::from(error);
-        let kind = format!("upload lost {}", err.cos_code());
+        let kind = format!("upload {}", err.cos_code());
         crate::warn_limited!(
             &kind,
-            "upload failed; the file's new content is lost: {err}"
+            "uploading {key:?} failed; the file's new content is lost: {err}"
         );
         st.content = Content::Failed(err.clone());
         err
@@ -332,7 +336,7 @@ impl<C: ObjectClient> Fs<C> {
         let result = match std::mem::replace(&mut st.content, Content::Clean) {
             Content::Stream(stream) => match stream.finish(&attrs).await {
                 Ok(put) => Ok(put),
-                Err(e) => Err(self.fail(st, e).await),
+                Err(e) => return Err(self.fail(st, &key, e).await),
             },
             Content::Staged(staged) => {
                 let r = upload_staged(
