@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::value::{AGE_LIMIT, MODE, SIZE, SOURCE_KIND, SPAN};
 use crate::cache::{CacheConfig, DEFAULT_DISK_CACHE_BYTES};
+use crate::cos::StorageClass;
 use crate::cos::client::ClientConfig;
 use crate::creds::{Secret, SourceKind};
 use crate::fs::FsConfig;
@@ -332,6 +333,13 @@ pub struct MountArgs {
     /// unseen that long (NFS's `nocto`).
     #[arg(long, visible_alias = "nocto", help_heading = "Caching")]
     pub no_close_to_open: bool,
+
+    /// Storage class of the objects this mount writes (cosfs's
+    /// `storage_class=`): standard, standard_ia, intelligent_tiering or a
+    /// maz_ class. Renames and metadata changes keep the class their
+    /// object is in. Default: the server's (STANDARD).
+    #[arg(long, value_name = "CLASS", value_parser = StorageClass::parse_writable, help_heading = "Mount")]
+    pub storage_class: Option<StorageClass>,
 
     /// Refuse extended attributes (cosfs's `noxattr`): the kernel then
     /// stops asking, and user.* attributes stored by others stay hidden.

@@ -19,10 +19,10 @@ use std::time::Duration;
 pub use monitor::Monitoring;
 
 use crate::cli::{LogLevel, MountArgs, ProviderArg};
-use crate::cos::Provider;
 use crate::cos::client::ClientConfig;
 use crate::cos::endpoint::Endpoint;
 use crate::cos::provider::probe_blocking;
+use crate::cos::{Provider, StorageClass};
 use crate::creds::Selected;
 use crate::creds::select::Surroundings;
 use crate::fs::FsConfig;
@@ -68,6 +68,8 @@ pub struct MountConfig {
     pub credential_notes: Vec<String>,
     /// How long the client waits for progress, and per operation.
     pub timeouts: Timeouts,
+    /// The class of new objects (`--storage-class`).
+    pub storage_class: StorageClass,
     /// At mount, abort multipart uploads under the prefix initiated this
     /// long before the mount started (`None`: keep them).
     pub abort_stale_uploads: Option<Duration>,
@@ -204,6 +206,7 @@ impl MountConfig {
             credentials,
             credential_notes,
             timeouts,
+            storage_class: args.storage_class.clone().unwrap_or_default(),
             abort_stale_uploads: args.abort_stale_uploads.0,
             retry,
             fs,
@@ -223,6 +226,7 @@ impl MountConfig {
             retry: self.retry.clone(),
             resolve: self.resolve.as_ref().map(|r| r.addr),
             provider: self.provider,
+            storage_class: self.storage_class.clone(),
             ..ClientConfig::new(endpoint)
         }
     }

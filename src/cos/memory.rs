@@ -12,8 +12,8 @@ use bytes::Bytes;
 
 use super::{
     CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListEntry, ListPage, ListRequest,
-    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, UploadInfo,
-    crc64,
+    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, StorageClass,
+    UploadInfo, crc64,
 };
 
 #[derive(Clone, Debug)]
@@ -130,6 +130,9 @@ fn store(
                 .unwrap_or_else(|| "application/octet-stream".into()),
         ),
         meta: attrs.meta.clone(),
+        storage_class: StorageClass::from_server(
+            attrs.storage_class.to_send(&StorageClass::MountDefault),
+        ),
     };
     state.objects.insert(key.to_string(), Stored { data, info });
     PutResult {
@@ -272,6 +275,7 @@ impl ObjectClient for MemoryClient {
                         size: stored.info.size,
                         etag: stored.info.etag.clone(),
                         last_modified: stored.info.last_modified,
+                        storage_class: stored.info.storage_class.clone(),
                     });
                 }
             }
@@ -294,9 +298,11 @@ impl ObjectClient for MemoryClient {
             return Err(source_changed());
         }
         let attrs = match directive {
+            // As COS: the copy is in the class the request names.
             MetadataDirective::Copy => ObjectAttrs {
                 content_type: source.info.content_type.clone(),
                 meta: source.info.meta.clone(),
+                storage_class: attrs.storage_class.clone(),
             },
             MetadataDirective::Replaced => attrs.clone(),
         };

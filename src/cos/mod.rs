@@ -4,6 +4,7 @@
 //! Nothing here knows about files, inodes or FUSE.
 
 pub mod bucket;
+pub mod class;
 pub mod client;
 pub mod crc64;
 pub mod dialect;
@@ -23,6 +24,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+pub use class::StorageClass;
 pub use error::CosError;
 pub use provider::Provider;
 
@@ -62,6 +64,8 @@ pub struct ObjectInfo {
     pub content_type: Option<String>,
     /// `x-cos-meta-*` headers.
     pub meta: UserMeta,
+    /// `x-cos-storage-class` (absent: STANDARD).
+    pub storage_class: StorageClass,
 }
 
 /// A GET response: the bytes asked for and the object they belong to.
@@ -102,6 +106,8 @@ pub struct ObjectAttrs {
     pub content_type: Option<String>,
     /// `x-cos-meta-*` headers.
     pub meta: UserMeta,
+    /// The storage class to ask for (a copy's: the source's).
+    pub storage_class: StorageClass,
 }
 
 /// What a successful write returns.
@@ -124,6 +130,8 @@ pub struct ListEntry {
     pub etag: String,
     /// LastModified.
     pub last_modified: SystemTime,
+    /// StorageClass.
+    pub storage_class: StorageClass,
 }
 
 /// One page of List Objects (v1).

@@ -45,6 +45,8 @@ pub enum Header {
     CopySourceRange,
     /// Whether a copy keeps or replaces the metadata.
     MetadataDirective,
+    /// An object's storage class.
+    StorageClass,
 }
 
 impl Provider {
@@ -75,6 +77,7 @@ impl Provider {
             CopySourceIfMatch => ("x-cos-copy-source-if-match", "x-amz-copy-source-if-match"),
             CopySourceRange => ("x-cos-copy-source-range", "x-amz-copy-source-range"),
             MetadataDirective => ("x-cos-metadata-directive", "x-amz-metadata-directive"),
+            StorageClass => ("x-cos-storage-class", "x-amz-storage-class"),
         };
         match self {
             Provider::Cos => cos,

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use log::{debug, warn};
 use serde::{Deserialize, Serialize};
 
-use super::{CosError, ListEntry, ListPage, PartInfo, UploadInfo, path};
+use super::{CosError, ListEntry, ListPage, PartInfo, StorageClass, UploadInfo, path};
 
 /// `<Error>`: the body of every failed request.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -379,6 +379,7 @@ impl ListBucketResult {
                     size: c.size,
                     etag: unquote_etag(&c.etag),
                     last_modified,
+                    storage_class: StorageClass::from_server(Some(&c.storage_class)),
                 })
             })
             .collect();

@@ -404,6 +404,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            storage_class: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::cos::ListPage;
+use crate::cos::{ListPage, StorageClass};
 
 /// Longest file name Linux accepts.
 pub const NAME_MAX: usize = 255;
@@ -42,6 +42,8 @@ pub enum Listed {
         etag: String,
         /// LastModified.
         last_modified: SystemTime,
+        /// StorageClass.
+        storage_class: StorageClass,
     },
 }
 
@@ -99,6 +101,7 @@ impl DirListing {
                     size: object.size,
                     etag: object.etag.clone(),
                     last_modified: object.last_modified,
+                    storage_class: object.storage_class.clone(),
                 },
             );
         }
@@ -120,6 +123,7 @@ mod tests {
             size: 3,
             etag: "e".into(),
             last_modified: SystemTime::UNIX_EPOCH,
+            storage_class: StorageClass::Standard,
         }
     }
 

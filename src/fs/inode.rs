@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::attr::{Attr, Kind};
 use super::xattr::Xattrs;
+use crate::cos::StorageClass;
 
 /// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
@@ -35,6 +36,8 @@ pub struct Node {
     pub exact: bool,
     /// Extended attributes, when known (from HEAD or this mount's writes).
     pub xattrs: Option<Xattrs>,
+    /// The object's storage class, as the last answer named it.
+    pub storage_class: StorageClass,
     /// Attributes are trusted until then.
     pub valid_until: Instant,
     /// The process whose lookup just asked the bucket for these
@@ -94,6 +97,7 @@ impl Node {
             modified: self.modified,
             exact: self.exact,
             xattrs: self.xattrs.clone(),
+            storage_class: self.storage_class.clone(),
         }
     }
 
@@ -133,6 +137,8 @@ pub struct ChildInfo {
     pub exact: bool,
     /// Extended attributes (from HEAD only).
     pub xattrs: Option<Xattrs>,
+    /// Storage class (files and markers).
+    pub storage_class: StorageClass,
 }
 
 impl ChildInfo {
@@ -182,6 +188,7 @@ impl InodeTable {
             modified: None,
             exact: true,
             xattrs: None,
+            storage_class: StorageClass::MountDefault,
             valid_until: now,
             looked_up_by: None,
             attached: true,
@@ -246,6 +253,8 @@ impl InodeTable {
                     node.xattrs = info.xattrs;
                     node.own_marker = false;
                 }
+                // A lifecycle rule changes the class, not the version.
+                node.storage_class = info.storage_class;
                 node.valid_until = valid_until;
                 return Some(ino);
             }
@@ -265,6 +274,7 @@ impl InodeTable {
                 modified: info.modified,
                 exact: info.exact,
                 xattrs: info.xattrs,
+                storage_class: info.storage_class,
                 valid_until,
                 looked_up_by: None,
                 attached: true,
@@ -487,6 +497,7 @@ mod tests {
             modified: None,
             exact,
             xattrs: None,
+            storage_class: StorageClass::Standard,
         }
     }
 
@@ -545,6 +556,7 @@ mod tests {
             modified: None,
             exact: false,
             xattrs: None,
+            storage_class: StorageClass::Standard,
         };
         let d = t.upsert_child(ROOT_INO, "x", dir, now).unwrap();
         assert_ne!(f, d);
@@ -566,6 +578,7 @@ mod tests {
             modified: None,
             exact: true,
             xattrs: None,
+            storage_class: StorageClass::Standard,
         };
         let a = t.upsert_child(ROOT_INO, "a", dir_info(), now).unwrap();
         let b = t.upsert_child(a, "b", dir_info(), now).unwrap();

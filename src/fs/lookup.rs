@@ -25,7 +25,7 @@ use super::dir::{self, invalid_name};
 use super::inode::ChildInfo;
 use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult};
-use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo};
+use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo, StorageClass};
 use crate::sync::lock;
 
 /// A directory where a lookup found a name free this recently is being
@@ -369,6 +369,7 @@ impl<C: ObjectClient> Fs<C> {
             modified: Some(info.last_modified),
             exact: true,
             xattrs: Some(super::xattr::Xattrs::from_meta(&info.meta)),
+            storage_class: info.storage_class.clone(),
         }
     }
 
@@ -382,6 +383,7 @@ impl<C: ObjectClient> Fs<C> {
             modified: Some(marker.last_modified),
             exact: true,
             xattrs: None,
+            storage_class: marker.storage_class.clone(),
         }
     }
 
@@ -393,6 +395,7 @@ impl<C: ObjectClient> Fs<C> {
             modified: None,
             exact: true,
             xattrs: None,
+            storage_class: StorageClass::MountDefault,
         }
     }
 }

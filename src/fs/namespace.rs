@@ -14,7 +14,7 @@ use super::write::{Content, WriteState};
 use super::xattr::Xattrs;
 use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::ObjectVersion;
-use crate::cos::{ListRequest, ObjectAttrs, ObjectClient};
+use crate::cos::{ListRequest, ObjectAttrs, ObjectClient, StorageClass};
 
 pub(super) fn check_new_name(name: &str) -> FsResult<()> {
     match invalid_name(name) {
@@ -76,6 +76,7 @@ impl<C: ObjectClient> Fs<C> {
             modified: None,
             exact: true,
             xattrs: Some(Xattrs::default()),
+            storage_class: StorageClass::MountDefault,
         };
         let ino = t
             .upsert_child(parent, name, info, until)
@@ -118,7 +119,12 @@ impl<C: ObjectClient> Fs<C> {
         let attr = self.new_attr(Kind::File, mode, umask, caller);
         let entry = self.add_child(parent, name, attr, None)?;
         self.cancel_pending_delete(&key);
-        let mut state = WriteState::clean(None, attr, Some(Xattrs::default()));
+        let mut state = WriteState::clean(
+            None,
+            attr,
+            Some(Xattrs::default()),
+            StorageClass::MountDefault,
+        );
         state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
         state.data_dirty = true;
         self.writes.insert_new(entry.ino, state);
@@ -175,8 +181,8 @@ impl<C: ObjectClient> Fs<C> {
     ) -> FsResult<Entry> {
         let key = format!("{}{name}", self.dir_key(parent)?);
         let attrs = ObjectAttrs {
-            content_type: None,
             meta: to_meta(&attr),
+            ..ObjectAttrs::default()
         };
         let put = self.client.put(&key, body, &attrs).await?;
         self.cancel_pending_delete(&key);

@@ -146,6 +146,7 @@ impl<C: ObjectClient> Fs<C> {
                         size,
                         etag,
                         last_modified,
+                        storage_class,
                     },
                     _,
                 ) => {
@@ -159,6 +160,7 @@ impl<C: ObjectClient> Fs<C> {
                             modified: Some(last_modified),
                             exact: true,
                             xattrs: node.xattrs.clone(),
+                            storage_class,
                         },
                         None => ChildInfo {
                             attr: self.config.ownership.listed_file(size, last_modified),
@@ -166,6 +168,7 @@ impl<C: ObjectClient> Fs<C> {
                             modified: Some(last_modified),
                             exact: false,
                             xattrs: None,
+                            storage_class,
                         },
                     }
                 }

@@ -13,7 +13,9 @@ use log::warn;
 use super::attr::{DIR_CONTENT_TYPE, Kind};
 use super::namespace::check_new_name;
 use super::{Fs, FsError, FsResult, lock};
-use crate::cos::{CosError, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
+use crate::cos::{
+    CosError, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, StorageClass,
+};
 use crate::upload::{MAX_PART_SIZE, fixed_part_size};
 
 /// Copies and deletes in flight while renaming a directory.
@@ -73,7 +75,8 @@ impl<C: ObjectClient> Fs<C> {
         } else {
             self.sync_file(src.ino).await?;
             let dst_key = format!("{parent_key}{new_name}");
-            self.copy_object(&src_key, &dst_key, src.attr.size, target.is_none())
+            let class = self.storage_class_of(src.ino);
+            self.copy_object(&src_key, &dst_key, src.attr.size, &class, target.is_none())
                 .await
                 .map_err(copy_refused_is_cross_device)?;
             self.client.delete(&src_key).await?;
@@ -86,6 +89,14 @@ impl<C: ObjectClient> Fs<C> {
         t.rename(src.ino, new_parent, new_name);
         t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
         Ok(())
+    }
+
+    /// The storage class of `ino`'s object, as far as known.
+    fn storage_class_of(&self, ino: u64) -> StorageClass {
+        lock(&self.inodes)
+            .get(ino)
+            .map(|n| n.storage_class.clone())
+            .unwrap_or_default()
     }
 
     /// Uploads pending changes of one file before its key changes.
@@ -117,18 +128,22 @@ impl<C: ObjectClient> Fs<C> {
     /// 5 GB single-copy limit. A copy answered with something that is not a
     /// copy result may have written something else at `dst`: it is removed
     /// when `dst_is_new` (nothing of the user's was there).
-    async fn copy_object(&self, src: &str, dst: &str, size: u64, dst_is_new: bool) -> FsResult<()> {
+    async fn copy_object(
+        &self,
+        src: &str,
+        dst: &str,
+        size: u64,
+        class: &StorageClass,
+        dst_is_new: bool,
+    ) -> FsResult<()> {
         if size <= MAX_PART_SIZE {
+            let attrs = ObjectAttrs {
+                storage_class: class.clone(),
+                ..ObjectAttrs::default()
+            };
             let copied = self
                 .client
-                .copy(
-                    src,
-                    dst,
-                    None,
-                    MetadataDirective::Copy,
-                    &ObjectAttrs::default(),
-                    size,
-                )
+                .copy(src, dst, None, MetadataDirective::Copy, &attrs, size)
                 .await;
             if let (Err(e @ CosError::InvalidResponse(_)), true) = (&copied, dst_is_new) {
                 warn!("removing {dst:?}, which the failed copy from {src:?} may have written: {e}");
@@ -143,6 +158,7 @@ impl<C: ObjectClient> Fs<C> {
         let attrs = ObjectAttrs {
             content_type: info.content_type,
             meta: info.meta,
+            storage_class: info.storage_class,
         };
         let part = fixed_part_size(1 << 30, info.size);
         let upload_id = self.client.create_multipart(dst, &attrs).await?;
@@ -178,15 +194,18 @@ impl<C: ObjectClient> Fs<C> {
         let mut keys = Vec::new();
         let mut walker = ListWalker::new(src, None);
         while let Some(page) = walker.next_page(&*self.client).await? {
-            keys.extend(page.objects.into_iter().map(|o| (o.key, o.size)));
+            keys.extend(page.objects);
         }
-        let copies: Vec<(String, String, u64)> = keys
+        let copies: Vec<(String, String, u64, StorageClass)> = keys
             .iter()
-            .map(|(key, size)| (key.clone(), format!("{dst}{}", &key[src.len()..]), *size))
+            .map(|o| {
+                let to = format!("{dst}{}", &o.key[src.len()..]);
+                (o.key.clone(), to, o.size, o.storage_class.clone())
+            })
             .collect();
         stream::iter(copies)
-            .map(|(from, to, size)| async move {
-                match self.copy_object(&from, &to, size, true).await {
+            .map(|(from, to, size, class)| async move {
+                match self.copy_object(&from, &to, size, &class, true).await {
                     Err(FsError::NotFound) if from.ends_with('/') => {
                         self.recreate_marker(&from, &to).await
                     }
@@ -196,13 +215,13 @@ impl<C: ObjectClient> Fs<C> {
             .buffer_unordered(RENAME_CONCURRENCY)
             .try_collect::<Vec<()>>()
             .await?;
-        if !keys.iter().any(|(k, _)| k == src) {
+        if !keys.iter().any(|o| o.key == src) {
             // An implicit directory: give the new one a marker only if it
             // would otherwise vanish (it has no keys).
             if keys.is_empty() {
                 let attrs = ObjectAttrs {
                     content_type: Some(DIR_CONTENT_TYPE.into()),
-                    meta: Default::default(),
+                    ..ObjectAttrs::default()
                 };
                 self.client.put(dst, Bytes::new(), &attrs).await?;
             }
@@ -211,7 +230,7 @@ impl<C: ObjectClient> Fs<C> {
         // keeps `dir/` keys as folders (SeaweedFS) deletes only empty ones.
         let (markers, files): (Vec<String>, Vec<String>) = keys
             .into_iter()
-            .map(|(k, _)| k)
+            .map(|o| o.key)
             .partition(|k| k.ends_with('/'));
         let mut levels: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for marker in markers {
@@ -247,15 +266,18 @@ impl<C: ObjectClient> Fs<C> {
     /// servers that keep `dir/` keys as folders which cannot be copied
     /// (SeaweedFS answers NoSuchKey).
     async fn recreate_marker(&self, src: &str, dst: &str) -> FsResult<()> {
-        let (content_type, meta) = match self.client.head(src).await {
-            Ok(info) => (info.content_type, info.meta),
-            Err(e) if e.is_not_found() => (None, Default::default()),
+        let mut attrs = match self.client.head(src).await {
+            Ok(info) => ObjectAttrs {
+                content_type: info.content_type,
+                meta: info.meta,
+                storage_class: info.storage_class,
+            },
+            Err(e) if e.is_not_found() => ObjectAttrs::default(),
             Err(e) => return Err(e.into()),
         };
-        let attrs = ObjectAttrs {
-            content_type: content_type.or(Some(DIR_CONTENT_TYPE.into())),
-            meta,
-        };
+        attrs
+            .content_type
+            .get_or_insert_with(|| DIR_CONTENT_TYPE.into());
         self.client.put(dst, Bytes::new(), &attrs).await?;
         Ok(())
     }

@@ -428,6 +428,7 @@ mod tests {
                     size: 1,
                     etag: "e".into(),
                     last_modified: std::time::SystemTime::UNIX_EPOCH,
+                    storage_class: Default::default(),
                 })
                 .collect(),
             common_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),

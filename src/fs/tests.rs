@@ -185,8 +185,8 @@ async fn metadata_from_cosfs_headers() {
         "script",
         Bytes::from_static(b"#!/bin/sh"),
         &ObjectAttrs {
-            content_type: None,
             meta,
+            ..ObjectAttrs::default()
         },
     )
     .await
@@ -196,8 +196,8 @@ async fn metadata_from_cosfs_headers() {
         "link",
         Bytes::from_static(b"script"),
         &ObjectAttrs {
-            content_type: None,
             meta: link_meta,
+            ..ObjectAttrs::default()
         },
     )
     .await
@@ -460,8 +460,8 @@ async fn chmod_never_rewrites_a_version_the_mount_did_not_see() {
     let fs = fs(&c, long_ttl());
     let f = fs.lookup(ROOT, "f").await.unwrap();
     let newer = ObjectAttrs {
-        content_type: None,
         meta: UserMeta::from([("mtime".to_string(), "1500000000".to_string())]),
+        ..ObjectAttrs::default()
     };
     c.put("f", Bytes::from_static(b"newer"), &newer)
         .await
@@ -718,6 +718,7 @@ async fn a_known_directory_is_revalidated_with_one_listing() {
     let marker = |mode: &str| ObjectAttrs {
         content_type: Some("application/x-directory".into()),
         meta: UserMeta::from([("mode".to_string(), mode.to_string())]),
+        ..ObjectAttrs::default()
     };
     c.put("d/", Bytes::new(), &marker("16877")).await.unwrap();
     let fs = fs(
@@ -761,8 +762,8 @@ async fn a_known_directory_is_revalidated_with_one_listing() {
 async fn a_directory_on_a_later_page_wins_over_a_file_headed_on_an_earlier_one() {
     let c = bucket(&[]).await;
     let attrs = ObjectAttrs {
-        content_type: None,
         meta: [("mode".to_string(), "33188".to_string())].into(),
+        ..ObjectAttrs::default()
     };
     // 999 files, then `d/a` closes the first page and `d/a/` opens the
     // second: the HEAD of the file `a` is sent before the directory shows.
@@ -797,6 +798,7 @@ async fn a_folder_this_mount_made_is_rewritten_with_one_put_and_others_keep_fore
             .into_iter()
             .chain([("owner-tool".to_string(), "kept".to_string())])
             .collect(),
+        ..ObjectAttrs::default()
     };
     c.put("theirs/", Bytes::new(), &theirs).await.unwrap();
     let fs = fs(&c, FsConfig::default());

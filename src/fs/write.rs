@@ -16,7 +16,8 @@ use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, Written, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{
-    CosError, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult, meta_size,
+    CosError, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult,
+    StorageClass, meta_size,
 };
 use crate::upload::staged::StagedFile;
 use crate::upload::stream::StreamUpload;
@@ -54,6 +55,8 @@ pub(super) struct WriteState<C> {
     /// Extended attributes the object gets (`None`: not known, keep the
     /// object's own on a metadata rewrite).
     pub(super) xattrs: Option<Xattrs>,
+    /// The class the object is in, which a rewrite keeps.
+    pub(super) storage_class: StorageClass,
 }
 
 impl<C> WriteState<C> {
@@ -62,9 +65,11 @@ impl<C> WriteState<C> {
         base: Option<ObjectVersion>,
         attr: Attr,
         xattrs: Option<Xattrs>,
+        storage_class: StorageClass,
     ) -> WriteState<C> {
         WriteState {
             xattrs,
+            storage_class,
             mtime_set: false,
             base,
             content: Content::Clean,
@@ -88,6 +93,7 @@ impl<C> WriteState<C> {
         ObjectAttrs {
             content_type: None,
             meta,
+            storage_class: self.storage_class.clone(),
         }
     }
 }
@@ -124,7 +130,7 @@ impl<C: ObjectClient> Fs<C> {
         if self.writes.get(ino).is_none() {
             self.revalidate(ino, false, None, false).await?;
         }
-        let (base, attr, xattrs) = {
+        let (base, attr, xattrs, class) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
             let base = node.etag.clone().map(|etag| ObjectVersion {
@@ -132,11 +138,12 @@ impl<C: ObjectClient> Fs<C> {
                 etag: etag.into(),
                 size: node.attr.size,
             });
-            (base, node.attr, node.xattrs.clone())
+            let class = node.storage_class.clone();
+            (base, node.attr, node.xattrs.clone(), class)
         };
         Ok(self
             .writes
-            .get_or_insert(ino, writer, || WriteState::clean(base, attr, xattrs)))
+            .get_or_insert(ino, writer, || WriteState::clean(base, attr, xattrs, class)))
     }
 
     /// Writes to an open file at `offset`, or at its end for a handle
@@ -426,6 +433,7 @@ impl<C: ObjectClient> Fs<C> {
         let attrs = ObjectAttrs {
             content_type: info.content_type,
             meta,
+            storage_class: info.storage_class,
         };
         Ok(self
             .client
@@ -476,6 +484,7 @@ impl<C: ObjectClient> Fs<C> {
         let attrs = ObjectAttrs {
             content_type: Some(DIR_CONTENT_TYPE.into()),
             meta,
+            storage_class: StorageClass::MountDefault,
         };
         let put = self.client.put(key, Bytes::new(), &attrs).await?;
         self.marker_meta.wrote(key);

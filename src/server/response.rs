@@ -14,7 +14,11 @@ use super::body::{self, Body};
 use super::error::ApiError;
 use super::store::{Attrs, ObjectMeta};
 use crate::cos::sign::UNRESERVED;
-use crate::cos::{MAX_META_BYTES, META_PREFIX, meta_size, xml};
+use crate::cos::{MAX_META_BYTES, META_PREFIX, class, meta_size, xml};
+
+/// The header naming an object's storage class, kept with the object
+/// unless it says STANDARD (which COS leaves unsaid).
+pub const STORAGE_CLASS: &str = "x-cos-storage-class";
 
 /// Stored request headers besides Content-Type and `x-cos-meta-*`.
 pub const STORED_HEADERS: [&str; 4] = [
@@ -93,6 +97,7 @@ pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
             .unwrap_or_else(|| "application/octet-stream".to_string()),
         ..Attrs::default()
     };
+    set_storage_class(&mut attrs, headers)?;
     for (name, value) in headers {
         if let Some(suffix) = name.as_str().strip_prefix(META_PREFIX) {
             attrs.meta.insert(suffix.to_string(), text(value));
@@ -109,6 +114,36 @@ pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
         ));
     }
     Ok(attrs)
+}
+
+/// Sets the storage class the request names (none: STANDARD), as COS
+/// does for PUT, initiate and copy alike.
+pub fn set_storage_class(attrs: &mut Attrs, headers: &HeaderMap) -> Result<(), ApiError> {
+    attrs.headers.remove(STORAGE_CLASS);
+    let Some(value) = headers.get(STORAGE_CLASS) else {
+        return Ok(());
+    };
+    let class = String::from_utf8_lossy(value.as_bytes()).to_ascii_uppercase();
+    let known =
+        class::WRITABLE.contains(&class.as_str()) || class::ARCHIVED.contains(&class.as_str());
+    if !known {
+        return Err(ApiError::invalid_argument(format!(
+            "The storage class you specified is not valid: {class}."
+        )));
+    }
+    if class != "STANDARD" {
+        attrs.headers.insert(STORAGE_CLASS.to_string(), class);
+    }
+    Ok(())
+}
+
+/// An object's storage class as listings name it.
+pub fn storage_class(attrs: &Attrs) -> String {
+    attrs
+        .headers
+        .get(STORAGE_CLASS)
+        .cloned()
+        .unwrap_or_else(|| "STANDARD".to_string())
 }
 
 /// A key, prefix or marker as listed: percent-encoded (keeping `/`) when

@@ -373,8 +373,8 @@ mod tests {
         let mut s = stream(&client, 8 * MB);
         s.write(&vec![0u8; 2 * MB as usize]).await.unwrap();
         let attrs = ObjectAttrs {
-            content_type: None,
             meta: [("mode".to_string(), "33152".to_string())].into(),
+            ..ObjectAttrs::default()
         };
         s.finish(&attrs).await.unwrap();
         assert_eq!(client.head("k").await.unwrap().meta["mode"], "33152");

@@ -37,8 +37,14 @@ pub fn put(server: &TestServer, key: &str, body: &[u8]) -> String {
     run(server, "sdk_put.py", &[key], body)
 }
 
-/// The `x-cos-meta-*` headers, ETag and CRC64 of `keys` as the SDK reads
-/// them, by key (header names in lower case).
+/// Writes `body` as `key` in storage class `class` through the SDK.
+pub fn put_in_class(server: &TestServer, key: &str, body: &[u8], class: &str) -> String {
+    run(server, "sdk_put.py", &[key, class], body)
+}
+
+/// The `x-cos-meta-*` headers, ETag, CRC64 and storage class (absent:
+/// STANDARD) of `keys` as the SDK reads them, by key (header names in
+/// lower case).
 pub fn head(server: &TestServer, keys: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run(server, "sdk_head.py", keys, b"")).expect("sdk_head.py prints JSON")
 }

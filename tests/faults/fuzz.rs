@@ -204,6 +204,7 @@ fn page() -> impl Strategy<Value = ListPage> {
         size: 1,
         etag: "e".into(),
         last_modified: SystemTime::UNIX_EPOCH,
+        storage_class: Default::default(),
     });
     (
         prop::collection::vec(entry, 0..12),

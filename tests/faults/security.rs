@@ -38,12 +38,12 @@ fn denied(out: &Output) -> bool {
 
 fn mode(m: u32) -> ObjectAttrs {
     ObjectAttrs {
-        content_type: None,
         meta: BTreeMap::from([
             ("mode".to_string(), m.to_string()),
             ("uid".to_string(), "0".to_string()),
             ("gid".to_string(), "0".to_string()),
         ]),
+        ..ObjectAttrs::default()
     }
 }
 

@@ -12,11 +12,11 @@ use crate::common::mount::TestMount;
 
 fn meta(pairs: &[(&str, &str)]) -> ObjectAttrs {
     ObjectAttrs {
-        content_type: None,
         meta: pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..ObjectAttrs::default()
     }
 }
 

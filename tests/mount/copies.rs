@@ -205,3 +205,58 @@ fn chmod_never_rewrites_a_version_another_client_wrote_since() {
     );
     assert_eq!(std::fs::read(m.join("f")).unwrap(), theirs);
 }
+
+#[test]
+fn objects_keep_their_storage_class_and_new_ones_get_the_mounts() {
+    let server = TestServer::start();
+    sdk::put_in_class(&server, "ia.txt", b"infrequent\n", "STANDARD_IA");
+    sdk::put_in_class(&server, "tree/a", b"a", "STANDARD_IA");
+    sdk::put_in_class(&server, "tree/b", b"b", "INTELLIGENT_TIERING");
+    sdk::put_in_class(&server, "cold.txt", b"archived\n", "ARCHIVE");
+    let m = TestMount::start(&server, &["-o", "storage_class=maz_standard"]);
+
+    // Copies name the class their object is in (COS would make them
+    // STANDARD otherwise): chmod, touch, xattrs, renames of a file and of
+    // a folder, and an edit of the content.
+    m.sh_ok("chmod 600 ia.txt && touch -d @1600000000 ia.txt && setfattr -n user.k -v v ia.txt");
+    m.sh_ok("mv ia.txt moved.txt && mv tree renamed && echo more >> renamed/a");
+    // New objects, folders and the largest files' multipart uploads get
+    // the mount's class.
+    m.sh_ok("echo new > new.txt && mkdir newdir && head -c 20000000 /dev/zero > newdir/big");
+    let head = sdk::head(
+        &server,
+        &[
+            "moved.txt",
+            "renamed/a",
+            "renamed/b",
+            "new.txt",
+            "newdir/",
+            "newdir/big",
+        ],
+    );
+    let class = |key: &str| {
+        head[key]["x-cos-storage-class"]
+            .as_str()
+            .unwrap_or("STANDARD")
+            .to_string()
+    };
+    assert_eq!(class("moved.txt"), "STANDARD_IA", "{head}");
+    assert_eq!(head["moved.txt"]["x-cos-meta-mode"], "33152", "{head}");
+    assert_eq!(class("renamed/a"), "STANDARD_IA", "{head}");
+    assert_eq!(class("renamed/b"), "INTELLIGENT_TIERING", "{head}");
+    for key in ["new.txt", "newdir/", "newdir/big"] {
+        assert_eq!(class(key), "MAZ_STANDARD", "{key}: {head}");
+    }
+    assert_eq!(m.sh_ok("cat renamed/a"), "amore\n");
+
+    // An archived object is listed, and reading it fails with the
+    // server's reason in the log: restore it first.
+    assert_eq!(std::fs::metadata(m.join("cold.txt")).unwrap().len(), 9);
+    let read = std::fs::read(m.join("cold.txt")).unwrap_err();
+    assert_eq!(read.raw_os_error(), Some(libc::EACCES), "{read}");
+    let log = m.log_text();
+    assert!(
+        log.contains("InvalidObjectState") && log.contains("restore it first"),
+        "{log}"
+    );
+}

@@ -52,8 +52,8 @@ fn xattrs_are_stored_as_cosfs_stores_them() {
     // What cosfs wrote is read here (a fresh mount, no cache).
     let rt = tokio::runtime::Runtime::new().unwrap();
     let attrs = ObjectAttrs {
-        content_type: None,
         meta: [("xattr".to_string(), COSFS_TWO_ATTRS.to_string())].into(),
+        ..ObjectAttrs::default()
     };
     rt.block_on(
         server

@@ -1,6 +1,7 @@
 """Reads objects' headers with the official COS Python SDK:
 `sdk_head.py KEY...`, the server in the environment as for test_sdk.py.
-Prints one JSON object: each key's x-cos-meta-* headers and checksums, so
+Prints one JSON object: each key's x-cos-meta-* headers, checksums and
+storage class (absent: STANDARD), so
 the Rust tests check what another client (cosfs, an SDK user) reads."""
 
 import json
@@ -16,6 +17,6 @@ for key in sys.argv[1:]:
         name.lower(): value
         for name, value in head.items()
         if name.lower().startswith("x-cos-meta-")
-        or name.lower() in ("etag", "x-cos-hash-crc64ecma")
+        or name.lower() in ("etag", "x-cos-hash-crc64ecma", "x-cos-storage-class")
     }
 print(json.dumps(out))

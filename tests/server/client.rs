@@ -42,6 +42,7 @@ fn attrs(mode: &str) -> ObjectAttrs {
             ("mode".to_string(), mode.to_string()),
             ("uid".to_string(), "1000".to_string()),
         ]),
+        ..ObjectAttrs::default()
     }
 }
 

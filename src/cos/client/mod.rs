@@ -38,8 +38,8 @@ use super::provider::{Header, Provider};
 use super::xml::{self, unquote_etag};
 use super::{
     CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
-    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, UploadInfo,
-    crc64,
+    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, StorageClass,
+    UploadInfo, crc64,
 };
 use crate::creds::CredentialStore;
 use crate::retry::RetryPolicy;
@@ -83,6 +83,9 @@ pub struct ClientConfig {
     pub resolve: Option<std::net::SocketAddr>,
     /// The dialect requests are written and signed in.
     pub provider: Provider,
+    /// The class of objects written without one of their own
+    /// (`--storage-class`): [`StorageClass::MountDefault`] names none.
+    pub storage_class: StorageClass,
 }
 
 impl ClientConfig {
@@ -109,6 +112,7 @@ impl ClientConfig {
             op_timeout: Self::DEFAULT_OP_TIMEOUT,
             resolve: None,
             provider: Provider::Cos,
+            storage_class: StorageClass::MountDefault,
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct HttpClient {
     skew_warned: AtomicBool,
     /// The dialect requests are written in.
     provider: Provider,
+    /// The class of objects written without one of their own.
+    storage_class: StorageClass,
     /// Whether the server proved it speaks COS (COS copies wait for that).
     dialect: ServerDialect,
     /// Requests in flight, limited once the server asked for less traffic.
@@ -159,6 +165,7 @@ impl HttpClient {
         Ok(HttpClient {
             http,
             provider: config.provider,
+            storage_class: config.storage_class,
             dialect,
             throttle: Throttle::new(),
             endpoint: config.endpoint,
@@ -204,6 +211,15 @@ impl HttpClient {
     /// The name of `header` in this client's dialect.
     fn header(&self, header: Header) -> &'static str {
         self.provider.header(header)
+    }
+
+    /// Names the storage class `attrs` asks for (the mount's when they ask
+    /// for none); STANDARD goes unnamed.
+    fn with_class<'a>(&self, call: Call<'a>, attrs: &ObjectAttrs) -> Call<'a> {
+        match attrs.storage_class.to_send(&self.storage_class) {
+            Some(class) => call.header(self.header(Header::StorageClass), class),
+            None => call,
+        }
     }
 
     /// `Ok` when a server-side copy means what we mean: always in S3's
@@ -288,11 +304,7 @@ impl ObjectClient for HttpClient {
             .execute(&Call::new("head", Method::HEAD, Some(key)).hedged())
             .await?;
         let size = header_u64(&reply.headers, "content-length").unwrap_or(0);
-        Ok(object_info(
-            &reply.headers,
-            size,
-            self.provider.meta_prefix(),
-        ))
+        Ok(object_info(&reply.headers, size, self.provider))
     }
 
     async fn get(&self, key: &str, opts: &GetOptions) -> CosResult<GetObject> {
@@ -314,7 +326,7 @@ impl ObjectClient for HttpClient {
         let mut body = reply.body;
         let total = content_range_total(&reply.headers);
         let size = total.unwrap_or(body.len() as u64);
-        let info = object_info(&reply.headers, size, self.provider.meta_prefix());
+        let info = object_info(&reply.headers, size, self.provider);
         if let (Some(r), None) = (&opts.range, total) {
             // The server ignored Range and sent the whole object.
             let end = r.end.min(body.len() as u64) as usize;
@@ -325,7 +337,8 @@ impl ObjectClient for HttpClient {
 
     async fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> CosResult<PutResult> {
         let local = crc64::checksum(&body);
-        let call = Call::new("put", Method::PUT, Some(key))
+        let call = self
+            .with_class(Call::new("put", Method::PUT, Some(key)), attrs)
             .hedged()
             .attrs(attrs, self.provider)
             .body(body);
@@ -408,6 +421,8 @@ impl ObjectClient for HttpClient {
             self.header(Header::MetadataDirective),
             self.provider.directive(directive),
         );
+        // Named whatever the directive: a copy that names no class is STANDARD.
+        call = self.with_class(call, attrs);
         if directive == MetadataDirective::Replaced {
             call = call.attrs(attrs, self.provider);
         }
@@ -422,7 +437,11 @@ impl ObjectClient for HttpClient {
     }
 
     async fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> CosResult<String> {
-        let call = Call::new("create_multipart", Method::POST, Some(key))
+        let call = self
+            .with_class(
+                Call::new("create_multipart", Method::POST, Some(key)),
+                attrs,
+            )
             .param("uploads", "")
             .attrs(attrs, self.provider)
             .xml();

@@ -13,7 +13,7 @@ use reqwest::header::HeaderMap;
 use super::progress::{Progress, Stall};
 use crate::cos::provider::{Header, Provider};
 use crate::cos::xml::{self, unquote_etag};
-use crate::cos::{BodyBuffers, CosError, CosResult, ObjectInfo, UserMeta, crc64};
+use crate::cos::{BodyBuffers, CosError, CosResult, ObjectInfo, StorageClass, UserMeta, crc64};
 
 /// A successful answer.
 pub(super) struct Reply {
@@ -264,9 +264,10 @@ pub(super) fn etag(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// Reads object attributes from HEAD/GET headers; `size` is the object's,
-/// user metadata the headers named `meta_prefix*`.
-pub(super) fn object_info(headers: &HeaderMap, size: u64, meta_prefix: &str) -> ObjectInfo {
+/// Reads object attributes from HEAD/GET headers in `provider`'s dialect;
+/// `size` is the object's.
+pub(super) fn object_info(headers: &HeaderMap, size: u64, provider: Provider) -> ObjectInfo {
+    let meta_prefix = provider.meta_prefix();
     let last_modified = header_str(headers, "last-modified")
         .and_then(|d| httpdate::parse_http_date(&d).ok())
         .unwrap_or(UNIX_EPOCH);
@@ -284,6 +285,9 @@ pub(super) fn object_info(headers: &HeaderMap, size: u64, meta_prefix: &str) -> 
         crc64: header_u64(headers, "x-cos-hash-crc64ecma"),
         content_type: header_str(headers, "content-type"),
         meta,
+        storage_class: StorageClass::from_server(
+            header_str(headers, provider.header(Header::StorageClass)).as_deref(),
+        ),
     }
 }
 

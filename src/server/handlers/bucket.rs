@@ -80,7 +80,7 @@ pub fn list_objects(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
                 last_modified: iso(meta.last_modified),
                 etag: quoted(&meta.etag),
                 size: meta.size,
-                storage_class: "STANDARD".to_string(),
+                storage_class: response::storage_class(&meta.attrs),
             })
             .collect(),
     };

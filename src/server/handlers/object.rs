@@ -14,7 +14,7 @@ use crate::server::body::{self, Body};
 use crate::server::conditional::{self, Precondition, RangeRequest};
 use crate::server::error::ApiError;
 use crate::server::response::{self, attrs_from, iso, object_headers, quoted};
-use crate::server::store::ObjectMeta;
+use crate::server::store::{Attrs, ObjectMeta};
 
 /// `response-*` query parameters and the header each one overrides.
 const OVERRIDES: [(&str, HeaderName); 6] = [
@@ -65,6 +65,16 @@ pub fn get(ctx: &Ctx) -> Result<Response<Body>, ApiError> {
     let meta = &stored.record.meta;
     if let Some(answer) = precondition(ctx, meta)? {
         return Ok(answer);
+    }
+    let class = response::storage_class(&meta.attrs);
+    if crate::cos::class::ARCHIVED.contains(&class.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "InvalidObjectState",
+            format!(
+                "The operation is not valid for the object's storage class ({class}): restore it first."
+            ),
+        ));
     }
     let range = match ctx.header("range") {
         Some(r) => conditional::parse_range(r, meta.size),
@@ -142,6 +152,9 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     } else {
         None
     };
+    // Whatever the directive, the copy is in the class the request names.
+    let mut class_only = Attrs::default();
+    response::set_storage_class(&mut class_only, ctx.headers)?;
     let headers = ctx.headers.clone();
     let conditions = ctx.copy_condition_prefix();
     let (bucket, key) = (ctx.bucket.clone(), ctx.key.to_string());
@@ -161,9 +174,12 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         }
         let mut temp = bucket.temp()?;
         temp.append_raw(&src.file, 0, src_meta.size)?;
+        let mut attrs = new_attrs.unwrap_or(src_meta.attrs.clone());
+        attrs.headers.remove(response::STORAGE_CLASS);
+        attrs.headers.extend(class_only.headers);
         let meta = ObjectMeta {
             last_modified: SystemTime::now(),
-            attrs: new_attrs.unwrap_or(src_meta.attrs.clone()),
+            attrs,
             ..src_meta
         };
         Ok(bucket.commit(temp, &key, meta)?)
