@@ -4,8 +4,6 @@
 //! STANDARD. So copies name the class the source is in, and new objects
 //! the mount's `--storage-class` (cosfs's `storage_class=`).
 
-use std::fmt;
-
 /// The classes a mount may write new objects in. The archive classes are
 /// left out: their objects cannot be read until restored.
 pub const WRITABLE: [&str; 6] = [
@@ -21,7 +19,7 @@ pub const WRITABLE: [&str; 6] = [
 pub const ARCHIVED: [&str; 3] = ["ARCHIVE", "DEEP_ARCHIVE", "MAZ_ARCHIVE"];
 
 /// An object's storage class, or the one a write asks for.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum StorageClass {
     /// Unknown, or written by this mount: the mount's `--storage-class`.
     #[default]
@@ -60,31 +58,16 @@ impl StorageClass {
         Ok(StorageClass::from_server(Some(&upper)))
     }
 
-    /// Whether objects of this class must be restored before a read.
-    pub fn is_archived(&self) -> bool {
-        matches!(self, StorageClass::Named(n) if ARCHIVED.contains(&n.as_str()))
-    }
-
     /// The class to name in a request, with `mount` standing for
     /// [`MountDefault`](Self::MountDefault): `None` sends no header (STANDARD).
     pub fn to_send<'a>(&'a self, mount: &'a StorageClass) -> Option<&'a str> {
-        match self {
-            StorageClass::MountDefault => match mount {
-                StorageClass::MountDefault => None,
-                other => other.to_send(mount),
-            },
-            StorageClass::Standard => None,
+        let class = match self {
+            StorageClass::MountDefault => mount,
+            own => own,
+        };
+        match class {
             StorageClass::Named(n) => Some(n),
-        }
-    }
-}
-
-impl fmt::Display for StorageClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StorageClass::MountDefault => write!(f, "the mount's storage class"),
-            StorageClass::Standard => write!(f, "STANDARD"),
-            StorageClass::Named(n) => write!(f, "{n}"),
+            _ => None,
         }
     }
 }
@@ -109,6 +92,5 @@ mod tests {
         );
         assert!(StorageClass::parse_writable("archive").is_err());
         assert!(StorageClass::parse_writable("cold").is_err());
-        assert!(StorageClass::from_server(Some("DEEP_ARCHIVE")).is_archived());
     }
 }
