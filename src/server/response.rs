@@ -18,7 +18,7 @@ use crate::cos::{MAX_META_BYTES, META_PREFIX, class, meta_size, xml};
 
 /// The header naming an object's storage class, kept with the object
 /// unless it says STANDARD (which COS leaves unsaid).
-pub const STORAGE_CLASS: &str = "x-cos-storage-class";
+const STORAGE_CLASS: &str = "x-cos-storage-class";
 
 /// Stored request headers besides Content-Type and `x-cos-meta-*`.
 pub const STORED_HEADERS: [&str; 4] = [

@@ -14,7 +14,7 @@ use crate::server::body::{self, Body};
 use crate::server::conditional::{self, Precondition, RangeRequest};
 use crate::server::error::ApiError;
 use crate::server::response::{self, attrs_from, iso, object_headers, quoted};
-use crate::server::store::{Attrs, ObjectMeta};
+use crate::server::store::ObjectMeta;
 
 /// `response-*` query parameters and the header each one overrides.
 const OVERRIDES: [(&str, HeaderName); 6] = [
@@ -152,9 +152,6 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
     } else {
         None
     };
-    // Whatever the directive, the copy is in the class the request names.
-    let mut class_only = Attrs::default();
-    response::set_storage_class(&mut class_only, ctx.headers)?;
     let headers = ctx.headers.clone();
     let conditions = ctx.copy_condition_prefix();
     let (bucket, key) = (ctx.bucket.clone(), ctx.key.to_string());
@@ -175,8 +172,8 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         let mut temp = bucket.temp()?;
         temp.append_raw(&src.file, 0, src_meta.size)?;
         let mut attrs = new_attrs.unwrap_or(src_meta.attrs.clone());
-        attrs.headers.remove(response::STORAGE_CLASS);
-        attrs.headers.extend(class_only.headers);
+        // Whatever the directive, the copy is in the class the request names.
+        response::set_storage_class(&mut attrs, &headers)?;
         let meta = ObjectMeta {
             last_modified: SystemTime::now(),
             attrs,
