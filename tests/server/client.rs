@@ -11,7 +11,7 @@ use cosmount::cos::client::HttpClient;
 use cosmount::cos::endpoint::{Endpoint, Style};
 use cosmount::cos::{
     GetOptions, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, PartInfo,
-    crc64,
+    StorageClass, crc64,
 };
 use cosmount::creds::Credentials;
 
@@ -631,6 +631,63 @@ async fn preconditions_ranges_and_stats() {
     assert_eq!(stats["HeadObject"], 1);
     assert_eq!(stats["PutObject"], 0);
     assert_eq!(stats.as_object().unwrap().len(), 15);
+}
+
+#[tokio::test]
+async fn storage_classes_are_kept_and_copies_take_the_one_they_name() {
+    let server = TestServer::start();
+    let client = server.client();
+    let in_class = |class: StorageClass| ObjectAttrs {
+        storage_class: class,
+        ..ObjectAttrs::default()
+    };
+    let ia = StorageClass::Named("STANDARD_IA".into());
+    let body = Bytes::from_static(b"x");
+    client
+        .put("ia", body.clone(), &in_class(ia.clone()))
+        .await
+        .unwrap();
+    assert_eq!(client.head("ia").await.unwrap().storage_class, ia);
+    let page = client.list_page(&ListRequest::default()).await.unwrap();
+    assert_eq!(page.objects[0].storage_class, ia);
+    // As COS: a copy that names no class is STANDARD, whatever the directive.
+    for (dst, class) in [("plain", StorageClass::Standard), ("kept", ia.clone())] {
+        client
+            .copy(
+                "ia",
+                dst,
+                None,
+                MetadataDirective::Copy,
+                &in_class(class.clone()),
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            client.head(dst).await.unwrap().storage_class,
+            class,
+            "{dst}"
+        );
+    }
+    let archived = StorageClass::Named("ARCHIVE".into());
+    client
+        .put("cold", body.clone(), &in_class(archived.clone()))
+        .await
+        .unwrap();
+    assert_eq!(client.head("cold").await.unwrap().storage_class, archived);
+    let read = client
+        .get("cold", &GetOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (read.status(), read.code()),
+        (Some(403), "InvalidObjectState")
+    );
+    let bad = client
+        .put("bad", body, &in_class(StorageClass::Named("COLD".into())))
+        .await
+        .unwrap_err();
+    assert_eq!((bad.status(), bad.code()), (Some(400), "InvalidArgument"));
 }
 
 #[tokio::test]
