@@ -114,6 +114,13 @@ impl<C: ObjectClient> WriteState<C> {
     }
 }
 
+/// Warns that uploading `key` failed with `err` (`more` said after
+/// "failed"), within the per-kind limit of upload failures.
+fn warn_upload_failed(key: &str, err: &FsError, more: &str) {
+    let kind = format!("upload {}", err.cos_code());
+    crate::warn_limited!(&kind, "uploading {key:?} failed{more}: {err}");
+}
+
 pub(super) fn local_io(e: std::io::Error) -> FsError {
     if e.kind() == std::io::ErrorKind::StorageFull {
         crate::warn_limited!("staging disk full", "{e}");
@@ -230,11 +237,7 @@ impl<C: ObjectClient> Fs<C> {
             stream.abort().await;
         }
         let err = FsError::from(error);
-        let kind = format!("upload {}", err.cos_code());
-        crate::warn_limited!(
-            &kind,
-            "uploading {key:?} failed; the file's new content is lost: {err}"
-        );
+        warn_upload_failed(key, &err, "; the file's new content is lost");
         st.content = Content::Failed(err.clone());
         err
     }
@@ -387,8 +390,7 @@ impl<C: ObjectClient> Fs<C> {
                 Err(e)
             }
             Err(e) => {
-                let kind = format!("upload {}", e.cos_code());
-                crate::warn_limited!(&kind, "uploading {key:?} failed: {e}");
+                warn_upload_failed(&key, &e, "");
                 Err(e)
             }
         }
