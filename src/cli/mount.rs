@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 
 use super::value::{AGE_LIMIT, MODE, SIZE, SOURCE_KIND, SPAN};
 use crate::cache::{CacheConfig, DEFAULT_DISK_CACHE_BYTES};
-use crate::cos::StorageClass;
 use crate::cos::client::ClientConfig;
+use crate::cos::{Encryption, StorageClass};
 use crate::creds::{Secret, SourceKind};
 use crate::fs::FsConfig;
 use crate::retry::RetryPolicy;
@@ -341,6 +341,22 @@ pub struct MountArgs {
     #[arg(long, value_name = "CLASS", value_parser = StorageClass::parse_writable, help_heading = "Mount")]
     pub storage_class: Option<StorageClass>,
 
+    /// Server-side encryption of the objects this mount writes (cosfs's
+    /// `use_sse`): aes256 (SSE-COS; a bare `--sse` too), kms or kms:KEY_ID
+    /// (SSE-KMS). Renames and metadata changes keep the encryption their
+    /// object has. Default: none named (a bucket's default encryption
+    /// still applies).
+    #[arg(
+        long,
+        visible_alias = "use-sse",
+        value_name = "KIND",
+        value_parser = Encryption::parse_option,
+        num_args = 0..=1,
+        default_missing_value = SSE_BARE,
+        help_heading = "Mount"
+    )]
+    pub sse: Option<Encryption>,
+
     /// Refuse extended attributes (cosfs's `noxattr`): the kernel then
     /// stops asking, and user.* attributes stored by others stay hidden.
     #[arg(long, visible_alias = "noxattr", help_heading = "Mount")]
@@ -533,3 +549,5 @@ pub struct MountArgs {
 
 /// What a bare `--direct-io` (or `-o direct_io`) means.
 pub const DIRECT_IO_BARE: &str = "always";
+/// What a bare `--sse` (or cosfs's `-o use_sse`) means.
+pub const SSE_BARE: &str = "aes256";

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use clap::CommandFactory;
 
 use super::Cli;
-use super::mount::DIRECT_IO_BARE;
+use super::mount::{DIRECT_IO_BARE, SSE_BARE};
 
 /// Generic mount(8) options: accepted and ignored (they concern mount(8)
 /// itself or are the kernel's defaults for us).
@@ -112,7 +112,11 @@ fn is_flag(command: &clap::Command, long: &str) -> bool {
 /// The value an option takes when given bare, if it has one (clap keeps
 /// these private, so they are named here and in the definitions).
 fn missing_value(long: &str) -> Option<&'static str> {
-    (long == "direct-io").then_some(DIRECT_IO_BARE)
+    match long {
+        "direct-io" => Some(DIRECT_IO_BARE),
+        "sse" | "use-sse" => Some(SSE_BARE),
+        _ => None,
+    }
 }
 
 /// cosfs writes boolean options as `name=1`; accept 1/true/yes (and drop 0).
@@ -134,6 +138,7 @@ mod tests {
 
     use super::*;
     use crate::cli::Cli;
+    use crate::cos::Encryption;
     use crate::creds::SourceKind;
     use crate::units::{Size, Span};
 
@@ -193,6 +198,19 @@ mod tests {
                 .unwrap_err()
                 .contains("switch")
         );
+    }
+
+    #[test]
+    fn cosfs_use_sse_bare_or_with_a_value_names_the_encryption() {
+        let mount = |args: &[&str]| Cli::try_parse_from(expand(args).unwrap()).unwrap().mount;
+        let bare = mount(&["cosmount", "-o", "use_sse", "b-1", "/mnt"]);
+        assert_eq!(bare.sse, Some(Encryption::Aes256));
+        assert_eq!(bare.bucket.as_deref(), Some("b-1"));
+        let kms = mount(&["cosmount", "b-1", "/mnt", "-o", "use_sse=kmsid:key-1"]);
+        assert_eq!(kms.sse, Some(Encryption::Kms(Some("key-1".into()))));
+        let custom = expand(&["cosmount", "b-1", "/mnt", "-o", "use_sse=custom:/k"]).unwrap();
+        let refused = Cli::try_parse_from(custom).unwrap_err().to_string();
+        assert!(refused.contains("SSE-C"), "{refused}");
     }
 
     #[test]

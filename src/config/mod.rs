@@ -22,7 +22,7 @@ use crate::cli::{LogLevel, MountArgs, ProviderArg};
 use crate::cos::client::ClientConfig;
 use crate::cos::endpoint::Endpoint;
 use crate::cos::provider::probe_blocking;
-use crate::cos::{Provider, StorageClass};
+use crate::cos::{Encryption, Provider, StorageClass};
 use crate::creds::Selected;
 use crate::creds::select::Surroundings;
 use crate::fs::FsConfig;
@@ -70,6 +70,8 @@ pub struct MountConfig {
     pub timeouts: Timeouts,
     /// The class of new objects (`--storage-class`).
     pub storage_class: StorageClass,
+    /// The encryption of new objects (`--sse`).
+    pub encryption: Encryption,
     /// At mount, abort multipart uploads under the prefix initiated this
     /// long before the mount started (`None`: keep them).
     pub abort_stale_uploads: Option<Duration>,
@@ -207,6 +209,7 @@ impl MountConfig {
             credential_notes,
             timeouts,
             storage_class: args.storage_class.clone().unwrap_or_default(),
+            encryption: args.sse.clone().unwrap_or_default(),
             abort_stale_uploads: args.abort_stale_uploads.0,
             retry,
             fs,
@@ -227,6 +230,7 @@ impl MountConfig {
             resolve: self.resolve.as_ref().map(|r| r.addr),
             provider: self.provider,
             storage_class: self.storage_class.clone(),
+            encryption: self.encryption.clone(),
             ..ClientConfig::new(endpoint)
         }
     }

@@ -11,9 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::{
-    CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListEntry, ListPage, ListRequest,
-    MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, StorageClass,
-    UploadInfo, crc64,
+    CosError, CosResult, DeleteFailure, Encryption, GetObject, GetOptions, ListEntry, ListPage,
+    ListRequest, MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult,
+    StorageClass, UploadInfo, crc64,
 };
 
 #[derive(Clone, Debug)]
@@ -133,6 +133,10 @@ fn store(
         storage_class: StorageClass::from_server(
             attrs.storage_class.to_send(&StorageClass::MountDefault),
         ),
+        encryption: match &attrs.encryption {
+            Encryption::MountDefault => Encryption::Plain,
+            named => named.clone(),
+        },
     };
     state.objects.insert(key.to_string(), Stored { data, info });
     PutResult {
@@ -298,11 +302,13 @@ impl ObjectClient for MemoryClient {
             return Err(source_changed());
         }
         let attrs = match directive {
-            // As COS: the copy is in the class the request names.
+            // As COS: the copy is in the class and encryption the
+            // request names.
             MetadataDirective::Copy => ObjectAttrs {
                 content_type: source.info.content_type.clone(),
                 meta: source.info.meta.clone(),
                 storage_class: attrs.storage_class.clone(),
+                encryption: attrs.encryption.clone(),
             },
             MetadataDirective::Replaced => attrs.clone(),
         };

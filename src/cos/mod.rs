@@ -8,6 +8,7 @@ pub mod class;
 pub mod client;
 pub mod crc64;
 pub mod dialect;
+pub mod encryption;
 pub mod endpoint;
 pub mod error;
 pub mod memory;
@@ -25,6 +26,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 pub use class::StorageClass;
+pub use encryption::Encryption;
 pub use error::CosError;
 pub use provider::Provider;
 
@@ -66,6 +68,21 @@ pub struct ObjectInfo {
     pub meta: UserMeta,
     /// `x-cos-storage-class` (absent: STANDARD).
     pub storage_class: StorageClass,
+    /// `x-cos-server-side-encryption` and its KMS key (absent: plain).
+    pub encryption: Encryption,
+}
+
+impl ObjectInfo {
+    /// What a write of this object must name for it to stay as it is:
+    /// its content type, metadata, storage class and encryption.
+    pub fn into_attrs(self) -> ObjectAttrs {
+        ObjectAttrs {
+            content_type: self.content_type,
+            meta: self.meta,
+            storage_class: self.storage_class,
+            encryption: self.encryption,
+        }
+    }
 }
 
 /// A GET response: the bytes asked for and the object they belong to.
@@ -108,6 +125,8 @@ pub struct ObjectAttrs {
     pub meta: UserMeta,
     /// The storage class to ask for (a copy's: the source's).
     pub storage_class: StorageClass,
+    /// The encryption to ask for (a copy's: the source's).
+    pub encryption: Encryption,
 }
 
 /// What a successful write returns.

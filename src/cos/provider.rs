@@ -47,6 +47,10 @@ pub enum Header {
     MetadataDirective,
     /// An object's storage class.
     StorageClass,
+    /// An object's server-side encryption algorithm.
+    Encryption,
+    /// The key of an object encrypted with SSE-KMS.
+    KmsKeyId,
 }
 
 impl Provider {
@@ -78,6 +82,14 @@ impl Provider {
             CopySourceRange => ("x-cos-copy-source-range", "x-amz-copy-source-range"),
             MetadataDirective => ("x-cos-metadata-directive", "x-amz-metadata-directive"),
             StorageClass => ("x-cos-storage-class", "x-amz-storage-class"),
+            Encryption => (
+                "x-cos-server-side-encryption",
+                "x-amz-server-side-encryption",
+            ),
+            KmsKeyId => (
+                "x-cos-server-side-encryption-cos-kms-key-id",
+                "x-amz-server-side-encryption-aws-kms-key-id",
+            ),
         };
         match self {
             Provider::Cos => cos,

@@ -405,6 +405,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             storage_class: Default::default(),
+            encryption: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::attr::{Attr, Kind};
 use super::xattr::Xattrs;
-use crate::cos::StorageClass;
+use crate::cos::{Encryption, StorageClass};
 
 /// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
@@ -38,6 +38,9 @@ pub struct Node {
     pub xattrs: Option<Xattrs>,
     /// The object's storage class, as the last answer named it.
     pub storage_class: StorageClass,
+    /// The object's encryption, when known (from HEAD or this mount's
+    /// writes; a listing does not say).
+    pub encryption: Option<Encryption>,
     /// Attributes are trusted until then.
     pub valid_until: Instant,
     /// The process whose lookup just asked the bucket for these
@@ -98,6 +101,7 @@ impl Node {
             exact: self.exact,
             xattrs: self.xattrs.clone(),
             storage_class: self.storage_class.clone(),
+            encryption: self.encryption.clone(),
         }
     }
 
@@ -139,6 +143,8 @@ pub struct ChildInfo {
     pub xattrs: Option<Xattrs>,
     /// Storage class (files and markers).
     pub storage_class: StorageClass,
+    /// Encryption (from HEAD or this mount's writes only).
+    pub encryption: Option<Encryption>,
 }
 
 impl ChildInfo {
@@ -189,6 +195,7 @@ impl InodeTable {
             exact: true,
             xattrs: None,
             storage_class: StorageClass::MountDefault,
+            encryption: None,
             valid_until: now,
             looked_up_by: None,
             attached: true,
@@ -251,6 +258,7 @@ impl InodeTable {
                     node.etag = info.etag;
                     node.modified = info.modified;
                     node.xattrs = info.xattrs;
+                    node.encryption = info.encryption;
                     node.own_marker = false;
                 }
                 // A lifecycle rule changes the class, not the version.
@@ -275,6 +283,7 @@ impl InodeTable {
                 exact: info.exact,
                 xattrs: info.xattrs,
                 storage_class: info.storage_class,
+                encryption: info.encryption,
                 valid_until,
                 looked_up_by: None,
                 attached: true,
@@ -498,6 +507,7 @@ mod tests {
             exact,
             xattrs: None,
             storage_class: StorageClass::Standard,
+            encryption: None,
         }
     }
 
@@ -557,6 +567,7 @@ mod tests {
             exact: false,
             xattrs: None,
             storage_class: StorageClass::Standard,
+            encryption: None,
         };
         let d = t.upsert_child(ROOT_INO, "x", dir, now).unwrap();
         assert_ne!(f, d);
@@ -579,6 +590,7 @@ mod tests {
             exact: true,
             xattrs: None,
             storage_class: StorageClass::Standard,
+            encryption: None,
         };
         let a = t.upsert_child(ROOT_INO, "a", dir_info(), now).unwrap();
         let b = t.upsert_child(a, "b", dir_info(), now).unwrap();

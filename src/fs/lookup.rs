@@ -370,6 +370,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: Some(super::xattr::Xattrs::from_meta(&info.meta)),
             storage_class: info.storage_class.clone(),
+            encryption: Some(info.encryption.clone()),
         }
     }
 
@@ -384,6 +385,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: None,
             storage_class: marker.storage_class.clone(),
+            encryption: Some(marker.encryption.clone()),
         }
     }
 
@@ -396,6 +398,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: None,
             storage_class: StorageClass::MountDefault,
+            encryption: None,
         }
     }
 }

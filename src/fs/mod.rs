@@ -333,6 +333,8 @@ impl<C: ObjectClient> Fs<C> {
                 node.modified = child.modified;
                 node.exact = true;
                 node.xattrs = child.xattrs;
+                node.storage_class = child.storage_class;
+                node.encryption = child.encryption;
                 node.valid_until = until;
                 node.attr
             }

@@ -14,7 +14,7 @@ use super::write::{Content, WriteState};
 use super::xattr::Xattrs;
 use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::ObjectVersion;
-use crate::cos::{ListRequest, ObjectAttrs, ObjectClient, StorageClass};
+use crate::cos::{Encryption, ListRequest, ObjectAttrs, ObjectClient, StorageClass};
 
 pub(super) fn check_new_name(name: &str) -> FsResult<()> {
     match invalid_name(name) {
@@ -77,6 +77,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: Some(Xattrs::default()),
             storage_class: StorageClass::MountDefault,
+            encryption: Some(Encryption::MountDefault),
         };
         let ino = t
             .upsert_child(parent, name, info, until)
@@ -124,6 +125,7 @@ impl<C: ObjectClient> Fs<C> {
             attr,
             Some(Xattrs::default()),
             StorageClass::MountDefault,
+            Encryption::MountDefault,
         );
         state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
         state.data_dirty = true;

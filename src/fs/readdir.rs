@@ -161,6 +161,7 @@ impl<C: ObjectClient> Fs<C> {
                             exact: true,
                             xattrs: node.xattrs.clone(),
                             storage_class,
+                            encryption: node.encryption.clone(),
                         },
                         None => ChildInfo {
                             attr: self.config.ownership.listed_file(size, last_modified),
@@ -169,6 +170,7 @@ impl<C: ObjectClient> Fs<C> {
                             exact: false,
                             xattrs: None,
                             storage_class,
+                            encryption: None,
                         },
                     }
                 }

@@ -13,9 +13,7 @@ use log::warn;
 use super::attr::{DIR_CONTENT_TYPE, Kind};
 use super::namespace::check_new_name;
 use super::{Fs, FsError, FsResult, lock};
-use crate::cos::{
-    CosError, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, StorageClass,
-};
+use crate::cos::{CosError, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
 use crate::upload::{MAX_PART_SIZE, fixed_part_size};
 
 /// Copies and deletes in flight while renaming a directory.
@@ -75,8 +73,8 @@ impl<C: ObjectClient> Fs<C> {
         } else {
             self.sync_file(src.ino).await?;
             let dst_key = format!("{parent_key}{new_name}");
-            let class = self.storage_class_of(src.ino);
-            self.copy_object(&src_key, &dst_key, src.attr.size, &class, target.is_none())
+            let stored = self.stored_as(src.ino);
+            self.copy_object(&src_key, &dst_key, src.attr.size, stored, target.is_none())
                 .await
                 .map_err(copy_refused_is_cross_device)?;
             self.client.delete(&src_key).await?;
@@ -91,12 +89,17 @@ impl<C: ObjectClient> Fs<C> {
         Ok(())
     }
 
-    /// The storage class of `ino`'s object, as far as known.
-    fn storage_class_of(&self, ino: u64) -> StorageClass {
-        lock(&self.inodes)
-            .get(ino)
-            .map(|n| n.storage_class.clone())
-            .unwrap_or_default()
+    /// How `ino`'s object is stored (its class and encryption), which a
+    /// copy must name to keep; `None` when a listing is all that described
+    /// it (listings do not name the encryption).
+    fn stored_as(&self, ino: u64) -> Option<ObjectAttrs> {
+        let t = lock(&self.inodes);
+        let node = t.get(ino)?;
+        Some(ObjectAttrs {
+            storage_class: node.storage_class.clone(),
+            encryption: node.encryption.clone()?,
+            ..ObjectAttrs::default()
+        })
     }
 
     /// Uploads pending changes of one file before its key changes.
@@ -125,7 +128,9 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Server-side copy of the source's current version (a rename moves
     /// what is there now, so no precondition); multipart copy above COS's
-    /// 5 GB single-copy limit. A copy answered with something that is not a
+    /// 5 GB single-copy limit. The copy is stored as the source is
+    /// (`stored`: its class and encryption; `None`: asked with a HEAD),
+    /// which COS would otherwise reset to STANDARD and unencrypted. A copy answered with something that is not a
     /// copy result may have written something else at `dst`: it is removed
     /// when `dst_is_new` (nothing of the user's was there).
     async fn copy_object(
@@ -133,13 +138,13 @@ impl<C: ObjectClient> Fs<C> {
         src: &str,
         dst: &str,
         size: u64,
-        class: &StorageClass,
+        stored: Option<ObjectAttrs>,
         dst_is_new: bool,
     ) -> FsResult<()> {
         if size <= MAX_PART_SIZE {
-            let attrs = ObjectAttrs {
-                storage_class: class.clone(),
-                ..ObjectAttrs::default()
+            let attrs = match stored {
+                Some(attrs) => attrs,
+                None => self.client.head(src).await?.into_attrs(),
             };
             let copied = self
                 .client
@@ -155,17 +160,15 @@ impl<C: ObjectClient> Fs<C> {
             return Ok(());
         }
         let info = self.client.head(src).await?;
-        let attrs = ObjectAttrs {
-            content_type: info.content_type,
-            meta: info.meta,
-            storage_class: info.storage_class,
-        };
-        let part = fixed_part_size(1 << 30, info.size);
-        let upload_id = self.client.create_multipart(dst, &attrs).await?;
-        let ranges: Vec<(u32, std::ops::Range<u64>)> = (0..info.size.div_ceil(part))
-            .map(|i| (i as u32 + 1, i * part..((i + 1) * part).min(info.size)))
+        let (size, etag) = (info.size, info.etag.clone());
+        let part = fixed_part_size(1 << 30, size);
+        let upload_id = self
+            .client
+            .create_multipart(dst, &info.into_attrs())
+            .await?;
+        let ranges: Vec<(u32, std::ops::Range<u64>)> = (0..size.div_ceil(part))
+            .map(|i| (i as u32 + 1, i * part..((i + 1) * part).min(size)))
             .collect();
-        let etag = info.etag.clone();
         let result = async {
             let (upload_id, etag) = (&upload_id, &etag);
             let mut parts: Vec<_> = stream::iter(ranges)
@@ -196,16 +199,20 @@ impl<C: ObjectClient> Fs<C> {
         while let Some(page) = walker.next_page(&*self.client).await? {
             keys.extend(page.objects);
         }
-        let copies: Vec<(String, String, u64, StorageClass)> = keys
+        let copies: Vec<(String, String, u64)> = keys
             .iter()
             .map(|o| {
-                let to = format!("{dst}{}", &o.key[src.len()..]);
-                (o.key.clone(), to, o.size, o.storage_class.clone())
+                (
+                    o.key.clone(),
+                    format!("{dst}{}", &o.key[src.len()..]),
+                    o.size,
+                )
             })
             .collect();
+        // Each copy HEADs its source: a listing does not name encryption.
         stream::iter(copies)
-            .map(|(from, to, size, class)| async move {
-                match self.copy_object(&from, &to, size, &class, true).await {
+            .map(|(from, to, size)| async move {
+                match self.copy_object(&from, &to, size, None, true).await {
                     Err(FsError::NotFound) if from.ends_with('/') => {
                         self.recreate_marker(&from, &to).await
                     }
@@ -267,11 +274,7 @@ impl<C: ObjectClient> Fs<C> {
     /// (SeaweedFS answers NoSuchKey).
     async fn recreate_marker(&self, src: &str, dst: &str) -> FsResult<()> {
         let mut attrs = match self.client.head(src).await {
-            Ok(info) => ObjectAttrs {
-                content_type: info.content_type,
-                meta: info.meta,
-                storage_class: info.storage_class,
-            },
+            Ok(info) => info.into_attrs(),
             Err(e) if e.is_not_found() => ObjectAttrs::default(),
             Err(e) => return Err(e.into()),
         };

@@ -16,7 +16,7 @@ use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, Written, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{
-    CosError, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult,
+    CosError, Encryption, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult,
     StorageClass, meta_size,
 };
 use crate::upload::staged::StagedFile;
@@ -27,8 +27,9 @@ use crate::upload::upload_staged;
 pub(super) enum Content<C> {
     /// Nothing changed since `base`.
     Clean,
-    /// Written front to back: parts are uploading.
-    Stream(StreamUpload<C>),
+    /// Written front to back: parts are uploading (boxed: the largest
+    /// state by far).
+    Stream(Box<StreamUpload<C>>),
     /// Changed elsewhere: held in a staging file.
     Staged(StagedFile),
     /// An upload failed and the data is gone: every later write, flush and
@@ -57,6 +58,8 @@ pub(super) struct WriteState<C> {
     pub(super) xattrs: Option<Xattrs>,
     /// The class the object is in, which a rewrite keeps.
     pub(super) storage_class: StorageClass,
+    /// The object's encryption, which a rewrite keeps.
+    pub(super) encryption: Encryption,
 }
 
 impl<C> WriteState<C> {
@@ -66,10 +69,12 @@ impl<C> WriteState<C> {
         attr: Attr,
         xattrs: Option<Xattrs>,
         storage_class: StorageClass,
+        encryption: Encryption,
     ) -> WriteState<C> {
         WriteState {
             xattrs,
             storage_class,
+            encryption,
             mtime_set: false,
             base,
             content: Content::Clean,
@@ -94,6 +99,7 @@ impl<C> WriteState<C> {
             content_type: None,
             meta,
             storage_class: self.storage_class.clone(),
+            encryption: self.encryption.clone(),
         }
     }
 }
@@ -137,7 +143,7 @@ impl<C: ObjectClient> Fs<C> {
         if self.writes.get(ino).is_none() {
             self.revalidate(ino, false, None, false).await?;
         }
-        let (base, attr, xattrs, class) = {
+        let (base, attr, xattrs, class, encryption) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
             let base = node.etag.clone().map(|etag| ObjectVersion {
@@ -146,11 +152,14 @@ impl<C: ObjectClient> Fs<C> {
                 size: node.attr.size,
             });
             let class = node.storage_class.clone();
-            (base, node.attr, node.xattrs.clone(), class)
+            // Known: the node was just revalidated (a HEAD or GET), or
+            // this mount made it.
+            let encryption = node.encryption.clone().unwrap_or_default();
+            (base, node.attr, node.xattrs.clone(), class, encryption)
         };
-        Ok(self
-            .writes
-            .get_or_insert(ino, writer, || WriteState::clean(base, attr, xattrs, class)))
+        Ok(self.writes.get_or_insert(ino, writer, || {
+            WriteState::clean(base, attr, xattrs, class, encryption)
+        }))
     }
 
     /// Writes to an open file at `offset`, or at its end for a handle
@@ -219,15 +228,15 @@ impl<C: ObjectClient> Fs<C> {
         })
     }
 
-    pub(super) fn new_stream(&self, key: &str, attrs: ObjectAttrs) -> StreamUpload<C> {
-        StreamUpload::new(
+    pub(super) fn new_stream(&self, key: &str, attrs: ObjectAttrs) -> Box<StreamUpload<C>> {
+        Box::new(StreamUpload::new(
             self.client.clone(),
             self.budget.clone(),
             self.part_buffers.clone(),
             key,
             attrs,
             self.config.upload.clone(),
-        )
+        ))
     }
 
     /// Marks the content of `key` lost after a failed upload and aborts
@@ -421,31 +430,27 @@ impl<C: ObjectClient> Fs<C> {
             );
             return Err(FsError::Stale);
         }
-        let mut meta = info.meta;
+        let (etag, size) = (info.etag.clone(), info.size);
+        let mut attrs = info.into_attrs();
         for name in MANAGED_META {
-            meta.remove(name);
+            attrs.meta.remove(name);
         }
-        meta.extend(to_meta(attr));
+        attrs.meta.extend(to_meta(attr));
         if let Some(x) = xattrs {
-            x.store(&mut meta);
+            x.store(&mut attrs.meta);
         }
-        if meta_size(&meta) > MAX_META_BYTES {
+        if meta_size(&attrs.meta) > MAX_META_BYTES {
             return Err(FsError::TooBig);
         }
-        let attrs = ObjectAttrs {
-            content_type: info.content_type,
-            meta,
-            storage_class: info.storage_class,
-        };
         Ok(self
             .client
             .copy(
                 key,
                 key,
-                Some(&info.etag),
+                Some(&etag),
                 MetadataDirective::Replaced,
                 &attrs,
-                info.size,
+                size,
             )
             .await?)
     }
@@ -486,7 +491,7 @@ impl<C: ObjectClient> Fs<C> {
         let attrs = ObjectAttrs {
             content_type: Some(DIR_CONTENT_TYPE.into()),
             meta,
-            storage_class: StorageClass::MountDefault,
+            ..ObjectAttrs::default()
         };
         let put = self.client.put(key, Bytes::new(), &attrs).await?;
         self.marker_meta.wrote(key);

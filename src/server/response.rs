@@ -19,6 +19,14 @@ use crate::cos::{MAX_META_BYTES, META_PREFIX, class, meta_size, xml};
 /// The header naming an object's storage class, kept with the object
 /// unless it says STANDARD (which COS leaves unsaid).
 const STORAGE_CLASS: &str = "x-cos-storage-class";
+/// The headers naming an object's server-side encryption (SSE-COS,
+/// SSE-KMS and its key), kept with the object.
+const ENCRYPTION: &str = "x-cos-server-side-encryption";
+const KMS_KEY_ID: &str = "x-cos-server-side-encryption-cos-kms-key-id";
+/// The encryptions COS accepts (`cos/kms` may name its key).
+const ENCRYPTIONS: [&str; 3] = ["AES256", "SM4", "cos/kms"];
+/// SSE-C's headers start so.
+const CUSTOMER_KEYS: &str = "x-cos-server-side-encryption-customer-";
 
 /// Stored request headers besides Content-Type and `x-cos-meta-*`.
 pub const STORED_HEADERS: [&str; 4] = [
@@ -97,7 +105,7 @@ pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
             .unwrap_or_else(|| "application/octet-stream".to_string()),
         ..Attrs::default()
     };
-    set_storage_class(&mut attrs, headers)?;
+    set_class_and_encryption(&mut attrs, headers)?;
     for (name, value) in headers {
         if let Some(suffix) = name.as_str().strip_prefix(META_PREFIX) {
             attrs.meta.insert(suffix.to_string(), text(value));
@@ -116,9 +124,14 @@ pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
     Ok(attrs)
 }
 
-/// Sets the storage class the request names (none: STANDARD), as COS
-/// does for PUT, initiate and copy alike.
-pub fn set_storage_class(attrs: &mut Attrs, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Sets the storage class and encryption the request names (none:
+/// STANDARD, plain), as COS does for PUT, initiate and copy alike.
+pub fn set_class_and_encryption(attrs: &mut Attrs, headers: &HeaderMap) -> Result<(), ApiError> {
+    set_storage_class(attrs, headers)?;
+    set_encryption(attrs, headers)
+}
+
+fn set_storage_class(attrs: &mut Attrs, headers: &HeaderMap) -> Result<(), ApiError> {
     attrs.headers.remove(STORAGE_CLASS);
     let Some(value) = headers.get(STORAGE_CLASS) else {
         return Ok(());
@@ -134,6 +147,34 @@ pub fn set_storage_class(attrs: &mut Attrs, headers: &HeaderMap) -> Result<(), A
     if class != "STANDARD" {
         attrs.headers.insert(STORAGE_CLASS.to_string(), class);
     }
+    Ok(())
+}
+
+fn set_encryption(attrs: &mut Attrs, headers: &HeaderMap) -> Result<(), ApiError> {
+    attrs.headers.remove(ENCRYPTION);
+    attrs.headers.remove(KMS_KEY_ID);
+    if headers
+        .keys()
+        .any(|k| k.as_str().starts_with(CUSTOMER_KEYS))
+    {
+        return Err(ApiError::invalid_argument(
+            "cosmount serve does not support server-side encryption with customer keys (SSE-C).",
+        ));
+    }
+    let Some(value) = headers.get(ENCRYPTION) else {
+        return Ok(());
+    };
+    let algorithm = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    if !ENCRYPTIONS.contains(&algorithm.as_str()) {
+        return Err(ApiError::invalid_argument(format!(
+            "The encryption method specified is not supported: {algorithm}."
+        )));
+    }
+    if let (Some(key), "cos/kms") = (headers.get(KMS_KEY_ID), algorithm.as_str()) {
+        let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+        attrs.headers.insert(KMS_KEY_ID.to_string(), key);
+    }
+    attrs.headers.insert(ENCRYPTION.to_string(), algorithm);
     Ok(())
 }
 

@@ -37,13 +37,16 @@ pub fn put(server: &TestServer, key: &str, body: &[u8]) -> String {
     run(server, "sdk_put.py", &[key], body)
 }
 
-/// Writes `body` as `key` in storage class `class` through the SDK.
-pub fn put_in_class(server: &TestServer, key: &str, body: &[u8], class: &str) -> String {
-    run(server, "sdk_put.py", &[key, class], body)
+/// Writes `body` as `key` through the SDK with put_object's own
+/// `Name=Value` arguments (`StorageClass=STANDARD_IA`,
+/// `ServerSideEncryption=AES256`, ...).
+pub fn put_with(server: &TestServer, key: &str, body: &[u8], args: &[&str]) -> String {
+    let argv: Vec<&str> = [key].into_iter().chain(args.iter().copied()).collect();
+    run(server, "sdk_put.py", &argv, body)
 }
 
-/// The `x-cos-meta-*` headers, ETag, CRC64 and storage class (absent:
-/// STANDARD) of `keys` as the SDK reads them, by key (header names in
+/// The `x-cos-meta-*` headers, ETag, CRC64, storage class (absent:
+/// STANDARD) and encryption headers (absent: none) of `keys` as the SDK reads them, by key (header names in
 /// lower case).
 pub fn head(server: &TestServer, keys: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run(server, "sdk_head.py", keys, b"")).expect("sdk_head.py prints JSON")

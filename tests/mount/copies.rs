@@ -207,21 +207,40 @@ fn chmod_never_rewrites_a_version_another_client_wrote_since() {
 }
 
 #[test]
-fn objects_keep_their_storage_class_and_new_ones_get_the_mounts() {
+fn objects_keep_their_storage_class_and_encryption_and_new_ones_get_the_mounts() {
     let server = TestServer::start();
-    sdk::put_in_class(&server, "ia.txt", b"infrequent\n", "STANDARD_IA");
-    sdk::put_in_class(&server, "tree/a", b"a", "STANDARD_IA");
-    sdk::put_in_class(&server, "tree/b", b"b", "INTELLIGENT_TIERING");
-    sdk::put_in_class(&server, "cold.txt", b"archived\n", "ARCHIVE");
-    let m = TestMount::start(&server, &["-o", "storage_class=maz_standard"]);
+    let ia_aes = ["StorageClass=STANDARD_IA", "ServerSideEncryption=AES256"];
+    sdk::put_with(&server, "ia.txt", b"infrequent\n", &ia_aes);
+    let ia_kms = [
+        "StorageClass=STANDARD_IA",
+        "ServerSideEncryption=cos/kms",
+        "SSEKMSKeyId=key-a",
+    ];
+    sdk::put_with(&server, "tree/a", b"a", &ia_kms);
+    sdk::put_with(
+        &server,
+        "tree/b",
+        b"b",
+        &["StorageClass=INTELLIGENT_TIERING"],
+    );
+    sdk::put_with(
+        &server,
+        "cold.txt",
+        b"archived\n",
+        &["StorageClass=ARCHIVE"],
+    );
+    let m = TestMount::start(
+        &server,
+        &["-o", "storage_class=maz_standard,use_sse=kmsid:key-m"],
+    );
 
-    // Copies name the class their object is in (COS would make them
-    // STANDARD otherwise): chmod, touch, xattrs, renames of a file and of
-    // a folder, and an edit of the content.
+    // Copies name the class and encryption their object has (COS would
+    // make them STANDARD and unencrypted otherwise): chmod, touch, xattrs,
+    // renames of a file and of a folder, and an edit of the content.
     m.sh_ok("chmod 600 ia.txt && touch -d @1600000000 ia.txt && setfattr -n user.k -v v ia.txt");
     m.sh_ok("mv ia.txt moved.txt && mv tree renamed && echo more >> renamed/a");
     // New objects, folders and the largest files' multipart uploads get
-    // the mount's class.
+    // the mount's class and encryption.
     m.sh_ok("echo new > new.txt && mkdir newdir && head -c 20000000 /dev/zero > newdir/big");
     let head = sdk::head(
         &server,
@@ -234,18 +253,25 @@ fn objects_keep_their_storage_class_and_new_ones_get_the_mounts() {
             "newdir/big",
         ],
     );
-    let class = |key: &str| {
-        head[key]["x-cos-storage-class"]
-            .as_str()
-            .unwrap_or("STANDARD")
-            .to_string()
+    let header = |key: &str, name: &str, absent: &str| {
+        head[key][name].as_str().unwrap_or(absent).to_string()
+    };
+    let class = |key: &str| header(key, "x-cos-storage-class", "STANDARD");
+    let sse = |key: &str| {
+        let algorithm = header(key, "x-cos-server-side-encryption", "none");
+        let kms_key = header(key, "x-cos-server-side-encryption-cos-kms-key-id", "");
+        format!("{algorithm} {kms_key}").trim().to_string()
     };
     assert_eq!(class("moved.txt"), "STANDARD_IA", "{head}");
+    assert_eq!(sse("moved.txt"), "AES256", "{head}");
     assert_eq!(head["moved.txt"]["x-cos-meta-mode"], "33152", "{head}");
     assert_eq!(class("renamed/a"), "STANDARD_IA", "{head}");
+    assert_eq!(sse("renamed/a"), "cos/kms key-a", "{head}");
     assert_eq!(class("renamed/b"), "INTELLIGENT_TIERING", "{head}");
+    assert_eq!(sse("renamed/b"), "none", "{head}");
     for key in ["new.txt", "newdir/", "newdir/big"] {
         assert_eq!(class(key), "MAZ_STANDARD", "{key}: {head}");
+        assert_eq!(sse(key), "cos/kms key-m", "{key}: {head}");
     }
     assert_eq!(m.sh_ok("cat renamed/a"), "amore\n");
 

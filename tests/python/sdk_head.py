@@ -1,7 +1,7 @@
 """Reads objects' headers with the official COS Python SDK:
 `sdk_head.py KEY...`, the server in the environment as for test_sdk.py.
-Prints one JSON object: each key's x-cos-meta-* headers, checksums and
-storage class (absent: STANDARD), so
+Prints one JSON object: each key's x-cos-meta-* headers, checksums,
+storage class (absent: STANDARD) and encryption (absent: none), so
 the Rust tests check what another client (cosfs, an SDK user) reads."""
 
 import json
@@ -17,6 +17,13 @@ for key in sys.argv[1:]:
         name.lower(): value
         for name, value in head.items()
         if name.lower().startswith("x-cos-meta-")
-        or name.lower() in ("etag", "x-cos-hash-crc64ecma", "x-cos-storage-class")
+        or name.lower()
+        in (
+            "etag",
+            "x-cos-hash-crc64ecma",
+            "x-cos-storage-class",
+            "x-cos-server-side-encryption",
+            "x-cos-server-side-encryption-cos-kms-key-id",
+        )
     }
 print(json.dumps(out))

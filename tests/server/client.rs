@@ -10,8 +10,8 @@ use crate::common::{BUCKET, SECRET_ID, ServerOptions, TestServer};
 use cosmount::cos::client::HttpClient;
 use cosmount::cos::endpoint::{Endpoint, Style};
 use cosmount::cos::{
-    GetOptions, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, PartInfo,
-    StorageClass, crc64,
+    Encryption, GetOptions, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient,
+    PartInfo, StorageClass, crc64,
 };
 use cosmount::creds::Credentials;
 
@@ -685,6 +685,43 @@ async fn storage_classes_are_kept_and_copies_take_the_one_they_name() {
     );
     let bad = client
         .put("bad", body, &in_class(StorageClass::Named("COLD".into())))
+        .await
+        .unwrap_err();
+    assert_eq!((bad.status(), bad.code()), (Some(400), "InvalidArgument"));
+}
+
+#[tokio::test]
+async fn encryption_is_kept_and_copies_take_the_one_they_name() {
+    let server = TestServer::start();
+    let client = server.client();
+    let encrypted = |encryption: Encryption| ObjectAttrs {
+        encryption,
+        ..ObjectAttrs::default()
+    };
+    let kms = Encryption::Kms(Some("key-1".into()));
+    let body = Bytes::from_static(b"x");
+    client
+        .put("kms", body.clone(), &encrypted(kms.clone()))
+        .await
+        .unwrap();
+    assert_eq!(client.head("kms").await.unwrap().encryption, kms);
+    // As COS: a copy that names no encryption is stored in plain.
+    for (dst, encryption) in [("plain", Encryption::Plain), ("aes", Encryption::Aes256)] {
+        client
+            .copy(
+                "kms",
+                dst,
+                None,
+                MetadataDirective::Copy,
+                &encrypted(encryption.clone()),
+                1,
+            )
+            .await
+            .unwrap();
+        assert_eq!(client.head(dst).await.unwrap().encryption, encryption);
+    }
+    let bad = client
+        .put("bad", body, &encrypted(Encryption::Other("DES".into())))
         .await
         .unwrap_err();
     assert_eq!((bad.status(), bad.code()), (Some(400), "InvalidArgument"));

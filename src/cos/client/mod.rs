@@ -37,7 +37,7 @@ use super::endpoint::{self, Endpoint};
 use super::provider::{Header, Provider};
 use super::xml::{self, unquote_etag};
 use super::{
-    CosError, CosResult, DeleteFailure, GetObject, GetOptions, ListPage, ListRequest,
+    CosError, CosResult, DeleteFailure, Encryption, GetObject, GetOptions, ListPage, ListRequest,
     MetadataDirective, ObjectAttrs, ObjectClient, ObjectInfo, PartInfo, PutResult, StorageClass,
     UploadInfo, crc64,
 };
@@ -86,6 +86,9 @@ pub struct ClientConfig {
     /// The class of objects written without one of their own
     /// (`--storage-class`): [`StorageClass::MountDefault`] names none.
     pub storage_class: StorageClass,
+    /// The encryption of objects written without one of their own
+    /// (`--sse`): [`Encryption::MountDefault`] names none.
+    pub encryption: Encryption,
 }
 
 impl ClientConfig {
@@ -113,6 +116,7 @@ impl ClientConfig {
             resolve: None,
             provider: Provider::Cos,
             storage_class: StorageClass::MountDefault,
+            encryption: Encryption::MountDefault,
         }
     }
 }
@@ -135,6 +139,8 @@ pub struct HttpClient {
     provider: Provider,
     /// The class of objects written without one of their own.
     storage_class: StorageClass,
+    /// The encryption of objects written without one of their own.
+    encryption: Encryption,
     /// Whether the server proved it speaks COS (COS copies wait for that).
     dialect: ServerDialect,
     /// Requests in flight, limited once the server asked for less traffic.
@@ -166,6 +172,7 @@ impl HttpClient {
             http,
             provider: config.provider,
             storage_class: config.storage_class,
+            encryption: config.encryption,
             dialect,
             throttle: Throttle::new(),
             endpoint: config.endpoint,
@@ -213,13 +220,17 @@ impl HttpClient {
         self.provider.header(header)
     }
 
-    /// Names the storage class `attrs` asks for (the mount's when they ask
-    /// for none); STANDARD goes unnamed.
-    fn with_class<'a>(&self, call: Call<'a>, attrs: &ObjectAttrs) -> Call<'a> {
-        match attrs.storage_class.to_send(&self.storage_class) {
-            Some(class) => call.header(self.header(Header::StorageClass), class),
-            None => call,
+    /// Names the storage class and encryption `attrs` ask for (the
+    /// mount's when they ask for none): what every write, copies included,
+    /// must name for the object to keep them. STANDARD and plain go unnamed.
+    fn with_storage<'a>(&self, mut call: Call<'a>, attrs: &ObjectAttrs) -> Call<'a> {
+        if let Some(class) = attrs.storage_class.to_send(&self.storage_class) {
+            call = call.header(self.header(Header::StorageClass), class);
         }
+        for (name, value) in attrs.encryption.headers(&self.encryption, self.provider) {
+            call = call.header(name, value);
+        }
+        call
     }
 
     /// `Ok` when a server-side copy means what we mean: always in S3's
@@ -338,7 +349,7 @@ impl ObjectClient for HttpClient {
     async fn put(&self, key: &str, body: Bytes, attrs: &ObjectAttrs) -> CosResult<PutResult> {
         let local = crc64::checksum(&body);
         let call = self
-            .with_class(Call::new("put", Method::PUT, Some(key)), attrs)
+            .with_storage(Call::new("put", Method::PUT, Some(key)), attrs)
             .hedged()
             .attrs(attrs, self.provider)
             .body(body);
@@ -421,8 +432,9 @@ impl ObjectClient for HttpClient {
             self.header(Header::MetadataDirective),
             self.provider.directive(directive),
         );
-        // Named whatever the directive: a copy that names no class is STANDARD.
-        call = self.with_class(call, attrs);
+        // Named whatever the directive: a copy that names no class is
+        // STANDARD, one that names no encryption is plain.
+        call = self.with_storage(call, attrs);
         if directive == MetadataDirective::Replaced {
             call = call.attrs(attrs, self.provider);
         }
@@ -438,7 +450,7 @@ impl ObjectClient for HttpClient {
 
     async fn create_multipart(&self, key: &str, attrs: &ObjectAttrs) -> CosResult<String> {
         let call = self
-            .with_class(
+            .with_storage(
                 Call::new("create_multipart", Method::POST, Some(key)),
                 attrs,
             )

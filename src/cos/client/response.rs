@@ -13,7 +13,9 @@ use reqwest::header::HeaderMap;
 use super::progress::{Progress, Stall};
 use crate::cos::provider::{Header, Provider};
 use crate::cos::xml::{self, unquote_etag};
-use crate::cos::{BodyBuffers, CosError, CosResult, ObjectInfo, StorageClass, UserMeta, crc64};
+use crate::cos::{
+    BodyBuffers, CosError, CosResult, Encryption, ObjectInfo, StorageClass, UserMeta, crc64,
+};
 
 /// A successful answer.
 pub(super) struct Reply {
@@ -287,6 +289,10 @@ pub(super) fn object_info(headers: &HeaderMap, size: u64, provider: Provider) ->
         meta,
         storage_class: StorageClass::from_server(
             header_str(headers, provider.header(Header::StorageClass)).as_deref(),
+        ),
+        encryption: Encryption::from_server(
+            header_str(headers, provider.header(Header::Encryption)).as_deref(),
+            header_str(headers, provider.header(Header::KmsKeyId)).as_deref(),
         ),
     }
 }

@@ -172,8 +172,9 @@ pub async fn copy(ctx: &Ctx<'_>) -> Result<Response<Body>, ApiError> {
         let mut temp = bucket.temp()?;
         temp.append_raw(&src.file, 0, src_meta.size)?;
         let mut attrs = new_attrs.unwrap_or(src_meta.attrs.clone());
-        // Whatever the directive, the copy is in the class the request names.
-        response::set_storage_class(&mut attrs, &headers)?;
+        // Whatever the directive, the copy is in the class and encryption
+        // the request names.
+        response::set_class_and_encryption(&mut attrs, &headers)?;
         let meta = ObjectMeta {
             last_modified: SystemTime::now(),
             attrs,
