@@ -129,6 +129,7 @@ fn store(
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into()),
         ),
+        headers: attrs.headers.clone(),
         meta: attrs.meta.clone(),
         storage_class: StorageClass::from_server(
             attrs.storage_class.to_send(&StorageClass::MountDefault),
@@ -306,6 +307,7 @@ impl ObjectClient for MemoryClient {
             // request names.
             MetadataDirective::Copy => ObjectAttrs {
                 content_type: source.info.content_type.clone(),
+                headers: source.info.headers.clone(),
                 meta: source.info.meta.clone(),
                 storage_class: attrs.storage_class.clone(),
                 encryption: attrs.encryption.clone(),

@@ -40,6 +40,20 @@ pub const META_PREFIX: &str = "x-cos-meta-";
 /// (lowercase) → value.
 pub type UserMeta = BTreeMap<String, String>;
 
+/// The standard HTTP headers an object keeps besides Content-Type (lower
+/// case): a write that does not name them again (a PUT, a copy with
+/// `Replaced`) drops them.
+pub const OBJECT_HEADERS: [&str; 5] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+/// The [`OBJECT_HEADERS`] an object has: name → value.
+pub type ObjectHeaders = BTreeMap<String, String>;
+
 /// COS's (and S3's) limit on all user metadata headers of one object together.
 pub const MAX_META_BYTES: usize = 2048;
 
@@ -64,6 +78,8 @@ pub struct ObjectInfo {
     pub crc64: Option<u64>,
     /// Content-Type.
     pub content_type: Option<String>,
+    /// Cache-Control and the other [`OBJECT_HEADERS`].
+    pub headers: ObjectHeaders,
     /// `x-cos-meta-*` headers.
     pub meta: UserMeta,
     /// `x-cos-storage-class` (absent: STANDARD).
@@ -74,10 +90,12 @@ pub struct ObjectInfo {
 
 impl ObjectInfo {
     /// What a write of this object must name for it to stay as it is:
-    /// its content type, metadata, storage class and encryption.
+    /// its content type and other headers, metadata, storage class and
+    /// encryption.
     pub fn into_attrs(self) -> ObjectAttrs {
         ObjectAttrs {
             content_type: self.content_type,
+            headers: self.headers,
             meta: self.meta,
             storage_class: self.storage_class,
             encryption: self.encryption,
@@ -121,6 +139,8 @@ pub trait BodyBuffers: Send + Sync + std::fmt::Debug {
 pub struct ObjectAttrs {
     /// Content-Type; `None` lets the server pick its default.
     pub content_type: Option<String>,
+    /// Cache-Control and the other [`OBJECT_HEADERS`].
+    pub headers: ObjectHeaders,
     /// `x-cos-meta-*` headers.
     pub meta: UserMeta,
     /// The storage class to ask for (a copy's: the source's).

@@ -400,6 +400,7 @@ mod tests {
             last_modified: UNIX_EPOCH + Duration::from_secs(1000),
             crc64: None,
             content_type: Some(content_type.into()),
+            headers: Default::default(),
             meta: meta
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::attr::{Attr, Kind};
+use super::kept::Kept;
 use super::xattr::Xattrs;
-use crate::cos::{Encryption, StorageClass};
+use crate::cos::StorageClass;
 
 /// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
@@ -38,9 +39,9 @@ pub struct Node {
     pub xattrs: Option<Xattrs>,
     /// The object's storage class, as the last answer named it.
     pub storage_class: StorageClass,
-    /// The object's encryption, when known (from HEAD or this mount's
-    /// writes; a listing does not say).
-    pub encryption: Option<Encryption>,
+    /// Files: what the object keeps across rewrites, when known (from
+    /// HEAD or this mount's writes; a listing does not say).
+    pub kept: Option<Kept>,
     /// Attributes are trusted until then.
     pub valid_until: Instant,
     /// The process whose lookup just asked the bucket for these
@@ -101,7 +102,7 @@ impl Node {
             exact: self.exact,
             xattrs: self.xattrs.clone(),
             storage_class: self.storage_class.clone(),
-            encryption: self.encryption.clone(),
+            kept: self.kept.clone(),
         }
     }
 
@@ -143,8 +144,9 @@ pub struct ChildInfo {
     pub xattrs: Option<Xattrs>,
     /// Storage class (files and markers).
     pub storage_class: StorageClass,
-    /// Encryption (from HEAD or this mount's writes only).
-    pub encryption: Option<Encryption>,
+    /// Files: what the object keeps across rewrites (from HEAD or this
+    /// mount's writes only).
+    pub kept: Option<Kept>,
 }
 
 impl ChildInfo {
@@ -195,7 +197,7 @@ impl InodeTable {
             exact: true,
             xattrs: None,
             storage_class: StorageClass::MountDefault,
-            encryption: None,
+            kept: None,
             valid_until: now,
             looked_up_by: None,
             attached: true,
@@ -258,7 +260,7 @@ impl InodeTable {
                     node.etag = info.etag;
                     node.modified = info.modified;
                     node.xattrs = info.xattrs;
-                    node.encryption = info.encryption;
+                    node.kept = info.kept;
                     node.own_marker = false;
                 }
                 // A lifecycle rule changes the class, not the version.
@@ -283,7 +285,7 @@ impl InodeTable {
                 exact: info.exact,
                 xattrs: info.xattrs,
                 storage_class: info.storage_class,
-                encryption: info.encryption,
+                kept: info.kept,
                 valid_until,
                 looked_up_by: None,
                 attached: true,
@@ -507,7 +509,7 @@ mod tests {
             exact,
             xattrs: None,
             storage_class: StorageClass::Standard,
-            encryption: None,
+            kept: None,
         }
     }
 
@@ -567,7 +569,7 @@ mod tests {
             exact: false,
             xattrs: None,
             storage_class: StorageClass::Standard,
-            encryption: None,
+            kept: None,
         };
         let d = t.upsert_child(ROOT_INO, "x", dir, now).unwrap();
         assert_ne!(f, d);
@@ -590,7 +592,7 @@ mod tests {
             exact: true,
             xattrs: None,
             storage_class: StorageClass::Standard,
-            encryption: None,
+            kept: None,
         };
         let a = t.upsert_child(ROOT_INO, "a", dir_info(), now).unwrap();
         let b = t.upsert_child(a, "b", dir_info(), now).unwrap();

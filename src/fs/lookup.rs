@@ -23,6 +23,7 @@ use log::debug;
 use super::attr::Kind;
 use super::dir::{self, invalid_name};
 use super::inode::ChildInfo;
+use super::kept::Kept;
 use super::snapshot::Held;
 use super::{Entry, Fs, FsError, FsResult};
 use crate::cos::{CosResult, ListPage, ListRequest, ObjectClient, ObjectInfo, StorageClass};
@@ -370,7 +371,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: Some(super::xattr::Xattrs::from_meta(&info.meta)),
             storage_class: info.storage_class.clone(),
-            encryption: Some(info.encryption.clone()),
+            kept: Some(Kept::of(info)),
         }
     }
 
@@ -385,7 +386,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: None,
             storage_class: marker.storage_class.clone(),
-            encryption: Some(marker.encryption.clone()),
+            kept: None,
         }
     }
 
@@ -398,7 +399,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: None,
             storage_class: StorageClass::MountDefault,
-            encryption: None,
+            kept: None,
         }
     }
 }

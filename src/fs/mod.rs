@@ -9,6 +9,7 @@ mod gauges;
 mod handles;
 pub mod head_window;
 pub mod inode;
+mod kept;
 mod lookup;
 mod marker_meta;
 mod namespace;
@@ -334,7 +335,7 @@ impl<C: ObjectClient> Fs<C> {
                 node.exact = true;
                 node.xattrs = child.xattrs;
                 node.storage_class = child.storage_class;
-                node.encryption = child.encryption;
+                node.kept = child.kept;
                 node.valid_until = until;
                 node.attr
             }

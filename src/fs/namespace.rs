@@ -10,11 +10,12 @@ use log::{debug, warn};
 use super::attr::{Attr, Kind, SetAttr, SetIdBits, to_meta};
 use super::dir::{NAME_MAX, invalid_name};
 use super::inode::ChildInfo;
+use super::kept::Kept;
 use super::write::{Content, WriteState};
 use super::xattr::Xattrs;
 use super::{Caller, CreateFlags, Entry, Fs, FsError, FsResult, OpenMode, Opened, lock};
 use crate::cache::ObjectVersion;
-use crate::cos::{Encryption, ListRequest, ObjectAttrs, ObjectClient, StorageClass};
+use crate::cos::{ListRequest, ObjectAttrs, ObjectClient, StorageClass};
 
 pub(super) fn check_new_name(name: &str) -> FsResult<()> {
     match invalid_name(name) {
@@ -77,7 +78,7 @@ impl<C: ObjectClient> Fs<C> {
             exact: true,
             xattrs: Some(Xattrs::default()),
             storage_class: StorageClass::MountDefault,
-            encryption: Some(Encryption::MountDefault),
+            kept: (attr.kind == Kind::File).then(|| Kept::for_new_file(name)),
         };
         let ino = t
             .upsert_child(parent, name, info, until)
@@ -125,7 +126,7 @@ impl<C: ObjectClient> Fs<C> {
             attr,
             Some(Xattrs::default()),
             StorageClass::MountDefault,
-            Encryption::MountDefault,
+            Kept::for_new_file(name),
         );
         state.content = Content::Stream(self.new_stream(&key, state.object_attrs()));
         state.data_dirty = true;

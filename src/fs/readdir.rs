@@ -161,7 +161,7 @@ impl<C: ObjectClient> Fs<C> {
                             exact: true,
                             xattrs: node.xattrs.clone(),
                             storage_class,
-                            encryption: node.encryption.clone(),
+                            kept: node.kept.clone(),
                         },
                         None => ChildInfo {
                             attr: self.config.ownership.listed_file(size, last_modified),
@@ -170,7 +170,7 @@ impl<C: ObjectClient> Fs<C> {
                             exact: false,
                             xattrs: None,
                             storage_class,
-                            encryption: None,
+                            kept: None,
                         },
                     }
                 }

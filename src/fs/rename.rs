@@ -97,7 +97,7 @@ impl<C: ObjectClient> Fs<C> {
         let node = t.get(ino)?;
         Some(ObjectAttrs {
             storage_class: node.storage_class.clone(),
-            encryption: node.encryption.clone()?,
+            encryption: node.kept.as_ref()?.encryption.clone(),
             ..ObjectAttrs::default()
         })
     }

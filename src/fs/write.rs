@@ -12,11 +12,12 @@ use bytes::Bytes;
 use log::{debug, warn};
 
 use super::attr::{Attr, DIR_CONTENT_TYPE, MANAGED_META, SetIdBits, stored_mtime, to_meta};
+use super::kept::Kept;
 use super::xattr::Xattrs;
 use super::{Fs, FsError, FsResult, SharedWrite, Written, lock};
 use crate::cache::ObjectVersion;
 use crate::cos::{
-    CosError, Encryption, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult,
+    CosError, MAX_META_BYTES, MetadataDirective, ObjectAttrs, ObjectClient, PutResult,
     StorageClass, meta_size,
 };
 use crate::upload::staged::StagedFile;
@@ -58,8 +59,9 @@ pub(super) struct WriteState<C> {
     pub(super) xattrs: Option<Xattrs>,
     /// The class the object is in, which a rewrite keeps.
     pub(super) storage_class: StorageClass,
-    /// The object's encryption, which a rewrite keeps.
-    pub(super) encryption: Encryption,
+    /// The object's content type, headers and encryption, which a
+    /// rewrite keeps.
+    pub(super) kept: Kept,
 }
 
 impl<C> WriteState<C> {
@@ -69,12 +71,12 @@ impl<C> WriteState<C> {
         attr: Attr,
         xattrs: Option<Xattrs>,
         storage_class: StorageClass,
-        encryption: Encryption,
+        kept: Kept,
     ) -> WriteState<C> {
         WriteState {
             xattrs,
             storage_class,
-            encryption,
+            kept,
             mtime_set: false,
             base,
             content: Content::Clean,
@@ -96,10 +98,11 @@ impl<C> WriteState<C> {
             x.store(&mut meta);
         }
         ObjectAttrs {
-            content_type: None,
+            content_type: self.kept.content_type.clone(),
+            headers: self.kept.headers.clone(),
             meta,
             storage_class: self.storage_class.clone(),
-            encryption: self.encryption.clone(),
+            encryption: self.kept.encryption.clone(),
         }
     }
 }
@@ -143,7 +146,7 @@ impl<C: ObjectClient> Fs<C> {
         if self.writes.get(ino).is_none() {
             self.revalidate(ino, false, None, false).await?;
         }
-        let (base, attr, xattrs, class, encryption) = {
+        let (base, attr, xattrs, class, kept) = {
             let t = lock(&self.inodes);
             let node = t.get(ino).ok_or(FsError::NotFound)?;
             let base = node.etag.clone().map(|etag| ObjectVersion {
@@ -154,11 +157,11 @@ impl<C: ObjectClient> Fs<C> {
             let class = node.storage_class.clone();
             // Known: the node was just revalidated (a HEAD or GET), or
             // this mount made it.
-            let encryption = node.encryption.clone().unwrap_or_default();
-            (base, node.attr, node.xattrs.clone(), class, encryption)
+            let kept = node.kept.clone().unwrap_or_default();
+            (base, node.attr, node.xattrs.clone(), class, kept)
         };
         Ok(self.writes.get_or_insert(ino, writer, || {
-            WriteState::clean(base, attr, xattrs, class, encryption)
+            WriteState::clean(base, attr, xattrs, class, kept)
         }))
     }
 

@@ -14,7 +14,7 @@ use super::body::{self, Body};
 use super::error::ApiError;
 use super::store::{Attrs, ObjectMeta};
 use crate::cos::sign::UNRESERVED;
-use crate::cos::{MAX_META_BYTES, META_PREFIX, class, meta_size, xml};
+use crate::cos::{MAX_META_BYTES, META_PREFIX, OBJECT_HEADERS, class, meta_size, xml};
 
 /// The header naming an object's storage class, kept with the object
 /// unless it says STANDARD (which COS leaves unsaid).
@@ -28,13 +28,6 @@ const ENCRYPTIONS: [&str; 3] = ["AES256", "SM4", "cos/kms"];
 /// SSE-C's headers start so.
 const CUSTOMER_KEYS: &str = "x-cos-server-side-encryption-customer-";
 
-/// Stored request headers besides Content-Type and `x-cos-meta-*`.
-pub const STORED_HEADERS: [&str; 4] = [
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "expires",
-];
 /// Bytes escaped in listed keys with `encoding-type=url` (`/` stays).
 const LIST_KEY: &AsciiSet = &UNRESERVED.remove(b'/');
 
@@ -95,7 +88,7 @@ pub fn object_headers(
 }
 
 /// Reads the headers a new object keeps: Content-Type (default
-/// `application/octet-stream`), `x-cos-meta-*` (≤ 2 KiB) and the cache headers.
+/// `application/octet-stream`), `x-cos-meta-*` (≤ 2 KiB) and the other object headers.
 pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
     let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
     let mut attrs = Attrs {
@@ -109,7 +102,7 @@ pub fn attrs_from(headers: &HeaderMap) -> Result<Attrs, ApiError> {
     for (name, value) in headers {
         if let Some(suffix) = name.as_str().strip_prefix(META_PREFIX) {
             attrs.meta.insert(suffix.to_string(), text(value));
-        } else if STORED_HEADERS.contains(&name.as_str()) {
+        } else if OBJECT_HEADERS.contains(&name.as_str()) {
             attrs.headers.insert(name.as_str().to_string(), text(value));
         }
     }

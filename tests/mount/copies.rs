@@ -207,14 +207,21 @@ fn chmod_never_rewrites_a_version_another_client_wrote_since() {
 }
 
 #[test]
-fn objects_keep_their_storage_class_and_encryption_and_new_ones_get_the_mounts() {
+fn objects_keep_how_they_are_stored_and_new_ones_get_the_mounts_settings() {
     let server = TestServer::start();
-    let ia_aes = ["StorageClass=STANDARD_IA", "ServerSideEncryption=AES256"];
+    let ia_aes = [
+        "StorageClass=STANDARD_IA",
+        "ServerSideEncryption=AES256",
+        "ContentType=text/markdown",
+        "CacheControl=max-age=60",
+    ];
     sdk::put_with(&server, "ia.txt", b"infrequent\n", &ia_aes);
     let ia_kms = [
         "StorageClass=STANDARD_IA",
         "ServerSideEncryption=cos/kms",
         "SSEKMSKeyId=key-a",
+        "ContentType=text/csv",
+        "ContentDisposition=attachment",
     ];
     sdk::put_with(&server, "tree/a", b"a", &ia_kms);
     sdk::put_with(
@@ -235,12 +242,15 @@ fn objects_keep_their_storage_class_and_encryption_and_new_ones_get_the_mounts()
     );
 
     // Copies name the class and encryption their object has (COS would
-    // make them STANDARD and unencrypted otherwise): chmod, touch, xattrs,
-    // renames of a file and of a folder, and an edit of the content.
+    // make them STANDARD and unencrypted otherwise), and rewrites its
+    // Content-Type and other headers (a PUT or a metadata rewrite drops
+    // what it does not name): chmod, touch, xattrs, renames of a file and
+    // of a folder, and an edit of the content.
     m.sh_ok("chmod 600 ia.txt && touch -d @1600000000 ia.txt && setfattr -n user.k -v v ia.txt");
     m.sh_ok("mv ia.txt moved.txt && mv tree renamed && echo more >> renamed/a");
     // New objects, folders and the largest files' multipart uploads get
-    // the mount's class and encryption.
+    // the mount's class and encryption, and files the type their name
+    // says (none without an extension: the server's default).
     m.sh_ok("echo new > new.txt && mkdir newdir && head -c 20000000 /dev/zero > newdir/big");
     let head = sdk::head(
         &server,
@@ -265,14 +275,24 @@ fn objects_keep_their_storage_class_and_encryption_and_new_ones_get_the_mounts()
     assert_eq!(class("moved.txt"), "STANDARD_IA", "{head}");
     assert_eq!(sse("moved.txt"), "AES256", "{head}");
     assert_eq!(head["moved.txt"]["x-cos-meta-mode"], "33152", "{head}");
+    assert_eq!(head["moved.txt"]["content-type"], "text/markdown", "{head}");
+    assert_eq!(head["moved.txt"]["cache-control"], "max-age=60", "{head}");
     assert_eq!(class("renamed/a"), "STANDARD_IA", "{head}");
     assert_eq!(sse("renamed/a"), "cos/kms key-a", "{head}");
+    assert_eq!(head["renamed/a"]["content-type"], "text/csv", "{head}");
+    assert_eq!(
+        head["renamed/a"]["content-disposition"], "attachment",
+        "{head}"
+    );
     assert_eq!(class("renamed/b"), "INTELLIGENT_TIERING", "{head}");
     assert_eq!(sse("renamed/b"), "none", "{head}");
     for key in ["new.txt", "newdir/", "newdir/big"] {
         assert_eq!(class(key), "MAZ_STANDARD", "{key}: {head}");
         assert_eq!(sse(key), "cos/kms key-m", "{key}: {head}");
     }
+    assert_eq!(head["new.txt"]["content-type"], "text/plain", "{head}");
+    let untyped = &head["newdir/big"]["content-type"];
+    assert_eq!(untyped, "application/octet-stream", "{head}");
     assert_eq!(m.sh_ok("cat renamed/a"), "amore\n");
 
     // An archived object is listed, and reading it fails with the

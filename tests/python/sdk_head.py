@@ -1,7 +1,8 @@
 """Reads objects' headers with the official COS Python SDK:
 `sdk_head.py KEY...`, the server in the environment as for test_sdk.py.
 Prints one JSON object: each key's x-cos-meta-* headers, checksums,
-storage class (absent: STANDARD) and encryption (absent: none), so
+storage class (absent: STANDARD), encryption (absent: none), Content-Type
+and the other standard headers an object keeps, so
 the Rust tests check what another client (cosfs, an SDK user) reads."""
 
 import json
@@ -24,6 +25,12 @@ for key in sys.argv[1:]:
             "x-cos-storage-class",
             "x-cos-server-side-encryption",
             "x-cos-server-side-encryption-cos-kms-key-id",
+            "content-type",
+            "cache-control",
+            "content-disposition",
+            "content-encoding",
+            "content-language",
+            "expires",
         )
     }
 print(json.dumps(out))

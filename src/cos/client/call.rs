@@ -94,6 +94,9 @@ impl<'a> Call<'a> {
         if let Some(ct) = &attrs.content_type {
             self.headers.push(("content-type".into(), ct.clone()));
         }
+        for (name, value) in &attrs.headers {
+            self.headers.push((name.clone(), value.clone()));
+        }
         let prefix = provider.meta_prefix();
         for (k, v) in &attrs.meta {
             self.headers.push((format!("{prefix}{k}"), v.clone()));

@@ -14,7 +14,8 @@ use super::progress::{Progress, Stall};
 use crate::cos::provider::{Header, Provider};
 use crate::cos::xml::{self, unquote_etag};
 use crate::cos::{
-    BodyBuffers, CosError, CosResult, Encryption, ObjectInfo, StorageClass, UserMeta, crc64,
+    BodyBuffers, CosError, CosResult, Encryption, OBJECT_HEADERS, ObjectInfo, StorageClass,
+    UserMeta, crc64,
 };
 
 /// A successful answer.
@@ -286,6 +287,10 @@ pub(super) fn object_info(headers: &HeaderMap, size: u64, provider: Provider) ->
         last_modified,
         crc64: header_u64(headers, "x-cos-hash-crc64ecma"),
         content_type: header_str(headers, "content-type"),
+        headers: OBJECT_HEADERS
+            .iter()
+            .filter_map(|&name| Some((name.to_string(), header_str(headers, name)?)))
+            .collect(),
         meta,
         storage_class: StorageClass::from_server(
             header_str(headers, provider.header(Header::StorageClass)).as_deref(),

@@ -1,0 +1,56 @@
+//! What a file's object keeps across the mount's writes besides its bytes,
+//! metadata and storage class: its Content-Type, Cache-Control and the
+//! other standard headers, and its encryption. A PUT of new content drops
+//! whatever it does not name again, so a website's `index.html` edited
+//! through the mount would turn into an `application/octet-stream`
+//! download without its cache rules. Only a HEAD (or GET) tells them;
+//! listings do not.
+
+use crate::cos::{Encryption, ObjectHeaders, ObjectInfo};
+
+/// How a file's object is stored, which rewrites of its content name again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// Content-Type (`None`: the server's default).
+    pub content_type: Option<String>,
+    /// Cache-Control and the other standard headers.
+    pub headers: ObjectHeaders,
+    /// Server-side encryption.
+    pub encryption: Encryption,
+}
+
+impl Kept {
+    /// As the object's HEAD or GET describes it.
+    pub fn of(info: &ObjectInfo) -> Kept {
+        Kept {
+            content_type: info.content_type.clone(),
+            headers: info.headers.clone(),
+            encryption: info.encryption.clone(),
+        }
+    }
+
+    /// What a new file named `name` gets: the type its extension names,
+    /// as cosfs and s3fs give (none for unknown extensions: the server's
+    /// `application/octet-stream`), and the mount's encryption.
+    pub fn for_new_file(name: &str) -> Kept {
+        Kept {
+            content_type: mime_guess::from_path(name).first_raw().map(Into::into),
+            headers: ObjectHeaders::new(),
+            encryption: Encryption::MountDefault,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_files_are_typed_by_their_extension() {
+        let typed = |name| Kept::for_new_file(name).content_type;
+        assert_eq!(typed("index.html").as_deref(), Some("text/html"));
+        assert_eq!(typed("photo.JPG").as_deref(), Some("image/jpeg"));
+        assert_eq!(typed("Makefile"), None);
+        assert_eq!(typed("data.unknown-ext"), None);
+    }
+}
