@@ -130,9 +130,10 @@ impl<C: ObjectClient> Fs<C> {
     /// what is there now, so no precondition); multipart copy above COS's
     /// 5 GB single-copy limit. The copy is stored as the source is
     /// (`stored`: its class and encryption; `None`: asked with a HEAD),
-    /// which COS would otherwise reset to STANDARD and unencrypted. A copy answered with something that is not a
-    /// copy result may have written something else at `dst`: it is removed
-    /// when `dst_is_new` (nothing of the user's was there).
+    /// which COS would otherwise reset to STANDARD and unencrypted. A copy
+    /// answered with something that is not a copy result may have written
+    /// something else at `dst`: it is removed when `dst_is_new` (nothing of
+    /// the user's was there).
     async fn copy_object(
         &self,
         src: &str,
@@ -202,11 +203,8 @@ impl<C: ObjectClient> Fs<C> {
         let copies: Vec<(String, String, u64)> = keys
             .iter()
             .map(|o| {
-                (
-                    o.key.clone(),
-                    format!("{dst}{}", &o.key[src.len()..]),
-                    o.size,
-                )
+                let to = format!("{dst}{}", &o.key[src.len()..]);
+                (o.key.clone(), to, o.size)
             })
             .collect();
         // Each copy HEADs its source: a listing does not name encryption.
