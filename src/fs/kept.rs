@@ -30,15 +30,32 @@ impl Kept {
     }
 
     /// What a new file named `name` gets: the type its extension names,
-    /// as cosfs and s3fs give (none for unknown extensions: the server's
-    /// `application/octet-stream`), and the mount's encryption.
+    /// and the mount's encryption.
     pub fn for_new_file(name: &str) -> Kept {
         Kept {
-            content_type: mime_guess::from_path(name).first_raw().map(Into::into),
+            content_type: type_of_name(name).map(Into::into),
             headers: ObjectHeaders::new(),
             encryption: Encryption::MountDefault,
         }
     }
+}
+
+/// The Content-Type a file name's extension says, as cosfs and s3fs give
+/// new and renamed files (none for unknown extensions: the server's
+/// `application/octet-stream`).
+pub fn type_of_name(name: &str) -> Option<&'static str> {
+    mime_guess::from_path(name).first_raw()
+}
+
+/// Whether a Content-Type tells nothing of the content: absent, or what
+/// servers give an object written without one. A file written under a
+/// temporary name (`sed -i`, rsync, editors that save by rename) has such
+/// a type, and takes the one its final name says.
+pub fn says_nothing(content_type: Option<&str>) -> bool {
+    matches!(
+        content_type,
+        None | Some("" | "application/octet-stream" | "binary/octet-stream")
+    )
 }
 
 #[cfg(test)]
@@ -52,5 +69,7 @@ mod tests {
         assert_eq!(typed("photo.JPG").as_deref(), Some("image/jpeg"));
         assert_eq!(typed("Makefile"), None);
         assert_eq!(typed("data.unknown-ext"), None);
+        assert!(says_nothing(Some("application/octet-stream")));
+        assert!(!says_nothing(Some("text/html; charset=utf-8")));
     }
 }

@@ -11,6 +11,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::warn;
 
 use super::attr::{DIR_CONTENT_TYPE, Kind};
+use super::kept;
 use super::namespace::check_new_name;
 use super::{Fs, FsError, FsResult, lock};
 use crate::cos::{CosError, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
@@ -65,6 +66,7 @@ impl<C: ObjectClient> Fs<C> {
         }
         let src_key = self.key_of(src.ino)?;
         let parent_key = self.dir_key(new_parent)?;
+        let mut retyped = None;
         if is_dir {
             self.sync_below(&src_key).await?;
             self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/"))
@@ -74,7 +76,20 @@ impl<C: ObjectClient> Fs<C> {
             self.sync_file(src.ino).await?;
             let dst_key = format!("{parent_key}{new_name}");
             let stored = self.stored_as(src.ino);
-            self.copy_object(&src_key, &dst_key, src.attr.size, stored, target.is_none())
+            let new_type = match src.attr.kind {
+                Kind::File => kept::type_of_name(new_name),
+                _ => None,
+            };
+            let dst_is_new = target.is_none();
+            retyped = self
+                .copy_object(
+                    &src_key,
+                    &dst_key,
+                    src.attr.size,
+                    stored,
+                    new_type,
+                    dst_is_new,
+                )
                 .await
                 .map_err(copy_refused_is_cross_device)?;
             self.client.delete(&src_key).await?;
@@ -85,19 +100,26 @@ impl<C: ObjectClient> Fs<C> {
         self.snapshots.made(new_parent, new_name);
         let mut t = lock(&self.inodes);
         t.rename(src.ino, new_parent, new_name);
+        if let (Some(kept), Some(new_type)) =
+            (t.get_mut(src.ino).and_then(|n| n.kept.as_mut()), retyped)
+        {
+            kept.content_type = Some(new_type);
+        }
         t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
         Ok(())
     }
 
-    /// How `ino`'s object is stored (its class and encryption), which a
-    /// copy must name to keep; `None` when a listing is all that described
-    /// it (listings do not name the encryption).
+    /// How `ino`'s object is stored (its type, class and encryption), which
+    /// a copy must name to keep; `None` when a listing is all that
+    /// described it (listings do not name the encryption).
     fn stored_as(&self, ino: u64) -> Option<ObjectAttrs> {
         let t = lock(&self.inodes);
         let node = t.get(ino)?;
+        let kept = node.kept.as_ref()?;
         Some(ObjectAttrs {
+            content_type: kept.content_type.clone(),
             storage_class: node.storage_class.clone(),
-            encryption: node.kept.as_ref()?.encryption.clone(),
+            encryption: kept.encryption.clone(),
             ..ObjectAttrs::default()
         })
     }
@@ -129,28 +151,63 @@ impl<C: ObjectClient> Fs<C> {
     /// Server-side copy of the source's current version (a rename moves
     /// what is there now, so no precondition); multipart copy above COS's
     /// 5 GB single-copy limit. The copy is stored as the source is
-    /// (`stored`: its class and encryption; `None`: asked with a HEAD),
-    /// which COS would otherwise reset to STANDARD and unencrypted. A copy
-    /// answered with something that is not a copy result may have written
-    /// something else at `dst`: it is removed when `dst_is_new` (nothing of
-    /// the user's was there).
+    /// (`stored`: its type, class and encryption; `None`: asked with a
+    /// HEAD), which COS would otherwise reset to STANDARD and unencrypted.
+    /// A source whose type says nothing gets `new_type` (what the new name
+    /// says, as cosfs and s3fs do): the copy then replaces the metadata
+    /// with the source's as a HEAD just read it, on condition that it is
+    /// still that version (else the type stays). Returns the type given.
+    /// A copy answered with something that is not a copy result may have
+    /// written something else at `dst`: it is removed when `dst_is_new`
+    /// (nothing of the user's was there).
     async fn copy_object(
         &self,
         src: &str,
         dst: &str,
         size: u64,
         stored: Option<ObjectAttrs>,
+        new_type: Option<&str>,
         dst_is_new: bool,
-    ) -> FsResult<()> {
+    ) -> FsResult<Option<String>> {
+        let retype = |attrs: &ObjectAttrs| {
+            new_type
+                .filter(|_| kept::says_nothing(attrs.content_type.as_deref()))
+                .map(String::from)
+        };
         if size <= MAX_PART_SIZE {
-            let attrs = match stored {
-                Some(attrs) => attrs,
-                None => self.client.head(src).await?.into_attrs(),
+            let (mut attrs, read) = match stored {
+                Some(attrs) if retype(&attrs).is_none() => (attrs, None),
+                _ => {
+                    let info = self.client.head(src).await?;
+                    let etag = info.etag.clone();
+                    (info.into_attrs(), Some(etag))
+                }
             };
-            let copied = self
-                .client
-                .copy(src, dst, None, MetadataDirective::Copy, &attrs, size)
-                .await;
+            let mut retyped = retype(&attrs);
+            let copied = match (&retyped, &read) {
+                (Some(new_type), Some(etag)) => {
+                    attrs.content_type = Some(new_type.clone());
+                    let replaced = MetadataDirective::Replaced;
+                    match self
+                        .client
+                        .copy(src, dst, Some(etag), replaced, &attrs, size)
+                        .await
+                    {
+                        Err(e) if e.status() == Some(412) => {
+                            retyped = None;
+                            self.client
+                                .copy(src, dst, None, MetadataDirective::Copy, &attrs, size)
+                                .await
+                        }
+                        copied => copied,
+                    }
+                }
+                _ => {
+                    self.client
+                        .copy(src, dst, None, MetadataDirective::Copy, &attrs, size)
+                        .await
+                }
+            };
             if let (Err(e @ CosError::InvalidResponse(_)), true) = (&copied, dst_is_new) {
                 warn!("removing {dst:?}, which the failed copy from {src:?} may have written: {e}");
                 if let Err(e) = self.client.delete(dst).await {
@@ -158,15 +215,17 @@ impl<C: ObjectClient> Fs<C> {
                 }
             }
             copied?;
-            return Ok(());
+            return Ok(retyped);
         }
         let info = self.client.head(src).await?;
         let (size, etag) = (info.size, info.etag.clone());
+        let mut attrs = info.into_attrs();
+        let retyped = retype(&attrs);
+        if let Some(new_type) = &retyped {
+            attrs.content_type = Some(new_type.clone());
+        }
         let part = fixed_part_size(1 << 30, size);
-        let upload_id = self
-            .client
-            .create_multipart(dst, &info.into_attrs())
-            .await?;
+        let upload_id = self.client.create_multipart(dst, &attrs).await?;
         let ranges: Vec<(u32, std::ops::Range<u64>)> = (0..size.div_ceil(part))
             .map(|i| (i as u32 + 1, i * part..((i + 1) * part).min(size)))
             .collect();
@@ -189,7 +248,7 @@ impl<C: ObjectClient> Fs<C> {
             crate::upload::abort(self.client.as_ref(), dst, &upload_id, e).await;
         }
         result?;
-        Ok(())
+        Ok(retyped)
     }
 
     /// Renames every key under `src` to the same key under `dst`: all
@@ -210,11 +269,11 @@ impl<C: ObjectClient> Fs<C> {
         // Each copy HEADs its source: a listing does not name encryption.
         stream::iter(copies)
             .map(|(from, to, size)| async move {
-                match self.copy_object(&from, &to, size, None, true).await {
+                match self.copy_object(&from, &to, size, None, None, true).await {
                     Err(FsError::NotFound) if from.ends_with('/') => {
                         self.recreate_marker(&from, &to).await
                     }
-                    copied => copied,
+                    copied => copied.map(|_| ()),
                 }
             })
             .buffer_unordered(RENAME_CONCURRENCY)

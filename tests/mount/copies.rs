@@ -252,6 +252,9 @@ fn objects_keep_how_they_are_stored_and_new_ones_get_the_mounts_settings() {
     // the mount's class and encryption, and files the type their name
     // says (none without an extension: the server's default).
     m.sh_ok("echo new > new.txt && mkdir newdir && head -c 20000000 /dev/zero > newdir/big");
+    // A file written under a name that says no type takes the one its new
+    // name says: a draft moved into place, and sed -i's temporary file.
+    m.sh_ok("printf '<p>x</p>' > draft && mv draft page.html && sed -i s/x/y/ page.html");
     let head = sdk::head(
         &server,
         &[
@@ -261,6 +264,7 @@ fn objects_keep_how_they_are_stored_and_new_ones_get_the_mounts_settings() {
             "new.txt",
             "newdir/",
             "newdir/big",
+            "page.html",
         ],
     );
     let header = |key: &str, name: &str, absent: &str| {
@@ -291,6 +295,8 @@ fn objects_keep_how_they_are_stored_and_new_ones_get_the_mounts_settings() {
         assert_eq!(sse(key), "cos/kms key-m", "{key}: {head}");
     }
     assert_eq!(head["new.txt"]["content-type"], "text/plain", "{head}");
+    assert_eq!(head["page.html"]["content-type"], "text/html", "{head}");
+    assert_eq!(m.sh_ok("cat page.html"), "<p>y</p>");
     let untyped = &head["newdir/big"]["content-type"];
     assert_eq!(untyped, "application/octet-stream", "{head}");
     assert_eq!(m.sh_ok("cat renamed/a"), "amore\n");
