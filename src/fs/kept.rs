@@ -8,6 +8,11 @@
 
 use crate::cos::{Encryption, ObjectHeaders, ObjectInfo};
 
+/// The type of content nothing is known about: what new files whose name
+/// says no type get (named, as cosfs and s3fs do: some servers, SeaweedFS
+/// among them, guess a type from the first bytes when none is named).
+const UNKNOWN_TYPE: &str = "application/octet-stream";
+
 /// How a file's object is stored, which rewrites of its content name again.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Kept {
@@ -29,11 +34,11 @@ impl Kept {
         }
     }
 
-    /// What a new file named `name` gets: the type its extension names,
-    /// and the mount's encryption.
+    /// What a new file named `name` gets: the type its extension names
+    /// (else [`UNKNOWN_TYPE`]), and the mount's encryption.
     pub fn for_new_file(name: &str) -> Kept {
         Kept {
-            content_type: type_of_name(name).map(Into::into),
+            content_type: Some(type_of_name(name).unwrap_or(UNKNOWN_TYPE).into()),
             headers: ObjectHeaders::new(),
             encryption: Encryption::MountDefault,
         }
@@ -41,8 +46,7 @@ impl Kept {
 }
 
 /// The Content-Type a file name's extension says, as cosfs and s3fs give
-/// new and renamed files (none for unknown extensions: the server's
-/// `application/octet-stream`).
+/// new and renamed files.
 pub fn type_of_name(name: &str) -> Option<&'static str> {
     mime_guess::from_path(name).first_raw()
 }
@@ -54,7 +58,7 @@ pub fn type_of_name(name: &str) -> Option<&'static str> {
 pub fn says_nothing(content_type: Option<&str>) -> bool {
     matches!(
         content_type,
-        None | Some("" | "application/octet-stream" | "binary/octet-stream")
+        None | Some("" | UNKNOWN_TYPE | "binary/octet-stream")
     )
 }
 
@@ -64,11 +68,11 @@ mod tests {
 
     #[test]
     fn new_files_are_typed_by_their_extension() {
-        let typed = |name| Kept::for_new_file(name).content_type;
-        assert_eq!(typed("index.html").as_deref(), Some("text/html"));
-        assert_eq!(typed("photo.JPG").as_deref(), Some("image/jpeg"));
-        assert_eq!(typed("Makefile"), None);
-        assert_eq!(typed("data.unknown-ext"), None);
+        let typed = |name| Kept::for_new_file(name).content_type.unwrap();
+        assert_eq!(typed("index.html"), "text/html");
+        assert_eq!(typed("photo.JPG"), "image/jpeg");
+        assert_eq!(typed("Makefile"), UNKNOWN_TYPE);
+        assert_eq!(typed("data.unknown-ext"), UNKNOWN_TYPE);
         assert!(says_nothing(Some("application/octet-stream")));
         assert!(!says_nothing(Some("text/html; charset=utf-8")));
     }

@@ -217,6 +217,14 @@ fn objects_boto3_writes_with_s3fs_metadata_show_their_attributes() {
         "written by another tool\n"
     );
 
+    // New files are typed by their name, a draft moved into place by its
+    // final one (named, else SeaweedFS guesses text/plain from the bytes).
+    m.sh_ok("printf 'p{}' > draft && mv draft site.css && echo 1 > Makefile");
+    let head = sw.boto_head(&["site.css", "Makefile"]);
+    assert_eq!(head["site.css"]["content_type"], "text/css", "{head}");
+    let untyped = &head["Makefile"]["content_type"];
+    assert_eq!(untyped, "application/octet-stream", "{head}");
+
     // SeaweedFS drops the metadata of `dir/` objects: the mount says so,
     // once, when a folder marker it wrote comes back without it. (The
     // sleep lets the default 1 s attribute TTL run out: nothing else
