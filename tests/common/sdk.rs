@@ -47,8 +47,8 @@ pub fn put_with(server: &TestServer, key: &str, body: &[u8], args: &[&str]) -> S
 
 /// The `x-cos-meta-*` headers, ETag, CRC64, storage class (absent:
 /// STANDARD), encryption headers (absent: none), Content-Type and the
-/// other standard object headers of `keys` as the SDK reads them, by key (header names in
-/// lower case).
+/// other standard object headers of `keys` as the SDK reads them, by key
+/// (header names in lower case).
 pub fn head(server: &TestServer, keys: &[&str]) -> serde_json::Value {
     serde_json::from_str(&run(server, "sdk_head.py", keys, b"")).expect("sdk_head.py prints JSON")
 }

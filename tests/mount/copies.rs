@@ -250,7 +250,7 @@ fn objects_keep_how_they_are_stored_and_new_ones_get_the_mounts_settings() {
     m.sh_ok("mv ia.txt moved.txt && mv tree renamed && echo more >> renamed/a");
     // New objects, folders and the largest files' multipart uploads get
     // the mount's class and encryption, and files the type their name
-    // says (none without an extension: the server's default).
+    // says (application/octet-stream without an extension).
     m.sh_ok("echo new > new.txt && mkdir newdir && head -c 20000000 /dev/zero > newdir/big");
     // A file written under a name that says no type takes the one its new
     // name says: a draft moved into place, and sed -i's temporary file.
