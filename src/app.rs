@@ -20,7 +20,7 @@ use crate::server::{RunningServer, Server, ServerConfig};
 /// Mounts as configured and serves until unmounted. Failures before the
 /// mount is live are returned as one-line messages.
 pub fn run_mount(config: &MountConfig, readiness: &mut Readiness) -> Result<(), String> {
-    limit_malloc_arenas();
+    keep_malloc_within_budget();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .thread_name("cosmount-io")
@@ -84,12 +84,21 @@ fn open_audit_log(config: &MountConfig) -> Result<Option<Arc<AuditLog>>, String>
 /// glibc gives each busy thread its own heap ("arena"); buffers freed by one
 /// thread then sit idle in another's, and resident memory drifts tens of
 /// MiB above the cache budget. Two arenas keep it close to the budget.
-fn limit_malloc_arenas() {
+/// And once a large buffer is freed, glibc raises its threshold for
+/// mapping one on its own and serves the next from a heap, where freed
+/// multi-MiB block and part buffers stay resident: a fixed 1 MiB threshold
+/// maps each of them apart and gives it back when freed (four sequential
+/// readers peaked at 137–142 MiB with it, 158–208 without, at the same CPU).
+fn keep_malloc_within_budget() {
     // SAFETY: mallopt only tunes the allocator; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
+
+/// Allocations of this many bytes and more are mapped on their own.
+const MMAP_THRESHOLD: i32 = 1 << 20;
 
 /// Builds the client (starting the embedded server for `--local`) and
 /// checks the bucket answers.
