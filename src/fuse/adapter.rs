@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::DirectIo;
 use super::op::{Observers, Op, Sender};
 use super::reply::panic_message;
+use super::write_buffers::WriteBuffers;
 use crate::audit::AuditOp;
 use crate::cos::ObjectClient;
 use crate::fs::Fs;
@@ -34,6 +35,8 @@ pub struct FuseAdapter<C> {
     pub(super) notifier: Arc<OnceLock<Notifier>>,
     /// Where finished requests are counted and audited.
     pub(super) observers: Arc<Observers>,
+    /// Reused buffers for write requests' data.
+    pub(super) write_buffers: Arc<WriteBuffers>,
 }
 
 impl<C: ObjectClient> FuseAdapter<C> {
@@ -57,6 +60,7 @@ impl<C: ObjectClient> FuseAdapter<C> {
             direct_mmap: false,
             notifier: Arc::default(),
             observers,
+            write_buffers: Arc::default(),
         }
     }
 

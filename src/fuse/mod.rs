@@ -29,6 +29,7 @@ mod convert;
 mod listing;
 mod op;
 mod reply;
+mod write_buffers;
 mod xattr;
 
 pub use adapter::FuseAdapter;
@@ -223,11 +224,14 @@ impl<C: ObjectClient> Filesystem for FuseAdapter<C> {
                 .cached_attr(ino.0)
                 .is_some_and(|mut attr| attr.apply_set_id(set_id));
         let sender = Sender::of(req);
-        let data = data.to_vec();
+        let data = self.write_buffers.copy_of(data);
+        let buffers = self.write_buffers.clone();
         let observers = self.observers.clone();
         let notifier = self.notifier.clone();
         self.spawn(op, |fs, op| async move {
-            match fs.write(fh.0, offset, &data, set_id).await {
+            let result = fs.write(fh.0, offset, &data, set_id).await;
+            buffers.give_back(data);
+            match result {
                 Ok(written) => {
                     observers.wrote(fh.0, u64::from(written.len), sender);
                     // The kernel keeps the size it computed from its offset
