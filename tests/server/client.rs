@@ -11,7 +11,7 @@ use cosmount::cos::client::HttpClient;
 use cosmount::cos::endpoint::{Endpoint, Style};
 use cosmount::cos::{
     Encryption, GetOptions, ListRequest, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient,
-    PartInfo, StorageClass, crc64,
+    ObjectInfo, PartInfo, StorageClass, crc64,
 };
 use cosmount::creds::Credentials;
 
@@ -633,6 +633,14 @@ async fn preconditions_ranges_and_stats() {
     assert_eq!(stats.as_object().unwrap().len(), 15);
 }
 
+/// Copies the one-byte `src` to `dst` (metadata kept) asking for `attrs`'
+/// class and encryption; what HEAD then says of `dst`.
+async fn copy_as(client: &HttpClient, src: &str, dst: &str, attrs: &ObjectAttrs) -> ObjectInfo {
+    let copy = MetadataDirective::Copy;
+    client.copy(src, dst, None, copy, attrs, 1).await.unwrap();
+    client.head(dst).await.unwrap()
+}
+
 #[tokio::test]
 async fn storage_classes_are_kept_and_copies_take_the_one_they_name() {
     let server = TestServer::start();
@@ -652,22 +660,8 @@ async fn storage_classes_are_kept_and_copies_take_the_one_they_name() {
     assert_eq!(page.objects[0].storage_class, ia);
     // As COS: a copy that names no class is STANDARD, whatever the directive.
     for (dst, class) in [("plain", StorageClass::Standard), ("kept", ia.clone())] {
-        client
-            .copy(
-                "ia",
-                dst,
-                None,
-                MetadataDirective::Copy,
-                &in_class(class.clone()),
-                1,
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            client.head(dst).await.unwrap().storage_class,
-            class,
-            "{dst}"
-        );
+        let copied = copy_as(&client, "ia", dst, &in_class(class.clone())).await;
+        assert_eq!(copied.storage_class, class, "{dst}");
     }
     let archived = StorageClass::Named("ARCHIVE".into());
     client
@@ -707,18 +701,8 @@ async fn encryption_is_kept_and_copies_take_the_one_they_name() {
     assert_eq!(client.head("kms").await.unwrap().encryption, kms);
     // As COS: a copy that names no encryption is stored in plain.
     for (dst, encryption) in [("plain", Encryption::Plain), ("aes", Encryption::Aes256)] {
-        client
-            .copy(
-                "kms",
-                dst,
-                None,
-                MetadataDirective::Copy,
-                &encrypted(encryption.clone()),
-                1,
-            )
-            .await
-            .unwrap();
-        assert_eq!(client.head(dst).await.unwrap().encryption, encryption);
+        let copied = copy_as(&client, "kms", dst, &encrypted(encryption.clone())).await;
+        assert_eq!(copied.encryption, encryption, "{dst}");
     }
     let bad = client
         .put("bad", body, &encrypted(Encryption::Other("DES".into())))
