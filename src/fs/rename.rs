@@ -3,7 +3,7 @@
 //! leaves both names, never neither. Markers a server cannot copy are
 //! written anew, and deleted after what they hold.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,10 +11,13 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use log::warn;
 
 use super::attr::{DIR_CONTENT_TYPE, Kind};
+use super::inode::Node;
 use super::kept;
 use super::namespace::check_new_name;
 use super::{Fs, FsError, FsResult, lock};
-use crate::cos::{CosError, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient};
+use crate::cos::{
+    CosError, ListEntry, ListWalker, MetadataDirective, ObjectAttrs, ObjectClient, StorageClass,
+};
 use crate::upload::{MAX_PART_SIZE, fixed_part_size};
 
 /// Copies and deletes in flight while renaming a directory.
@@ -69,7 +72,7 @@ impl<C: ObjectClient> Fs<C> {
         let mut retyped = None;
         if is_dir {
             self.sync_below(&src_key).await?;
-            self.rename_prefix(&src_key, &format!("{parent_key}{new_name}/"))
+            self.rename_prefix(src.ino, &src_key, &format!("{parent_key}{new_name}/"))
                 .await
                 .map_err(copy_refused_is_cross_device)?;
         } else {
@@ -115,13 +118,35 @@ impl<C: ObjectClient> Fs<C> {
     fn stored_as(&self, ino: u64) -> Option<ObjectAttrs> {
         let t = lock(&self.inodes);
         let node = t.get(ino)?;
-        let kept = node.kept.as_ref()?;
-        Some(ObjectAttrs {
-            content_type: kept.content_type.clone(),
-            storage_class: node.storage_class.clone(),
-            encryption: kept.encryption.clone(),
-            ..ObjectAttrs::default()
-        })
+        storage_of(node, node.storage_class.clone())
+    }
+
+    /// How each of `listed` (the keys under directory `dir`) is stored,
+    /// where this mount knows that version exactly (an `ls -l` read it):
+    /// the copy of an object known so needs no HEAD.
+    fn stored_below(&self, dir: u64, listed: &[ListEntry]) -> Vec<Option<ObjectAttrs>> {
+        let t = lock(&self.inodes);
+        let mut known: HashMap<&str, &Node> = HashMap::new();
+        let mut dirs = vec![dir];
+        while let Some(d) = dirs.pop() {
+            for &ino in t.get(d).map(|n| n.children.values()).into_iter().flatten() {
+                if let Some(node) = t.get(ino) {
+                    if node.attr.kind == Kind::Dir {
+                        dirs.push(ino);
+                    }
+                    known.insert(&node.key, node);
+                }
+            }
+        }
+        listed
+            .iter()
+            .map(|o| {
+                let node = known.get(o.key.as_str())?;
+                node.knows_version(&o.etag, o.last_modified)
+                    .then(|| storage_of(node, o.storage_class.clone()))
+                    .flatten()
+            })
+            .collect()
     }
 
     /// Uploads pending changes of one file before its key changes.
@@ -251,25 +276,28 @@ impl<C: ObjectClient> Fs<C> {
         Ok(retyped)
     }
 
-    /// Renames every key under `src` to the same key under `dst`: all
-    /// copies first (in parallel), then the deletes.
-    async fn rename_prefix(&self, src: &str, dst: &str) -> FsResult<()> {
+    /// Renames every key under `src` (directory `dir`'s) to the same key
+    /// under `dst`: all copies first (in parallel), then the deletes.
+    async fn rename_prefix(&self, dir: u64, src: &str, dst: &str) -> FsResult<()> {
         let mut keys = Vec::new();
         let mut walker = ListWalker::new(src, None);
         while let Some(page) = walker.next_page(&*self.client).await? {
             keys.extend(page.objects);
         }
-        let copies: Vec<(String, String, u64)> = keys
+        // A copy of an object this mount does not know exactly HEADs it
+        // first: a listing does not name the encryption.
+        let stored = self.stored_below(dir, &keys);
+        let copies: Vec<(String, String, u64, Option<ObjectAttrs>)> = keys
             .iter()
-            .map(|o| {
+            .zip(stored)
+            .map(|(o, stored)| {
                 let to = format!("{dst}{}", &o.key[src.len()..]);
-                (o.key.clone(), to, o.size)
+                (o.key.clone(), to, o.size, stored)
             })
             .collect();
-        // Each copy HEADs its source: a listing does not name encryption.
         stream::iter(copies)
-            .map(|(from, to, size)| async move {
-                match self.copy_object(&from, &to, size, None, None, true).await {
+            .map(|(from, to, size, stored)| async move {
+                match self.copy_object(&from, &to, size, stored, None, true).await {
                     Err(FsError::NotFound) if from.ends_with('/') => {
                         self.recreate_marker(&from, &to).await
                     }
@@ -341,4 +369,16 @@ impl<C: ObjectClient> Fs<C> {
         self.client.put(dst, Bytes::new(), &attrs).await?;
         Ok(())
     }
+}
+
+/// What a copy of `node`'s object must name to store it as it is (with
+/// storage class `class`), if the node holds what only a HEAD tells.
+fn storage_of(node: &Node, class: StorageClass) -> Option<ObjectAttrs> {
+    let kept = node.kept.as_ref()?;
+    Some(ObjectAttrs {
+        content_type: kept.content_type.clone(),
+        storage_class: class,
+        encryption: kept.encryption.clone(),
+        ..ObjectAttrs::default()
+    })
 }

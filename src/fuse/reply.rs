@@ -72,9 +72,12 @@ pub(super) fn reply_xattr(
         Ok(value) if size == 0 => reply.size(value.len() as u32),
         Ok(value) if value.len() <= size as usize => reply.data(&value),
         Ok(_) => reply.error(op.refuse(libc::ERANGE)),
-        // The kernel asks for security.capability before every write: a
-        // missing attribute is the common answer, not worth a log line.
+        // Common answers, not worth a log line: a missing attribute, and
+        // a namespace the bucket does not store (the kernel asks for
+        // `security.capability` before writes and chowns, `ls -l` for
+        // `security.selinux` and the ACL, until told they are unsupported).
         Err(FsError::NoAttribute) => reply.error(op.refuse(libc::ENODATA)),
+        Err(FsError::NotSupported) => reply.error(op.refuse(libc::EOPNOTSUPP)),
         Err(e) => reply.error(op.fail(ino, &e)),
     }
 }

@@ -4,7 +4,7 @@
 //! what finding that new names are free costs.
 
 use bytes::Bytes;
-use cosmount::cos::{ObjectAttrs, ObjectClient};
+use cosmount::cos::{Encryption, ObjectAttrs, ObjectClient};
 use futures_util::stream::{self, StreamExt};
 
 use crate::common::mount::TestMount;
@@ -101,6 +101,42 @@ fn ls_l_request_counts_per_listing_mode() {
     assert_eq!(again, 0, "a second ls -l within the TTL sends nothing");
 }
 
+/// `ls -l` asks each entry's SELinux label and ACL (`lgetxattr`,
+/// `getxattr`): the bucket stores neither, and answering "unsupported"
+/// lets `ls` stop asking for the rest of the mount, where "none here"
+/// cost two kernel round trips per entry (20,000 of them, most of a warm
+/// `ls -l` of 10,000 files).
+#[test]
+fn ls_l_stops_asking_for_labels_and_acls_after_the_first_entry() {
+    let server = TestServer::start();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(seed_folder(&server, "t", 300));
+    let listen = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let m = TestMount::start(&server, &["--metrics-listen", &listen]);
+    let getxattrs = || -> f64 {
+        let metrics = http_get(listen.parse().unwrap(), "/metrics");
+        String::from_utf8_lossy(&metrics.body)
+            .lines()
+            .filter(|l| {
+                l.starts_with(r#"cosmount_fuse_request_duration_seconds_count{op="getxattr""#)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for pass in ["cold", "warm"] {
+        let before = getxattrs();
+        assert_eq!(m.sh_ok("ls -l t | wc -l").trim(), "301");
+        let asked = getxattrs() - before;
+        assert!(asked <= 4.0, "{pass} ls -l of 300 files: {asked} getxattr");
+    }
+    let out = m.sh("getfattr -n security.selinux t/file-00001");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Operation not supported"),
+        "{out:?}"
+    );
+}
+
 /// A server far away (every answer delayed by up to 800 ms, 400 on
 /// average, under the client's 1 s first-byte deadline: HEADs finish far
 /// slower than this machine's CPUs allow, even beside other tests) gets a
@@ -181,6 +217,67 @@ fn copying_into_an_existing_directory_costs_about_one_request_per_file() {
     assert!(lists < 50, "{lists} listings: one serves several names");
     assert_eq!(total(&server), lists + heads + puts, "{}", server.stats());
     assert_eq!(m.sh_ok("cat dest/f042"), "42");
+}
+
+/// Renaming a folder copies each object as it is stored (a copy that
+/// names no encryption is stored in plain, on COS): an object whose
+/// version an `ls -l` read exactly needs no HEAD first; one known from
+/// the rename's own listing only is asked. Encrypted and plain objects
+/// stay so either way.
+#[test]
+fn renaming_a_listed_folder_heads_none_of_its_files() {
+    const FILES: usize = 12;
+    let server = TestServer::start();
+    let client = server.client();
+    let sealed = ObjectAttrs {
+        encryption: Encryption::Aes256,
+        ..ObjectAttrs::default()
+    };
+    let plain = ObjectAttrs::default();
+    let keys: Vec<String> = ["listed", "unlisted"]
+        .iter()
+        .flat_map(|d| (0..FILES).map(move |i| format!("{d}/sub{}/f{i:02}", i % 2)))
+        .collect();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        for (i, key) in keys.iter().enumerate() {
+            let attrs = if i % 3 == 0 { &sealed } else { &plain };
+            client
+                .put(key, Bytes::from(key.clone()), attrs)
+                .await
+                .unwrap();
+        }
+    });
+    let m = TestMount::start(&server, &[]);
+    m.sh_ok("ls -lR listed > /dev/null && stat unlisted > /dev/null");
+    let mut heads = Vec::new();
+    for dir in ["listed", "unlisted"] {
+        server.reset_stats();
+        m.sh_ok(&format!("mv {dir} {dir}-moved"));
+        assert_eq!(
+            count(&server, "CopyObject"),
+            FILES as u64,
+            "{}",
+            server.stats()
+        );
+        heads.push(count(&server, "HeadObject"));
+    }
+    println!("HEADs of the renames (listed, unlisted): {heads:?}");
+    // Besides the files', the kernel's lookup of the new name may HEAD it.
+    assert!(heads[0] <= 1, "listed: {heads:?}");
+    assert!(heads[1] >= FILES as u64, "unlisted: {heads:?}");
+    m.sh_ok("cat listed-moved/sub0/f00 unlisted-moved/sub1/f11 > /dev/null");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        for (i, key) in keys.iter().enumerate() {
+            let (dir, rest) = key.split_once('/').unwrap();
+            let moved = client.head(&format!("{dir}-moved/{rest}")).await.unwrap();
+            let expected = if i % 3 == 0 {
+                Encryption::Aes256
+            } else {
+                Encryption::Plain
+            };
+            assert_eq!(moved.encryption, expected, "{key}");
+        }
+    });
 }
 
 /// `tar -xf` as root (owners, modes, times) of 400 new files in 8 new

@@ -38,7 +38,8 @@ pub enum Namespace {
     User,
     /// A read-only checksum of the object: shown, never listed or stored.
     Checksum(Checksum),
-    /// Not stored anywhere: reads find nothing, writes are refused.
+    /// Not stored anywhere (`security.*`, `trusted.*`, `system.*`):
+    /// unsupported, as on a filesystem without SELinux labels or ACLs.
     Unstored,
 }
 

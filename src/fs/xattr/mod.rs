@@ -21,7 +21,7 @@ impl<C: ObjectClient> Fs<C> {
     /// The value of attribute `name` of `ino`.
     pub async fn getxattr(&self, ino: u64, name: &[u8]) -> FsResult<Vec<u8>> {
         match namespace(name)? {
-            Namespace::Unstored => Err(FsError::NoAttribute),
+            Namespace::Unstored => Err(FsError::NotSupported),
             Namespace::Checksum(which) => self.checksum(ino, which).await,
             Namespace::User => self
                 .xattrs(ino)
@@ -56,7 +56,7 @@ impl<C: ObjectClient> Fs<C> {
     /// Removes attribute `name` of `ino`.
     pub async fn removexattr(&self, ino: u64, name: &[u8]) -> FsResult<()> {
         match namespace(name)? {
-            Namespace::Unstored => Err(FsError::NoAttribute),
+            Namespace::Unstored => Err(FsError::NotSupported),
             Namespace::Checksum(_) => Err(FsError::NotPermitted),
             Namespace::User => self.change_xattrs(ino, |x| x.remove(name)).await,
         }
