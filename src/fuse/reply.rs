@@ -74,8 +74,8 @@ pub(super) fn reply_xattr(
         Ok(_) => reply.error(op.refuse(libc::ERANGE)),
         // Common answers, not worth a log line: a missing attribute, and
         // a namespace the bucket does not store (the kernel asks for
-        // `security.capability` before writes and chowns, `ls -l` for
-        // `security.selinux` and the ACL, until told they are unsupported).
+        // `security.capability` before writes and chowns; `ls -l` asks
+        // each entry's label and ACL until told they are unsupported).
         Err(FsError::NoAttribute) => reply.error(op.refuse(libc::ENODATA)),
         Err(FsError::NotSupported) => reply.error(op.refuse(libc::EOPNOTSUPP)),
         Err(e) => reply.error(op.fail(ino, &e)),

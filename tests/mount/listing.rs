@@ -1,7 +1,8 @@
 //! What a listing costs: request counts from the server for `ls -l` in the
 //! exact (default) and `--fast-list` modes, nothing at all within the TTL,
-//! how many HEADs an exact listing keeps in flight on a far server, and
-//! what finding that new names are free costs.
+//! how many HEADs an exact listing keeps in flight on a far server, the
+//! kernel round trips of `ls -l`'s label and ACL questions, what renaming
+//! a listed folder spares, and what finding that new names are free costs.
 
 use bytes::Bytes;
 use cosmount::cos::{Encryption, ObjectAttrs, ObjectClient};
@@ -229,6 +230,7 @@ fn renaming_a_listed_folder_heads_none_of_its_files() {
     const FILES: usize = 12;
     let server = TestServer::start();
     let client = server.client();
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let sealed = ObjectAttrs {
         encryption: Encryption::Aes256,
         ..ObjectAttrs::default()
@@ -238,7 +240,7 @@ fn renaming_a_listed_folder_heads_none_of_its_files() {
         .iter()
         .flat_map(|d| (0..FILES).map(move |i| format!("{d}/sub{}/f{i:02}", i % 2)))
         .collect();
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
+    rt.block_on(async {
         for (i, key) in keys.iter().enumerate() {
             let attrs = if i % 3 == 0 { &sealed } else { &plain };
             client
@@ -266,7 +268,7 @@ fn renaming_a_listed_folder_heads_none_of_its_files() {
     assert!(heads[0] <= 1, "listed: {heads:?}");
     assert!(heads[1] >= FILES as u64, "unlisted: {heads:?}");
     m.sh_ok("cat listed-moved/sub0/f00 unlisted-moved/sub1/f11 > /dev/null");
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
+    rt.block_on(async {
         for (i, key) in keys.iter().enumerate() {
             let (dir, rest) = key.split_once('/').unwrap();
             let moved = client.head(&format!("{dir}-moved/{rest}")).await.unwrap();
