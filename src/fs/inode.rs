@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::attr::{Attr, Kind};
 use super::kept::Kept;
 use super::xattr::Xattrs;
-use crate::cos::StorageClass;
+use crate::cos::{ObjectAttrs, StorageClass};
 
 /// The root directory's inode number.
 pub const ROOT_INO: u64 = 1;
@@ -69,6 +69,10 @@ pub struct Node {
     /// metadata is this node's), so a change may write it afresh without
     /// asking what else it holds. Any answer from the bucket clears it.
     pub own_marker: bool,
+    /// Files: the headers this mount last wrote the whole object with (a
+    /// PUT or an upload, not a metadata rewrite that keeps others'
+    /// headers), until an answer from the bucket describes it again.
+    pub written: Option<ObjectAttrs>,
     lookups: u64,
 }
 
@@ -208,6 +212,7 @@ impl InodeTable {
             last_miss: None,
             last_recheck: None,
             own_marker: false,
+            written: None,
             lookups: 1,
         };
         InodeTable {
@@ -262,6 +267,7 @@ impl InodeTable {
                     node.xattrs = info.xattrs;
                     node.kept = info.kept;
                     node.own_marker = false;
+                    node.written = None;
                 }
                 // A lifecycle rule changes the class, not the version.
                 node.storage_class = info.storage_class;
@@ -296,6 +302,7 @@ impl InodeTable {
                 last_miss: None,
                 last_recheck: None,
                 own_marker: false,
+                written: None,
                 lookups: 0,
             },
         );

@@ -329,6 +329,17 @@ impl<C: ObjectClient> Fs<C> {
         match t.get_mut(ino) {
             Some(node) if node.pending => node.attr,
             Some(node) if node.attr.kind == child.attr.kind => {
+                // Still the object as this mount wrote it: the same version
+                // with the same metadata (another client's metadata change
+                // keeps the ETag).
+                let as_written = node.written.as_ref().is_some_and(|w| {
+                    node.etag.as_deref() == Some(info.etag.as_str())
+                        && w.meta == info.meta
+                        && w.content_type == info.content_type
+                });
+                if !as_written {
+                    node.written = None;
+                }
                 node.attr = child.attr;
                 node.etag = child.etag;
                 node.modified = child.modified;

@@ -112,19 +112,25 @@ impl<C: ObjectClient> Fs<C> {
         Ok(())
     }
 
-    /// How `ino`'s object is stored (its type, class and encryption), which
-    /// a copy must name to keep; `None` when a listing is all that
-    /// described it (listings do not name the encryption).
-    fn stored_as(&self, ino: u64) -> Option<ObjectAttrs> {
+    /// What this mount knows of how `ino`'s object is stored: all of it
+    /// within the TTL after writing it, as with a directory marker.
+    fn stored_as(&self, ino: u64) -> Stored {
         let t = lock(&self.inodes);
-        let node = t.get(ino)?;
-        storage_of(node, node.storage_class.clone())
+        let Some(node) = t.get(ino) else {
+            return Stored::Unknown;
+        };
+        match (&node.written, &node.etag) {
+            (Some(written), Some(etag)) if node.is_fresh(Instant::now()) => {
+                Stored::Written(written.clone(), etag.clone())
+            }
+            _ => storage_of(node, node.storage_class.clone()),
+        }
     }
 
     /// How each of `listed` (the keys under directory `dir`) is stored,
     /// where this mount knows that version exactly (an `ls -l` read it):
     /// the copy of an object known so needs no HEAD.
-    fn stored_below(&self, dir: u64, listed: &[ListEntry]) -> Vec<Option<ObjectAttrs>> {
+    fn stored_below(&self, dir: u64, listed: &[ListEntry]) -> Vec<Stored> {
         let t = lock(&self.inodes);
         let mut known: HashMap<&str, &Node> = HashMap::new();
         let mut dirs = vec![dir];
@@ -140,11 +146,11 @@ impl<C: ObjectClient> Fs<C> {
         }
         listed
             .iter()
-            .map(|o| {
-                let node = known.get(o.key.as_str())?;
-                node.knows_version(&o.etag, o.last_modified)
-                    .then(|| storage_of(node, o.storage_class.clone()))
-                    .flatten()
+            .map(|o| match known.get(o.key.as_str()) {
+                Some(node) if node.knows_version(&o.etag, o.last_modified) => {
+                    storage_of(node, o.storage_class.clone())
+                }
+                _ => Stored::Unknown,
             })
             .collect()
     }
@@ -176,12 +182,12 @@ impl<C: ObjectClient> Fs<C> {
     /// Server-side copy of the source's current version (a rename moves
     /// what is there now, so no precondition); multipart copy above COS's
     /// 5 GB single-copy limit. The copy is stored as the source is
-    /// (`stored`: its type, class and encryption; `None`: asked with a
-    /// HEAD), which COS would otherwise reset to STANDARD and unencrypted.
-    /// A source whose type says nothing gets `new_type` (what the new name
-    /// says, as cosfs and s3fs do): the copy then replaces the metadata
-    /// with the source's as a HEAD just read it, on condition that it is
-    /// still that version (else the type stays). Returns the type given.
+    /// (`stored`, else asked with a HEAD), which COS would otherwise reset
+    /// to STANDARD and unencrypted. A source whose type says nothing gets
+    /// `new_type` (what the new name says, as cosfs and s3fs do): the copy
+    /// then replaces the metadata with the source's as this mount wrote it
+    /// or a HEAD just read it, on condition that it is still that version
+    /// (else the type stays). Returns the type given.
     /// A copy answered with something that is not a copy result may have
     /// written something else at `dst`: it is removed when `dst_is_new`
     /// (nothing of the user's was there).
@@ -190,7 +196,7 @@ impl<C: ObjectClient> Fs<C> {
         src: &str,
         dst: &str,
         size: u64,
-        stored: Option<ObjectAttrs>,
+        stored: Stored,
         new_type: Option<&str>,
         dst_is_new: bool,
     ) -> FsResult<Option<String>> {
@@ -201,7 +207,8 @@ impl<C: ObjectClient> Fs<C> {
         };
         if size <= MAX_PART_SIZE {
             let (mut attrs, read) = match stored {
-                Some(attrs) if retype(&attrs).is_none() => (attrs, None),
+                Stored::Written(attrs, etag) => (attrs, Some(etag)),
+                Stored::Settings(attrs) if retype(&attrs).is_none() => (attrs, None),
                 _ => {
                     let info = self.client.head(src).await?;
                     let etag = info.etag.clone();
@@ -287,7 +294,7 @@ impl<C: ObjectClient> Fs<C> {
         // A copy of an object this mount does not know exactly HEADs it
         // first: a listing does not name the encryption.
         let stored = self.stored_below(dir, &keys);
-        let copies: Vec<(String, String, u64, Option<ObjectAttrs>)> = keys
+        let copies: Vec<(String, String, u64, Stored)> = keys
             .iter()
             .zip(stored)
             .map(|(o, stored)| {
@@ -371,14 +378,29 @@ impl<C: ObjectClient> Fs<C> {
     }
 }
 
+/// What this mount knows of how an object is stored, which a copy must
+/// name to keep it so.
+enum Stored {
+    /// Nothing: a HEAD asks.
+    Unknown,
+    /// Its type, class and encryption: all a copy that keeps the metadata
+    /// names.
+    Settings(ObjectAttrs),
+    /// All its headers as this mount wrote them, and the version written:
+    /// what a copy that replaces the metadata sends.
+    Written(ObjectAttrs, String),
+}
+
 /// What a copy of `node`'s object must name to store it as it is (with
 /// storage class `class`), if the node holds what only a HEAD tells.
-fn storage_of(node: &Node, class: StorageClass) -> Option<ObjectAttrs> {
-    let kept = node.kept.as_ref()?;
-    Some(ObjectAttrs {
-        content_type: kept.content_type.clone(),
-        storage_class: class,
-        encryption: kept.encryption.clone(),
-        ..ObjectAttrs::default()
-    })
+fn storage_of(node: &Node, class: StorageClass) -> Stored {
+    match &node.kept {
+        Some(kept) => Stored::Settings(ObjectAttrs {
+            content_type: kept.content_type.clone(),
+            storage_class: class,
+            encryption: kept.encryption.clone(),
+            ..ObjectAttrs::default()
+        }),
+        None => Stored::Unknown,
+    }
 }

@@ -278,7 +278,7 @@ impl<C: ObjectClient> Fs<C> {
                 let key = stream.key().to_string();
                 match stream.finish(&st.stream_attrs()).await {
                     Ok(put) => {
-                        let base = self.uploaded(ino, &key, &put, st, size);
+                        let base = self.uploaded(ino, &key, &put, st, size, None);
                         st.content = Content::Staged(
                             StagedFile::new(self.staging.clone(), Some(base)).map_err(local_io)?,
                         );
@@ -355,6 +355,15 @@ impl<C: ObjectClient> Fs<C> {
         let key = self.key_of(ino)?;
         let attrs = st.stream_attrs();
         let size = st.attr.size;
+        // The headers when this upload writes them all: a single PUT or an
+        // upload of staged content (not a multipart stream, which may keep
+        // the ones it started with, nor a metadata rewrite, which keeps
+        // others').
+        let mut whole = match &st.content {
+            Content::Stream(stream) if stream.has_uploaded_parts() => None,
+            Content::Clean if !st.data_dirty => None,
+            _ => Some(attrs.clone()),
+        };
         let result = match std::mem::replace(&mut st.content, Content::Clean) {
             Content::Stream(stream) => match stream.finish(&attrs).await {
                 Ok(put) => Ok(put),
@@ -382,9 +391,20 @@ impl<C: ObjectClient> Fs<C> {
                 .map_err(FsError::from),
             Content::Clean => {
                 let known = st.base.as_ref().map(|b| b.etag.to_string());
-                let r = self
-                    .rewrite_meta(&key, &st.attr, known.as_deref(), st.xattrs.as_ref())
-                    .await;
+                let written = known.as_deref().and_then(|k| self.written_as(ino, k));
+                let r = match (written, &known) {
+                    (Some(written), Some(etag)) => self
+                        .rewrite_own_meta(&key, written, etag, &st.attr, st.xattrs.as_ref())
+                        .await
+                        .map(|(put, attrs)| {
+                            whole = Some(attrs);
+                            put
+                        }),
+                    _ => {
+                        self.rewrite_meta(&key, &st.attr, known.as_deref(), st.xattrs.as_ref())
+                            .await
+                    }
+                };
                 // A metadata change that failed was reported: drop it
                 // rather than try it again at every flush and at unmount.
                 st.meta_dirty &= r.is_ok();
@@ -394,7 +414,7 @@ impl<C: ObjectClient> Fs<C> {
         };
         match result {
             Ok(put) => {
-                self.uploaded(ino, &key, &put, st, size);
+                self.uploaded(ino, &key, &put, st, size, whole);
                 Ok(())
             }
             Err(e) if e.is_routine() => {
@@ -434,17 +454,7 @@ impl<C: ObjectClient> Fs<C> {
             return Err(FsError::Stale);
         }
         let (etag, size) = (info.etag.clone(), info.size);
-        let mut attrs = info.into_attrs();
-        for name in MANAGED_META {
-            attrs.meta.remove(name);
-        }
-        attrs.meta.extend(to_meta(attr));
-        if let Some(x) = xattrs {
-            x.store(&mut attrs.meta);
-        }
-        if meta_size(&attrs.meta) > MAX_META_BYTES {
-            return Err(FsError::TooBig);
-        }
+        let attrs = with_attributes(info.into_attrs(), attr, xattrs)?;
         Ok(self
             .client
             .copy(
@@ -456,6 +466,42 @@ impl<C: ObjectClient> Fs<C> {
                 size,
             )
             .await?)
+    }
+
+    /// Rewrites the metadata of an object this mount wrote whole as
+    /// `written`, version `etag`, without asking what it holds: one
+    /// request, conditional on that version (`ESTALE` if another client
+    /// wrote it since). Returns the headers written.
+    async fn rewrite_own_meta(
+        &self,
+        key: &str,
+        written: ObjectAttrs,
+        etag: &str,
+        attr: &Attr,
+        xattrs: Option<&Xattrs>,
+    ) -> FsResult<(PutResult, ObjectAttrs)> {
+        let attrs = with_attributes(written, attr, xattrs)?;
+        let put = self
+            .client
+            .copy(
+                key,
+                key,
+                Some(etag),
+                MetadataDirective::Replaced,
+                &attrs,
+                attr.size,
+            )
+            .await?;
+        Ok((put, attrs))
+    }
+
+    /// The headers this mount wrote `ino`'s object with, whole, if it did
+    /// so within the TTL and the object is still version `known`.
+    fn written_as(&self, ino: u64, known: &str) -> Option<ObjectAttrs> {
+        let t = lock(&self.inodes);
+        let node = t.get(ino)?;
+        let fresh = node.is_fresh(Instant::now()) && node.etag.as_deref() == Some(known);
+        fresh.then(|| node.written.clone()).flatten()
     }
 
     /// Rewrites the marker `key` of a directory with `attr` (and `xattrs`
@@ -501,7 +547,8 @@ impl<C: ObjectClient> Fs<C> {
         Ok(put)
     }
 
-    /// The upload of `key` succeeded: the state is clean on the new object.
+    /// The upload of `key` succeeded: the state is clean on the new object,
+    /// whose headers are all `whole` when the upload wrote them all.
     fn uploaded(
         &self,
         ino: u64,
@@ -509,6 +556,7 @@ impl<C: ObjectClient> Fs<C> {
         put: &PutResult,
         st: &mut WriteState<C>,
         size: u64,
+        whole: Option<ObjectAttrs>,
     ) -> ObjectVersion {
         let base = ObjectVersion {
             key: key.into(),
@@ -530,6 +578,7 @@ impl<C: ObjectClient> Fs<C> {
             if st.xattrs.is_some() {
                 node.xattrs = st.xattrs.clone();
             }
+            node.written = whole;
             node.valid_until = Instant::now() + self.config.metadata_ttl;
             self.snapshots.made(node.parent, &node.name);
         }
@@ -579,4 +628,24 @@ impl<C: ObjectClient> Fs<C> {
             }
         }
     }
+}
+
+/// `attrs` with the mount's own metadata replaced by `attr`'s and
+/// `xattrs` (when given), within COS's limit on metadata.
+fn with_attributes(
+    mut attrs: ObjectAttrs,
+    attr: &Attr,
+    xattrs: Option<&Xattrs>,
+) -> FsResult<ObjectAttrs> {
+    for name in MANAGED_META {
+        attrs.meta.remove(name);
+    }
+    attrs.meta.extend(to_meta(attr));
+    if let Some(x) = xattrs {
+        x.store(&mut attrs.meta);
+    }
+    if meta_size(&attrs.meta) > MAX_META_BYTES {
+        return Err(FsError::TooBig);
+    }
+    Ok(attrs)
 }
