@@ -397,7 +397,7 @@ impl<C: ObjectClient> Fs<C> {
                         .rewrite_own_meta(&key, written, etag, &st.attr, st.xattrs.as_ref())
                         .await
                         .map(|(put, attrs)| {
-                            whole = Some(attrs);
+                            whole = attrs;
                             put
                         }),
                     _ => {
@@ -470,8 +470,10 @@ impl<C: ObjectClient> Fs<C> {
 
     /// Rewrites the metadata of an object this mount wrote whole as
     /// `written`, version `etag`, without asking what it holds: one
-    /// request, conditional on that version (`ESTALE` if another client
-    /// wrote it since). Returns the headers written.
+    /// request, conditional on that version. When another client wrote it
+    /// since, does what [`rewrite_meta`](Self::rewrite_meta) does (which
+    /// finds the new version and fails `ESTALE`). Returns the headers
+    /// written when they are all known.
     async fn rewrite_own_meta(
         &self,
         key: &str,
@@ -479,9 +481,9 @@ impl<C: ObjectClient> Fs<C> {
         etag: &str,
         attr: &Attr,
         xattrs: Option<&Xattrs>,
-    ) -> FsResult<(PutResult, ObjectAttrs)> {
+    ) -> FsResult<(PutResult, Option<ObjectAttrs>)> {
         let attrs = with_attributes(written, attr, xattrs)?;
-        let put = self
+        let copied = self
             .client
             .copy(
                 key,
@@ -491,8 +493,15 @@ impl<C: ObjectClient> Fs<C> {
                 &attrs,
                 attr.size,
             )
-            .await?;
-        Ok((put, attrs))
+            .await;
+        match copied {
+            Ok(put) => Ok((put, Some(attrs))),
+            Err(e) if e.status() == Some(412) => {
+                let put = self.rewrite_meta(key, attr, Some(etag), xattrs).await?;
+                Ok((put, None))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The headers this mount wrote `ino`'s object with, whole, if it did
