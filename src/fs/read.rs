@@ -30,8 +30,17 @@ impl<C: ObjectClient> Fs<C> {
                     .read_version(&current, offset, u64::from(size), &file.reader)
                     .await;
             }
+            // At the key the file has now: a rename copies the version
+            // this handle reads to its new key.
+            let object = match lock(&self.inodes).get(file.ino) {
+                Some(node) if *node.key != *file.object.key => ObjectVersion {
+                    key: node.key.as_str().into(),
+                    ..file.object.clone()
+                },
+                _ => file.object.clone(),
+            };
             return self
-                .read_version(&file.object, offset, u64::from(size), &file.reader)
+                .read_version(&object, offset, u64::from(size), &file.reader)
                 .await;
         };
         let mut st = state.lock().await;

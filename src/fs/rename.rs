@@ -95,21 +95,51 @@ impl<C: ObjectClient> Fs<C> {
                 )
                 .await
                 .map_err(copy_refused_is_cross_device)?;
+            self.rekey_changes(src.ino, &dst_key).await;
             self.client.delete(&src_key).await?;
             self.cancel_pending_delete(&dst_key);
             self.cache.invalidate(&dst_key);
         }
         self.cache.invalidate(&src_key);
         self.snapshots.made(new_parent, new_name);
-        let mut t = lock(&self.inodes);
-        t.rename(src.ino, new_parent, new_name);
-        if let (Some(kept), Some(new_type)) =
-            (t.get_mut(src.ino).and_then(|n| n.kept.as_mut()), retyped)
-        {
-            kept.content_type = Some(new_type);
+        let moved = {
+            let mut t = lock(&self.inodes);
+            t.rename(src.ino, new_parent, new_name);
+            if let (Some(kept), Some(new_type)) =
+                (t.get_mut(src.ino).and_then(|n| n.kept.as_mut()), retyped)
+            {
+                kept.content_type = Some(new_type);
+            }
+            t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
+            // Files being changed under a renamed directory.
+            let new_prefix = format!("{parent_key}{new_name}/");
+            let moved: Vec<(u64, String)> = match is_dir {
+                true => self
+                    .writes
+                    .inos()
+                    .into_iter()
+                    .filter_map(|ino| t.get(ino).map(|n| (ino, n.key.clone())))
+                    .filter(|(_, key)| key.starts_with(&new_prefix))
+                    .collect(),
+                false => Vec::new(),
+            };
+            moved
+        };
+        for (ino, key) in moved {
+            self.rekey_changes(ino, &key).await;
         }
-        t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
         Ok(())
+    }
+
+    /// Points the change state of `ino`, if one is open (a writer that has
+    /// not closed, a close not yet released), at the key its object was
+    /// copied to: its reads and uploads of unchanged parts come from there.
+    async fn rekey_changes(&self, ino: u64, key: &str) {
+        if let Some(state) = self.writes.get(ino) {
+            if let Some(base) = &mut state.lock().await.base {
+                base.key = key.into();
+            }
+        }
     }
 
     /// What this mount knows of how `ino`'s object is stored: all of it

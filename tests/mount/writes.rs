@@ -151,6 +151,44 @@ fn rsync_twice_transfers_nothing_the_second_time() {
     assert!(out.contains(": 0"), "and through a fresh mount: {out}");
 }
 
+/// A file renamed while it is open (a writer that has not closed, a
+/// reader, a writer in a renamed folder) is read and written at its new
+/// name: reads used to go to the old key, deleted by the rename (ENOENT).
+#[test]
+fn files_renamed_while_open_are_read_and_written_at_their_new_names() {
+    let server = TestServer::start();
+    let m = TestMount::start(&server, &[]);
+    let mut writer = File::create(m.join("draft")).unwrap();
+    writer.write_all(b"hello").unwrap();
+    writer.sync_all().unwrap();
+    fs::rename(m.join("draft"), m.join("final")).unwrap();
+    assert_eq!(fs::read(m.join("final")).unwrap(), b"hello");
+    writer.write_all(b" world").unwrap();
+    drop(writer);
+    assert_eq!(fs::read(m.join("final")).unwrap(), b"hello world");
+
+    let reader = File::open(m.join("final")).unwrap();
+    fs::rename(m.join("final"), m.join("moved")).unwrap();
+    let mut buf = [0u8; 11];
+    reader.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"hello world");
+    drop(reader);
+
+    fs::create_dir(m.join("dir")).unwrap();
+    let mut inside = File::create(m.join("dir/log")).unwrap();
+    inside.write_all(b"one").unwrap();
+    inside.sync_all().unwrap();
+    fs::rename(m.join("dir"), m.join("dir2")).unwrap();
+    assert_eq!(fs::read(m.join("dir2/log")).unwrap(), b"one");
+    inside.write_all(b",two").unwrap();
+    drop(inside);
+    assert_eq!(fs::read(m.join("dir2/log")).unwrap(), b"one,two");
+    drop(m);
+    let other = TestMount::start(&server, &[]);
+    assert_eq!(other.sh_ok("cat moved dir2/log"), "hello worldone,two");
+    assert_eq!(other.sh_ok("ls"), "dir2\nmoved\n");
+}
+
 #[test]
 fn editor_saves_and_appends_are_exact() {
     let server = TestServer::start();
