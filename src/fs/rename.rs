@@ -113,17 +113,16 @@ impl<C: ObjectClient> Fs<C> {
             t.mark_missing(parent, name, Instant::now() + self.config.negative_ttl);
             // Files being changed under a renamed directory.
             let new_prefix = format!("{parent_key}{new_name}/");
-            let moved: Vec<(u64, String)> = match is_dir {
-                true => self
-                    .writes
-                    .inos()
-                    .into_iter()
-                    .filter_map(|ino| t.get(ino).map(|n| (ino, n.key.clone())))
-                    .filter(|(_, key)| key.starts_with(&new_prefix))
-                    .collect(),
-                false => Vec::new(),
+            let changing = if is_dir {
+                self.writes.inos()
+            } else {
+                Vec::new()
             };
-            moved
+            changing
+                .into_iter()
+                .filter_map(|ino| t.get(ino).map(|n| (ino, n.key.clone())))
+                .filter(|(_, key)| key.starts_with(&new_prefix))
+                .collect::<Vec<_>>()
         };
         for (ino, key) in moved {
             self.rekey_changes(ino, &key).await;

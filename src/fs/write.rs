@@ -391,16 +391,18 @@ impl<C: ObjectClient> Fs<C> {
                 .map_err(FsError::from),
             Content::Clean => {
                 let known = st.base.as_ref().map(|b| b.etag.to_string());
-                let written = known.as_deref().and_then(|k| self.written_as(ino, k));
-                let r = match (written, &known) {
-                    (Some(written), Some(etag)) => self
+                let written = known
+                    .as_deref()
+                    .and_then(|etag| Some((self.written_as(ino, etag)?, etag)));
+                let r = match written {
+                    Some((written, etag)) => self
                         .rewrite_own_meta(&key, written, etag, &st.attr, st.xattrs.as_ref())
                         .await
                         .map(|(put, attrs)| {
                             whole = attrs;
                             put
                         }),
-                    _ => {
+                    None => {
                         self.rewrite_meta(&key, &st.attr, known.as_deref(), st.xattrs.as_ref())
                             .await
                     }
