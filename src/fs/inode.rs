@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::attr::{Attr, Kind};
+use super::attr::{Attr, Kind, to_meta};
 use super::kept::Kept;
 use super::xattr::Xattrs;
 use crate::cos::{ObjectAttrs, StorageClass};
@@ -69,10 +69,11 @@ pub struct Node {
     /// metadata is this node's), so a change may write it afresh without
     /// asking what else it holds. Any answer from the bucket clears it.
     pub own_marker: bool,
-    /// Files: the headers this mount last wrote the whole object with (a
-    /// PUT or an upload, not a metadata rewrite that keeps others'
-    /// headers), until an answer from the bucket describes it again.
-    pub written: Option<ObjectAttrs>,
+    /// Files: this mount wrote the whole object (a PUT or an upload, not a
+    /// metadata rewrite that keeps others' headers) with the headers this
+    /// node holds ([`Node::own_headers`]), and no answer from the bucket
+    /// has said otherwise since.
+    pub own_object: bool,
     lookups: u64,
 }
 
@@ -108,6 +109,26 @@ impl Node {
             storage_class: self.storage_class.clone(),
             kept: self.kept.clone(),
         }
+    }
+
+    /// The headers this mount wrote its object with, within the TTL of
+    /// writing it whole ([`own_object`](Self::own_object)).
+    pub fn own_headers(&self, now: Instant) -> Option<ObjectAttrs> {
+        if !self.own_object || !self.is_fresh(now) {
+            return None;
+        }
+        let kept = self.kept.as_ref()?;
+        let mut meta = to_meta(&self.attr);
+        if let Some(x) = &self.xattrs {
+            x.store(&mut meta);
+        }
+        Some(ObjectAttrs {
+            content_type: kept.content_type.clone(),
+            headers: kept.headers.clone(),
+            meta,
+            storage_class: self.storage_class.clone(),
+            encryption: kept.encryption.clone(),
+        })
     }
 
     /// Whether the attributes are still trusted at `now`.
@@ -212,7 +233,7 @@ impl InodeTable {
             last_miss: None,
             last_recheck: None,
             own_marker: false,
-            written: None,
+            own_object: false,
             lookups: 1,
         };
         InodeTable {
@@ -267,7 +288,7 @@ impl InodeTable {
                     node.xattrs = info.xattrs;
                     node.kept = info.kept;
                     node.own_marker = false;
-                    node.written = None;
+                    node.own_object = false;
                 }
                 // A lifecycle rule changes the class, not the version.
                 node.storage_class = info.storage_class;
@@ -302,7 +323,7 @@ impl InodeTable {
                 last_miss: None,
                 last_recheck: None,
                 own_marker: false,
-                written: None,
+                own_object: false,
                 lookups: 0,
             },
         );

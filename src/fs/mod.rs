@@ -332,14 +332,12 @@ impl<C: ObjectClient> Fs<C> {
                 // Still the object as this mount wrote it: the same version
                 // with the same metadata (another client's metadata change
                 // keeps the ETag).
-                let as_written = node.written.as_ref().is_some_and(|w| {
+                let as_written = node.own_headers(Instant::now()).is_some_and(|w| {
                     node.etag.as_deref() == Some(info.etag.as_str())
                         && w.meta == info.meta
                         && w.content_type == info.content_type
                 });
-                if !as_written {
-                    node.written = None;
-                }
+                node.own_object = as_written;
                 node.attr = child.attr;
                 node.etag = child.etag;
                 node.modified = child.modified;

@@ -148,10 +148,8 @@ impl<C: ObjectClient> Fs<C> {
         let Some(node) = t.get(ino) else {
             return Stored::Unknown;
         };
-        match (&node.written, &node.etag) {
-            (Some(written), Some(etag)) if node.is_fresh(Instant::now()) => {
-                Stored::Written(written.clone(), etag.clone())
-            }
+        match (node.own_headers(Instant::now()), &node.etag) {
+            (Some(written), Some(etag)) => Stored::Written(written, etag.clone()),
             _ => storage_of(node, node.storage_class.clone()),
         }
     }

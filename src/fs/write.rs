@@ -278,7 +278,7 @@ impl<C: ObjectClient> Fs<C> {
                 let key = stream.key().to_string();
                 match stream.finish(&st.stream_attrs()).await {
                     Ok(put) => {
-                        let base = self.uploaded(ino, &key, &put, st, size, None);
+                        let base = self.uploaded(ino, &key, &put, st, size, false);
                         st.content = Content::Staged(
                             StagedFile::new(self.staging.clone(), Some(base)).map_err(local_io)?,
                         );
@@ -355,14 +355,14 @@ impl<C: ObjectClient> Fs<C> {
         let key = self.key_of(ino)?;
         let attrs = st.stream_attrs();
         let size = st.attr.size;
-        // The headers when this upload writes them all: a single PUT or an
+        // Whether this upload writes every header: a single PUT or an
         // upload of staged content (not a multipart stream, which may keep
         // the ones it started with, nor a metadata rewrite, which keeps
         // others').
         let mut whole = match &st.content {
-            Content::Stream(stream) if stream.has_uploaded_parts() => None,
-            Content::Clean if !st.data_dirty => None,
-            _ => Some(attrs.clone()),
+            Content::Stream(stream) => !stream.has_uploaded_parts(),
+            Content::Clean => st.data_dirty,
+            _ => true,
         };
         let result = match std::mem::replace(&mut st.content, Content::Clean) {
             Content::Stream(stream) => match stream.finish(&attrs).await {
@@ -398,8 +398,8 @@ impl<C: ObjectClient> Fs<C> {
                     Some((written, etag)) => self
                         .rewrite_own_meta(&key, written, etag, &st.attr, st.xattrs.as_ref())
                         .await
-                        .map(|(put, attrs)| {
-                            whole = attrs;
+                        .map(|(put, all)| {
+                            whole = all;
                             put
                         }),
                     None => {
@@ -474,8 +474,8 @@ impl<C: ObjectClient> Fs<C> {
     /// `written`, version `etag`, without asking what it holds: one
     /// request, conditional on that version. When another client wrote it
     /// since, does what [`rewrite_meta`](Self::rewrite_meta) does (which
-    /// finds the new version and fails `ESTALE`). Returns the headers
-    /// written when they are all known.
+    /// finds the new version and fails `ESTALE`). True when every header
+    /// written is known (the first way).
     async fn rewrite_own_meta(
         &self,
         key: &str,
@@ -483,7 +483,7 @@ impl<C: ObjectClient> Fs<C> {
         etag: &str,
         attr: &Attr,
         xattrs: Option<&Xattrs>,
-    ) -> FsResult<(PutResult, Option<ObjectAttrs>)> {
+    ) -> FsResult<(PutResult, bool)> {
         let attrs = with_attributes(written, attr, xattrs)?;
         let copied = self
             .client
@@ -497,10 +497,10 @@ impl<C: ObjectClient> Fs<C> {
             )
             .await;
         match copied {
-            Ok(put) => Ok((put, Some(attrs))),
+            Ok(put) => Ok((put, true)),
             Err(e) if e.status() == Some(412) => {
                 let put = self.rewrite_meta(key, attr, Some(etag), xattrs).await?;
-                Ok((put, None))
+                Ok((put, false))
             }
             Err(e) => Err(e.into()),
         }
@@ -510,9 +510,8 @@ impl<C: ObjectClient> Fs<C> {
     /// so within the TTL and the object is still version `known`.
     fn written_as(&self, ino: u64, known: &str) -> Option<ObjectAttrs> {
         let t = lock(&self.inodes);
-        let node = t.get(ino)?;
-        let fresh = node.is_fresh(Instant::now()) && node.etag.as_deref() == Some(known);
-        fresh.then(|| node.written.clone()).flatten()
+        let node = t.get(ino).filter(|n| n.etag.as_deref() == Some(known))?;
+        node.own_headers(Instant::now())
     }
 
     /// Rewrites the marker `key` of a directory with `attr` (and `xattrs`
@@ -559,7 +558,7 @@ impl<C: ObjectClient> Fs<C> {
     }
 
     /// The upload of `key` succeeded: the state is clean on the new object,
-    /// whose headers are all `whole` when the upload wrote them all.
+    /// all of whose headers are the state's when `whole`.
     fn uploaded(
         &self,
         ino: u64,
@@ -567,7 +566,7 @@ impl<C: ObjectClient> Fs<C> {
         put: &PutResult,
         st: &mut WriteState<C>,
         size: u64,
-        whole: Option<ObjectAttrs>,
+        whole: bool,
     ) -> ObjectVersion {
         let base = ObjectVersion {
             key: key.into(),
@@ -589,7 +588,12 @@ impl<C: ObjectClient> Fs<C> {
             if st.xattrs.is_some() {
                 node.xattrs = st.xattrs.clone();
             }
-            node.written = whole;
+            node.own_object = whole;
+            if whole {
+                node.kept = Some(st.kept.clone());
+                node.xattrs = st.xattrs.clone();
+                node.storage_class = st.storage_class.clone();
+            }
             node.valid_until = Instant::now() + self.config.metadata_ttl;
             self.snapshots.made(node.parent, &node.name);
         }
