@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::attr::{Attr, Kind, to_meta};
+use super::attr::{Attr, Kind};
 use super::kept::Kept;
 use super::xattr::Xattrs;
 use crate::cos::{ObjectAttrs, StorageClass};
@@ -118,17 +118,7 @@ impl Node {
             return None;
         }
         let kept = self.kept.as_ref()?;
-        let mut meta = to_meta(&self.attr);
-        if let Some(x) = &self.xattrs {
-            x.store(&mut meta);
-        }
-        Some(ObjectAttrs {
-            content_type: kept.content_type.clone(),
-            headers: kept.headers.clone(),
-            meta,
-            storage_class: self.storage_class.clone(),
-            encryption: kept.encryption.clone(),
-        })
+        Some(kept.object_attrs(&self.attr, self.xattrs.as_ref(), &self.storage_class))
     }
 
     /// Whether the attributes are still trusted at `now`.

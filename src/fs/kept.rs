@@ -6,7 +6,9 @@
 //! download without its cache rules. Only a HEAD (or GET) tells them;
 //! listings do not.
 
-use crate::cos::{Encryption, ObjectHeaders, ObjectInfo};
+use super::attr::{Attr, to_meta};
+use super::xattr::Xattrs;
+use crate::cos::{Encryption, ObjectAttrs, ObjectHeaders, ObjectInfo, StorageClass};
 
 /// The type of content nothing is known about: what new files whose name
 /// says no type get (named, as cosfs and s3fs do: some servers, SeaweedFS
@@ -25,6 +27,28 @@ pub struct Kept {
 }
 
 impl Kept {
+    /// The headers a whole write of a file with these settings, attributes
+    /// `attr`, extended attributes `xattrs` (when known) and storage class
+    /// `class` names: what this mount writes every file with.
+    pub fn object_attrs(
+        &self,
+        attr: &Attr,
+        xattrs: Option<&Xattrs>,
+        class: &StorageClass,
+    ) -> ObjectAttrs {
+        let mut meta = to_meta(attr);
+        if let Some(x) = xattrs {
+            x.store(&mut meta);
+        }
+        ObjectAttrs {
+            content_type: self.content_type.clone(),
+            headers: self.headers.clone(),
+            meta,
+            storage_class: class.clone(),
+            encryption: self.encryption.clone(),
+        }
+    }
+
     /// As the object's HEAD or GET describes it.
     pub fn of(info: &ObjectInfo) -> Kept {
         Kept {

@@ -93,17 +93,8 @@ impl<C> WriteState<C> {
 
     /// The headers the object gets.
     pub(super) fn object_attrs(&self) -> ObjectAttrs {
-        let mut meta = to_meta(&self.attr);
-        if let Some(x) = &self.xattrs {
-            x.store(&mut meta);
-        }
-        ObjectAttrs {
-            content_type: self.kept.content_type.clone(),
-            headers: self.kept.headers.clone(),
-            meta,
-            storage_class: self.storage_class.clone(),
-            encryption: self.kept.encryption.clone(),
-        }
+        self.kept
+            .object_attrs(&self.attr, self.xattrs.as_ref(), &self.storage_class)
     }
 }
 
@@ -585,14 +576,15 @@ impl<C: ObjectClient> Fs<C> {
             node.modified = None;
             node.exact = true;
             node.pending = false;
-            if st.xattrs.is_some() {
-                node.xattrs = st.xattrs.clone();
-            }
+            // A whole upload wrote what the state holds, so the node holds
+            // it too ([`Node::own_headers`] rebuilds it).
             node.own_object = whole;
             if whole {
                 node.kept = Some(st.kept.clone());
-                node.xattrs = st.xattrs.clone();
                 node.storage_class = st.storage_class.clone();
+            }
+            if whole || st.xattrs.is_some() {
+                node.xattrs = st.xattrs.clone();
             }
             node.valid_until = Instant::now() + self.config.metadata_ttl;
             self.snapshots.made(node.parent, &node.name);
